@@ -1,0 +1,91 @@
+"""kproxy's errors: one shallow tree, each error knowing how it is reported.
+
+::
+
+    KproxyError
+    ├── ConfigError          bad flags, kubeconfig, files: reported at start-up, exit 1
+    └── RequestError         a request that cannot be served: rendered as a Kubernetes Status
+        ├── BadRequest       400
+        ├── Forbidden        403
+        ├── UpstreamError    502: the API server could not be reached (connect, DNS, TLS)
+        └── UpstreamTimeout  504: connecting to the API server took too long
+
+Messages name the bad value and what would be right. They never contain credentials:
+callers pass server URLs and file names, never tokens, keys or passwords.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "Forbidden",
+    "KproxyError",
+    "RequestError",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "status_body",
+]
+
+
+class KproxyError(Exception):
+    """Base of every error kproxy raises on purpose."""
+
+
+class ConfigError(KproxyError):
+    """Invalid configuration: flags, kubeconfig, files. The CLI prints it and exits 1."""
+
+
+class RequestError(KproxyError):
+    """A request kproxy answers itself with a Kubernetes ``Status``."""
+
+    status: int = 500
+    reason: str = "InternalError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> bytes:
+        return status_body(self.status, self.reason, self.message)
+
+
+class BadRequest(RequestError):
+    status = 400
+    reason = "BadRequest"
+
+
+class Forbidden(RequestError):
+    status = 403
+    reason = "Forbidden"
+
+
+class UpstreamError(RequestError):
+    # Kubernetes has no reason for 502; ServiceUnavailable is what the API server itself
+    # reports when its own proxying cannot reach a backend, so clients already know it.
+    status = 502
+    reason = "ServiceUnavailable"
+
+
+class UpstreamTimeout(RequestError):
+    status = 504
+    reason = "Timeout"
+
+
+def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> bytes:
+    """A ``meta/v1 Status`` object, as the API server writes it."""
+    status: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        status["details"] = details
+    return json.dumps(status).encode() + b"\n"

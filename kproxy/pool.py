@@ -1,0 +1,350 @@
+"""A lean HTTP/1.1 client for the API server: pooled keep-alive connections.
+
+In: request heads as bytes (built by :mod:`kproxy.relay`) and request bodies as chunks.
+Out: response heads (status, raw headers) and body chunks as they arrive.
+
+Why not ``aiohttp.ClientSession``: per-request object construction there costs more
+than the whole proxy budget (DESIGN.md), and its defaults alter traffic (total timeout,
+decompression, added headers). Here one :class:`UpstreamConnection` is an asyncio
+protocol with an httptools response parser; bodies stream in both directions with
+backpressure (the reading side pauses the socket once ``_HIGH_WATER`` bytes wait for
+the client; the writing side honours ``pause_writing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from typing import cast
+
+import httptools
+
+from .dialer import Dialer
+from .errors import UpstreamError
+
+__all__ = ["ConnectionPool", "ResponseHead", "UpstreamConnection"]
+
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
+# Go's http.Transport IdleConnTimeout; client-go keeps the default.
+IDLE_TIMEOUT = 90.0
+MAX_IDLE = 256
+
+
+class ResponseHead:
+    __slots__ = ("headers", "keep_alive", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+        self.status = status
+        self.headers = headers
+        self.keep_alive = keep_alive
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to the API server. Used by one request at a time."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head: ResponseHead | None = None
+        self._head_waiter: asyncio.Future[ResponseHead] | None = None
+        self._body: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._body_waiter: asyncio.Future[None] | None = None
+        self._complete = False
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._no_body = False
+        self._raw = False
+        self._eof_framed = False
+        self._upgrade_tail = b""
+        self.on_resume_writing: Callable[[], None] | None = None
+        self.closed = False
+        self.error: Exception | None = None
+        self.got_bytes = False
+        self.reused = False
+        self.idle_since = 0.0
+
+    # -- asyncio protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TLS transport is not an asyncio.Transport subclass, but behaves as one.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        if self._raw:
+            self.on_body(data)
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # A 101: whatever follows the head belongs to the upgraded protocol.
+            offset = exc.args[0] if exc.args else len(data)
+            self._upgrade_tail = data[offset:]
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed HTTP response from the API server: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        if self._raw:
+            self._finish()
+            return True  # keep our write side open: the client may still be sending
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self._complete:
+            if self._raw or (self._head is not None and self._eof_framed):
+                # Upgraded streams, and responses framed by the connection's end (no
+                # Content-Length, no chunking), end here.
+                self._finish()
+            else:
+                self._fail(
+                    UpstreamError(
+                        "the API server closed the connection before the response was complete"
+                    )
+                )
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain()
+        if self.on_resume_writing is not None:
+            self.on_resume_writing()
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
+    # -- httptools callbacks ----------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # Interim responses (100 Continue, 103 Early Hints) are not relayed.
+            self._headers = []
+            return
+        head = ResponseHead(status, self._headers, self._parser.should_keep_alive())
+        self._head = head
+        self._eof_framed = _framed_by_eof(status, self._headers)
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(head)
+        if self._no_body or status == 101:
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+        self._buffered += len(body)
+        if self._buffered > _HIGH_WATER and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake_body()
+
+    def on_message_complete(self) -> None:
+        if self._head is None:  # the end of an interim response
+            return
+        self._finish()
+
+    # -- used by the relay -----------------------------------------------------------
+
+    def start(self, no_body: bool) -> None:
+        """Prepare for a new exchange; ``no_body`` for HEAD, whose response has none."""
+        self._headers = []
+        self._head = None
+        self._head_waiter = None
+        self._complete = False
+        self._no_body = no_body
+        self.error = None
+        self.got_bytes = False
+        self._upgrade_tail = b""
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise self.error or UpstreamError("the API server closed the connection")
+        if self._write_paused:
+            self._drain_waiter = self._loop.create_future()
+            await self._drain_waiter
+
+    async def response_head(self) -> ResponseHead:
+        if self._head is None:
+            if self.error is not None:
+                raise self.error
+            self._head_waiter = self._loop.create_future()
+            await self._head_waiter
+        assert self._head is not None
+        return self._head
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    def take_buffered_body(self) -> bytes:
+        """Everything received so far; for small responses that arrived whole."""
+        data = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        self._body.clear()
+        self._buffered = 0
+        self._resume_reading()
+        return data
+
+    async def read_body(self) -> bytes:
+        """The next body chunk(s); ``b""`` at the end of the response."""
+        while not self._body:
+            if self._complete:
+                return b""
+            if self.error is not None:
+                raise self.error
+            self._body_waiter = self._loop.create_future()
+            await self._body_waiter
+        return self.take_buffered_body()
+
+    def switch_to_raw(self) -> bytes:
+        """After a 101: later bytes are the upgraded protocol's, read with ``read_body``.
+
+        Returns the bytes that arrived together with the 101 head.
+        """
+        self._raw = True
+        self._complete = False
+        tail = self._upgrade_tail
+        self._upgrade_tail = b""
+        return tail
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self.closed = True
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self.closed = True
+
+    # -- internals --------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        self._complete = True
+        if self._no_body:
+            # llhttp does not know the request was HEAD and would wait for the body the
+            # Content-Length announces; a fresh parser reads the next response cleanly.
+            self._parser = httptools.HttpResponseParser(self)
+        self._wake_body()
+
+    def _fail(self, exc: Exception) -> None:
+        self.error = exc
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self._wake_body()
+
+    def _wake_body(self) -> None:
+        waiter = self._body_waiter
+        if waiter is not None:
+            self._body_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wake_drain(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self._buffered < _LOW_WATER and self.transport:
+            self._reading_paused = False
+            if not self.closed:
+                self.transport.resume_reading()
+
+
+def _framed_by_eof(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+    # RFC 9112 §6.3: without Content-Length or chunked coding, the body runs to the close.
+    if status in (204, 304) or status < 200:
+        return False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"content-length" or (
+            lname == b"transfer-encoding" and b"chunked" in value.lower()
+        ):
+            return False
+    return True
+
+
+class ConnectionPool:
+    """Idle keep-alive connections to the API server, most recently used first."""
+
+    def __init__(self, dialer: Dialer) -> None:
+        self._dialer = dialer
+        self._idle: list[UpstreamConnection] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    async def acquire(self) -> UpstreamConnection:
+        idle = self._idle
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < IDLE_TIMEOUT:
+                conn.reused = True
+                return conn
+            conn.close()
+        return await self.connect()
+
+    async def connect(self) -> UpstreamConnection:
+        _, conn = await self._dialer.connect(UpstreamConnection)
+        return conn
+
+    def release(self, conn: UpstreamConnection, reusable: bool) -> None:
+        if not reusable or self._closed or conn.closed or len(self._idle) >= MAX_IDLE:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(IDLE_TIMEOUT / 3, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        cutoff = time.monotonic() - IDLE_TIMEOUT
+        keep = []
+        for conn in self._idle:
+            if conn.closed or conn.idle_since < cutoff:
+                conn.close()
+            else:
+                keep.append(conn)
+        self._idle = keep
+        if keep and not self._closed:
+            self._sweeper = asyncio.get_running_loop().call_later(IDLE_TIMEOUT / 3, self._sweep)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()

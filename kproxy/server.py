@@ -1,0 +1,201 @@
+"""ProxyServer: the lifecycle of one kproxy listener, embeddable in any asyncio program.
+
+In: :class:`~kproxy.options.Options`. Out: a listening socket (TCP, port 0 allowed, or
+a unix socket), its address, and a graceful stop: stop accepting, let in-flight
+requests finish within a grace period, then close everything, upstream connections
+and the unix socket file included. No signal handlers are installed here; that is
+the CLI's job, on the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+from types import TracebackType
+
+from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
+
+from .app import build_handler
+from .dialer import Dialer
+from .errors import ConfigError
+from .options import Options
+from .pool import ConnectionPool
+from .relay import Relay
+from .static import StaticFiles
+
+__all__ = ["ProxyServer"]
+
+# aiohttp's defaults are 8190; kube clients send long bearer tokens and impersonation
+# lists, Go's server allows 1 MiB of headers in total.
+_MAX_LINE = 64 * 1024
+_MAX_FIELD = 64 * 1024
+
+
+class ProxyServer:
+    """``async with ProxyServer(options) as server:`` serves until the block ends.
+
+    ``server.url`` is the base URL to give clients (``http://127.0.0.1:PORT``);
+    ``server.address`` is what kubectl prints after "Starting to serve on".
+    """
+
+    def __init__(self, options: Options, *, shutdown_timeout: float = 5.0) -> None:
+        self.options = options
+        self.shutdown_timeout = shutdown_timeout
+        self._server: asyncio.AbstractServer | None = None
+        self._web: web.Server | None = None
+        self._pool: ConnectionPool | None = None
+        self._address = ""
+        self._url = ""
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    async def start(self) -> None:
+        opts = self.options
+        self._pool = ConnectionPool(Dialer(opts.upstream))
+        relay = Relay(opts.upstream, self._pool)
+        static = StaticFiles(opts.www) if opts.www else None
+        handler = build_handler(opts, relay, static)
+        self._web = _Server(
+            handler,
+            handler_cancellation=True,  # a client that leaves releases its upstream at once
+            access_log=None,
+            max_line_size=_MAX_LINE,
+            max_field_size=_MAX_FIELD,
+        )
+        loop = asyncio.get_running_loop()
+        listen = opts.listen
+        if listen.unix_socket:
+            sock = _unix_socket(listen.unix_socket)
+            self._server = await loop.create_unix_server(self._web, sock=sock, backlog=1024)
+            self._address = listen.unix_socket
+            self._url = "http://localhost"
+        else:
+            sock = _tcp_socket(listen.host, listen.port, listen.dual_stack)
+            self._server = await loop.create_server(self._web, sock=sock, backlog=1024)
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            self._address = f"{shown}:{port}"
+            url_host = shown
+            if listen.dual_stack or host in ("::", "0.0.0.0"):
+                url_host = "127.0.0.1"
+            self._url = f"http://{url_host}:{port}"
+
+    async def close(self) -> None:
+        """Stop accepting, drain in-flight requests for ``shutdown_timeout``, then close."""
+        if self._server is not None:
+            self._server.close()
+        if self._web is not None:
+            await self._web.shutdown(self.shutdown_timeout)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        if self._pool is not None:
+            self._pool.close()
+        if self.options.listen.unix_socket:
+            _remove_socket(self.options.listen.unix_socket)
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def __aenter__(self) -> ProxyServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class _RequestHandler(RequestHandler):
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # A malformed request is the client's problem: answer it plainly, without the
+        # traceback aiohttp would log, and say 431 for oversized headers (RFC 6585 §5).
+        if isinstance(exc, LineTooLong):
+            status = 431
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        self.logger.debug("Bad request from %s: %s", request.remote, exc)
+        phrase = "Request Header Fields Too Large" if status == 431 else "Bad Request"
+        resp = web.Response(
+            status=status, text=f"{status} {phrase}", content_type="text/plain", charset="utf-8"
+        )
+        resp.force_close()
+        return resp
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _RequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+def _tcp_socket(host: str, port: int, dual_stack: bool) -> socket.socket:
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"listen tcp {shown}: lookup {host}: {exc.strerror}") from None
+    family, type_, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
+        sock.bind(sockaddr)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        if dual_stack and family == socket.AF_INET6 and exc.errno != 98:
+            return _tcp_socket("0.0.0.0", port, False)  # no IPv6 on this host
+        raise ConfigError(f"listen tcp {shown}: bind: {(exc.strerror or str(exc)).lower()}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _unix_socket(path: str) -> socket.socket:
+    # Like kubectl: a stale socket from a killed proxy is replaced, anything else is not.
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)  # the socket is as private as kubectl's: srwx------
+    try:
+        sock.bind(path)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"listen unix {path}: bind: {(exc.strerror or str(exc)).lower()}") from None
+    finally:
+        os.umask(old)
+    sock.setblocking(False)
+    return sock
+
+
+def _remove_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass

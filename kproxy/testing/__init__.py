@@ -1,0 +1,28 @@
+"""Test aids shipped with kproxy: a faithful fake kube-apiserver and throw-away certificates.
+
+``FakeAPIServer`` is the upstream of kproxy's own tests and the cluster behind
+``kproxy --demo``; ``TestPKI`` makes the CA, server and client certificates it uses.
+See ``fake_apiserver`` for what the fake does and where it knowingly differs from
+kube-apiserver.
+"""
+
+from __future__ import annotations
+
+from .certs import CertPair, TestPKI
+from .debug import pattern as debug_pattern
+from .fake_apiserver import TOKEN_USER, FakeAPIServer, RecordedRequest
+from .status import ApiError
+from .store import Store, Watch, WatchEvent
+
+__all__ = [
+    "TOKEN_USER",
+    "ApiError",
+    "CertPair",
+    "FakeAPIServer",
+    "RecordedRequest",
+    "Store",
+    "TestPKI",
+    "Watch",
+    "WatchEvent",
+    "debug_pattern",
+]

@@ -1,0 +1,322 @@
+"""A faithful fake kube-apiserver: the upstream of kproxy's tests and of ``kproxy --demo``.
+
+No real API server can run here, so this one speaks the parts of the Kubernetes API that
+kubectl and a proxy in front of it depend on, the way kube-apiserver 1.32 does:
+
+* **TLS and authentication**: the server certificate from a ``TestPKI``; client
+  certificates signed by its CA (CN = user, verified if given, like Go's
+  ``VerifyClientCertIfGiven``), bearer tokens and basic auth. Client certificates win
+  over headers, as in kube-apiserver's union authenticator. A request without any
+  accepted credential gets ``401`` with the ``Unauthorized`` ``Status``; with
+  ``anonymous=True`` a request with *no* credential is ``system:anonymous``, while a
+  wrong one is still 401. Impersonation headers are recorded, not authorized.
+* **Discovery**: ``/version``, ``/api``, ``/apis``, ``/api/v1`` in both the legacy and the
+  aggregated (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` (see ``resources``),
+  ``/healthz``, ``/livez``, ``/readyz``.
+* **Resources** (``store``, ``objects``): namespaces, nodes, pods, services, configmaps with
+  create, get, list (label and field selectors, ``limit``/``continue``), update, patch,
+  delete and deletecollection; watches (``?watch=1``) streamed as chunked JSON lines, one
+  event per chunk, written the moment the store changes; ``Table`` and
+  ``PartialObjectMetadata`` answers (``tables``); JSON and YAML in, JSON and YAML out;
+  gzip for responses over 128 KiB when the client accepts it.
+* **Subresources**: ``pods/log`` (``follow`` streams a line every 0.2 s until the client
+  goes away); ``exec``, ``attach``, ``portforward`` upgrades (``upgrade``: real handshake,
+  then an echo); ``services|pods|nodes/NAME/proxy/...`` answer a JSON description of what
+  would have been proxied (there are no backends).
+* **Test aids** under ``/debug/kproxy/`` (``debug``).
+
+Every request is recorded in ``FakeAPIServer.requests`` as it arrived on the wire.
+
+Knowing differences: HTTP/1.1 only (kube-apiserver also speaks h2); no protobuf
+(``406`` when a client accepts nothing else); no RBAC, admission, dry-run, server-side
+apply (``apply-patch+yaml`` is treated as a merge patch) or strategic list merging;
+``fieldValidation=Strict`` is accepted but unknown fields are kept silently; the
+``Server`` header says aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import itertools
+import logging
+import socket
+import ssl
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+from urllib.parse import parse_qs, unquote
+
+import yaml
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from . import debug, resources, wire
+from .auth import TOKEN_USER, Authenticator, client_cert_cn
+from .certs import TestPKI
+from .core_api import CoreV1API, not_allowed, unknown_resource
+from .objects import seed_objects
+from .status import ApiError
+from .store import Store
+
+__all__ = ["TOKEN_USER", "FakeAPIServer", "RecordedRequest"]
+
+log = logging.getLogger(__name__)
+
+_DISCOVERY_GROUP = "apidiscovery.k8s.io"
+_NOT_FOUND_TEXT = "404 page not found\n"
+_ROOT_PATHS = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake saw it."""
+
+    method: str
+    raw_path: str  # the request target's path exactly as on the wire (no query)
+    query_string: str  # the raw query, without "?"
+    headers: CIMultiDictProxy[str]
+    raw_headers: tuple[tuple[bytes, bytes], ...]  # names and values in wire order and case
+    client_cert_cn: str | None
+    user: str | None  # the authenticated user; None when answered 401
+    impersonate_user: str | None = None  # Impersonate-User, recorded, not authorized
+
+    @property
+    def target(self) -> str:
+        return self.raw_path + ("?" + self.query_string if self.query_string else "")
+
+    @property
+    def path(self) -> str:
+        return unquote(self.raw_path)
+
+
+class FakeAPIServer:
+    """An in-process fake kube-apiserver on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        pki: TestPKI | None = None,
+        tokens: Collection[str] = (),
+        basic_auth: Collection[tuple[str, str]] = (),
+        client_certs: bool = True,
+        anonymous: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: bool = True,
+    ) -> None:
+        self.pki = pki
+        self.tokens = tuple(tokens)
+        self.basic_auth = tuple(basic_auth)
+        self.client_certs = client_certs and pki is not None
+        self.host = host
+        self.port = port
+        self.requests: list[RecordedRequest] = []
+        self.store = Store()
+        self._auth = Authenticator(tokens, basic_auth, anonymous)
+        self._runner: web.ServerRunner | None = None
+        self._stopping = asyncio.Event()
+        self._kubeconfigs = itertools.count()
+        if seed:
+            now = datetime.datetime.now(datetime.UTC)
+            for resource, obj in seed_objects(now, pki.ca_pem if pki else None):
+                self.store.create(resource, obj)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._runner is None:
+            raise RuntimeError("FakeAPIServer.url is known once start() has returned")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.pki else 'http'}://{host}:{self.port}"
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("FakeAPIServer already started")
+        self._stopping = asyncio.Event()
+        server = web.Server(
+            self._handle,
+            handler_cancellation=True,  # a client that leaves ends its watch or log stream
+            access_log=None,
+            auto_decompress=False,  # bodies are seen (and hashed) as sent
+            max_line_size=65536,
+            max_field_size=65536,
+        )
+        runner = web.ServerRunner(server, shutdown_timeout=2.0)
+        await runner.setup()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self.port), family=family, backlog=128)
+        self.port = sock.getsockname()[1]
+        ssl_context: ssl.SSLContext | None = None
+        if self.pki is not None:
+            ssl_context = self.pki.server_ssl_context(client_certs=self.client_certs)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+        await site.start()
+        self._runner = runner
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._stopping.set()  # ends log streams and upgraded connections
+        self.store.close_watches()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- kubeconfig --------------------------------------------------------------
+
+    def kubeconfig(
+        self,
+        directory: Path,
+        *,
+        auth: Literal["token", "cert", "basic", "none"] = "token",
+        token: str | None = None,
+        embed: bool = True,
+    ) -> Path:
+        """Write a kubeconfig for this server and return its path (a new file per call)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cluster: dict[str, Any] = {"server": self.url}
+        user: dict[str, Any] = {}
+        files = self.pki.write(directory / "pki") if self.pki is not None and not embed else {}
+        if self.pki is not None:
+            if embed:
+                cluster["certificate-authority-data"] = base64.b64encode(self.pki.ca_pem).decode()
+            else:
+                cluster["certificate-authority"] = str(files["ca.crt"])
+        if auth == "token":
+            chosen = token if token is not None else next(iter(self._auth.tokens), None)
+            if chosen is None:
+                raise ValueError("auth='token' needs a token: pass token= or start the server with tokens=")
+            user["token"] = chosen
+        elif auth == "cert":
+            if self.pki is None:
+                raise ValueError("auth='cert' needs a server started with pki=")
+            if embed:
+                user["client-certificate-data"] = base64.b64encode(self.pki.client.cert_pem).decode()
+                user["client-key-data"] = base64.b64encode(self.pki.client.key_pem).decode()
+            else:
+                user["client-certificate"] = str(files["client.crt"])
+                user["client-key"] = str(files["client.key"])
+        elif auth == "basic":
+            if not self.basic_auth:
+                raise ValueError("auth='basic' needs a server started with basic_auth=")
+            user["username"], user["password"] = self.basic_auth[0]
+        elif auth != "none":
+            raise ValueError(f"auth must be token, cert, basic or none, not {auth!r}")
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": cluster}],
+            "users": [{"name": f"fake-{auth}", "user": user}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": f"fake-{auth}", "namespace": "default"}}],
+            "current-context": "fake",
+            "preferences": {},
+        }
+        n = next(self._kubeconfigs)
+        path = directory / (f"kubeconfig-{auth}.yaml" if n == 0 else f"kubeconfig-{auth}-{n}.yaml")
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+        return path
+
+    # -- request handling --------------------------------------------------------
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        cert_cn = client_cert_cn(request)
+        user = self._auth.authenticate(request, cert_cn)
+        raw_path, _, query_string = request.raw_path.partition("?")
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                raw_path=raw_path,
+                query_string=query_string,
+                headers=CIMultiDictProxy(CIMultiDict(request.headers)),
+                raw_headers=tuple(request.raw_headers),
+                client_cert_cn=cert_cn,
+                user=user,
+                impersonate_user=request.headers.get("Impersonate-User"),
+            )
+        )
+        try:
+            if user is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            return await self._route(request, raw_path, query_string)
+        except ApiError as exc:
+            return wire.status_response(request, exc)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:  # a bug in the fake: say so the way the API server would
+            log.exception("fake API server failed on %s %s", request.method, request.raw_path)
+            return wire.status_response(request, ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+
+    async def _route(self, request: web.BaseRequest, raw_path: str, query_string: str) -> web.StreamResponse:
+        if raw_path.startswith(debug.DEBUG_PREFIX):
+            return await debug.handle_debug(request, raw_path[len(debug.DEBUG_PREFIX) :])
+        query = {k: v[-1] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+        parts = [unquote(p) for p in raw_path.split("/")[1:]]
+        if parts and parts[-1] == "" and len(parts) > 1:
+            parts.pop()  # kube-apiserver's go-restful routes ignore a trailing slash
+        head = parts[0] if parts else ""
+        if head in ("healthz", "livez", "readyz"):
+            return self._health(head, parts[1:], query)
+        if request.method not in ("GET", "HEAD") and head in ("", "version", "openapi"):
+            raise not_allowed()
+        if parts == [""]:
+            return wire.respond(request, {"paths": _ROOT_PATHS})
+        if parts == ["version"]:
+            return wire.respond(request, resources.version_info())
+        if parts == ["openapi", "v3"]:
+            return wire.respond(request, resources.openapi_v3_index())
+        if parts == ["openapi", "v3", "api", "v1"]:
+            return wire.respond(request, resources.openapi_v3_core())
+        if parts in (["api"], ["apis"]):
+            return self._discovery(request, core=head == "api")
+        if parts == ["api", "v1"]:
+            return wire.respond(request, resources.api_resource_list())
+        if head == "apis" and len(parts) > 1:
+            raise unknown_resource()
+        if len(parts) >= 3 and parts[:2] == ["api", "v1"]:
+            return await self._core.handle(request, parts[2:], query)
+        if head == "api":
+            raise unknown_resource()
+        return web.Response(status=404, text=_NOT_FOUND_TEXT, headers={"X-Content-Type-Options": "nosniff"})
+
+    def _health(self, check: str, rest: list[str], query: Mapping[str, str]) -> web.Response:
+        if rest and rest != ["ping"]:
+            return web.Response(status=404, text=_NOT_FOUND_TEXT)
+        headers = {"Cache-Control": "no-cache, private", "X-Content-Type-Options": "nosniff"}
+        if "verbose" in query:
+            checks = ["ping", "log", "etcd"] + (["informer-sync"] if check == "readyz" else [])
+            lines = [f"[+]{name} ok" for name in checks] + [f"{check} check passed", ""]
+            return web.Response(text="\n".join(lines), headers=headers)
+        return web.Response(text="ok", headers=headers)
+
+    def _discovery(self, request: web.BaseRequest, *, core: bool) -> web.Response:
+        for media in wire.parse_accept(request.headers.get("Accept", "")):
+            if media.mime != wire.JSON:
+                continue
+            if media.params.get("g") == _DISCOVERY_GROUP and media.params.get("as") == "APIGroupDiscoveryList":
+                version = media.params.get("v", "")
+                if version in ("v2", "v2beta1"):
+                    ctype = f"{wire.JSON};g={_DISCOVERY_GROUP};v={version};as=APIGroupDiscoveryList"
+                    doc = resources.aggregated_discovery(version, core=core)
+                    return wire.respond(request, doc, content_type=ctype)
+            elif "as" not in media.params:
+                break
+        address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        legacy = resources.api_versions(address) if core else resources.api_group_list()
+        return wire.respond(request, legacy)

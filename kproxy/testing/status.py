@@ -1,0 +1,41 @@
+"""``ApiError``: a failure the fake API server answers with a ``meta/v1 Status``, as kube-apiserver does."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ApiError"]
+
+
+class ApiError(Exception):
+    """A failure kube-apiserver reports as a ``Status`` object."""
+
+    def __init__(self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = dict(details) if details else None
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
+        if self.details:
+            status["details"] = self.details
+        status["code"] = self.code
+        return status
+
+    @classmethod
+    def not_found(cls, resource: str, name: str) -> ApiError:
+        return cls(404, "NotFound", f'{resource} "{name}" not found', {"name": name, "kind": resource})
+
+    @classmethod
+    def bad_request(cls, message: str) -> ApiError:
+        return cls(400, "BadRequest", message)
