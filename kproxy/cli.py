@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NoReturn
 
 from ._version import __version__
 from .errors import ConfigError
@@ -141,8 +141,14 @@ FLAG_TABLE: tuple[_Flag, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # kubectl's shape: the error, then where to look, exit 1 (no usage dump).
+        self.exit(1, f"error: {message}\nSee 'kproxy --help' for usage.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kproxy",
         description=(
             "Creates a proxy server or application-level gateway between localhost and the "
@@ -259,19 +265,24 @@ async def _serve(ns: argparse.Namespace) -> int:
         options = Options.from_flags(flags)
         for warning in options.warnings:
             log.warning("%s", warning)
-        server = ProxyServer(options)
-        await server.start()
-        print(f"Starting to serve on {server.address}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # Installed before the start-up line: a supervisor may signal as soon as it sees it.
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        server = ProxyServer(options)
         try:
+            await server.start()
+            print(f"Starting to serve on {server.address}", flush=True)
             await stop.wait()
         finally:
+            # Handlers stay during the drain: a repeated signal must not kill the
+            # process half-way through a graceful stop (the grace period bounds it).
+            await server.close()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
-            await server.close()
+                # We are exiting 0 anyway; a late repeat must not turn that into a kill.
+                signal.signal(signum, signal.SIG_IGN)
         return 0
     finally:
         if demo is not None:

@@ -107,6 +107,8 @@ class Relay:
                 te_trailers = te_trailers or b"trailers" in value.lower()
             elif lname == b"content-length":
                 content_length = value
+                if not upgrade:
+                    continue
             elif lname == b"x-forwarded-for":
                 forwarded_for.append(value)
                 continue
@@ -138,13 +140,13 @@ class Relay:
         elif forwarded_for:  # a unix socket client: pass the chain on unchanged
             parts += (b"X-Forwarded-For: ", b", ".join(forwarded_for), b"\r\n")
         has_body = chunked or (content_length is not None and content_length.strip() != b"0")
+        # Framing: re-added for ordinary requests (Transfer-Encoding is hop-by-hop);
+        # an upgrade request already carried the client's own headers through.
         if not upgrade:
             if chunked:
                 parts.append(b"Transfer-Encoding: chunked\r\n")
             elif content_length is not None:
                 parts += (b"Content-Length: ", content_length, b"\r\n")
-        elif content_length is not None and b"content-length" not in hop:
-            parts += (b"Content-Length: ", content_length, b"\r\n")
         parts.append(b"\r\n")
         return b"".join(parts), has_body, chunked
 

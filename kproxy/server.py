@@ -137,9 +137,9 @@ class _RequestHandler(RequestHandler):
             return super().handle_error(request, status, exc, message)
         self.logger.debug("Bad request from %s: %s", request.remote, exc)
         phrase = "Request Header Fields Too Large" if status == 431 else "Bad Request"
-        resp = web.Response(
-            status=status, text=f"{status} {phrase}", content_type="text/plain", charset="utf-8"
-        )
+        detail = getattr(exc, "message", None) or message or ""
+        text = f"{status} {phrase}: {detail}" if detail and status == 400 else f"{status} {phrase}"
+        resp = web.Response(status=status, text=text, content_type="text/plain", charset="utf-8")
         resp.force_close()
         return resp
 

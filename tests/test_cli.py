@@ -83,5 +83,5 @@ def test_every_kubectl_proxy_flag_is_in_the_table() -> None:
 def test_bad_values_name_the_flag(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args(argv)
-    assert info.value.code == 2
+    assert info.value.code == 1
     assert needle in capsys.readouterr().err

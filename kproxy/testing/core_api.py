@@ -20,6 +20,7 @@ a JSON description of what would have been proxied, since there are no backends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 from collections.abc import Mapping
 from typing import Any
@@ -28,7 +29,7 @@ from aiohttp import web
 
 from . import resources, tables, wire
 from .status import ApiError
-from .store import Store, Watch
+from .store import Store, Watch, WatchEvent
 from .upgrade import is_upgrade, upgrade_and_echo
 
 __all__ = ["CoreV1API", "not_allowed", "unknown_resource"]
@@ -44,6 +45,36 @@ def unknown_resource() -> ApiError:
 
 def not_allowed() -> ApiError:
     return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+
+class _EventShape:
+    """Turns watch events into what ``Accept`` asked for; a Table's columns come with the first."""
+
+    def __init__(self, resource: str, negotiated: wire.Negotiated, include_object: str) -> None:
+        self.resource = resource
+        self.negotiated = negotiated
+        self.include_object = include_object
+        self.first = True
+
+    def __call__(self, event: WatchEvent) -> dict[str, Any]:
+        obj = event.object
+        if event.type not in ("ADDED", "MODIFIED", "DELETED"):
+            return obj  # BOOKMARK and ERROR objects go out as they are
+        if self.negotiated.shape == "Table":
+            meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+            table = tables.to_table(
+                self.resource,
+                [obj],
+                meta,
+                include_object=self.include_object,
+                api_version=self.negotiated.api_version,
+                headers=self.first,
+            )
+            self.first = False
+            return table
+        if self.negotiated.shape.startswith("PartialObjectMetadata"):
+            return tables.partial_metadata(obj, self.negotiated.api_version)
+        return obj
 
 
 class CoreV1API:
@@ -252,33 +283,20 @@ class CoreV1API:
         response = web.StreamResponse(headers=wire.api_headers(negotiated.fmt))
         response.enable_chunked_encoding()
         await response.prepare(request)
-        first = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                event = await asyncio.wait_for(watch.next(), remaining)
-            except TimeoutError:
-                break
-            if event is None:
-                break
-            obj = event.object
-            if event.type in ("ADDED", "MODIFIED", "DELETED"):
-                if negotiated.shape == "Table":
-                    meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-                    include = query.get("includeObject", "Metadata")
-                    obj = tables.to_table(
-                        rtype.name, [obj], meta, include_object=include, api_version=negotiated.api_version, headers=first
-                    )
-                    first = False
-                elif negotiated.shape.startswith("PartialObjectMetadata"):
-                    obj = tables.partial_metadata(obj, negotiated.api_version)
-            # One event per write: aiohttp sends each as its own chunk, immediately.
-            await response.write(wire.dump({"type": event.type, "object": obj}))
-        await response.write_eof()
+        shape = _EventShape(rtype.name, negotiated, query.get("includeObject", "Metadata"))
+        # The client may leave at any time; aiohttp then ends the chunked body quietly.
+        with contextlib.suppress(ConnectionError):
+            while (remaining := deadline - loop.time()) > 0:
+                try:
+                    event = await asyncio.wait_for(watch.next(), remaining)
+                except TimeoutError:
+                    break  # timeoutSeconds: the stream ends normally
+                if event is None:
+                    break  # closed: the server is stopping
+                # One event per write: aiohttp sends each as its own chunk, immediately.
+                await response.write(wire.dump({"type": event.type, "object": shape(event)}))
         return response
 
     async def _log(self, request: web.BaseRequest, namespace: str, name: str, query: dict[str, str]) -> web.StreamResponse:
@@ -320,23 +338,23 @@ class CoreV1API:
         response = web.StreamResponse(headers=headers)
         response.enable_chunked_encoding()
         await response.prepare(request)
-        if body:
-            await response.write(body)
-        i = initial
-        while not self.stopping.is_set():
-            # Ends when the client disconnects (handler cancellation), the pod goes or the server stops.
-            try:
-                await asyncio.wait_for(self.stopping.wait(), _LOG_INTERVAL)
-                break
-            except TimeoutError:
-                pass
-            try:
-                self.store.get("pods", name, namespace, copy=False)
-            except ApiError:
-                break
-            await response.write(line(i))
-            i += 1
-        await response.write_eof()
+        with contextlib.suppress(ConnectionError):
+            if body:
+                await response.write(body)
+            i = initial
+            # Ends when the client leaves (handler cancellation), the pod goes or the server stops.
+            while not self.stopping.is_set():
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), _LOG_INTERVAL)
+                    break
+                except TimeoutError:
+                    pass
+                try:
+                    self.store.get("pods", name, namespace, copy=False)
+                except ApiError:
+                    break
+                await response.write(line(i))
+                i += 1
         return response
 
     async def _upgrade(self, request: web.BaseRequest, namespace: str, name: str) -> web.StreamResponse:

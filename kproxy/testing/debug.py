@@ -4,7 +4,7 @@ They let proxy tests look at exactly what arrived and make the upstream misbehav
 purpose. Every endpoint sits behind the same authentication as the API.
 
 ==========================  ===================================================================
-``echo``                    JSON: method, raw path, raw query, headers as ``[name, value]`` pairs
+``echo[/ANY/PATH]``         JSON: method, raw path, raw query, headers as ``[name, value]`` pairs
                             in wire order and case, body length and sha256
 ``bytes?size=N``            N bytes of ``pattern()`` in 64 KiB writes, Content-Length set;
                             ``&chunked=1`` for chunked transfer encoding instead
@@ -20,6 +20,7 @@ purpose. Every endpoint sits behind the same authentication as the API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import json
@@ -96,11 +97,11 @@ async def _bytes(request: web.BaseRequest) -> web.StreamResponse:
         response.content_length = size
     await response.prepare(request)
     sent = 0
-    while sent < size:
-        take = min(_CHUNK, size - sent)
-        await response.write(pattern(take, sent))
-        sent += take
-    await response.write_eof()
+    with contextlib.suppress(ConnectionError):  # the client may leave early
+        while sent < size:
+            take = min(_CHUNK, size - sent)
+            await response.write(pattern(take, sent))
+            sent += take
     return response
 
 
@@ -120,11 +121,11 @@ async def _chunks(request: web.BaseRequest) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    for i in range(count):
-        if i:
-            await asyncio.sleep(interval)
-        await response.write(f"chunk {i}\n".encode())
-    await response.write_eof()
+    with contextlib.suppress(ConnectionError):
+        for i in range(count):
+            if i:
+                await asyncio.sleep(interval)
+            await response.write(f"chunk {i}\n".encode())
     return response
 
 
@@ -180,6 +181,9 @@ _HANDLERS: dict[str, Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]]
 
 
 async def handle_debug(request: web.BaseRequest, name: str) -> web.StreamResponse:
+    """Serve ``/debug/kproxy/NAME``; ``echo`` also answers for any path below it."""
+    if name.startswith("echo/"):
+        name = "echo"
     handler = _HANDLERS.get(name)
     if handler is None:
         return web.Response(status=404, text="404 page not found\n", content_type="text/plain")

@@ -1,37 +1,33 @@
 """A faithful fake kube-apiserver: the upstream of kproxy's tests and of ``kproxy --demo``.
 
 No real API server can run here, so this one speaks the parts of the Kubernetes API that
-kubectl and a proxy in front of it depend on, the way kube-apiserver 1.32 does:
+kubectl and a proxy in front of it depend on, the way kube-apiserver 1.32 does, and the
+real kubectl 1.32 is the judge (``tests/test_fake_apiserver.py``):
 
-* **TLS and authentication**: the server certificate from a ``TestPKI``; client
-  certificates signed by its CA (CN = user, verified if given, like Go's
-  ``VerifyClientCertIfGiven``), bearer tokens and basic auth. Client certificates win
-  over headers, as in kube-apiserver's union authenticator. A request without any
-  accepted credential gets ``401`` with the ``Unauthorized`` ``Status``; with
-  ``anonymous=True`` a request with *no* credential is ``system:anonymous``, while a
-  wrong one is still 401. Impersonation headers are recorded, not authorized.
-* **Discovery**: ``/version``, ``/api``, ``/apis``, ``/api/v1`` in both the legacy and the
-  aggregated (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` (see ``resources``),
-  ``/healthz``, ``/livez``, ``/readyz``.
-* **Resources** (``store``, ``objects``): namespaces, nodes, pods, services, configmaps with
-  create, get, list (label and field selectors, ``limit``/``continue``), update, patch,
-  delete and deletecollection; watches (``?watch=1``) streamed as chunked JSON lines, one
-  event per chunk, written the moment the store changes; ``Table`` and
-  ``PartialObjectMetadata`` answers (``tables``); JSON and YAML in, JSON and YAML out;
-  gzip for responses over 128 KiB when the client accepts it.
-* **Subresources**: ``pods/log`` (``follow`` streams a line every 0.2 s until the client
-  goes away); ``exec``, ``attach``, ``portforward`` upgrades (``upgrade``: real handshake,
-  then an echo); ``services|pods|nodes/NAME/proxy/...`` answer a JSON description of what
-  would have been proxied (there are no backends).
-* **Test aids** under ``/debug/kproxy/`` (``debug``).
+* **TLS and authentication** (``certs``, ``auth``): the server certificate of a
+  ``TestPKI``; client certificates from its CA (verified if given, CN = user), bearer
+  tokens, basic auth. Without an accepted credential: ``401`` and the ``Unauthorized``
+  ``Status``. Impersonation headers are recorded, not authorized.
+* **Discovery** (``resources``): ``/version`` (v1.32.4), ``/api``, ``/apis``, ``/api/v1``
+  in legacy and aggregated (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` enough for
+  kubectl's server-side field validation check, ``/healthz``, ``/livez``, ``/readyz``.
+* **Resources** (``core_api``, ``store``, ``objects``, ``tables``, ``wire``): namespaces,
+  nodes, pods, services, configmaps: create, get, list (selectors, paging), update,
+  patch, delete, deletecollection, and watches streamed one event per chunk the moment
+  the store changes. ``Table`` answers for ``kubectl get``; JSON or YAML out; JSON, YAML
+  and (for what kubectl's typed clients send) protobuf in; gzip over 128 KiB.
+* **Subresources**: ``pods/log`` (also ``follow``), ``exec``/``attach``/``portforward``
+  upgrades (``upgrade``: a real 101 handshake, then an echo), ``proxy`` (a JSON
+  description of what would have been proxied; there are no backends).
+* **Test aids** under ``/debug/kproxy/`` (``debug``), and ``FakeAPIServer.requests``: every
+  request as it arrived on the wire, with the user it authenticated as.
 
-Every request is recorded in ``FakeAPIServer.requests`` as it arrived on the wire.
-
-Knowing differences: HTTP/1.1 only (kube-apiserver also speaks h2); no protobuf
-(``406`` when a client accepts nothing else); no RBAC, admission, dry-run, server-side
-apply (``apply-patch+yaml`` is treated as a merge patch) or strategic list merging;
-``fieldValidation=Strict`` is accepted but unknown fields are kept silently; the
-``Server`` header says aiohttp.
+Knowingly different from kube-apiserver: HTTP/1.1 only (no h2); never answers in
+protobuf (406 if a client accepts nothing else); no RBAC, admission, dry-run,
+server-side apply (treated as a merge patch) or strategic list merging;
+``fieldValidation=Strict`` keeps unknown fields silently; deletion is immediate;
+pods are ``Running`` from birth; no events, secrets, service accounts or API groups
+beyond core v1; the ``Server`` header names aiohttp. Details in each module.
 """
 
 from __future__ import annotations
@@ -107,7 +103,17 @@ class FakeAPIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         seed: bool = True,
+        record_requests: bool = True,
     ) -> None:
+        """Configure (nothing listens until ``start()``).
+
+        ``pki``: serve TLS with its server certificate (None: plain HTTP). ``tokens``: accepted
+        bearer tokens, all for user ``TOKEN_USER``, or a mapping token -> user name.
+        ``basic_auth``: accepted (user, password) pairs. ``client_certs``: accept client
+        certificates signed by ``pki``'s CA. ``anonymous``: requests with no credential at all
+        are ``system:anonymous`` instead of 401. ``seed``: start with the demo cluster.
+        ``record_requests``: keep every request in ``requests`` (turn off for long demos).
+        """
         self.pki = pki
         self.tokens = tuple(tokens)
         self.basic_auth = tuple(basic_auth)
@@ -115,21 +121,24 @@ class FakeAPIServer:
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
+        self.record_requests = record_requests
         self.store = Store()
         self._auth = Authenticator(tokens, basic_auth, anonymous)
         self._runner: web.ServerRunner | None = None
+        self._bound = False
         self._stopping = asyncio.Event()
+        self._core = CoreV1API(self.store, self._stopping)
         self._kubeconfigs = itertools.count()
         if seed:
             now = datetime.datetime.now(datetime.UTC)
             for resource, obj in seed_objects(now, pki.ca_pem if pki else None):
-                self.store.create(resource, obj)
+                self.store.seed(resource, obj)
 
     # -- lifecycle ---------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        if self._runner is None:
+        if not self._bound:
             raise RuntimeError("FakeAPIServer.url is known once start() has returned")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.pki else 'http'}://{host}:{self.port}"
@@ -137,7 +146,7 @@ class FakeAPIServer:
     async def start(self) -> None:
         if self._runner is not None:
             raise RuntimeError("FakeAPIServer already started")
-        self._stopping = asyncio.Event()
+        self._stopping.clear()
         server = web.Server(
             self._handle,
             handler_cancellation=True,  # a client that leaves ends its watch or log stream
@@ -157,6 +166,7 @@ class FakeAPIServer:
         site = web.SockSite(runner, sock, ssl_context=ssl_context)
         await site.start()
         self._runner = runner
+        self._bound = True
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
@@ -165,6 +175,10 @@ class FakeAPIServer:
         self._stopping.set()  # ends log streams and upgraded connections
         self.store.close_watches()
         await runner.cleanup()
+
+    def open_watches(self) -> int:
+        """How many watches are streaming right now (a client that leaves closes its own)."""
+        return self.store.open_watches()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -188,7 +202,13 @@ class FakeAPIServer:
         token: str | None = None,
         embed: bool = True,
     ) -> Path:
-        """Write a kubeconfig for this server and return its path (a new file per call)."""
+        """Write a kubeconfig for this server and return its path (a new file per call).
+
+        ``embed``: certificates inline (``*-data``) or as files under ``directory/pki``.
+        ``token`` overrides the token written (e.g. a wrong one). Note that kubectl (client-go's
+        clientcmd) only applies a kubeconfig's credentials over TLS: against a plain-HTTP
+        fake, use ``anonymous=True`` and ``auth="none"``.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         cluster: dict[str, Any] = {"server": self.url}
         user: dict[str, Any] = {}
@@ -239,6 +259,23 @@ class FakeAPIServer:
         cert_cn = client_cert_cn(request)
         user = self._auth.authenticate(request, cert_cn)
         raw_path, _, query_string = request.raw_path.partition("?")
+        if self.record_requests:
+            self._record(request, raw_path, query_string, cert_cn, user)
+        try:
+            if user is None:
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            return await self._route(request, raw_path, query_string)
+        except ApiError as exc:
+            return wire.status_response(request, exc)
+        except ConnectionError as exc:  # the client left mid-request: nobody will read this
+            return wire.status_response(request, ApiError(500, "InternalError", f"connection lost: {exc}"))
+        except Exception as exc:  # a bug in the fake: say so the way the API server would
+            log.exception("fake API server failed on %s %s", request.method, request.raw_path)
+            return wire.status_response(request, ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
+
+    def _record(
+        self, request: web.BaseRequest, raw_path: str, query_string: str, cert_cn: str | None, user: str | None
+    ) -> None:
         self.requests.append(
             RecordedRequest(
                 method=request.method,
@@ -251,17 +288,6 @@ class FakeAPIServer:
                 impersonate_user=request.headers.get("Impersonate-User"),
             )
         )
-        try:
-            if user is None:
-                raise ApiError(401, "Unauthorized", "Unauthorized")
-            return await self._route(request, raw_path, query_string)
-        except ApiError as exc:
-            return wire.status_response(request, exc)
-        except (asyncio.CancelledError, ConnectionError):
-            raise
-        except Exception as exc:  # a bug in the fake: say so the way the API server would
-            log.exception("fake API server failed on %s %s", request.method, request.raw_path)
-            return wire.status_response(request, ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
 
     async def _route(self, request: web.BaseRequest, raw_path: str, query_string: str) -> web.StreamResponse:
         if raw_path.startswith(debug.DEBUG_PREFIX):

@@ -68,9 +68,6 @@ class WatchEvent:
     type: str  # ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
     object: Obj
 
-    def to_json(self) -> Obj:
-        return {"type": self.type, "object": self.object}
-
 
 @dataclass(frozen=True)
 class _Change:
@@ -154,9 +151,12 @@ class Store:
 
     # -- reads -------------------------------------------------------------------
 
-    @property
     def resource_version(self) -> str:
+        """The current (latest) resource version, as a string."""
         return str(self._rv)
+
+    def open_watches(self) -> int:
+        return len(self._watchers)
 
     def get(self, resource: str, name: str, namespace: str | None = None, *, copy: bool = True) -> Obj:
         rtype = _rtype(resource)
@@ -188,7 +188,7 @@ class Store:
             obj = self._objects[resource][key]
             if flt.matches(obj):
                 items.append(obj)
-        meta: Obj = {"resourceVersion": self.resource_version}
+        meta: Obj = {"resourceVersion": self.resource_version()}
         if limit > 0 and len(items) > limit:
             last = items[limit - 1]["metadata"]
             meta["continue"] = _encode_continue(self._rv, (last.get("namespace", ""), last["name"]))
@@ -361,7 +361,7 @@ class Store:
                     "kind": rtype.kind,
                     "apiVersion": "v1",
                     "metadata": {
-                        "resourceVersion": self.resource_version,
+                        "resourceVersion": self.resource_version(),
                         "annotations": {"k8s.io/initial-events-end": "true"},
                     },
                 }
