@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ._version import __version__
 from . import credentials, kubeconfig
+from ._version import __version__
 from .errors import ConfigError
 from .filters import (
     DEFAULT_ACCEPT_HOSTS,

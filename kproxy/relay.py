@@ -14,6 +14,8 @@ is added: encodings pass through as the client asked.
 from __future__ import annotations
 
 import asyncio
+import logging
+
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -22,6 +24,8 @@ from .options import Upstream
 from .pool import ConnectionPool, UpstreamConnection
 
 __all__ = ["Relay", "is_upgrade"]
+
+log = logging.getLogger("kproxy")
 
 # RFC 9110 §7.6.1 plus the legacy names Go's ReverseProxy removes.
 _HOP_BY_HOP = frozenset(
@@ -185,8 +189,16 @@ class Relay:
                 await resp.write_eof(body)
             else:
                 await resp.prepare(request)
-                while chunk := await conn.read_body():
-                    await resp.write(chunk)
+                try:
+                    while chunk := await conn.read_body():
+                        await resp.write(chunk)
+                except UpstreamError as exc:
+                    # The head is out: a Status can no longer be sent. Cut the client's
+                    # connection so it sees a truncated response, never a complete one.
+                    log.error("Error while proxying request: %s", exc.message)
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return resp
                 await resp.write_eof()
             if sender is not None:
                 if not sender.done():
