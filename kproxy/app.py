@@ -113,8 +113,6 @@ def build_handler(options: Options, relay: Relay, static: StaticFiles | None) ->
                 if not verdict.allowed:
                     log.info("Filter rejecting %s %s %s", request.method, route.path, host)
                     return _forbidden(verdict.rule or "")
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug("Filter accepting %s %s %s", request.method, route.path, host)
             target = upstream_path(route.raw_path, server_path, append)
             if raw_query is not None:
                 target += "?" + raw_query
@@ -137,7 +135,18 @@ def build_handler(options: Options, relay: Relay, static: StaticFiles | None) ->
             log.exception("internal error serving %s %s", request.method, request.path)
             return _status(RequestError("kproxy internal error; see its log"))
 
-    return handle
+    if not log.isEnabledFor(logging.INFO):
+        return handle
+
+    async def handle_and_log(request: web.BaseRequest) -> web.StreamResponse:
+        # An access log line per request (-v=2 and up): decided once, at assembly, so the
+        # default configuration pays nothing for it. The query is left out: it may carry
+        # tokens some clients put in URLs.
+        response = await handle(request)
+        log.info("%s %s %s %d", request.remote or "-", request.method, request.path, response.status)
+        return response
+
+    return handle_and_log
 
 
 def _forbidden(rule: str) -> web.Response:

@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             parser.add_argument(*names, dest=dest, default=flag.default, help=flag.help)
     parser.add_argument("-v", "--v", dest="verbosity", type=_int("-v"), default=0,
-                        help="Log level number: 2 logs requests, 3 logs filter decisions, 4 and up debug.")
+                        help="Log level number: 2 and up log each request and filter rejections, 5 and up debug.")
     parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default=None,
                         help="kproxy: log level by name (overrides -v).")
     parser.add_argument("--demo", action="store_true",
@@ -207,7 +207,7 @@ class _KlogFormatter(logging.Formatter):
 def _setup_logging(verbosity: int, level_name: str | None) -> None:
     if level_name:
         level = getattr(logging, level_name.upper())
-    elif verbosity >= 4:
+    elif verbosity >= 5:
         level = logging.DEBUG
     elif verbosity >= 2:
         level = logging.INFO

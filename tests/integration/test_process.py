@@ -305,3 +305,37 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = "python3 -m pip install -e '.[test]' && python3 -m pytest"
     assert command in readme
     assert command in (root / ".ci" / "run").read_text()
+
+
+async def test_verbose_logs_requests_but_never_credentials(api: FakeAPIServer, tmp_path: Path,
+                                                           start_kproxy: StartKproxy) -> None:
+    config = api.kubeconfig(tmp_path, auth="token", token="test-token")
+    kp = await start_kproxy("--port", "0", "--kubeconfig", str(config), "-v=5")
+    await curl(f"{kp.url}/api/v1/namespaces?token=query-secret")
+    await curl("-H", "Authorization: Bearer client-secret", f"{kp.url}/api/v1/pods")
+    await curl(f"{kp.url}/api/v1/namespaces/default/pods/x/exec")
+    assert await kp.stop() == 0
+    assert "GET /api/v1/namespaces 200" in kp.stderr
+    assert "Filter rejecting GET /api/v1/namespaces/default/pods/x/exec" in kp.stderr
+    for secret in ("test-token", "query-secret", "client-secret"):
+        assert secret not in kp.stderr
+
+
+async def test_tls_server_name(api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy) -> None:
+    assert api.pki is not None
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(api.pki.ca_pem)
+    common = ("--port", "0", "--server", api.url, "--token", "test-token", "--certificate-authority", str(ca))
+    good = await start_kproxy(*common, "--tls-server-name", "localhost")
+    code, out, _ = await curl(f"{good.url}/version")
+    assert json.loads(out)["major"] == "1"
+    bad = await start_kproxy(*common, "--tls-server-name", "wrong.example")
+    code, out, _ = await curl(f"{bad.url}/version")
+    status = json.loads(out)
+    assert status["code"] == 502 and "wrong.example" in status["message"]
+
+
+async def test_missing_kubeconfig_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    code, out, err = await run_to_exit("--port", "0", "--kubeconfig", str(missing))
+    assert code == 1 and err.startswith("error: ") and str(missing) in err
