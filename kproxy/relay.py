@@ -181,13 +181,12 @@ class Relay:
                 else:
                     raise
             headers = _response_headers(head.headers)
-            resp = web.StreamResponse(status=head.status, headers=headers)
+            resp: web.StreamResponse
             if conn.complete:
-                # The whole answer is here already: one write, no streaming machinery.
-                body = conn.take_buffered_body()
-                await resp.prepare(request)
-                await resp.write_eof(body)
+                # The whole answer is here already: head and body leave in one write.
+                resp = web.Response(status=head.status, headers=headers, body=conn.take_buffered_body())
             else:
+                resp = web.StreamResponse(status=head.status, headers=headers)
                 await resp.prepare(request)
                 try:
                     while chunk := await conn.read_body():
@@ -331,20 +330,20 @@ async def _send_body(request: web.BaseRequest, conn: UpstreamConnection, chunked
 
 def _response_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
     listed: frozenset[bytes] = frozenset()
-    for name, value in raw:
-        if name.lower() == b"connection":
-            listed = _connection_tokens(((name, value),)) | listed
-    headers: CIMultiDict[str] = CIMultiDict()
+    pairs = []
     for name, value in raw:
         lname = name.lower()
-        if lname in _HOP_BY_HOP or lname in listed:
+        if lname in _HOP_BY_HOP:
+            if lname == b"connection":
+                listed |= _connection_tokens(((name, value),))
             continue
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
-    return headers
+        pairs.append((lname, name, value))
+    return CIMultiDict(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for lname, name, value in pairs
+        if lname not in listed
+    )
 
 
 def _raw_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in raw:
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
-    return headers
+    return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
