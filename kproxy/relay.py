@@ -170,9 +170,10 @@ class Relay:
             try:
                 head = await conn.response_head()
             except UpstreamError:
-                if conn.reused and not conn.got_bytes and not has_body:
-                    # The server closed an idle keep-alive connection as we reused it:
-                    # nothing was processed, so a fresh connection is safe (Go does the same).
+                if conn.reused and not conn.got_bytes and _replayable(request, has_body):
+                    # The server closed an idle keep-alive connection as we reused it.
+                    # Go's transport retries then, for replayable requests only: the
+                    # server may have acted on anything else before it closed.
                     conn.close()
                     conn = await self._pool.connect()
                     conn.start(no_body)
@@ -304,6 +305,17 @@ class _ClientFeeder:
         transport = self._request.transport
         if transport is not None:
             transport.resume_reading()
+
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def _replayable(request: web.BaseRequest, has_body: bool) -> bool:
+    # net/http Request.isReplayable
+    if has_body:
+        return False
+    headers = request.headers
+    return request.method in _IDEMPOTENT or "Idempotency-Key" in headers or "X-Idempotency-Key" in headers
 
 
 async def _send_body(request: web.BaseRequest, conn: UpstreamConnection, chunked: bool) -> None:

@@ -210,3 +210,20 @@ async def test_truncated_body_aborts_the_client(scripted) -> None:  # type: igno
                     await resp.read()
     finally:
         await server.close()
+
+
+async def test_non_idempotent_request_is_not_replayed(scripted) -> None:  # type: ignore[no-untyped-def]
+    up = await scripted(lambda head: ok())
+    up.close_after_each = True
+    server = await proxy_for(up.port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{server.url}/api") as resp:
+                await resp.read()
+            await asyncio.sleep(0.05)
+            async with session.post(f"{server.url}/api") as resp:
+                # The reused connection had been closed: Go does not replay a POST either.
+                assert resp.status == 502
+        assert up.connections == 1
+    finally:
+        await server.close()
