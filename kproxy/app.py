@@ -1,6 +1,7 @@
 """The request pipeline, assembled in one place and in one visible order.
 
     errors → Status JSON / kubectl's text answers
+      · client address check (authorized IP ranges; every request, static and upgrades too)
       · request-target and Host checks (what Go's HTTP server rejects before any handler)
       · route by prefix (ServeMux rules: cleaning 301s, prefix 301s, 404)
         ├── static: Host check → file server
@@ -18,7 +19,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .errors import BadRequest, RequestError
+from .access import ClientGate
+from .errors import BadRequest, Forbidden, RequestError
 from .filters import RequestFilter
 from .options import Options
 from .relay import Relay, is_upgrade
@@ -75,7 +77,7 @@ def _request_host(request: web.BaseRequest) -> str:
     return host
 
 
-def build_handler(options: Options, relay: Relay, static: StaticFiles | None) -> Handler:
+def build_handler(options: Options, gate: ClientGate, relay: Relay, static: StaticFiles | None) -> Handler:
     router = options.router
     request_filter: RequestFilter | None = options.request_filter
     server_path = options.upstream.server_path
@@ -83,6 +85,8 @@ def build_handler(options: Options, relay: Relay, static: StaticFiles | None) ->
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         try:
+            # Who is asking comes before anything else, for every kind of request.
+            client = gate.admit(request) if gate.active else None
             if request.method == "OPTIONS" and request.raw_path == "*":
                 return web.Response(status=200)  # Go's server answers OPTIONS * itself
             raw_path, raw_query, authority = _split_target(request)
@@ -118,8 +122,11 @@ def build_handler(options: Options, relay: Relay, static: StaticFiles | None) ->
                 target += "?" + raw_query
             target_bytes = target.encode("latin-1", "replace")
             if is_upgrade(request.raw_headers):
-                return await relay.upgrade(request, target_bytes)
+                with gate.session(request, client if gate.active else None):
+                    return await relay.upgrade(request, target_bytes)
             return await relay.forward(request, target_bytes)
+        except Forbidden as exc:
+            return _status(exc)
         except BadRequest as exc:
             if exc.message.startswith(("too many Host", "missing required Host", "malformed Host")):
                 # What Go's server answers before any handler runs.

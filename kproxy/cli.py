@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import signal
 import sys
@@ -31,11 +32,11 @@ from .filters import (
     DEFAULT_REJECT_METHODS,
     DEFAULT_REJECT_PATHS,
 )
+from .log import NOTICE, log
 from .options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE, Flags, Options
 
 __all__ = ["main", "parse_duration"]
 
-log = logging.getLogger("kproxy")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -137,6 +138,9 @@ FLAG_TABLE: tuple[_Flag, ...] = (
     _Flag("as-group", "", (), "Group to impersonate for the operation, this flag can be repeated to specify multiple groups.", "list"),
     _Flag("as-uid", "", "", "UID to impersonate for the operation."),
     _Flag("connect-timeout", "", DEFAULT_CONNECT_TIMEOUT, "kproxy: time allowed for connecting to the API server, TLS handshake included (Go duration).", "duration"),
+    _Flag("authorized-ip-ranges", "", "", "kproxy: comma-separated CIDRs (a bare IP is /32 or /128) of clients allowed to use the proxy; empty disables the check; 0.0.0.0/32 means only this machine."),
+    _Flag("authorized-ip-ranges-file", "", "", "kproxy: file of authorized client CIDRs, one per line, # comments; reloaded on SIGHUP and when it changes."),
+    _Flag("trusted-proxies", "", "", "kproxy: CIDRs of front proxies whose X-Forwarded-For names the real client (for --authorized-ip-ranges)."),
 )
 
 
@@ -175,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Log level number: 2 and up log each request and filter rejections, 5 and up debug.")
     parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default=None,
                         help="kproxy: log level by name (overrides -v).")
+    parser.add_argument("--check-ip", metavar="ADDR", default=None,
+                        help="kproxy: say whether ADDR would be allowed by the authorized IP ranges, and by which range, then exit.")
     parser.add_argument("--demo", action="store_true",
                         help="kproxy: run against a built-in demo cluster (an in-process fake API server).")
     parser.add_argument("--version", action="version", version=f"kproxy {__version__}")
@@ -192,7 +198,7 @@ def flags_from_namespace(ns: argparse.Namespace) -> Flags:
 class _KlogFormatter(logging.Formatter):
     """klog's header: ``W1122 10:39:28.363215   12740 kproxy] message``."""
 
-    _LEVELS = {"DEBUG": "I", "INFO": "I", "WARNING": "W", "ERROR": "E", "CRITICAL": "F"}
+    _LEVELS = {"DEBUG": "I", "INFO": "I", "NOTICE": "I", "WARNING": "W", "ERROR": "E", "CRITICAL": "F"}
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%m%d %H:%M:%S", time.localtime(record.created))
@@ -212,7 +218,7 @@ def _setup_logging(verbosity: int, level_name: str | None) -> None:
     elif verbosity >= 2:
         level = logging.INFO
     else:
-        level = logging.WARNING
+        level = NOTICE
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_KlogFormatter())
     root = logging.getLogger("kproxy")
@@ -228,16 +234,45 @@ def _setup_logging(verbosity: int, level_name: str | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("cluster-info", "url"):
+        from .cluster_info import main_cluster_info, main_url
+
+        return (main_cluster_info if args[0] == "cluster-info" else main_url)(args[1:])
     parser = build_parser()
     ns = parser.parse_args(argv)
     _setup_logging(ns.verbosity, ns.log_level)
     try:
+        if ns.check_ip is not None:
+            return _check_ip(ns)
         return _run(ns)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+def _check_ip(ns: argparse.Namespace) -> int:
+    from .options import combine_ranges, load_ranges_file
+    from .ranges import AuthorizedRanges, normalize_address
+
+    try:
+        address = normalize_address(ns.check_ip.strip())
+    except ValueError:
+        raise ConfigError(f"--check-ip {ns.check_ip!r}: not an IP address, e.g. 10.1.2.3 or 2001:db8::1") from None
+    ranges = AuthorizedRanges.parse(ns.authorized_ip_ranges)
+    if ns.authorized_ip_ranges_file:
+        ranges = combine_ranges(ranges, load_ranges_file(os.path.abspath(ns.authorized_ip_ranges_file)))
+    if not ranges.enabled:
+        print(f"{address} is allowed: no authorized IP ranges are configured (the check is off)")
+        return 0
+    match = ranges.match(address)
+    if match is not None:
+        print(f"{address} is allowed by {match}")
+        return 0
+    print(f"{address} is not in the authorized IP ranges ({ranges.describe()})")
+    return 1
 
 
 def _run(ns: argparse.Namespace) -> int:
@@ -264,12 +299,16 @@ async def _serve(ns: argparse.Namespace) -> int:
         options = Options.from_flags(flags)
         for warning in options.warnings:
             log.warning("%s", warning)
+        for notice in options.notices:
+            log.log(NOTICE, "%s", notice)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         # Installed before the start-up line: a supervisor may signal as soon as it sees it.
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         server = ProxyServer(options)
+        if options.authorized_ranges_file:
+            loop.add_signal_handler(signal.SIGHUP, server.reload_ranges)
         try:
             await server.start()
             print(f"Starting to serve on {server.address}", flush=True)

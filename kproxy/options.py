@@ -11,6 +11,7 @@ Start-up warnings kubectl prints (word for word) are collected in
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import ssl
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from .filters import (
     DEFAULT_REJECT_PATHS,
     RequestFilter,
 )
+from .ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
 from .routing import Router, normalize_prefix
 
 __all__ = ["Flags", "Listen", "Options", "Upstream"]
@@ -71,6 +73,9 @@ class Flags:
     as_group: tuple[str, ...] = ()
     as_uid: str = ""
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    authorized_ip_ranges: str = ""
+    authorized_ip_ranges_file: str = ""
+    trusted_proxies: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,12 @@ class Options:
     request_filter: RequestFilter | None  # None with --disable-filter
     www: str  # absolute directory, "" when static serving is off
     upstream: Upstream
-    warnings: tuple[str, ...] = ()
+    authorized_ranges: AuthorizedRanges = field(default_factory=lambda: AuthorizedRanges(()))
+    authorized_ranges_file: str = ""  # absolute; re-read on SIGHUP and when it changes
+    authorized_ranges_flag: AuthorizedRanges = field(default_factory=lambda: AuthorizedRanges(()))
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    warnings: tuple[str, ...] = ()  # kubectl's start-up warnings, word for word
+    notices: tuple[str, ...] = ()  # one line per kproxy feature in use
 
     @classmethod
     def from_flags(
@@ -162,14 +172,62 @@ class Options:
                     f"Failed to stat static file directory {flags.www}: "
                     f"stat {flags.www}: {(exc.strerror or str(exc)).lower()}"
                 )
+        flag_ranges = AuthorizedRanges.parse(flags.authorized_ip_ranges)
+        ranges_file = ""
+        ranges = flag_ranges
+        if flags.authorized_ip_ranges_file:
+            ranges_file = os.path.join(base, os.path.expanduser(flags.authorized_ip_ranges_file))
+            ranges = combine_ranges(flag_ranges, load_ranges_file(ranges_file))
+        trusted = parse_trusted_proxies(flags.trusted_proxies)
+        notices: list[str] = []
+        if ranges.enabled:
+            notices.append(ranges.describe())
+        if trusted:
+            notices.append(
+                f"trusting X-Forwarded-For from {len(trusted)} front proxy range(s): "
+                + ",".join(str(n) for n in trusted)
+            )
+        if (
+            not listen.unix_socket
+            and not _is_loopback(listen.host)
+            and not ranges.enabled
+            and (flags.disable_filter or flags.accept_hosts != DEFAULT_ACCEPT_HOSTS)
+        ):
+            warnings.append(
+                f"Listening on {flags.address} with a relaxed --accept-hosts and no "
+                "--authorized-ip-ranges: anyone who can reach this port can use your cluster "
+                "credentials; restrict clients with --authorized-ip-ranges"
+            )
         return cls(
             listen=listen,
             router=router,
             request_filter=request_filter,
             www=www,
             upstream=upstream,
+            authorized_ranges=ranges,
+            authorized_ranges_file=ranges_file,
+            authorized_ranges_flag=flag_ranges,
+            trusted_proxies=trusted,
             warnings=tuple(warnings),
+            notices=tuple(notices),
         )
+
+
+def load_ranges_file(path: str) -> AuthorizedRanges:
+    """Read an authorized-ranges file (startup and every reload). Raises ConfigError."""
+    text = _read(path, "--authorized-ip-ranges-file").decode("utf-8", "replace")
+    return AuthorizedRanges.parse_file_text(text, source=path)
+
+
+def combine_ranges(flag: AuthorizedRanges, from_file: AuthorizedRanges) -> AuthorizedRanges:
+    return AuthorizedRanges(flag.networks + from_file.networks)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _listen(flags: Flags) -> Listen:

@@ -19,10 +19,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
+from .access import ClientGate
 from .app import build_handler
 from .dialer import Dialer
 from .errors import ConfigError
-from .options import Options
+from .log import NOTICE, log
+from .options import Options, combine_ranges, load_ranges_file
 from .pool import ConnectionPool
 from .relay import Relay
 from .static import StaticFiles
@@ -50,6 +52,9 @@ class ProxyServer:
         self._pool: ConnectionPool | None = None
         self._address = ""
         self._url = ""
+        self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
+        self._ranges_stamp: tuple[float, int] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -64,7 +69,7 @@ class ProxyServer:
         self._pool = ConnectionPool(Dialer(opts.upstream))
         relay = Relay(opts.upstream, self._pool)
         static = StaticFiles(opts.www) if opts.www else None
-        handler = build_handler(opts, relay, static)
+        handler = build_handler(opts, self.gate, relay, static)
         self._web = _Server(
             handler,
             handler_cancellation=True,  # a client that leaves releases its upstream at once
@@ -90,8 +95,44 @@ class ProxyServer:
                 url_host = "127.0.0.1"
             self._url = f"http://{url_host}:{port}"
 
+        if opts.authorized_ranges_file:
+            self._ranges_stamp = _stamp(opts.authorized_ranges_file)
+            self._watcher = asyncio.create_task(self._watch_ranges_file())
+
+    def reload_ranges(self) -> bool:
+        """Re-read ``--authorized-ip-ranges-file`` (SIGHUP, or the file changed).
+
+        An unreadable, empty or invalid file is logged and ignored: the list in force
+        stays, so a half-written file never opens the gate. Returns whether it changed.
+        """
+        path = self.options.authorized_ranges_file
+        if not path:
+            return False
+        self._ranges_stamp = _stamp(path)
+        try:
+            ranges = combine_ranges(self.options.authorized_ranges_flag, load_ranges_file(path))
+        except ConfigError as exc:
+            log.error("Keeping the authorized IP ranges in force: %s", exc)
+            return False
+        closed = self.gate.replace(ranges)
+        log.log(NOTICE, "reloaded %s: %s", path, ranges.describe())
+        if closed:
+            log.log(NOTICE, "closed %d upgraded session(s) of clients no longer authorized", closed)
+        return True
+
+    async def _watch_ranges_file(self) -> None:
+        # Polling: portable, and a 1 s delay is fine for an allow-list edit.
+        path = self.options.authorized_ranges_file
+        while True:
+            await asyncio.sleep(1.0)
+            if _stamp(path) != self._ranges_stamp:
+                self.reload_ranges()
+
     async def close(self) -> None:
         """Stop accepting, drain in-flight requests for ``shutdown_timeout``, then close."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
         if self._server is not None:
             self._server.close()
         if self._web is not None:
@@ -147,6 +188,14 @@ class _RequestHandler(RequestHandler):
 class _Server(web.Server):
     def __call__(self) -> RequestHandler:
         return _RequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+def _stamp(path: str) -> tuple[float, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime, st.st_size)
 
 
 def _tcp_socket(host: str, port: int, dual_stack: bool) -> socket.socket:
