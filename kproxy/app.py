@@ -25,6 +25,7 @@ from .filters import RequestFilter
 from .options import Options
 from .relay import Relay, is_upgrade
 from .routing import redirect_body, upstream_path
+from .service_urls import parse as parse_proxy_url
 from .static import StaticFiles
 
 __all__ = ["build_handler"]
@@ -34,6 +35,7 @@ log = logging.getLogger("kproxy")
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 _TEXT = "text/plain; charset=utf-8"
+_TARGET = "kproxy.proxy_target"  # request key: the proxy URL target, for the access log
 
 
 def _text(status: int, body: str, **extra: str) -> web.Response:
@@ -82,6 +84,7 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
     request_filter: RequestFilter | None = options.request_filter
     server_path = options.upstream.server_path
     append = options.upstream.append_server_path
+    log_requests = log.isEnabledFor(logging.INFO)
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         try:
@@ -117,6 +120,11 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
                 if not verdict.allowed:
                     log.info("Filter rejecting %s %s %s", request.method, route.path, host)
                     return _forbidden(verdict.rule or "")
+            # Service/pod/node proxy URLs: a malformed one gets a 400 naming the problem
+            # here, instead of the API server's unhelpful 404 or 503.
+            proxy_target = parse_proxy_url(route.raw_path)
+            if proxy_target is not None and log_requests:
+                request[_TARGET] = proxy_target.describe()
             target = upstream_path(route.raw_path, server_path, append)
             if raw_query is not None:
                 target += "?" + raw_query
@@ -142,7 +150,7 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
             log.exception("internal error serving %s %s", request.method, request.path)
             return _status(RequestError("kproxy internal error; see its log"))
 
-    if not log.isEnabledFor(logging.INFO):
+    if not log_requests:
         return handle
 
     async def handle_and_log(request: web.BaseRequest) -> web.StreamResponse:
@@ -150,7 +158,9 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
         # default configuration pays nothing for it. The query is left out: it may carry
         # tokens some clients put in URLs.
         response = await handle(request)
-        log.info("%s %s %s %d", request.remote or "-", request.method, request.path, response.status)
+        target = request.get(_TARGET)
+        log.info("%s %s %s %d%s", request.remote or "-", request.method, request.path, response.status,
+                 f" ({target})" if target else "")
         return response
 
     return handle_and_log

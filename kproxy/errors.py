@@ -5,7 +5,7 @@
     KproxyError
     ├── ConfigError          bad flags, kubeconfig, files: reported at start-up, exit 1
     └── RequestError         a request that cannot be served: rendered as a Kubernetes Status
-        ├── BadRequest       400
+        ├── BadRequest       400 (service_urls.InvalidProxyURL: a malformed proxy URL)
         ├── Forbidden        403
         ├── UpstreamError    502: the API server could not be reached (connect, DNS, TLS)
         └── UpstreamTimeout  504: connecting to the API server took too long
