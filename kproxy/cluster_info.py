@@ -199,7 +199,7 @@ def main_url(argv: Sequence[str]) -> int:
     parser.add_argument("-n", "--namespace", default="default", help="the namespace of a service or pod (default default)")
     parser.add_argument("--https", action="store_true", help="reach the port with https (an https: scheme prefix)")
     parser.add_argument("--proxy-url", default=DEFAULT_PROXY_URL, help=f"kproxy's address (default {DEFAULT_PROXY_URL})")
-    ns = parser.parse_args(list(argv))
+    ns = parser.parse_intermixed_args(list(argv))
     try:
         url = build_url(ns.target, namespace=ns.namespace, https=ns.https, path=ns.path, base_url=ns.proxy_url)
     except KproxyError as exc:
