@@ -131,7 +131,15 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
             target_bytes = target.encode("latin-1", "replace")
             if is_upgrade(request.raw_headers):
                 with gate.session(request, client if gate.active else None):
-                    return await relay.upgrade(request, target_bytes)
+                    try:
+                        return await relay.upgrade(request, target_bytes)
+                    except RequestError as exc:
+                        # The connection's bytes already belong to the splice: it cannot
+                        # carry another request, so the error answer ends it.
+                        log.error("Error while proxying request: %s", exc.message)
+                        response = _status(exc)
+                        response.force_close()
+                        return response
             return await relay.forward(request, target_bytes)
         except Forbidden as exc:
             return _status(exc)

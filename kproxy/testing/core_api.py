@@ -13,8 +13,8 @@ Watches stream ``{"type": ..., "object": ...}\\n`` lines with chunked encoding, 
 write (so one chunk) per event, sent the moment the store reports the change; as
 ``Table`` the column definitions come with the first event only. Log streams
 (``follow=true``) add a line every 0.2 s until the client leaves. ``exec``, ``attach`` and
-``portforward`` need an upgrade request (``upgrade``); the ``proxy`` subresources answer
-a JSON description of what would have been proxied, since there are no backends.
+``portforward`` need an upgrade request (``upgrade``); the ``proxy`` subresources forward
+to the local HTTP servers a test registers (``proxying``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from typing import Any
 from aiohttp import web
 
 from . import resources, tables, wire
+from .proxying import Backends, handle_proxy
+from .runtime import PodRuntime
 from .status import ApiError
 from .store import Store, Watch, WatchEvent
-from .upgrade import is_upgrade, upgrade_and_echo
+from .upgrade import serve_upgrade
 
 __all__ = ["CoreV1API", "not_allowed", "unknown_resource"]
 
@@ -81,6 +83,8 @@ class CoreV1API:
     def __init__(self, store: Store, stopping: asyncio.Event) -> None:
         self.store = store
         self.stopping = stopping  # set when the server stops: ends log streams and upgrades
+        self.runtime = PodRuntime()  # what runs in the pods: exec, attach, cp, port-forward
+        self.backends = Backends()  # the local HTTP servers behind proxy subresources
 
     async def handle(self, request: web.BaseRequest, parts: list[str], query: dict[str, str]) -> web.StreamResponse:
         if parts[0] == "watch" and len(parts) > 1:
@@ -107,13 +111,13 @@ class CoreV1API:
         if sub not in {s.name for s in rtype.subresources}:
             raise unknown_resource()
         if sub == "proxy":
-            return self._proxy(request, rtype.name, namespace, name)
+            return await handle_proxy(request, self.store, self.backends, rtype.name, namespace, name)
         if len(parts) > 3:
             raise unknown_resource()
         if sub == "log":
             return await self._log(request, namespace or "default", name, query)
         if sub in ("exec", "attach", "portforward"):
-            return await self._upgrade(request, namespace or "default", name)
+            return await self._upgrade(request, sub, namespace or "default", name)
         return await self._item(request, rtype, namespace, name, query, sub)
 
     def _check_kind(self, rtype: resources.ResourceType, body: Any) -> dict[str, Any]:
@@ -357,48 +361,6 @@ class CoreV1API:
                 i += 1
         return response
 
-    async def _upgrade(self, request: web.BaseRequest, namespace: str, name: str) -> web.StreamResponse:
-        self.store.get("pods", name, namespace, copy=False)  # 404 before any upgrade
-        if not is_upgrade(request):
-            raise ApiError.bad_request("Upgrade request required")
-        response = await upgrade_and_echo(request, self.stopping)
-        if response is None:
-            raise ApiError.bad_request("invalid WebSocket handshake: Sec-WebSocket-Key must be 16 base64 bytes")
-        return response
-
-    def _proxy(
-        self,
-        request: web.BaseRequest,
-        resource: str,
-        namespace: str | None,
-        name_port: str,
-    ) -> web.Response:
-        # NAME, NAME:PORT or SCHEME:NAME:PORT, as in kube-apiserver's proxy subresources.
-        fields = name_port.split(":")
-        scheme, name, port = "", fields[0], ""
-        if len(fields) == 2:
-            name, port = fields
-        elif len(fields) == 3:
-            scheme, name, port = fields
-        self.store.get(resource, name, namespace, copy=False)
-        raw_path, _, raw_query = request.raw_path.partition("?")
-        # The proxy subresource is segment 7 (.../namespaces/NS/RESOURCE/NAME/proxy) or 5.
-        segments = raw_path.split("/")
-        index = 7 if namespace is not None else 5
-        proxied_path = "/" + "/".join(segments[index + 1 :]) if len(segments) > index + 1 else ""
-        if not proxied_path and request.method == "GET":
-            # kube-apiserver redirects .../proxy to .../proxy/ so relative links resolve.
-            location = raw_path + "/" + ("?" + raw_query if raw_query else "")
-            return web.Response(status=301, headers={"Location": location}, text="")
-        description = {
-            "kind": "FakeProxyResponse",
-            "resource": resource,
-            "namespace": namespace,
-            "name": name,
-            "scheme": scheme or "http",
-            "port": port,
-            "method": request.method,
-            "path": proxied_path or "/",
-            "query": raw_query,
-        }
-        return wire.respond(request, description)
+    async def _upgrade(self, request: web.BaseRequest, sub: str, namespace: str, name: str) -> web.StreamResponse:
+        pod = self.store.get("pods", name, namespace, copy=False)  # 404 before any upgrade
+        return await serve_upgrade(request, self.runtime, self.stopping, sub, namespace, pod)

@@ -17,8 +17,8 @@ real kubectl 1.32 is the judge (``tests/test_fake_apiserver.py``):
   the store changes. ``Table`` answers for ``kubectl get``; JSON or YAML out; JSON, YAML
   and (for what kubectl's typed clients send) protobuf in; gzip over 128 KiB.
 * **Subresources**: ``pods/log`` (also ``follow``), ``exec``/``attach``/``portforward``
-  upgrades (``upgrade``: a real 101 handshake, then an echo), ``proxy`` (a JSON
-  description of what would have been proxied; there are no backends).
+  upgrades over WebSocket and SPDY (``upgrade``, run by ``runtime``), ``proxy`` to local HTTP
+  servers registered with ``register_backend`` (``proxying``).
 * **Test aids** under ``/debug/kproxy/`` (``debug``), and ``FakeAPIServer.requests``: every
   request as it arrived on the wire, with the user it authenticated as.
 
@@ -55,6 +55,7 @@ from .auth import TOKEN_USER, Authenticator, client_cert_cn
 from .certs import TestPKI
 from .core_api import CoreV1API, not_allowed, unknown_resource
 from .objects import seed_objects
+from .runtime import PodRuntime
 from .status import ApiError
 from .store import Store
 
@@ -175,6 +176,21 @@ class FakeAPIServer:
         self._stopping.set()  # ends log streams and upgraded connections
         self.store.close_watches()
         await runner.cleanup()
+
+    def register_backend(self, kind: str, namespace: str, name: str, port: str | int, url: str) -> None:
+        """Let ``url`` (``http[s]://127.0.0.1:PORT``) stand for a service port, pod port or node
+        port behind the ``proxy`` subresources; see ``proxying`` for how URLs resolve to it."""
+        self._core.backends.register(kind, namespace, name, port, url)
+
+    @property
+    def runtime(self) -> PodRuntime:
+        """What runs in the pods: exec/attach sessions, files for ``kubectl cp``, port targets."""
+        return self._core.runtime
+
+    @property
+    def auth(self) -> Authenticator:
+        """Who is let in: edit ``auth.tokens`` (token → user) while serving to rotate or revoke."""
+        return self._auth
 
     def open_watches(self) -> int:
         """How many watches are streaming right now (a client that leaves closes its own)."""
