@@ -1,6 +1,7 @@
 """The one place that decides how kproxy reaches the API server.
 
-In: an :class:`~kproxy.options.Upstream` (address, TLS context, timeouts, keep-alive).
+In: an :class:`~kproxy.options.Upstream` (address, TLS context or a rotating
+:class:`~kproxy.credentials.TLSSource`, timeouts, keep-alive).
 Out: a connected transport driving a protocol the caller supplies, or an
 :class:`~kproxy.errors.UpstreamError` / :class:`~kproxy.errors.UpstreamTimeout` whose
 message names the API server and the cause. Foreign exceptions (``OSError``,
@@ -15,6 +16,7 @@ import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
+from .credentials import TLSSource
 from .errors import UpstreamError, UpstreamTimeout
 from .options import Upstream
 
@@ -27,9 +29,22 @@ class Dialer:
     def __init__(self, upstream: Upstream) -> None:
         self._upstream = upstream
 
-    async def connect(self, protocol_factory: Callable[[], P]) -> tuple[asyncio.Transport, P]:
+    @property
+    def tls(self) -> TLSSource | None:
+        """The client certificate source when it can change (the pool watches its generation)."""
+        return self._upstream.tls
+
+    async def connect(self, protocol_factory: Callable[[], P]) -> tuple[asyncio.Transport, P, int]:
+        """(transport, protocol, generation of the client certificate it was made with)."""
         up = self._upstream
         loop = asyncio.get_running_loop()
+        ssl_context = up.ssl_context
+        generation = 0
+        if up.tls is not None:
+            # Rotating credentials: the current context (an exec plugin may run for it, a
+            # rotated certificate file may be loaded). Outside the connect deadline.
+            ssl_context = await up.tls.context()
+            generation = up.tls.generation  # read with the context: no await in between
         try:
             # One deadline for TCP connect and TLS handshake together: a black-holed address
             # must fail in seconds, while a live stream afterwards has no timeout at all.
@@ -38,8 +53,8 @@ class Dialer:
                     protocol_factory,
                     up.host,
                     up.port,
-                    ssl=up.ssl_context,
-                    server_hostname=up.server_hostname if up.ssl_context is not None else None,
+                    ssl=ssl_context,
+                    server_hostname=up.server_hostname if ssl_context is not None else None,
                 )
         except TimeoutError:
             raise UpstreamTimeout(
@@ -66,7 +81,7 @@ class Dialer:
         if sock is not None:
             _set_keepalive(sock, up.keepalive)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return transport, protocol
+        return transport, protocol, generation
 
 
 def _set_keepalive(sock: socket.socket, period: float) -> None:

@@ -11,15 +11,18 @@ Start-up warnings kubectl prints (word for word) are collected in
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import ssl
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from . import credentials, kubeconfig
+from . import credentials, exec_credential, exec_plugin, incluster, kubeconfig, oidc
 from ._version import __version__
 from .errors import ConfigError
 from .filters import (
@@ -101,9 +104,13 @@ class Upstream:
     connect_timeout: float
     keepalive: float
     append_server_path: bool
-    auth_header: bytes = field(default=b"", repr=False)
+    auth_header: bytes = field(default=b"", repr=False)  # fixed credential; b"" with auth
     impersonation_headers: bytes = b""
     user_agent_header: bytes = b""
+    # Credentials that change while kproxy runs (token files, exec plugins, OIDC, rotated
+    # certificate files). None: auth_header / ssl_context are all there is.
+    auth: credentials.AuthSource | None = field(default=None, repr=False)
+    tls: credentials.TLSSource | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -251,6 +258,34 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
+# Environment variables kproxy itself reads (besides kubectl's KUBECONFIG and HOME):
+# KPROXY_SERVICE_ACCOUNT_DIR replaces /var/run/secrets/kubernetes.io/serviceaccount for
+# in-cluster configuration (tests); KPROXY_EXEC_PLUGIN_TIMEOUT (seconds) bounds one run
+# of an exec credential plugin.
+_SA_DIR_ENV = "KPROXY_SERVICE_ACCOUNT_DIR"
+_EXEC_TIMEOUT_ENV = "KPROXY_EXEC_PLUGIN_TIMEOUT"
+
+# kubectl's words for the auth-providers it removed (client-go gcp_stub.go, azure_stub.go).
+_REMOVED_PROVIDERS = {
+    "gcp": 'The gcp auth plugin has been removed.\nPlease use the "gke-gcloud-auth-plugin" kubectl/client-go '
+           "credential plugin instead.\nSee https://cloud.google.com/blog/products/containers-kubernetes/"
+           "kubectl-auth-changes-in-gke for further details",
+    "azure": "The azure auth plugin has been removed.\nPlease use the https://github.com/Azure/kubelogin "
+             "kubectl/client-go credential plugin instead.\nSee https://kubernetes.io/docs/reference/"
+             "access-authn-authz/authentication/#client-go-credential-plugins for further details",
+}
+
+
+@dataclass(frozen=True)
+class _Loaded(kubeconfig.Selected):
+    """The selection plus what :func:`_upstream` needs to build credentials."""
+
+    user_source: str = ""  # the kubeconfig file defining the user (OIDC writes tokens back there)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # exec plugins inherit it
+    in_cluster: bool = False
+    notes: tuple[str, ...] = ()  # warnings found while loading
+
+
 def _select_kubeconfig(flags: Flags, env: Mapping[str, str], base: str) -> kubeconfig.Selected:
     paths, explicit = kubeconfig.kubeconfig_paths(flags.kubeconfig or None, env, env.get("HOME"))
     configs = []
@@ -280,8 +315,16 @@ def _select_kubeconfig(flags: Flags, env: Mapping[str, str], base: str) -> kubec
         impersonate_uid=flags.as_uid,
         impersonate_groups=tuple(flags.as_group),
     )
+    empty = not (merged.clusters or merged.users or merged.contexts or merged.current_context)
+    if empty and not flags.server:
+        # clientcmd's DeferredLoadingClientConfig: an empty kubeconfig falls back to the
+        # in-cluster configuration when it is possible.
+        sa_dir = env.get(_SA_DIR_ENV) or incluster.SERVICE_ACCOUNT_DIR
+        if incluster.possible(env, sa_dir):
+            found = incluster.load(env, sa_dir, overrides)
+            return _Loaded(**_fields(found.selected), environ=env, in_cluster=True, notes=found.warnings)
     try:
-        return kubeconfig.select(merged, overrides)
+        selected = kubeconfig.select(merged, overrides)
     except ConfigError as exc:
         if not configs and not flags.server:
             raise ConfigError(
@@ -289,10 +332,18 @@ def _select_kubeconfig(flags: Flags, env: Mapping[str, str], base: str) -> kubec
                 "or try the built-in demo cluster: kproxy --demo"
             ) from None
         raise
+    source = merged.sources.get(f"users[{selected.user_name}]", "") if selected.user_name else ""
+    return _Loaded(**_fields(selected), user_source=source, environ=env)
+
+
+def _fields(selected: kubeconfig.Selected) -> dict[str, Any]:
+    return {f.name: getattr(selected, f.name) for f in fields(kubeconfig.Selected)}
 
 
 def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str]) -> Upstream:
     cluster, user = selected.cluster, selected.user
+    loaded = selected if isinstance(selected, _Loaded) else _Loaded(**_fields(selected))
+    warnings.extend(loaded.notes)
     url = urlsplit(cluster.server)
     scheme = url.scheme.lower()
     host = url.hostname or ""
@@ -309,29 +360,123 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str]) 
         )
     cluster_field = f"clusters[{selected.cluster_name}].cluster" if selected.cluster_name else "cluster"
     user_field = f"users[{selected.user_name}].user" if selected.user_name else "user"
+    if loaded.in_cluster:
+        cluster_field, user_field = "in-cluster configuration", "in-cluster service account"
+    user_where = f"{loaded.user_source}: {user_field}" if loaded.user_source else user_field
+
+    # -- TLS: the CA, and a client certificate that is fixed or rotates on disk ------------
     ssl_context = None
+    tls: credentials.TLSSource | None = None
+    ca_pem: bytes | None = None
+    cert_pem: bytes | None = None
+    build_tls: Callable[[bytes | None, bytes | None], ssl.SSLContext] | None = None
     if scheme == "https":
         if cluster.certificate_authority_data is not None:
-            ca_pem: bytes | None = cluster.certificate_authority_data
+            ca_pem = cluster.certificate_authority_data
             ca_field = f"{cluster_field}.certificate-authority-data"
         elif cluster.certificate_authority:
             ca_pem = _read(cluster.certificate_authority, "certificate-authority file")
             ca_field = f"{cluster_field}.certificate-authority ({cluster.certificate_authority})"
         else:
-            ca_pem, ca_field = None, ""
+            ca_field = ""
         cert_pem, cert_field = _pem_source(
             user.client_certificate_data, user.client_certificate, f"{user_field}.client-certificate"
         )
         key_pem, key_field = _pem_source(user.client_key_data, user.client_key, f"{user_field}.client-key")
-        ssl_context = credentials.tls_context(
-            ca_pem=ca_pem,
-            ca_field=ca_field,
-            insecure=cluster.insecure_skip_tls_verify,
-            cert_pem=cert_pem,
-            key_pem=key_pem,
-            cert_field=cert_field,
-            key_field=key_field,
+
+        def build(cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
+            return credentials.tls_context(ca_pem=ca_pem, ca_field=ca_field,
+                                           insecure=cluster.insecure_skip_tls_verify, cert_pem=cert,
+                                           key_pem=key, cert_field=cert_field, key_field=key_field)
+
+        build_tls = build
+        ssl_context = build(cert_pem, key_pem)
+        cert_path = user.client_certificate if user.client_certificate_data is None else None
+        key_path = user.client_key if user.client_key_data is None else None
+        if cert_pem is not None and key_pem is not None and (cert_path or key_path):
+            # Files replaced on disk are picked up for new connections (client-go's cert rotation).
+            tls = credentials.CertFiles(
+                build,
+                (cert_path, cert_pem), (key_path, key_pem), ssl_context,
+                f"{user_field}.client-certificate ({cert_path or key_path})",
+            )
+
+    # -- Authorization: client-go's precedence ---------------------------------------------
+    # An auth-provider wraps the transport outermost and wins; a token, token file, basic
+    # auth or client certificate each make client-go skip the exec plugin.
+    auth_header = b""
+    auth: credentials.AuthSource | None = None
+    if user.auth_provider is not None:
+        provider = user.auth_provider
+        name = provider.get("name")
+        if name in _REMOVED_PROVIDERS:
+            raise ConfigError(_REMOVED_PROVIDERS[str(name)])
+        if name != "oidc":
+            raise ConfigError(f'{user_where}.auth-provider: no Auth Provider found for name "{name}"; '
+                              "kproxy supports oidc (and exec credential plugins)")
+        config = provider.get("config") or {}
+        idp_ca: bytes | None = None
+        if config.get("idp-certificate-authority-data"):
+            try:
+                idp_ca = base64.b64decode(str(config["idp-certificate-authority-data"]), validate=True)
+            except (binascii.Error, ValueError):
+                raise ConfigError(f"{user_where}.auth-provider.config.idp-certificate-authority-data: "
+                                  "is not valid base64") from None
+        elif config.get("idp-certificate-authority"):
+            idp_ca = _read(str(config["idp-certificate-authority"]), "idp-certificate-authority file")
+        auth = oidc.OIDCProvider(
+            config, where=f"{user_where}.auth-provider", ca_pem=idp_ca,
+            persist_to=(loaded.user_source, selected.user_name) if loaded.user_source else None,
         )
+    elif user.token_file:
+        # clientcmd reads the file once to start; client-go then re-reads it every minute.
+        what = f"{user_field}.tokenFile ({user.token_file})"
+        if loaded.in_cluster:
+            what = f"in-cluster service account token ({user.token_file})"
+        token = _read(user.token_file, f"{user_field}.tokenFile").decode("utf-8", "replace").strip()
+        if not token:
+            raise ConfigError(f"{what}: read empty token from file")
+        try:
+            auth = credentials.TokenFile(user.token_file, token, what)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    elif user.token or user.username or user.password:
+        auth_header = credentials.auth_header(user.token, user.username, user.password)
+    elif user.exec is not None and cert_pem is None:
+        exec_config = exec_credential.parse_config(user.exec, selected.user_name or "user", f"{user_where}.exec")
+        try:
+            terminal = os.isatty(0)
+        except (OSError, ValueError):
+            terminal = False
+        interactive = exec_credential.is_interactive(exec_config.interactive_mode, terminal, f"{user_where}.exec")
+        cluster_info = exec_credential.ClusterInfo(
+            server=cluster.server,
+            tls_server_name=cluster.tls_server_name,
+            insecure_skip_tls_verify=cluster.insecure_skip_tls_verify,
+            certificate_authority_data=ca_pem,
+            proxy_url=cluster.proxy_url,
+            disable_compression=cluster.disable_compression,
+            config=cluster.extensions.get(exec_credential.EXEC_EXTENSION),
+        )
+        timeout = exec_plugin.DEFAULT_TIMEOUT
+        if raw := loaded.environ.get(_EXEC_TIMEOUT_ENV, "").strip():
+            try:
+                timeout = float(raw)
+                if not 0 < timeout < 1e9:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"{_EXEC_TIMEOUT_ENV}={raw!r}: give a number of seconds, e.g. 120") from None
+        plugin = exec_plugin.ExecPlugin(
+            exec_config,
+            environ=loaded.environ,
+            interactive=interactive,
+            cluster=cluster_info,
+            timeout=timeout,
+            tls_for=build_tls,
+        )
+        auth = plugin
+        if build_tls is not None:
+            tls = plugin
     return Upstream(
         scheme=scheme,
         host=host,
@@ -344,11 +489,13 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str]) 
         connect_timeout=flags.connect_timeout,
         keepalive=flags.keepalive,
         append_server_path=flags.append_server_path,
-        auth_header=credentials.auth_header(user.token, user.username, user.password),
+        auth_header=auth_header,
         impersonation_headers=credentials.impersonation_headers(
             user.impersonate, user.impersonate_uid, user.impersonate_groups, user.impersonate_extra
         ),
         user_agent_header=f"User-Agent: kproxy/{__version__} ({os.uname().sysname.lower()}/{_arch()})\r\n".encode(),
+        auth=auth,
+        tls=tls,
     )
 
 

@@ -69,6 +69,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.reused = False
         self.idle_since = 0.0
+        self.generation = 0  # of the client certificate it was made with (TLSSource)
 
     # -- asyncio protocol -------------------------------------------------------------
 
@@ -94,7 +95,10 @@ class UpstreamConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._raw:
             self._finish()
-            return True  # keep our write side open: the client may still be sending
+            # Keep our write side open, the client may still be sending. TLS cannot
+            # half-close (asyncio warns and ignores True there), so only for plain TCP.
+            transport = self.transport
+            return transport is None or transport.get_extra_info("sslcontext") is None
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -295,10 +299,17 @@ def _framed_by_eof(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 class ConnectionPool:
-    """Idle keep-alive connections to the API server, most recently used first."""
+    """Idle keep-alive connections to the API server, most recently used first.
+
+    With a rotating client certificate (``dialer.tls``), connections carry the
+    generation they were made with: when it moves on, idle ones are closed and busy
+    ones are not reused, so every request after a rotation goes out with the new one.
+    """
 
     def __init__(self, dialer: Dialer) -> None:
         self._dialer = dialer
+        self._tls = dialer.tls
+        self._generation = self._tls.generation if self._tls is not None else 0
         self._idle: list[UpstreamConnection] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
@@ -306,6 +317,8 @@ class ConnectionPool:
     async def acquire(self) -> UpstreamConnection:
         idle = self._idle
         now = time.monotonic()
+        if self._tls is not None:
+            self._check_tls(now)
         while idle:
             conn = idle.pop()
             if not conn.closed and now - conn.idle_since < IDLE_TIMEOUT:
@@ -315,11 +328,31 @@ class ConnectionPool:
         return await self.connect()
 
     async def connect(self) -> UpstreamConnection:
-        _, conn = await self._dialer.connect(UpstreamConnection)
+        _, conn, generation = await self._dialer.connect(UpstreamConnection)
+        conn.generation = generation
+        if self._tls is not None:
+            self._check_tls(time.monotonic())  # the dial may have found a new certificate
         return conn
 
+    def _check_tls(self, now: float) -> None:
+        tls = self._tls
+        assert tls is not None
+        if now >= tls.check_at:
+            tls.check(now)
+        if tls.generation != self._generation:
+            self._generation = tls.generation
+            for conn in self._idle:
+                conn.close()
+            self._idle.clear()
+
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:
-        if not reusable or self._closed or conn.closed or len(self._idle) >= MAX_IDLE:
+        if (
+            not reusable
+            or self._closed
+            or conn.closed
+            or len(self._idle) >= MAX_IDLE
+            or conn.generation != self._generation
+        ):
             conn.close()
             return
         conn.idle_since = time.monotonic()

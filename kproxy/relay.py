@@ -9,17 +9,34 @@ hop-by-hop headers are dropped both ways, ``Host`` becomes the server's, credent
 are added only where the client sent none, ``X-Forwarded-For`` gets the client
 address appended. Unlike kubectl, nothing is decompressed and no ``Accept-Encoding``
 is added: encodings pass through as the client asked.
+
+Credentials that change (``Upstream.auth``) are looked up per request with one clock
+read against a cached deadline; a fixed one costs nothing. When the API server answers
+401 to a credential kproxy added, it is refreshed once and the request sent again if
+that is safe (no body, or a small one kept for the purpose); a second 401 goes to the
+client as it came.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from multidict import CIMultiDict
 
-from .errors import UpstreamError
+from .credentials import AuthSource
+from .errors import RequestError, UpstreamError
+from .headers import (
+    HOP_BY_HOP,
+    UPGRADE_DROP,
+    canonical_name,
+    connection_tokens,
+    headers_as_sent,
+    is_upgrade,
+    response_headers,
+)
 from .options import Upstream
 from .pool import ConnectionPool, UpstreamConnection
 
@@ -27,74 +44,26 @@ __all__ = ["Relay", "is_upgrade"]
 
 log = logging.getLogger("kproxy")
 
-# RFC 9110 §7.6.1 plus the legacy names Go's ReverseProxy removes.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-# Never forwarded, not even on an upgrade, where everything else passes as sent
-# (the client's Connection/Upgrade/Sec-WebSocket-* headers must reach the server).
-_UPGRADE_DROP = frozenset({b"proxy-authorization", b"proxy-connection", b"keep-alive"})
-
-_canonical_cache: dict[bytes, bytes] = {}
-
-
-def canonical_name(name: bytes) -> bytes:
-    """Go's ``textproto.CanonicalMIMEHeaderKey``: ``x-dup`` → ``X-Dup``."""
-    cached = _canonical_cache.get(name)
-    if cached is not None:
-        return cached
-    if any(c in b" :\t" or c > 126 for c in name):
-        canon = name  # Go leaves names with invalid characters alone
-    else:
-        canon = b"-".join(part[:1].upper() + part[1:].lower() for part in name.split(b"-"))
-    if len(_canonical_cache) < 1024:  # bounded: names are client-chosen
-        _canonical_cache[name] = canon
-    return canon
-
-
-def is_upgrade(raw_headers: tuple[tuple[bytes, bytes], ...]) -> bool:
-    # kubectl's test is a case-insensitive substring "upgrade" in any Connection value
-    # (reference §8), so "keep-alive, Upgrade" qualifies.
-    for name, value in raw_headers:
-        if len(name) == 10 and name.lower() == b"connection" and b"upgrade" in value.lower():
-            return True
-    return False
-
-
-def _connection_tokens(raw_headers: tuple[tuple[bytes, bytes], ...]) -> frozenset[bytes]:
-    tokens: set[bytes] = set()
-    for name, value in raw_headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return frozenset(tokens)
-
-
 class Relay:
     def __init__(self, upstream: Upstream, pool: ConnectionPool) -> None:
         self._up = upstream
         self._pool = pool
         self._head_prefix = b"Host: " + upstream.host_header + b"\r\n"
+        self._auth = upstream.auth
 
     # -- request head -------------------------------------------------------------------
 
     def _request_head(
-        self, request: web.BaseRequest, target: bytes, upgrade: bool
+        self, request: web.BaseRequest, target: bytes, upgrade: bool, auth_line: bytes
     ) -> tuple[bytes, bool, bool]:
-        """The upstream request head; also (has_body, chunked)."""
+        """The upstream request head; also (has_body, chunked).
+
+        ``auth_line`` is added when the client sent no ``Authorization`` of its own.
+        """
         up = self._up
         raw = request.raw_headers
-        hop = _UPGRADE_DROP if upgrade else _HOP_BY_HOP
-        listed = _connection_tokens(raw) if not upgrade else frozenset()
+        hop = UPGRADE_DROP if upgrade else HOP_BY_HOP
+        listed = connection_tokens(raw) if not upgrade else frozenset()
         parts = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n", self._head_prefix]
         has_auth = has_impersonation = has_agent = False
         content_length: bytes | None = None
@@ -130,7 +99,7 @@ class Relay:
         if te_trailers and not upgrade:
             parts.append(b"Te: trailers\r\n")
         if not has_auth:
-            parts.append(up.auth_header)
+            parts.append(auth_line)
         if not has_impersonation:
             # client-go skips its impersonation when the request already has any.
             parts.append(up.impersonation_headers)
@@ -157,7 +126,47 @@ class Relay:
     # -- ordinary requests ----------------------------------------------------------------
 
     async def forward(self, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
-        head_bytes, has_body, chunked = self._request_head(request, target, upgrade=False)
+        auth = self._auth
+        if auth is None:
+            head_bytes, has_body, chunked = self._request_head(request, target, False, self._up.auth_header)
+            return await self._exchange(request, head_bytes, has_body, chunked, None, None)
+        return await self._forward_with(auth, request, target)
+
+    async def _forward_with(self, auth: AuthSource, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
+        if "Authorization" in request.headers:
+            # The client's own credential passes untouched (client-go: "if a user has
+            # already set credentials, use that"), and no plugin runs for it.
+            head_bytes, has_body, chunked = self._request_head(request, target, False, b"")
+            return await self._exchange(request, head_bytes, has_body, chunked, None, None)
+        started = time.monotonic()
+        line = auth.line if started < auth.deadline else await auth.fresh()
+        head_bytes, has_body, chunked = self._request_head(request, target, False, line)
+        if not auth.refreshes_on_401:
+            return await self._exchange(request, head_bytes, has_body, chunked, None, None)
+        body = None
+        if has_body:
+            body = await _small_body(request, chunked)
+            if body is None:  # streamed: it cannot be sent twice, so no retry after a 401
+                return await self._exchange(request, head_bytes, has_body, chunked, None, None)
+
+        async def retry() -> bytes | None:
+            if not await _refreshed(auth, line, started):
+                return None
+            return self._request_head(request, target, False, auth.line)[0]
+
+        return await self._exchange(request, head_bytes, has_body, chunked, body, retry)
+
+    async def _exchange(
+        self,
+        request: web.BaseRequest,
+        head_bytes: bytes,
+        has_body: bool,
+        chunked: bool,
+        body: bytes | None,
+        retry: Callable[[], Awaitable[bytes | None]] | None,
+    ) -> web.StreamResponse:
+        """One request/response; ``body``: the request body when already read (replayable);
+        ``retry``: after a 401, the head to send again with, or None to relay the 401."""
         no_body = request.method == "HEAD"
         conn = await self._pool.acquire()
         reusable = False
@@ -165,7 +174,9 @@ class Relay:
         try:
             conn.start(no_body)
             conn.write(head_bytes)
-            if has_body:
+            if body is not None:
+                conn.write(body)
+            elif has_body:
                 sender = asyncio.create_task(_send_body(request, conn, chunked))
             try:
                 head = await conn.response_head()
@@ -181,7 +192,12 @@ class Relay:
                     head = await conn.response_head()
                 else:
                     raise
-            headers = _response_headers(head.headers)
+            if head.status == 401 and retry is not None:
+                again = await retry()
+                if again is not None:
+                    conn.abort()  # the 401's body is not wanted; its framing is unknown
+                    return await self._exchange(request, again, has_body, chunked, body, None)
+            headers = response_headers(head.headers)
             resp: web.StreamResponse
             if conn.complete:
                 # The whole answer is here already: head and body leave in one write.
@@ -220,30 +236,53 @@ class Relay:
     # -- upgrades -------------------------------------------------------------------------
 
     async def upgrade(self, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
-        head_bytes, _, _ = self._request_head(request, target, upgrade=True)
         protocol = request.protocol
         feeder = _ClientFeeder(request)
         # Take the client's bytes from now on, before aiohttp's parser (which knows only
         # websocket upgrades) can mistake SPDY frames for new requests.
         protocol.set_parser(feeder)  # type: ignore[arg-type]
         protocol.keep_alive(False)
+        auth = self._auth
+        line = self._up.auth_header
+        started = 0.0
+        if auth is not None:
+            if "Authorization" in request.headers:
+                auth, line = None, b""
+            else:
+                started = time.monotonic()
+                line = auth.line if started < auth.deadline else await auth.fresh()
+        head_bytes, _, _ = self._request_head(request, target, True, line)
         conn = await self._pool.connect()
         try:
             conn.start(False)
             conn.write(head_bytes)
             head = await conn.response_head()
+            if (
+                head.status == 401
+                and auth is not None
+                and auth.refreshes_on_401
+                and await _refreshed(auth, line, started)
+            ):
+                # Nothing of the client's stream has been sent yet (the feeder holds it
+                # until the 101), so the upgrade can be asked for again.
+                conn.abort()
+                head_bytes, _, _ = self._request_head(request, target, True, auth.line)
+                conn = await self._pool.connect()
+                conn.start(False)
+                conn.write(head_bytes)
+                head = await conn.response_head()
             if head.status != 101:
                 if head.status < 400:
                     raise UpstreamError(f"invalid upgrade response: status code {head.status}")
                 # An error from the API server (404 pod not found, 403...) is relayed.
-                resp = web.StreamResponse(status=head.status, headers=_response_headers(head.headers))
+                resp = web.StreamResponse(status=head.status, headers=response_headers(head.headers))
                 resp.force_close()
                 await resp.prepare(request)
                 while chunk := await conn.read_body():
                     await resp.write(chunk)
                 await resp.write_eof()
                 return resp
-            resp = web.StreamResponse(status=101, headers=_raw_headers(head.headers))
+            resp = web.StreamResponse(status=101, headers=headers_as_sent(head.headers))
             resp.force_close()
             tail = conn.switch_to_raw()
             await resp.prepare(request)
@@ -308,6 +347,37 @@ class _ClientFeeder:
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Request bodies up to this size are read before sending when the credential can be
+# refreshed, so that a 401 can be answered by sending the request again.
+_REPLAY_LIMIT = 64 * 1024
+
+
+async def _small_body(request: web.BaseRequest, chunked: bool) -> bytes | None:
+    length = request.content_length
+    if chunked or length is None or length > _REPLAY_LIMIT:
+        return None
+    _continue(request)
+    return await request.read()
+
+
+async def _refreshed(auth: AuthSource, used: bytes, started: float) -> bool:
+    """After a 401 to ``used``: refresh once; True if there is a new credential to retry with."""
+    try:
+        again = await auth.after_401(used, started)
+    except RequestError as exc:
+        log.error("refreshing credentials after a 401: %s", exc.message)
+        return False
+    if again:
+        log.info("the API server answered 401: retrying once with refreshed credentials")
+    return again
+
+
+def _continue(request: web.BaseRequest) -> None:
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        # We start reading at once, so tell the client to go ahead (RFC 9110 §10.1.1)
+        # rather than make it wait out its timeout.
+        if request.transport is not None:
+            request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 def _replayable(request: web.BaseRequest, has_body: bool) -> bool:
@@ -319,11 +389,7 @@ def _replayable(request: web.BaseRequest, has_body: bool) -> bool:
 
 
 async def _send_body(request: web.BaseRequest, conn: UpstreamConnection, chunked: bool) -> None:
-    if request.headers.get("Expect", "").lower() == "100-continue":
-        # We start reading at once, so tell the client to go ahead (RFC 9110 §10.1.1)
-        # rather than make it wait out its timeout.
-        if request.transport is not None:
-            request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    _continue(request)
     content = request.content
     while True:
         chunk = await content.readany()
@@ -338,24 +404,3 @@ async def _send_body(request: web.BaseRequest, conn: UpstreamConnection, chunked
         await conn.drain()
     if chunked:
         conn.write(b"0\r\n\r\n")
-
-
-def _response_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    listed: frozenset[bytes] = frozenset()
-    pairs = []
-    for name, value in raw:
-        lname = name.lower()
-        if lname in _HOP_BY_HOP:
-            if lname == b"connection":
-                listed |= _connection_tokens(((name, value),))
-            continue
-        pairs.append((lname, name, value))
-    return CIMultiDict(
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for lname, name, value in pairs
-        if lname not in listed
-    )
-
-
-def _raw_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)

@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +18,15 @@ from kproxy.testing import FakeAPIServer, TestPKI
 _PROXY_VARS = (
     "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
     "ALL_PROXY", "all_proxy", "REQUEST_METHOD", "KUBECONFIG",
+    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
 )
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # kproxy processes import this checkout, whatever their working directory.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     # Tests must not see the machine's proxies or kubeconfig; HOME points at a
     # temporary directory so ~/.kube/config is absent and kubectl caches stay there.
     for name in _PROXY_VARS:
@@ -154,7 +158,3 @@ def kubectl_env(home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     return env
 
-
-@pytest.fixture
-def no_warnings() -> Iterator[None]:
-    yield

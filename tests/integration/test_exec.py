@@ -519,13 +519,6 @@ async def test_upstream_closes_gracefully_mid_session(api: FakeAPIServer, exec_p
     await assert_no_leaks(api, exec_proxy, before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kproxy bug, pool.py UpstreamConnection.eof_received: it returns True for an upgraded "
-    "connection even over TLS, where asyncio ignores it and logs 'returning true from eof_received() "
-    "has no effect when using ssl' on kproxy's stderr each time the API server closes an upgraded "
-    "connection first. Fix: return True only when the transport is not TLS.",
-)
 async def test_upstream_close_leaves_kproxy_stderr_quiet(api: FakeAPIServer, exec_proxy: KproxyProcess) -> None:
     await close_upstream_mid_session(api, exec_proxy, "spdy")
     await asyncio.sleep(0.3)
