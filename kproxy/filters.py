@@ -35,6 +35,7 @@ from typing import Any
 import re2
 
 from kproxy.errors import ConfigError
+from kproxy.gonet import split_host_port
 
 __all__ = [
     "DEFAULT_ACCEPT_HOSTS",
@@ -277,25 +278,9 @@ def _reduce_host(hostport: str) -> str:
 
     The port is not validated (``localhost:abc`` → ``localhost``); brackets are removed only
     when a port follows (``[::1]:80`` → ``::1``; ``[::1]`` fails to split: missing port).
-    Each ``return hostport`` below is a case where SplitHostPort returns an error.
     """
-    i = hostport.rfind(":")
-    if i < 0:
-        return hostport  # missing port
-    if hostport[0] == "[":
-        end = hostport.find("]")
-        if end < 0 or end + 1 != i:
-            return hostport  # missing ']', missing port, or too many colons
-        host = hostport[1:end]
-        j, k = 1, end + 1
-    else:
-        host = hostport[:i]
-        if ":" in host:
-            return hostport  # too many colons
-        j = k = 0
-    if "[" in hostport[j:] or "]" in hostport[k:]:
-        return hostport  # unexpected '[' or ']'
-    return host
+    split = split_host_port(hostport)
+    return hostport if split is None else split[0]
 
 
 def _is_ipv6(text: str) -> bool:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from encodings.idna import nameprep
 from typing import Literal
 
+from .gonet import join_host_port, split_host_port
+
 __all__ = [
     "IPAddress",
     "NoProxy",
@@ -116,35 +118,6 @@ def parse_cidr(s: str) -> IPNetwork | None:
         if mapped is not None:
             return ipaddress.IPv4Network((mapped, n - 96))
     return net
-
-
-# --- Go's net.SplitHostPort / net.JoinHostPort ---------------------------------------------
-
-
-def split_host_port(hostport: str) -> tuple[str, str] | None:
-    """Go ``net.SplitHostPort``: ``None`` where Go returns an error."""
-    i = hostport.rfind(":")
-    if i < 0:
-        return None
-    j = k = 0
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0 or end + 1 != i:
-            return None  # missing ']', missing port, or too many colons
-        host = hostport[1:end]
-        j, k = 1, end + 1
-    else:
-        host = hostport[:i]
-        if ":" in host:
-            return None
-    if "[" in hostport[j:] or "]" in hostport[k:]:
-        return None
-    return host, hostport[i + 1:]
-
-
-def join_host_port(host: str, port: str) -> str:
-    """Go ``net.JoinHostPort``."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # --- IDNA (golang.org/x/net/idna Lookup profile, approximated) -----------------------------

@@ -18,7 +18,9 @@ from kproxy.testing import FakeAPIServer, TestPKI
 _PROXY_VARS = (
     "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
     "ALL_PROXY", "all_proxy", "REQUEST_METHOD", "KUBECONFIG",
-    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
+    # A test machine that is itself a pod must not turn the tests in-cluster.
+    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KPROXY_SERVICE_ACCOUNT_DIR",
+    "KPROXY_EXEC_PLUGIN_TIMEOUT",
 )
 ROOT = Path(__file__).resolve().parents[1]
 

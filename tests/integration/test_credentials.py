@@ -32,14 +32,6 @@ V1BETA1 = "client.authentication.k8s.io/v1beta1"
 NAMESPACES = "/api/v1/namespaces"
 
 
-@pytest.fixture(autouse=True)
-def no_cluster_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A test machine that is itself a pod must not turn these tests in-cluster.
-    for name in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KPROXY_SERVICE_ACCOUNT_DIR",
-                 "KPROXY_EXEC_PLUGIN_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 

@@ -1,0 +1,35 @@
+"""Go's ``net.SplitHostPort`` and ``net.JoinHostPort``, for the policies that match Go.
+
+Pure: strings in, strings out. ``split_host_port`` returns ``None`` exactly where Go
+returns an error (missing port, too many colons, stray brackets); the port is not
+validated, as in Go.
+"""
+
+from __future__ import annotations
+
+__all__ = ["join_host_port", "split_host_port"]
+
+def split_host_port(hostport: str) -> tuple[str, str] | None:
+    """Go ``net.SplitHostPort``: ``None`` where Go returns an error."""
+    i = hostport.rfind(":")
+    if i < 0:
+        return None
+    j = k = 0
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0 or end + 1 != i:
+            return None  # missing ']', missing port, or too many colons
+        host = hostport[1:end]
+        j, k = 1, end + 1
+    else:
+        host = hostport[:i]
+        if ":" in host:
+            return None
+    if "[" in hostport[j:] or "]" in hostport[k:]:
+        return None
+    return host, hostport[i + 1:]
+
+
+def join_host_port(host: str, port: str) -> str:
+    """Go ``net.JoinHostPort``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
