@@ -1,0 +1,62 @@
+"""Run sizes: the default run, ``--quick``, and overrides from the command line.
+
+The defaults are sized so that the default run stays under 10 minutes and ``--quick``
+under 2 minutes on a 2-core machine (see ``estimate_seconds``); the smoke test shrinks
+everything further through the same overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["DEFAULT", "QUICK", "Config", "TARGETS"]
+
+# The three things compared; "direct" is wrk/clients straight at nginx's plain-HTTP port.
+TARGETS: tuple[str, ...] = ("direct", "kubectl", "kproxy")
+
+
+@dataclass(frozen=True)
+class Config:
+    rounds: int
+    # wrk runs last whole seconds.
+    get_seconds: int  # one wrk run of the small GET, per concurrency and target
+    list_seconds: int  # one wrk run of the 10 MB list (and of its gzip variant)
+    warmup_seconds: int  # per proxy per round, before anything is measured; 0 = none
+    connections: tuple[int, ...] = (1, 16, 64)
+    watches: int = 1000
+    watch_idle_seconds: float = 1.0  # held idle before RSS and idle CPU are read
+    event_samples: int = 30  # single timestamped events sent while all watches are open
+    broadcasts: int = 3  # events sent to every open watch at once
+    echo_seconds: float = 2.0  # each of: round-trip latency, then throughput
+    list_pods: int = 3700  # ~2.7 KB each → a ~10 MB list
+    out_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent / "results")
+    targets: tuple[str, ...] = TARGETS
+    pin: bool = True  # load generator + upstream on core 0, the proxy on core 1
+    # Measure kproxy as committed at this git ref rather than the working tree, so that
+    # edits made during a run cannot change what is measured half-way through.
+    kproxy_ref: str | None = None
+
+    def with_overrides(self, **changes: object) -> Config:
+        given = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **given)  # type: ignore[arg-type]
+
+    def estimate_seconds(self) -> float:
+        """A rough wall-clock estimate, for the progress line and the time budget."""
+        proxies = sum(1 for t in self.targets if t != "direct")
+        per_target = (
+            len(self.connections) * (self.get_seconds + 0.15)
+            + 2 * (self.list_seconds + 0.15)
+            + 2 * self.echo_seconds
+            + self.watch_idle_seconds + self.event_samples * 0.03 + self.broadcasts * 0.15 + 0.3
+        )
+        # kproxy opens ~400 watches/s here (one upstream TLS connection each).
+        per_round = len(self.targets) * per_target + proxies * (self.warmup_seconds + 0.6) + self.watches / 400
+        return 5.0 + self.rounds * per_round
+
+
+DEFAULT = Config(rounds=5, get_seconds=4, list_seconds=3, warmup_seconds=1)
+QUICK = Config(
+    rounds=3, get_seconds=1, list_seconds=1, warmup_seconds=1,
+    event_samples=15, broadcasts=2, echo_seconds=0.5,
+)

@@ -1,0 +1,268 @@
+"""Turn a run's raw rounds into a summary (medians, min–max, per-round ratios, target
+verdicts) and write it as JSON and Markdown.
+
+Ratios are kproxy/kubectl computed inside each round (same minute, same machine load),
+then summarised; a ratio of medians would mix rounds. Every round is kept, noisy ones
+included and flagged: dropping them would be choosing which numbers to believe.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .noise import NOISY_CORE_PCT, NOISY_OTHER_CORES, NOISY_STEAL_PCT, Noise
+
+__all__ = ["METRICS", "Metric", "metrics_for", "summarize", "to_markdown", "write_json"]
+
+Medians = dict[str, float | None]
+Check = Callable[[Medians, float | None], bool | None]
+
+
+@dataclass(frozen=True)
+class Metric:
+    scenario: str
+    key: str
+    label: str
+    unit: str
+    higher_better: bool
+    target: str = ""
+    check: Check | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.scenario}.{self.key}"
+
+
+def _ratio_at_least(limit: float) -> Check:
+    return lambda _m, ratio: None if ratio is None else ratio >= limit
+
+
+def _kproxy_at_most(limit: float) -> Check:
+    return lambda m, _r: None if m.get("kproxy") is None else m["kproxy"] <= limit  # type: ignore[operator]
+
+
+def _no_worse_than_kubectl(_m: Medians, ratio: float | None) -> bool | None:
+    return None if ratio is None else ratio <= 1.0
+
+
+def _list_check(m: Medians, ratio: float | None) -> bool | None:
+    if ratio is None:
+        return None
+    near_direct = m.get("direct") is None or (m.get("kproxy") or 0) >= 0.9 * (m["direct"] or 0)
+    return ratio >= 1.2 and near_direct
+
+
+def _get_metrics(connections: int) -> tuple[Metric, ...]:
+    label = f"small GET, {connections} connection{'s' if connections > 1 else ''}"
+    # The issue's targets are set at 16 and 64 connections.
+    targeted = connections in (16, 64)
+    return (
+        Metric(f"get_c{connections}", "rps", label, "req/s", True,
+               "≥ 2.0× kubectl" if targeted else "", _ratio_at_least(2.0) if targeted else None),
+        Metric(f"get_c{connections}", "p50_ms", label, "p50 ms", False),
+        Metric(f"get_c{connections}", "p99_ms", label, "p99 ms", False,
+               "≤ kubectl" if targeted else "", _no_worse_than_kubectl if targeted else None),
+        Metric(f"get_c{connections}", "cpu_us_per_req", label, "CPU µs/req", False),
+    )
+
+
+_OTHER_METRICS: tuple[Metric, ...] = (
+    Metric("list", "mb_s", "10 MB list, 1 connection", "MB/s", True,
+           "≥ 1.2× kubectl, ≥ 0.9× direct", _list_check),
+    Metric("list", "cpu_ms_per_list", "10 MB list, 1 connection", "CPU ms/list", False),
+    Metric("list_gzip", "lists_s", "10 MB list, gzip, 1 connection", "lists/s", True),
+    Metric("list_gzip", "cpu_ms_per_list", "10 MB list, gzip, 1 connection", "CPU ms/list", False),
+    Metric("startup", "startup_s", "start-up to first response", "s", False, "≤ 0.5 s", _kproxy_at_most(0.5)),
+    Metric("startup", "idle_rss_mb", "RSS after start-up", "MB", False),
+    Metric("memory", "peak_rss_mb", "peak RSS (request scenarios)", "MB", False),
+    Metric("watch", "open_s", "watches: time to open all", "s", False),
+    Metric("watch", "rss_mb", "watches: RSS while held", "MB", False, "≤ 150 MB", _kproxy_at_most(150)),
+    Metric("watch", "idle_cpu_pct", "watches: CPU while idle", "% of a core", False),
+    Metric("watch", "event_p50_ms", "watches: event delay, one event", "p50 ms", False),
+    Metric("watch", "event_p99_ms", "watches: event delay, one event", "p99 ms", False, "≤ 10 ms", _kproxy_at_most(10)),
+    Metric("watch", "broadcast_last_ms", "watches: event to all, last arrival", "ms", False),
+    Metric("echo", "rtt_p50_ms", "upgrade echo, 64 B round trip", "p50 ms", False),
+    Metric("echo", "rtt_p99_ms", "upgrade echo, 64 B round trip", "p99 ms", False),
+    Metric("echo", "mb_s", "upgrade echo, bulk", "MB/s", True),
+)
+
+
+def metrics_for(connections: Sequence[int]) -> tuple[Metric, ...]:
+    return tuple(m for c in connections for m in _get_metrics(c)) + _OTHER_METRICS
+
+
+METRICS = metrics_for((1, 16, 64))
+
+
+def _stats(values: list[float]) -> dict[str, Any] | None:
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+
+
+def _value(rnd: dict[str, Any], scenario: str, target: str, key: str) -> float | None:
+    for m in rnd["measurements"]:
+        if m["scenario"] == scenario and m["target"] == target and not m["error"]:
+            value = m["metrics"].get(key)
+            return float(value) if isinstance(value, int | float) else None
+    return None
+
+
+def _mean(probes: list[dict[str, Any]], key: str) -> float | None:
+    given = [p for p in probes if p.get(key) is not None]
+    if not given:
+        return None
+    seconds = sum(p["seconds"] for p in given) or 1.0
+    return round(float(sum(p[key] * p["seconds"] for p in given)) / seconds, 2)
+
+
+def _round_noise(rnd: dict[str, Any]) -> dict[str, Any]:
+    probes = [m["noise"] for m in rnd["measurements"] if m.get("noise")]
+    summary = {key: _mean(probes, key) for key in ("other_cores", "steal_pct", "load_core_pct", "proxy_core_pct")}
+    summary["other_cores_max"] = round(max((p["other_cores"] for p in probes), default=0.0), 3)
+    summary["noisy_measurements"] = sum(1 for p in probes if p["noisy"])
+    summary["measurements"] = len(probes)
+    # The round as a whole, judged like one long measurement.
+    summary["noisy"] = Noise(1.0, summary["other_cores"] or 0.0, summary["steal_pct"] or 0.0,
+                             summary["load_core_pct"], summary["proxy_core_pct"]).noisy
+    return summary
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    rounds = result["rounds"]
+    for rnd in rounds:
+        rnd["noise"] = _round_noise(rnd)
+    summary: dict[str, Any] = {}
+    for metric in metrics_for(result["config"]["connections"]):
+        per_target: dict[str, Any] = {}
+        for target in result["targets"]:
+            values = [v for rnd in rounds if (v := _value(rnd, metric.scenario, target, metric.key)) is not None]
+            per_target[target] = _stats(values)
+        ratios = []
+        for rnd in rounds:
+            ours = _value(rnd, metric.scenario, "kproxy", metric.key)
+            theirs = _value(rnd, metric.scenario, "kubectl", metric.key)
+            if ours is not None and theirs:
+                ratios.append(ours / theirs)
+        ratio = _stats(ratios)
+        medians: Medians = {t: (s["median"] if s else None) for t, s in per_target.items()}
+        verdict = metric.check(medians, ratio["median"] if ratio else None) if metric.check else None
+        summary[metric.id] = {"label": metric.label, "unit": metric.unit, "higher_better": metric.higher_better,
+                              "targets": per_target, "ratio_kproxy_kubectl": ratio,
+                              "target": metric.target or None, "met": verdict}
+    result["summary"] = summary
+    result["errors"] = [
+        {"round": rnd["round"], "scenario": m["scenario"], "target": m["target"], "error": m["error"]}
+        for rnd in rounds for m in rnd["measurements"] if m["error"]
+    ]
+    result["problems"] = [
+        {"round": rnd["round"], "target": m["target"], "problems": m["metrics"].get("problems")}
+        for rnd in rounds for m in rnd["measurements"]
+        if m["scenario"] == "verify" and not m["error"] and not m["metrics"].get("ok")
+    ]
+    # Counts that should be zero: failed requests, watches that did not open, events
+    # that never arrived, upstream streams a proxy left open after its clients left.
+    for rnd in rounds:
+        for m in rnd["measurements"]:
+            for key in ("errors", "open_failures", "events_lost", "left_open"):
+                value = m["metrics"].get(key)
+                if isinstance(value, int) and value != 0:
+                    result["problems"].append({"round": rnd["round"], "target": m["target"],
+                                               "problems": f"{m['scenario']}: {key} = {value}"})
+    return result
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+
+
+# -- Markdown -------------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "—"
+    if len(stats["values"]) == 1 or stats["min"] == stats["max"]:
+        return _num(stats["median"])
+    return f"{_num(stats['median'])} <sub>({_num(stats['min'])}–{_num(stats['max'])})</sub>"
+
+
+def _ratio_cell(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "—"
+    if len(stats["values"]) == 1:
+        return f"{stats['median']:.2f}×"
+    return f"**{stats['median']:.2f}×** <sub>({stats['min']:.2f}–{stats['max']:.2f})</sub>"
+
+
+def to_markdown(result: dict[str, Any], command: str) -> str:
+    names = {"direct": "direct (nginx)", "kubectl": "kubectl proxy", "kproxy": "kproxy"}
+    targets = result["targets"]
+    machine, versions = result["machine"], result["versions"]
+    rounds = result["rounds"]
+    noisy = [str(r["round"]) for r in rounds if r["noise"]["noisy"]]
+    lines = [
+        f"Command: `{command}` — {result['started']}, {len(rounds)} interleaved rounds"
+        f" (noisy: {', '.join(noisy) if noisy else 'none'}).",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory_gb']} GB, Linux {machine['kernel']}. "
+        f"Layout: {result.get('layout', '?')}.",
+        "",
+        "Versions: " + "; ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+        "",
+        f"Payloads: pod {result['payloads']['pod_bytes']:,} B; list {result['payloads']['list_bytes']:,} B "
+        f"({result['payloads']['list_gzip_bytes']:,} B gzip'ed). MB = 10⁶ bytes. "
+        "Cells: median <sub>(min–max)</sub> over rounds; the ratio is kproxy/kubectl per round.",
+        "",
+        "| scenario | unit | " + " | ".join(names.get(t, t) for t in targets) + " | kproxy/kubectl | target |",
+        "|---|---|" + "---:|" * len(targets) + "---:|---|",
+    ]
+    for metric in metrics_for(result["config"]["connections"]):
+        entry = result["summary"][metric.id]
+        if all(entry["targets"].get(t) is None for t in targets):
+            continue
+        verdict = {True: "✅ ", False: "❌ ", None: ""}[entry["met"]] + (entry["target"] or "")
+        cells = " | ".join(_cell(entry["targets"].get(t)) for t in targets)
+        better = "↑" if metric.higher_better else "↓"
+        lines.append(f"| {metric.label} | {metric.unit} {better} | {cells} | "
+                     f"{_ratio_cell(entry['ratio_kproxy_kubectl'])} | {verdict} |")
+    conns = result["config"]["connections"]
+    ratio_columns = [(f"get_c{c}", "rps") for c in conns] + [("list", "mb_s")]
+    lines += ["", "Per round. Noise, as time-weighted means over the round's measurements: CPU used by other "
+              "processes and kernel threads on the whole machine (cores), on the load core and on the proxy core "
+              f"(% of that core), and steal. A round is noisy above {NOISY_CORE_PCT}% foreign use of either core "
+              f"({NOISY_OTHER_CORES} cores machine-wide when not pinned) or {NOISY_STEAL_PCT}% steal.", "",
+              "| round | order | other CPU, cores | load core % | proxy core % | steal % | noisy | "
+              + " | ".join(f"c{c} req/s ratio" for c in conns) + " | list MB/s ratio |",
+              "|---|---|---|---|---|---|---|" + "---|" * (len(conns) + 1)]
+
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1f}"
+
+    for rnd in rounds:
+        n = rnd["noise"]
+        ratios = []
+        for scenario, key in ratio_columns:
+            ours, theirs = _value(rnd, scenario, "kproxy", key), _value(rnd, scenario, "kubectl", key)
+            ratios.append(f"{ours / theirs:.2f}×" if ours is not None and theirs else "—")
+        lines.append(f"| {rnd['round']} | {' → '.join(rnd['order'])} | {n['other_cores'] or 0:.2f} "
+                     f"(max {n['other_cores_max']:.2f}) | {pct(n['load_core_pct'])} | {pct(n['proxy_core_pct'])} | "
+                     f"{pct(n['steal_pct'])} | {'⚠️ yes' if n['noisy'] else 'no'} | " + " | ".join(ratios) + " |")
+    if result["errors"] or result["problems"]:
+        lines += ["", "Errors:", ""]
+        lines += [f"- round {e['round']} {e['scenario']} {e['target']}: {e['error']}" for e in result["errors"]]
+        lines += [f"- round {p['round']} {p['target']}: {p['problems']}" for p in result["problems"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,174 @@
+"""One benchmark run: set up the upstream, then interleaved rounds over all targets.
+
+Every round starts both proxies afresh (so start-up and peak memory are measured per
+round) and runs every scenario against every target before moving to the next
+scenario, so slow drifts in machine load hit all targets alike. The order of targets
+rotates from round to round, so no target always goes first. Everything this module
+starts is stopped by PID in ``finally``, also on Ctrl-C and on errors.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from . import scenarios
+from .config import Config
+from .deps import tool_versions
+from .environment import Environment, environment
+from .noise import Layout, NoiseProbe
+from .procs import rss_mb
+from .progress import Progress
+from .scenarios import Bench, Metrics
+from .targets import Target, start_proxy
+from .wrk import run_wrk
+
+__all__ = ["run"]
+
+Record = dict[str, Any]
+
+
+def _machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    return {"cpu": model, "cpus": os.cpu_count(), "memory_gb": round(mem_kb / 1024**2, 1),
+            "kernel": platform.release(), "platform": platform.platform()}
+
+
+class _Round:
+    """Collects one round's measurements, each with the noise seen while it ran."""
+
+    def __init__(self, index: int, order: list[str], cores: Layout | None) -> None:
+        self.record: Record = {"round": index, "order": order, "measurements": []}
+        self.live: dict[str, Target] = {}
+        self._cores = cores
+
+    def _proxy_pids(self) -> list[int]:
+        return [t.pid for t in self.live.values() if t.pid is not None]
+
+    async def measure(self, scenario: str, target: str, work: Callable[[], Awaitable[Metrics]]) -> Metrics:
+        probe = NoiseProbe(self._cores, self._proxy_pids)
+        probe.start()
+        error = None
+        try:
+            metrics = await work()
+        except Exception as exc:  # recorded, not fatal: the other targets still get measured
+            metrics, error = {}, f"{type(exc).__name__}: {exc}"[:500]
+        noise = probe.stop()
+        self.record["measurements"].append(
+            {"scenario": scenario, "target": target, "metrics": metrics, "noise": noise.as_dict(), "error": error})
+        return metrics
+
+
+def _steps(config: Config, targets: list[str]) -> int:
+    proxies = len([t for t in targets if t != "direct"])
+    per_round = proxies * (2 if config.warmup_seconds else 1) + len(targets) * (len(config.connections) + 4)
+    return config.rounds * per_round + len(targets)  # + the verification in round 1
+
+
+async def run(config: Config, kubectl: str | None, keep_workdir: bool = False) -> Record:
+    targets = [t for t in config.targets if t != "kubectl" or kubectl]
+    progress = Progress(_steps(config, targets), config.estimate_seconds())
+    result: Record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
+                      "machine": _machine(), "versions": tool_versions(kubectl),
+                      "targets": targets, "rounds": []}
+    try:
+        import uvloop  # noqa: F401
+
+        result["harness_loop"] = "uvloop"
+    except ImportError:
+        result["harness_loop"] = "asyncio"
+    progress.note("setting up: certificates, payloads, upstream program, nginx ...")
+    async with environment(config, keep_workdir) as env:
+        result["versions"]["kproxy"] = env.kproxy_version
+        result["layout"] = env.layout
+        result["fd_limit"] = env.fd_limit
+        result["payloads"] = {"pod_bytes": env.payloads.pod_bytes, "list_bytes": env.payloads.list_bytes,
+                              "list_gzip_bytes": env.payloads.list_gzip_bytes}
+        bench = Bench(config, env.payloads, env.upstream_port)
+        for index in range(config.rounds):
+            shift = index % len(targets)
+            order = targets[shift:] + targets[:shift]
+            rnd = _Round(index + 1, order, env.cores)
+            result["rounds"].append(rnd.record)
+            await _one_round(bench, rnd, order, env, kubectl or "", progress, verify=index == 0)
+        progress.finish(f"done: {config.rounds} rounds")
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return result
+
+
+async def _one_round(bench: Bench, rnd: _Round, order: list[str], env: Environment, kubectl: str,
+                     progress: Progress, verify: bool) -> None:
+    cfg = bench.config
+    procs = env.procs
+    label = f"round {rnd.record['round']}/{cfg.rounds}"
+    live = rnd.live
+    if "direct" in order:
+        live["direct"] = Target("direct", env.nginx.plain_port)
+    try:
+        for name in order:
+            if name == "direct":
+                continue
+            progress.step(f"{label} · start · {name}")
+
+            async def start(name: str = name) -> Metrics:
+                target = await start_proxy(procs, name, kubectl, env.kubeconfig, env.home, env.proxy_cpus,
+                                           env.kproxy_dir)
+                live[name] = target
+                assert target.pid is not None and target.startup_s is not None
+                return {"startup_s": round(target.startup_s, 3), "idle_rss_mb": round(rss_mb(target.pid), 1)}
+
+            await rnd.measure("startup", name, start)
+        targets = [live[name] for name in order if name in live]
+        if cfg.warmup_seconds:
+            for target in targets:
+                if target.child is not None:
+                    progress.step(f"{label} · warm-up · {target.name}")
+                    # Connections, pools and caches settle before anything counts.
+                    await run_wrk(f"http://127.0.0.1:{target.port}/version", max(cfg.connections),
+                                  cfg.warmup_seconds)
+        if verify:
+            for target in targets:
+                progress.step(f"{label} · verify responses · {target.name}")
+                await rnd.measure("verify", target.name, partial(scenarios.verify, bench, target))
+        for conns in cfg.connections:
+            for target in targets:
+                progress.step(f"{label} · small GET c={conns} · {target.name}")
+                await rnd.measure(f"get_c{conns}", target.name,
+                                  partial(scenarios.wrk_get, target, conns, cfg.get_seconds))
+        for gzipped in (False, True):
+            scenario = "list_gzip" if gzipped else "list"
+            for target in targets:
+                progress.step(f"{label} · 10 MB list{' (gzip)' if gzipped else ''} · {target.name}")
+                await rnd.measure(scenario, target.name,
+                                  partial(scenarios.wrk_list, target, cfg.list_seconds, gzipped))
+        for target in targets:
+            progress.step(f"{label} · exec-style upgrade echo · {target.name}")
+            await rnd.measure("echo", target.name, partial(scenarios.echo, target, cfg.echo_seconds))
+        for target in targets:
+            if target.pid is not None:
+                # Peak RSS of the request-load scenarios, before the watches add theirs.
+                rnd.record["measurements"].append({
+                    "scenario": "memory", "target": target.name, "error": None, "noise": None,
+                    "metrics": {"peak_rss_mb": round(rss_mb(target.pid, "VmHWM"), 1)}})
+        for target in targets:
+            progress.step(f"{label} · {cfg.watches} watches · {target.name}")
+            tag = f"r{rnd.record['round']}-{target.name}"
+            await rnd.measure("watch", target.name, partial(scenarios.watches, bench, target, tag))
+    finally:
+        for target in live.values():
+            if target.child is not None:
+                rnd.record.setdefault("exit_codes", {})[target.name] = await procs.stop(target.child)

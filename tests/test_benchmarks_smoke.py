@@ -1,0 +1,104 @@
+"""The benchmark harness runs end to end with tiny sizes and writes outputs that parse.
+
+No timing assertions: the numbers from a few-second run on a shared machine mean
+nothing; this only proves the harness itself works (nginx with TLS and client
+certificates, the upstream program, wrk, both proxies, the reports). Needs Debian's
+``nginx-light`` and ``wrk`` (installed by the harness when running as root) and, for
+the chart, matplotlib from PyPI (installed by the harness with pip on demand).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "--rounds", "1", "--get-seconds", "1", "--list-seconds", "1", "--warmup-seconds", "0",
+    "--connections", "4", "--list-pods", "100", "--watches", "20", "--watch-idle-seconds", "0.2",
+    "--event-samples", "3", "--broadcasts", "1", "--echo-seconds", "0.2",
+]
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    from benchmarks.deps import MissingTool, ensure_tools
+
+    try:
+        ensure_tools(log=False)
+    except MissingTool as exc:
+        pytest.skip(f"benchmark tools unavailable: {exc}")
+
+
+@pytest.mark.timeout(240)
+def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *TINY, "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=220,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    result = json.loads((out / "latest.json").read_text())
+    targets = ["direct", "kproxy"] + (["kubectl"] if shutil.which("kubectl") else [])
+    assert sorted(result["targets"]) == sorted(targets)
+    assert len(result["rounds"]) == 1
+    measured = {(m["scenario"], m["target"]) for m in result["rounds"][0]["measurements"]}
+    for scenario in ("verify", "get_c4", "list", "list_gzip", "echo", "watch"):
+        for target in targets:
+            assert (scenario, target) in measured, (scenario, target)
+    for target in targets:
+        if target != "direct":
+            assert ("startup", target) in measured
+    # The harness's own path (nginx, upstream program, clients) must work without errors;
+    # how the proxies fare is for their own tests, and recorded, not asserted, here.
+    direct = [m for m in result["rounds"][0]["measurements"] if m["target"] == "direct"]
+    assert all(m["error"] is None for m in direct), [m["error"] for m in direct]
+    assert all(m["noise"] is None or set(m["noise"]) >= {"other_cores", "steal_pct", "noisy"} for m in direct)
+    assert result["summary"]["get_c4.rps"]["targets"]["direct"]["median"] > 0
+    if "kubectl" in targets:
+        assert "ratio_kproxy_kubectl" in result["summary"]["get_c4.rps"]
+
+    markdown = (out / "latest.md").read_text()
+    assert "| scenario | unit |" in markdown and "direct (nginx)" in markdown
+
+    if result["chart"] is not None:
+        assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:  # only acceptable when matplotlib could not be installed (offline machine)
+        assert "matplotlib" in (result["chart_problem"] or ""), result["chart_problem"]
+
+
+def test_wrk_output_parses() -> None:
+    from benchmarks.wrk import parse_wrk
+
+    text = """Running 4s test @ http://127.0.0.1:1/x
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.45ms  310.00us  12.00ms   90.00%
+    Req/Sec    44.67k     1.20k   46.00k    80.00%
+  Latency Distribution
+     50%  840.00us
+     75%    1.50ms
+     90%    2.00ms
+     99%    1.20s
+  178680 requests in 4.00s, 480.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:  44668.80
+Transfer/sec:    120.00MB
+"""
+    result = parse_wrk(text)
+    assert result.requests == 178680
+    assert result.rps == pytest.approx(44668.8)
+    assert result.p50_ms == pytest.approx(0.84)
+    assert result.p99_ms == pytest.approx(1200.0)
+    assert result.bytes_read == pytest.approx(480 * 1024**2)
+    assert result.errors == 7
