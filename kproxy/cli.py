@@ -141,6 +141,8 @@ FLAG_TABLE: tuple[_Flag, ...] = (
     _Flag("authorized-ip-ranges", "", "", "kproxy: comma-separated CIDRs (a bare IP is /32 or /128) of clients allowed to use the proxy; empty disables the check; 0.0.0.0/32 means only this machine."),
     _Flag("authorized-ip-ranges-file", "", "", "kproxy: file of authorized client CIDRs, one per line, # comments; reloaded on SIGHUP and when it changes."),
     _Flag("trusted-proxies", "", "", "kproxy: CIDRs of front proxies whose X-Forwarded-For names the real client (for --authorized-ip-ranges)."),
+    _Flag("http-proxy-config", "", "", "kproxy: AKS httpProxyConfig JSON file (httpProxy, httpsProxy, noProxy, trustedCa) for reaching the API server; wins over the kubeconfig proxy-url and HTTP(S)_PROXY/NO_PROXY."),
+    _Flag("custom-ca-trust-certificates", "", "", "kproxy: PEM file of extra CA certificates (blank-line separated, as AKS takes them) trusted for the API server and https:// proxies."),
 )
 
 
@@ -181,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="kproxy: log level by name (overrides -v).")
     parser.add_argument("--check-ip", metavar="ADDR", default=None,
                         help="kproxy: say whether ADDR would be allowed by the authorized IP ranges, and by which range, then exit.")
+    parser.add_argument("--explain-egress", nargs="*", metavar="URL", default=None,
+                        help="kproxy: print how the API server (and each URL given) would be reached: direct or which proxy, "
+                             "from which setting, by which rule, and which CAs are trusted; then exit.")
     parser.add_argument("--demo", action="store_true",
                         help="kproxy: run against a built-in demo cluster (an in-process fake API server).")
     parser.add_argument("--version", action="version", version=f"kproxy {__version__}")
@@ -245,6 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if ns.check_ip is not None:
             return _check_ip(ns)
+        if ns.explain_egress is not None:
+            from .explain import explain_egress
+
+            print("\n".join(explain_egress(Options.from_flags(flags_from_namespace(ns)), ns.explain_egress)))
+            return 0
         return _run(ns)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

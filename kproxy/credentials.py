@@ -48,6 +48,7 @@ __all__ = [
     "auth_header",
     "bearer_line",
     "impersonation_headers",
+    "proxy_tls_context",
     "tls_context",
 ]
 
@@ -72,14 +73,11 @@ def tls_context(
     key_pem: bytes | None,
     cert_field: str,
     key_field: str,
+    extra_ca: bytes = b"",
 ) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    # Python 3.13 turns on VERIFY_X509_STRICT, which rejects real cluster CAs that Go
-    # (and so kubectl) accepts, e.g. CAs without a keyUsage or AKI extension. kubectl
-    # parity wins: verification stays on, the extra RFC 5280 pedantry goes.
-    strict = getattr(ssl, "VERIFY_X509_STRICT", 0)
-    ctx.verify_flags &= ~strict
-    ctx.set_alpn_protocols(["http/1.1"])
+    """The API server's context. ``extra_ca``: PEM CAs trusted besides the kubeconfig's CA
+    (or the system store without one): ``--custom-ca-trust-certificates``, ``trustedCa``."""
+    ctx = _default_context()
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -90,6 +88,8 @@ def tls_context(
             ctx.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))
         except (ssl.SSLError, ValueError) as exc:
             raise ConfigError(f"{ca_field}: not a valid PEM certificate bundle ({_reason(exc)})") from None
+    if extra_ca and not insecure:
+        _load_extra(ctx, extra_ca)
     if (cert_pem is None) != (key_pem is None):
         missing = key_field if key_pem is None else cert_field
         raise ConfigError(f"{missing} is missing: a client certificate needs both a certificate and a key")
@@ -109,9 +109,40 @@ def tls_context(
     return ctx
 
 
+def proxy_tls_context(extra_ca: bytes = b"") -> ssl.SSLContext:
+    """For ``https://`` forward proxies: the system trust store plus ``extra_ca``, the
+    certificate checked against the proxy's host name."""
+    ctx = _default_context()
+    if extra_ca:
+        _load_extra(ctx, extra_ca)
+    return ctx
+
+
+def _default_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    # Python 3.13 turns on VERIFY_X509_STRICT, which rejects real cluster CAs that Go
+    # (and so kubectl) accepts, e.g. CAs without a keyUsage or AKI extension. kubectl
+    # parity wins: verification stays on, the extra RFC 5280 pedantry goes.
+    strict = getattr(ssl, "VERIFY_X509_STRICT", 0)
+    ctx.verify_flags &= ~strict
+    # Go ignores a certificate's Common Name since 1.15 (only SANs name the host);
+    # Python falls back to it unless told not to.
+    ctx.hostname_checks_common_name = False
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _load_extra(ctx: ssl.SSLContext, pem: bytes) -> None:
+    try:
+        ctx.load_verify_locations(cadata=pem.decode("ascii", "replace"))
+    except (ssl.SSLError, ValueError) as exc:  # trust.py validated them; defensive
+        raise ConfigError(f"custom CA certificates: cannot be loaded ({_reason(exc)})") from None
+
+
 def _fresh_context_like(template: ssl.SSLContext) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.verify_flags = template.verify_flags
+    ctx.hostname_checks_common_name = False
     ctx.set_alpn_protocols(["http/1.1"])
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx

@@ -18,12 +18,14 @@ import os
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import credentials, exec_credential, exec_plugin, incluster, kubeconfig, oidc
 from ._version import __version__
+from .egress import Decision, EgressConfig, select
 from .errors import ConfigError
 from .filters import (
     DEFAULT_ACCEPT_HOSTS,
@@ -34,8 +36,10 @@ from .filters import (
 )
 from .ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
 from .routing import Router, normalize_prefix
+from .trust import TrustBundle, merge, parse_ca_file, parse_pem
+from .tunnel import ProxyRoute
 
-__all__ = ["Flags", "Listen", "Options", "Upstream"]
+__all__ = ["Egress", "Flags", "Listen", "Options", "Upstream"]
 
 DEFAULT_KEEPALIVE = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -79,6 +83,8 @@ class Flags:
     authorized_ip_ranges: str = ""
     authorized_ip_ranges_file: str = ""
     trusted_proxies: str = ""
+    http_proxy_config: str = ""
+    custom_ca_trust_certificates: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,22 @@ class Upstream:
     # certificate files). None: auth_header / ssl_context are all there is.
     auth: credentials.AuthSource | None = field(default=None, repr=False)
     tls: credentials.TLSSource | None = field(default=None, repr=False)
+    # Egress, decided once at start-up (the server URL is fixed): the forward proxy, or
+    # None for direct; the decision behind it; what is trusted, in words, for messages.
+    proxy: ProxyRoute | None = None
+    egress: Decision | None = None
+    trusted: str = ""  # the API server's CAs
+    proxy_trusted: str = ""  # an https:// proxy's CAs
+
+
+@dataclass(frozen=True)
+class Egress:
+    """The proxy settings in force (one source, :func:`kproxy.egress.select`) and the
+    extra CAs, for ``--explain-egress``."""
+
+    config: EgressConfig = field(default_factory=EgressConfig)
+    source: str = "the environment"  # how the winning source is named for people
+    trust: TrustBundle = field(default_factory=TrustBundle)
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,7 @@ class Options:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     warnings: tuple[str, ...] = ()  # kubectl's start-up warnings, word for word
     notices: tuple[str, ...] = ()  # one line per kproxy feature in use
+    egress: Egress = field(default_factory=Egress)
 
     @classmethod
     def from_flags(
@@ -147,7 +170,15 @@ class Options:
         listen = _listen(flags)
 
         selected = _select_kubeconfig(flags, env, base)
-        upstream = _upstream(flags, selected, warnings)
+        notices: list[str] = []
+        egress = _egress(flags, selected.cluster, env, base, warnings)
+        upstream = _upstream(flags, selected, warnings, egress)
+        if upstream.proxy is not None:
+            notices.append(f"reaching the API server {upstream.display} through the proxy "
+                           f"{upstream.proxy.display} (from {upstream.proxy.source})")
+        if egress.trust.certificates:
+            notices.append(f"trusting {len(egress.trust.certificates)} extra CA certificate(s) for the API "
+                           f"server and https:// proxies, from {_origins(egress.trust)}")
 
         api_prefix = normalize_prefix("--api-prefix", flags.api_prefix)
         www = ""
@@ -186,7 +217,6 @@ class Options:
             ranges_file = os.path.join(base, os.path.expanduser(flags.authorized_ip_ranges_file))
             ranges = combine_ranges(flag_ranges, load_ranges_file(ranges_file))
         trusted = parse_trusted_proxies(flags.trusted_proxies)
-        notices: list[str] = []
         if ranges.enabled:
             notices.append(ranges.describe())
         if trusted:
@@ -217,6 +247,7 @@ class Options:
             trusted_proxies=trusted,
             warnings=tuple(warnings),
             notices=tuple(notices),
+            egress=egress,
         )
 
 
@@ -340,7 +371,40 @@ def _fields(selected: kubeconfig.Selected) -> dict[str, Any]:
     return {f.name: getattr(selected, f.name) for f in fields(kubeconfig.Selected)}
 
 
-def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str]) -> Upstream:
+def _egress(flags: Flags, cluster: kubeconfig.Cluster, env: Mapping[str, str], base: str,
+            warnings: list[str]) -> Egress:
+    """The proxy settings by precedence (--http-proxy-config > proxy-url > environment)
+    and the extra CAs (--custom-ca-trust-certificates, then trustedCa)."""
+    now = datetime.now(UTC)
+    bundles = []
+    if flags.custom_ca_trust_certificates:
+        path = os.path.join(base, os.path.expanduser(flags.custom_ca_trust_certificates))
+        bundles.append(parse_ca_file(_read(path, "--custom-ca-trust-certificates file"), path, now=now))
+    from_file: EgressConfig | None = None
+    if flags.http_proxy_config:
+        path = os.path.join(base, os.path.expanduser(flags.http_proxy_config))
+        text = _read(path, "--http-proxy-config file").decode("utf-8", "replace")
+        from_file, trusted_ca = EgressConfig.from_http_proxy_config(text, path)
+        if trusted_ca is not None:
+            bundles.append(parse_pem(trusted_ca, f"{path} trustedCa", now=now))
+        source = f"--http-proxy-config {path} (the kubeconfig proxy-url and the environment are not used)"
+    elif cluster.proxy_url:
+        source = "the kubeconfig cluster's proxy-url (the environment is not used)"
+    else:
+        source = "the environment"
+    config = select(http_proxy_config=from_file, proxy_url=cluster.proxy_url, environ=env)
+    bundle = merge(*bundles)
+    warnings.extend(bundle.warnings)
+    if config.http is not None or config.https is not None or config.proxy_url is not None:
+        warnings.extend(config.warnings)  # quiet unless a proxy is configured at all
+    return Egress(config, source, bundle)
+
+
+def _origins(bundle: TrustBundle) -> str:
+    return ", ".join(dict.fromkeys(o.rpartition(" block ")[0] for o in bundle.origins))
+
+
+def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str], egress: Egress) -> Upstream:
     cluster, user = selected.cluster, selected.user
     loaded = selected if isinstance(selected, _Loaded) else _Loaded(**_fields(selected))
     warnings.extend(loaded.notes)
@@ -369,6 +433,7 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str]) 
     tls: credentials.TLSSource | None = None
     ca_pem: bytes | None = None
     cert_pem: bytes | None = None
+    ca_field = ""
     build_tls: Callable[[bytes | None, bytes | None], ssl.SSLContext] | None = None
     if scheme == "https":
         if cluster.certificate_authority_data is not None:
@@ -387,7 +452,8 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str]) 
         def build(cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
             return credentials.tls_context(ca_pem=ca_pem, ca_field=ca_field,
                                            insecure=cluster.insecure_skip_tls_verify, cert_pem=cert,
-                                           key_pem=key, cert_field=cert_field, key_field=key_field)
+                                           key_pem=key, cert_field=cert_field, key_field=key_field,
+                                           extra_ca=egress.trust.pem)
 
         build_tls = build
         ssl_context = build(cert_pem, key_pem)
@@ -477,6 +543,21 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str]) 
         auth = plugin
         if build_tls is not None:
             tls = plugin
+    # -- Egress: decided once, the server URL is fixed -------------------------------------
+    try:
+        decision = egress.config.decide(cluster.server)
+    except ValueError as exc:
+        raise ConfigError(f"server {cluster.server!r}: {exc}") from None
+    if decision.error:
+        raise ConfigError(f"{decision.rule}; the API server {scheme}://{netloc} cannot be reached from here")
+    extra = f" and {len(egress.trust.certificates)} custom CA(s) from {_origins(egress.trust)}" \
+        if egress.trust.certificates else ""
+    proxy = None
+    if decision.proxy is not None:
+        proxy_tls = credentials.proxy_tls_context(egress.trust.pem) if decision.proxy.scheme == "https" else None
+        proxy = ProxyRoute.from_url(decision.proxy, decision.source, proxy_tls)
+    trusted = "nothing (insecure-skip-tls-verify)" if cluster.insecure_skip_tls_verify else \
+        (ca_field or "the system trust store") + extra
     return Upstream(
         scheme=scheme,
         host=host,
@@ -496,6 +577,10 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str]) 
         user_agent_header=f"User-Agent: kproxy/{__version__} ({os.uname().sysname.lower()}/{_arch()})\r\n".encode(),
         auth=auth,
         tls=tls,
+        proxy=proxy,
+        egress=decision,
+        trusted=trusted if scheme == "https" else "",
+        proxy_trusted="the system trust store" + extra,
     )
 
 

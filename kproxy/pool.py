@@ -301,6 +301,11 @@ def _framed_by_eof(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
 class ConnectionPool:
     """Idle keep-alive connections to the API server, most recently used first.
 
+    A pool holds connections of one route only: the dialer's, direct or through the one
+    forward proxy chosen at start-up (the API server URL is fixed, so is its proxy).
+    A pool per route is the key Go's transport uses (``connectMethodKey``: proxy, scheme,
+    address). Upgrades never come from or go back to the pool.
+
     With a rotating client certificate (``dialer.tls``), connections carry the
     generation they were made with: when it moves on, idle ones are closed and busy
     ones are not reused, so every request after a rotation goes out with the new one.
@@ -327,8 +332,9 @@ class ConnectionPool:
             conn.close()
         return await self.connect()
 
-    async def connect(self) -> UpstreamConnection:
-        _, conn, generation = await self._dialer.connect(UpstreamConnection)
+    async def connect(self, *, tunnel: bool = False) -> UpstreamConnection:
+        """A new connection, never pooled yet; ``tunnel`` for upgrades (see the dialer)."""
+        _, conn, generation = await self._dialer.connect(UpstreamConnection, tunnel=tunnel)
         conn.generation = generation
         if self._tls is not None:
             self._check_tls(time.monotonic())  # the dial may have found a new certificate

@@ -50,6 +50,15 @@ class Relay:
         self._pool = pool
         self._head_prefix = b"Host: " + upstream.host_header + b"\r\n"
         self._auth = upstream.auth
+        # An http:// API server behind an HTTP proxy: requests go to the proxy in absolute
+        # form, with the proxy's credentials (Go's transport, reference §4). Upgrades are
+        # tunnelled with CONNECT instead (see the dialer), so they keep the origin form.
+        route = upstream.proxy
+        self._absolute = b""
+        self._proxy_line = b""
+        if route is not None and route.absolute_form and upstream.scheme == "http":
+            self._absolute = b"http://" + upstream.host_header
+            self._proxy_line = route.authorization
 
     # -- request head -------------------------------------------------------------------
 
@@ -64,7 +73,11 @@ class Relay:
         raw = request.raw_headers
         hop = UPGRADE_DROP if upgrade else HOP_BY_HOP
         listed = connection_tokens(raw) if not upgrade else frozenset()
-        parts = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n", self._head_prefix]
+        if self._absolute and not upgrade:
+            target = self._absolute + target
+            parts = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n", self._head_prefix, self._proxy_line]
+        else:
+            parts = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n", self._head_prefix]
         has_auth = has_impersonation = has_agent = False
         content_length: bytes | None = None
         chunked = False
@@ -107,7 +120,11 @@ class Relay:
             parts.append(up.user_agent_header)
         peer = request.transport.get_extra_info("peername") if request.transport else None
         if isinstance(peer, tuple) and peer:
-            client = peer[0].encode()
+            address: str = peer[0]
+            if address.startswith("::ffff:") and "." in address:
+                # An IPv4 client of a dual-stack listener: Go's RemoteAddr shows it as IPv4.
+                address = address[7:]
+            client = address.encode()
             prior = b", ".join(forwarded_for)
             parts += (b"X-Forwarded-For: ", prior + b", " + client if prior else client, b"\r\n")
         elif forwarded_for:  # a unix socket client: pass the chain on unchanged
@@ -192,6 +209,8 @@ class Relay:
                     head = await conn.response_head()
                 else:
                     raise
+            if head.status == 407 and self._absolute:
+                raise self._proxy_auth_error()
             if head.status == 401 and retry is not None:
                 again = await retry()
                 if again is not None:
@@ -233,6 +252,14 @@ class Relay:
             else:
                 conn.abort()
 
+    def _proxy_auth_error(self) -> UpstreamError:
+        route = self._up.proxy
+        assert route is not None
+        sent = ("the credentials from the proxy URL were rejected" if route.credentials
+                else "no credentials were sent; put them in the proxy URL as http://USER:PASSWORD@HOST:PORT")
+        return UpstreamError(f"the proxy {route.display} (from {route.source}) requires proxy authentication "
+                             f"(407 Proxy Authentication Required): {sent}")
+
     # -- upgrades -------------------------------------------------------------------------
 
     async def upgrade(self, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
@@ -252,7 +279,7 @@ class Relay:
                 started = time.monotonic()
                 line = auth.line if started < auth.deadline else await auth.fresh()
         head_bytes, _, _ = self._request_head(request, target, True, line)
-        conn = await self._pool.connect()
+        conn = await self._pool.connect(tunnel=True)
         try:
             conn.start(False)
             conn.write(head_bytes)
@@ -267,7 +294,7 @@ class Relay:
                 # until the 101), so the upgrade can be asked for again.
                 conn.abort()
                 head_bytes, _, _ = self._request_head(request, target, True, auth.line)
-                conn = await self._pool.connect()
+                conn = await self._pool.connect(tunnel=True)
                 conn.start(False)
                 conn.write(head_bytes)
                 head = await conn.response_head()

@@ -79,6 +79,17 @@ async def test_ipv6_and_mapped_clients(kubeconfig: Path, start_kproxy: StartKpro
     assert out == "200"
 
 
+async def test_dual_stack_ipv4_client_forwarded_as_ipv4(kubeconfig: Path, start_kproxy: StartKproxy) -> None:
+    # Go's RemoteAddr shows an IPv4 client of a [::] listener as IPv4, and so does
+    # the X-Forwarded-For kubectl proxy appends.
+    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--address", "0.0.0.0")
+    status, body = await get_from("127.0.0.2", kp, "/debug/kproxy/echo", "-H", "X-Forwarded-For: 10.0.0.1")
+    assert status == 200
+    assert dict(body["headers"])["X-Forwarded-For"] == "10.0.0.1, 127.0.0.2"
+    code, out, _ = await curl("-s", "-g", f"http://[::1]:{kp.port}/debug/kproxy/echo")
+    assert dict(json.loads(out)["headers"])["X-Forwarded-For"] == "::1"
+
+
 async def test_this_machine_only(kubeconfig: Path, start_kproxy: StartKproxy) -> None:
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--authorized-ip-ranges", "0.0.0.0/32")
     for source in ("127.0.0.1", "127.0.0.5"):
