@@ -1,4 +1,5 @@
-"""Go's ``net.SplitHostPort`` and ``net.JoinHostPort``, for the policies that match Go.
+"""Go's ``net.SplitHostPort`` and ``net.JoinHostPort``, and the address types the
+policies share.
 
 Pure: strings in, strings out. ``split_host_port`` returns ``None`` exactly where Go
 returns an error (missing port, too many colons, stray brackets); the port is not
@@ -7,7 +8,12 @@ validated, as in Go.
 
 from __future__ import annotations
 
-__all__ = ["join_host_port", "split_host_port"]
+import ipaddress
+
+__all__ = ["IPAddress", "IPNetwork", "join_host_port", "split_host_port"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def split_host_port(hostport: str) -> tuple[str, str] | None:
     """Go ``net.SplitHostPort``: ``None`` where Go returns an error."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from encodings.idna import nameprep
 from typing import Literal
 
-from .gonet import join_host_port, split_host_port
+from .gonet import IPAddress, IPNetwork, join_host_port, split_host_port
 
 __all__ = [
     "IPAddress",
@@ -46,8 +46,6 @@ __all__ = [
     "split_host_port",
 ]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Go's unicode.IsSpace (strings.TrimSpace). Python's str.strip() also strips \x1c-\x1f.
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" \

@@ -51,6 +51,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from kproxy.errors import ConfigError
+from kproxy.gonet import IPAddress, IPNetwork
 
 __all__ = [
     "AuthorizedRanges",
@@ -62,8 +63,6 @@ __all__ = [
     "parse_trusted_proxies",
 ]
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # AKS: "0.0.0.0/32 ... tells AKS to allow only the outbound public IP of the Standard SKU load
 # balancer", i.e. the cluster itself. For kproxy that is this machine: loopback and the host's
