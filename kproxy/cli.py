@@ -347,10 +347,11 @@ async def _start_demo(flags: Flags) -> tuple[Any, tempfile.TemporaryDirectory[st
     if flags.kubeconfig or flags.server:
         raise ConfigError("--demo runs its own cluster: drop --kubeconfig and --server")
     workdir = tempfile.TemporaryDirectory(prefix="kproxy-demo-")
-    api = FakeAPIServer(pki=TestPKI.create(), tokens=("demo-token",))
+    # Not recording requests: a long-running demo must not grow a list forever.
+    api = FakeAPIServer(pki=TestPKI.create(), tokens=("demo-token",), record_requests=False)
     await api.start()
     kubeconfig = api.kubeconfig(Path(workdir.name), auth="token", token="demo-token")
-    log.warning("demo cluster: an in-process fake API server at %s (not a real cluster)", api.url)
+    log.log(NOTICE, "demo cluster: an in-process fake API server at %s (not a real cluster)", api.url)
     from dataclasses import replace
 
     return api, workdir, replace(flags, kubeconfig=str(kubeconfig))
