@@ -30,14 +30,15 @@ async def curl(*args: str) -> tuple[int, str, str]:
 
 
 async def raw_request(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
-    """Send raw bytes, read until the server closes or 2 s of silence."""
+    """Send raw bytes, read until the server closes or 2 s of silence after an answer
+    (up to 15 s for the first bytes: a loaded machine must not fail the test)."""
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(data)
     await writer.drain()
-    chunks = []
+    chunks: list[bytes] = []
     try:
         while True:
-            chunk = await asyncio.wait_for(reader.read(65536), 2)
+            chunk = await asyncio.wait_for(reader.read(65536), 2 if chunks else 15)
             if not chunk:
                 break
             chunks.append(chunk)
