@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from .errors import Forbidden
+from .gonet import unmap_ipv4
 from .ranges import THIS_MACHINE, AuthorizedRanges, IPNetwork, client_address, normalize_address
 
 __all__ = ["ClientGate"]
@@ -55,9 +56,7 @@ class ClientGate:
         peer = transport.get_extra_info("peername") if transport is not None else None
         if not isinstance(peer, tuple) or not peer:
             return None
-        address = str(peer[0])
-        if address.startswith("::ffff:") and "." in address:
-            address = address[7:]  # an IPv4 client on a dual-stack socket: show it as IPv4
+        address = unmap_ipv4(str(peer[0]))
         if self._trusted:
             forwarded = request.headers.getall("X-Forwarded-For", ())
             return client_address(address, forwarded, self._trusted)

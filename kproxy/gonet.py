@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["IPAddress", "IPNetwork", "join_host_port", "split_host_port"]
+__all__ = ["IPAddress", "IPNetwork", "join_host_port", "split_host_port", "unmap_ipv4"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -39,3 +39,11 @@ def split_host_port(hostport: str) -> tuple[str, str] | None:
 def join_host_port(host: str, port: str) -> str:
     """Go ``net.JoinHostPort``."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def unmap_ipv4(address: str) -> str:
+    """An IPv4 client of a dual-stack socket (``::ffff:127.0.0.2``) as IPv4, as Go's
+    ``RemoteAddr`` shows it; any other address unchanged. Cheap: runs per request."""
+    if address.startswith("::ffff:") and "." in address:
+        return address[7:]
+    return address

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from .credentials import AuthSource
 from .errors import RequestError, UpstreamError
+from .gonet import unmap_ipv4
 from .headers import (
     HOP_BY_HOP,
     UPGRADE_DROP,
@@ -43,6 +44,7 @@ from .pool import ConnectionPool, UpstreamConnection
 __all__ = ["Relay", "is_upgrade"]
 
 log = logging.getLogger("kproxy")
+
 
 class Relay:
     def __init__(self, upstream: Upstream, pool: ConnectionPool) -> None:
@@ -120,11 +122,7 @@ class Relay:
             parts.append(up.user_agent_header)
         peer = request.transport.get_extra_info("peername") if request.transport else None
         if isinstance(peer, tuple) and peer:
-            address: str = peer[0]
-            if address.startswith("::ffff:") and "." in address:
-                # An IPv4 client of a dual-stack listener: Go's RemoteAddr shows it as IPv4.
-                address = address[7:]
-            client = address.encode()
+            client = unmap_ipv4(peer[0]).encode()
             prior = b", ".join(forwarded_for)
             parts += (b"X-Forwarded-For: ", prior + b", " + client if prior else client, b"\r\n")
         elif forwarded_for:  # a unix socket client: pass the chain on unchanged
@@ -149,14 +147,22 @@ class Relay:
             return await self._exchange(request, head_bytes, has_body, chunked, None, None)
         return await self._forward_with(auth, request, target)
 
-    async def _forward_with(self, auth: AuthSource, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
+    @staticmethod
+    async def _credential(auth: AuthSource, request: web.BaseRequest) -> tuple[bytes, float] | None:
+        """The ``Authorization`` line to add and when it was chosen; None when the client
+        sent its own, which passes untouched (client-go: "if a user has already set
+        credentials, use that") and for which no plugin runs."""
         if "Authorization" in request.headers:
-            # The client's own credential passes untouched (client-go: "if a user has
-            # already set credentials, use that"), and no plugin runs for it.
+            return None
+        started = time.monotonic()
+        return (auth.line if started < auth.deadline else await auth.fresh()), started
+
+    async def _forward_with(self, auth: AuthSource, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
+        chosen = await self._credential(auth, request)
+        if chosen is None:
             head_bytes, has_body, chunked = self._request_head(request, target, False, b"")
             return await self._exchange(request, head_bytes, has_body, chunked, None, None)
-        started = time.monotonic()
-        line = auth.line if started < auth.deadline else await auth.fresh()
+        line, started = chosen
         head_bytes, has_body, chunked = self._request_head(request, target, False, line)
         if not auth.refreshes_on_401:
             return await self._exchange(request, head_bytes, has_body, chunked, None, None)
@@ -273,11 +279,11 @@ class Relay:
         line = self._up.auth_header
         started = 0.0
         if auth is not None:
-            if "Authorization" in request.headers:
+            chosen = await self._credential(auth, request)
+            if chosen is None:
                 auth, line = None, b""
             else:
-                started = time.monotonic()
-                line = auth.line if started < auth.deadline else await auth.fresh()
+                line, started = chosen
         head_bytes, _, _ = self._request_head(request, target, True, line)
         conn = await self._pool.connect(tunnel=True)
         try:
