@@ -18,10 +18,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from aiohttp import web
-
 from .errors import Forbidden
 from .gonet import unmap_ipv4
+from .http1 import Request
 from .ranges import THIS_MACHINE, AuthorizedRanges, IPNetwork, client_address, normalize_address
 
 __all__ = ["ClientGate"]
@@ -50,7 +49,7 @@ class ClientGate:
         """Whether requests need the check at all (cheap to test on the hot path)."""
         return self._ranges.enabled or bool(self._trusted)
 
-    def client_of(self, request: web.BaseRequest) -> str | None:
+    def client_of(self, request: Request) -> str | None:
         """The client's address, or None for a unix-socket client."""
         transport = request.transport
         peer = transport.get_extra_info("peername") if transport is not None else None
@@ -62,7 +61,7 @@ class ClientGate:
             return client_address(address, forwarded, self._trusted)
         return address
 
-    def admit(self, request: web.BaseRequest) -> str | None:
+    def admit(self, request: Request) -> str | None:
         client = self.client_of(request)
         if client is None or self.allows(client):
             return client
@@ -89,7 +88,7 @@ class ClientGate:
         return closed
 
     @contextmanager
-    def session(self, request: web.BaseRequest, client: str | None) -> Iterator[None]:
+    def session(self, request: Request, client: str | None) -> Iterator[None]:
         """Track an upgraded session for the length of the block."""
         transport = request.transport
         if client is None or transport is None:
@@ -107,7 +106,7 @@ class ClientGate:
             cached = self._own_addresses[client] = _bindable(client)
         return cached
 
-    def _log_denial(self, client: str, request: web.BaseRequest) -> None:
+    def _log_denial(self, client: str, request: Request) -> None:
         now = time.monotonic()
         if now < self._next_log:
             self._suppressed += 1

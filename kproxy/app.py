@@ -8,20 +8,20 @@
         └── API:    filter → relay (ordinary or upgrade) → dialer
 
 In: :class:`~kproxy.options.Options` and the I/O parts (relay, static files).
-Out: an aiohttp low-level request handler.
+Out: the request handler :mod:`kproxy.http1` runs for every request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
-
-from aiohttp import web
 
 from .access import ClientGate
 from .errors import BadRequest, Forbidden, RequestError
 from .filters import RequestFilter
+from .http1 import Answer, Request, Response
 from .options import Options
 from .relay import Relay, is_upgrade
 from .routing import redirect_body, upstream_path
@@ -32,25 +32,27 @@ __all__ = ["build_handler"]
 
 log = logging.getLogger("kproxy")
 
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Handler = Callable[[Request], Awaitable[Answer]]
 
 _TEXT = "text/plain; charset=utf-8"
 _TARGET = "kproxy.proxy_target"  # request key: the proxy URL target, for the access log
+_BAD_HOST = re.compile(rb"[ \t\r\n/\\]")
+_REMEMBERED = 4096  # forwarding verdicts kept (see build_handler)
 
 
-def _text(status: int, body: str, **extra: str) -> web.Response:
+def _text(status: int, body: str, **extra: str) -> Response:
     # Go's http.Error: plain text, nosniff, a trailing newline.
     headers = {"Content-Type": _TEXT, "X-Content-Type-Options": "nosniff", **extra}
-    return web.Response(status=status, body=body.encode(), headers=headers)
+    return Response(status=status, body=body.encode(), headers=headers)
 
 
-def _status(exc: RequestError) -> web.Response:
-    return web.Response(
+def _status(exc: RequestError) -> Response:
+    return Response(
         status=exc.status, body=exc.body(), headers={"Content-Type": "application/json"}
     )
 
 
-def _split_target(request: web.BaseRequest) -> tuple[str, str | None, str | None]:
+def _split_target(request: Request) -> tuple[str, str | None, str | None]:
     """(raw path, raw query or None, host from an absolute-form target or None)."""
     target = request.raw_path
     authority = None
@@ -65,18 +67,20 @@ def _split_target(request: web.BaseRequest) -> tuple[str, str | None, str | None
     return path, (query if qmark else None), authority
 
 
-def _request_host(request: web.BaseRequest) -> str:
-    hosts = request.headers.getall("Host", ())
-    if len(hosts) > 1:
-        raise BadRequest("too many Host headers")
-    if not hosts:
+def _request_host(request: Request) -> str:
+    host: bytes | None = None
+    for name, value in request.raw_headers:
+        if len(name) == 4 and name.lower() == b"host":
+            if host is not None:
+                raise BadRequest("too many Host headers")
+            host = value
+    if host is None:
         if request.version >= (1, 1):
             raise BadRequest("missing required Host header")
         return ""  # HTTP/1.0 may omit it; the filter then sees an empty host
-    host = hosts[0]
-    if any(c in host for c in " \t\r\n/\\"):
-        raise BadRequest(f"malformed Host header {host[:200]!r}")
-    return host
+    if _BAD_HOST.search(host):
+        raise BadRequest(f"malformed Host header {host.decode('latin-1')[:200]!r}")
+    return host.decode("latin-1")
 
 
 def build_handler(options: Options, gate: ClientGate, relay: Relay, static: StaticFiles | None) -> Handler:
@@ -86,14 +90,41 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
     append = options.upstream.append_server_path
     log_requests = log.isEnabledFor(logging.INFO)
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+    # Routing, filtering and target building are pure functions of (method, target,
+    # host); clients repeat the same few requests, so the verdicts to forward are kept.
+    forwards: dict[tuple[str, str, str], tuple[bytes, str | None]] = {}
+
+    def send_on(request: Request, client: str | None, target: bytes, described: str | None) -> Awaitable[Answer]:
+        if described is not None and log_requests:
+            request[_TARGET] = described
+        if is_upgrade(request.raw_headers):
+            return upgrade(request, client, target)
+        return relay.forward(request, target)
+
+    async def upgrade(request: Request, client: str | None, target: bytes) -> Answer:
+        with gate.session(request, client if gate.active else None):
+            try:
+                return await relay.upgrade(request, target)
+            except RequestError as exc:
+                # The connection's bytes already belong to the splice: it cannot
+                # carry another request, so the error answer ends it.
+                log.error("Error while proxying request: %s", exc.message)
+                response = _status(exc)
+                response.force_close()
+                return response
+
+    async def handle(request: Request) -> Answer:
         try:
             # Who is asking comes before anything else, for every kind of request.
             client = gate.admit(request) if gate.active else None
             if request.method == "OPTIONS" and request.raw_path == "*":
-                return web.Response(status=200)  # Go's server answers OPTIONS * itself
+                return Response(status=200)  # Go's server answers OPTIONS * itself
             raw_path, raw_query, authority = _split_target(request)
             host = authority if authority is not None else _request_host(request)
+            key = (request.method, request.raw_path, host)
+            decided = forwards.get(key)
+            if decided is not None:
+                return await send_on(request, client, *decided)
             route = router.route(raw_path, raw_query)
             if route.kind == "redirect":
                 assert route.location is not None
@@ -101,7 +132,7 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
                 headers = {"Location": route.location}
                 if content_type:
                     headers["Content-Type"] = content_type
-                return web.Response(status=301, body=body, headers=headers)
+                return Response(status=301, body=body, headers=headers)
             if route.kind == "not_found":
                 return _text(404, "404 page not found\n")
             if route.kind == "bad_request":
@@ -123,24 +154,14 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
             # Service/pod/node proxy URLs: a malformed one gets a 400 naming the problem
             # here, instead of the API server's unhelpful 404 or 503.
             proxy_target = parse_proxy_url(route.raw_path)
-            if proxy_target is not None and log_requests:
-                request[_TARGET] = proxy_target.describe()
             target = upstream_path(route.raw_path, server_path, append)
             if raw_query is not None:
                 target += "?" + raw_query
-            target_bytes = target.encode("latin-1", "replace")
-            if is_upgrade(request.raw_headers):
-                with gate.session(request, client if gate.active else None):
-                    try:
-                        return await relay.upgrade(request, target_bytes)
-                    except RequestError as exc:
-                        # The connection's bytes already belong to the splice: it cannot
-                        # carry another request, so the error answer ends it.
-                        log.error("Error while proxying request: %s", exc.message)
-                        response = _status(exc)
-                        response.force_close()
-                        return response
-            return await relay.forward(request, target_bytes)
+            decided = (target.encode("latin-1", "replace"), proxy_target.describe() if proxy_target else None)
+            if len(forwards) >= _REMEMBERED:
+                forwards.clear()
+            forwards[key] = decided
+            return await send_on(request, client, *decided)
         except Forbidden as exc:
             return _status(exc)
         except BadRequest as exc:
@@ -161,7 +182,7 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
     if not log_requests:
         return handle
 
-    async def handle_and_log(request: web.BaseRequest) -> web.StreamResponse:
+    async def handle_and_log(request: Request) -> Answer:
         # An access log line per request (-v=2 and up): decided once, at assembly, so the
         # default configuration pays nothing for it. The query is left out: it may carry
         # tokens some clients put in URLs.
@@ -174,7 +195,7 @@ def build_handler(options: Options, gate: ClientGate, relay: Relay, static: Stat
     return handle_and_log
 
 
-def _forbidden(rule: str) -> web.Response:
+def _forbidden(rule: str) -> Response:
     # kubectl's exact answer, plus a header saying which rule matched, so users can see why.
     safe = rule.encode("ascii", "backslashreplace").decode()[:500]
     return _text(403, "Forbidden\n", **{"X-Kproxy-Rejected-By": safe})

@@ -7,16 +7,16 @@ send. Rules follow ``httputil.ReverseProxy`` as kubectl uses it.
 
 from __future__ import annotations
 
-from multidict import CIMultiDict
+from collections.abc import Sequence
 
 __all__ = [
     "HOP_BY_HOP",
     "UPGRADE_DROP",
     "canonical_name",
     "connection_tokens",
-    "headers_as_sent",
     "is_upgrade",
-    "response_headers",
+    "raw_lines",
+    "response_lines",
 ]
 
 # RFC 9110 §7.6.1 plus the legacy names Go's ReverseProxy removes.
@@ -37,6 +37,8 @@ HOP_BY_HOP = frozenset(
 # (the client's Connection/Upgrade/Sec-WebSocket-* headers must reach the server).
 UPGRADE_DROP = frozenset({b"proxy-authorization", b"proxy-connection", b"keep-alive"})
 
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"upgrade"})
+
 _canonical_cache: dict[bytes, bytes] = {}
 
 
@@ -54,7 +56,7 @@ def canonical_name(name: bytes) -> bytes:
     return canon
 
 
-def is_upgrade(raw_headers: tuple[tuple[bytes, bytes], ...]) -> bool:
+def is_upgrade(raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
     # kubectl's test is a case-insensitive substring "upgrade" in any Connection value
     # (reference §8), so "keep-alive, Upgrade" qualifies.
     for name, value in raw_headers:
@@ -63,7 +65,7 @@ def is_upgrade(raw_headers: tuple[tuple[bytes, bytes], ...]) -> bool:
     return False
 
 
-def connection_tokens(raw_headers: tuple[tuple[bytes, bytes], ...]) -> frozenset[bytes]:
+def connection_tokens(raw_headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:
     tokens: set[bytes] = set()
     for name, value in raw_headers:
         if name.lower() == b"connection":
@@ -71,22 +73,35 @@ def connection_tokens(raw_headers: tuple[tuple[bytes, bytes], ...]) -> frozenset
     return frozenset(tokens)
 
 
-def response_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    listed: frozenset[bytes] = frozenset()
-    pairs = []
+def response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, bool]:
+    """A relayed response's header lines without hop-by-hop ones (and those its
+    ``Connection`` lists) and without ``Content-Length``, which the server re-adds;
+    also (that Content-Length, whether a ``Date`` came). Runs per response: one pass
+    unless ``Connection`` names more than the usual keep-alive or close."""
+    parts: list[bytes] = []
+    length: int | None = None
+    has_date = False
+    listing = False
     for name, value in raw:
         lname = name.lower()
         if lname in HOP_BY_HOP:
-            if lname == b"connection":
-                listed |= connection_tokens(((name, value),))
+            if lname == b"connection" and value.lower() not in _PLAIN_CONNECTION:
+                listing = True
             continue
-        pairs.append((lname, name, value))
-    return CIMultiDict(
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for lname, name, value in pairs
-        if lname not in listed
-    )
+        if lname == b"content-length":
+            length = int(value)
+            continue
+        if lname == b"date":
+            has_date = True
+        parts += (name, b": ", value, b"\r\n")
+    if listing:
+        listed = connection_tokens(raw)
+        parts = [b"%b: %b\r\n" % (name, value) for name, value in raw
+                 if name.lower() not in listed and name.lower() not in HOP_BY_HOP
+                 and name.lower() != b"content-length"]
+    return b"".join(parts), length, has_date
 
 
-def headers_as_sent(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw)
+def raw_lines(raw: list[tuple[bytes, bytes]]) -> bytes:
+    """Header lines exactly as received (a relayed 101)."""
+    return b"".join(b"%b: %b\r\n" % pair for pair in raw)

@@ -33,14 +33,16 @@ import ssl
 import tempfile
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import aiohttp
 import yaml
 
 from .credentials import AuthSource, bearer_line
 from .errors import ConfigError, UpstreamError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["EXPIRY_DELTA", "OIDCProvider", "jwt_expiry", "persist_tokens"]
 
@@ -141,6 +143,8 @@ class OIDCProvider(AuthSource):
         ctx = ssl.create_default_context()
         if self._ca_pem is not None:
             ctx = ssl.create_default_context(cadata=self._ca_pem.decode("ascii", "replace"))
+        import aiohttp  # only when a token needs refreshing: it costs 0.2 s of start-up
+
         timeout = aiohttp.ClientTimeout(total=_HTTP_TIMEOUT)
         try:
             async with aiohttp.ClientSession(timeout=timeout, auto_decompress=True) as session:

@@ -320,6 +320,10 @@ class ConnectionPool:
         self._closed = False
 
     async def acquire(self) -> UpstreamConnection:
+        return self.idle_connection() or await self.connect()
+
+    def idle_connection(self) -> UpstreamConnection | None:
+        """A pooled connection ready for a request, if one is; no await on the hot path."""
         idle = self._idle
         now = time.monotonic()
         if self._tls is not None:
@@ -330,7 +334,7 @@ class ConnectionPool:
                 conn.reused = True
                 return conn
             conn.close()
-        return await self.connect()
+        return None
 
     async def connect(self, *, tunnel: bool = False) -> UpstreamConnection:
         """A new connection, never pooled yet; ``tunnel`` for upgrades (see the dialer)."""

@@ -1,6 +1,6 @@
 """Forward one client request to the API server and stream the answer back.
 
-In: an accepted aiohttp request, the upstream path (encoding kept) and the
+In: an accepted :class:`~kproxy.http1.Request`, the upstream path (encoding kept) and the
 :class:`~kproxy.options.Upstream`. Out: the client's response, streamed chunk by chunk
 in both directions with backpressure; ``Upgrade`` requests become a raw byte splice.
 
@@ -24,8 +24,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
-
 from .credentials import AuthSource
 from .errors import RequestError, UpstreamError
 from .gonet import unmap_ipv4
@@ -34,10 +32,11 @@ from .headers import (
     UPGRADE_DROP,
     canonical_name,
     connection_tokens,
-    headers_as_sent,
     is_upgrade,
-    response_headers,
+    raw_lines,
+    response_lines,
 )
+from .http1 import Request, Sent, status_line
 from .options import Upstream
 from .pool import ConnectionPool, UpstreamConnection
 
@@ -65,7 +64,7 @@ class Relay:
     # -- request head -------------------------------------------------------------------
 
     def _request_head(
-        self, request: web.BaseRequest, target: bytes, upgrade: bool, auth_line: bytes
+        self, request: Request, target: bytes, upgrade: bool, auth_line: bytes
     ) -> tuple[bytes, bool, bool]:
         """The upstream request head; also (has_body, chunked).
 
@@ -120,7 +119,7 @@ class Relay:
             parts.append(up.impersonation_headers)
         if not has_agent:
             parts.append(up.user_agent_header)
-        peer = request.transport.get_extra_info("peername") if request.transport else None
+        peer = request.protocol.peer
         if isinstance(peer, tuple) and peer:
             client = unmap_ipv4(peer[0]).encode()
             prior = b", ".join(forwarded_for)
@@ -140,24 +139,26 @@ class Relay:
 
     # -- ordinary requests ----------------------------------------------------------------
 
-    async def forward(self, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
+    def forward(self, request: Request, target: bytes) -> Awaitable[Sent]:
+        """The exchange to await; a plain function so that no coroutine frame of its own
+        sits between the handler and the exchange on every resumption."""
         auth = self._auth
         if auth is None:
             head_bytes, has_body, chunked = self._request_head(request, target, False, self._up.auth_header)
-            return await self._exchange(request, head_bytes, has_body, chunked, None, None)
-        return await self._forward_with(auth, request, target)
+            return self._exchange(request, head_bytes, has_body, chunked, None, None)
+        return self._forward_with(auth, request, target)
 
     @staticmethod
-    async def _credential(auth: AuthSource, request: web.BaseRequest) -> tuple[bytes, float] | None:
+    async def _credential(auth: AuthSource, request: Request) -> tuple[bytes, float] | None:
         """The ``Authorization`` line to add and when it was chosen; None when the client
         sent its own, which passes untouched (client-go: "if a user has already set
         credentials, use that") and for which no plugin runs."""
-        if "Authorization" in request.headers:
+        if request.header(b"authorization") is not None:
             return None
         started = time.monotonic()
         return (auth.line if started < auth.deadline else await auth.fresh()), started
 
-    async def _forward_with(self, auth: AuthSource, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
+    async def _forward_with(self, auth: AuthSource, request: Request, target: bytes) -> Sent:
         chosen = await self._credential(auth, request)
         if chosen is None:
             head_bytes, has_body, chunked = self._request_head(request, target, False, b"")
@@ -181,17 +182,17 @@ class Relay:
 
     async def _exchange(
         self,
-        request: web.BaseRequest,
+        request: Request,
         head_bytes: bytes,
         has_body: bool,
         chunked: bool,
         body: bytes | None,
         retry: Callable[[], Awaitable[bytes | None]] | None,
-    ) -> web.StreamResponse:
+    ) -> Sent:
         """One request/response; ``body``: the request body when already read (replayable);
         ``retry``: after a 401, the head to send again with, or None to relay the 401."""
         no_body = request.method == "HEAD"
-        conn = await self._pool.acquire()
+        conn = self._pool.idle_connection() or await self._pool.connect()
         reusable = False
         sender: asyncio.Task[None] | None = None
         try:
@@ -222,34 +223,36 @@ class Relay:
                 if again is not None:
                     conn.abort()  # the 401's body is not wanted; its framing is unknown
                     return await self._exchange(request, again, has_body, chunked, body, None)
-            headers = response_headers(head.headers)
-            resp: web.StreamResponse
+            lines, length, has_date = response_lines(head.headers)
+            client = request.protocol
             if conn.complete:
                 # The whole answer is here already: head and body leave in one write.
-                resp = web.Response(status=head.status, headers=headers, body=conn.take_buffered_body())
+                client.send_complete(request, head.status, lines, conn.take_buffered_body(),
+                                     length=length, has_date=has_date)
             else:
-                resp = web.StreamResponse(status=head.status, headers=headers)
-                await resp.prepare(request)
+                client.send_head(request, head.status, lines, length=length, has_date=has_date)
                 try:
                     while chunk := await conn.read_body():
-                        await resp.write(chunk)
+                        client.send_body(chunk)
+                        if client.write_paused:
+                            await client.drain()
                 except UpstreamError as exc:
                     # The head is out: a Status can no longer be sent. Cut the client's
                     # connection so it sees a truncated response, never a complete one.
                     log.error("Error while proxying request: %s", exc.message)
                     if request.transport is not None:
                         request.transport.abort()
-                    return resp
-                await resp.write_eof()
+                    return Sent(head.status)
+                client.end_body()
             if sender is not None:
                 if not sender.done():
                     # The server answered before reading the whole body (e.g. 401): the
                     # connection's framing is now unknown, so it is not reused.
                     sender.cancel()
-                    return resp
+                    return Sent(head.status)
                 sender.result()
             reusable = head.keep_alive
-            return resp
+            return Sent(head.status)
         finally:
             if sender is not None and not sender.done():
                 sender.cancel()
@@ -268,13 +271,12 @@ class Relay:
 
     # -- upgrades -------------------------------------------------------------------------
 
-    async def upgrade(self, request: web.BaseRequest, target: bytes) -> web.StreamResponse:
-        protocol = request.protocol
+    async def upgrade(self, request: Request, target: bytes) -> Sent:
+        client = request.protocol
         feeder = _ClientFeeder(request)
-        # Take the client's bytes from now on, before aiohttp's parser (which knows only
-        # websocket upgrades) can mistake SPDY frames for new requests.
-        protocol.set_parser(feeder)  # type: ignore[arg-type]
-        protocol.keep_alive(False)
+        # The client's bytes after the head belong to the upgraded protocol: held by the
+        # feeder until the API server agrees, then passed on untouched.
+        client.take_stream(feeder)
         auth = self._auth
         line = self._up.auth_header
         started = 0.0
@@ -308,32 +310,31 @@ class Relay:
                 if head.status < 400:
                     raise UpstreamError(f"invalid upgrade response: status code {head.status}")
                 # An error from the API server (404 pod not found, 403...) is relayed.
-                resp = web.StreamResponse(status=head.status, headers=response_headers(head.headers))
-                resp.force_close()
-                await resp.prepare(request)
+                lines, length, has_date = response_lines(head.headers)
+                client.send_head(request, head.status, lines, length=length, has_date=has_date,
+                                 close=True)
                 while chunk := await conn.read_body():
-                    await resp.write(chunk)
-                await resp.write_eof()
-                return resp
-            resp = web.StreamResponse(status=101, headers=headers_as_sent(head.headers))
-            resp.force_close()
+                    client.send_body(chunk)
+                client.end_body()
+                return Sent(head.status)
             tail = conn.switch_to_raw()
-            await resp.prepare(request)
+            # The API server's 101 goes to the client as it came (kubectl does the same).
+            client.write_raw(status_line(101) + raw_lines(head.headers) + b"\r\n" + tail)
             feeder.attach(conn)
-            if tail:
-                await resp.write(tail)
             while chunk := await conn.read_body():
-                await resp.write(chunk)
-            return resp
+                client.write_raw(chunk)
+                if client.write_paused:
+                    await client.drain()
+            return Sent(101)
         finally:
             feeder.detach()
             conn.abort()
 
 
 class _ClientFeeder:
-    """Receives the client's bytes after an upgrade (aiohttp's ``set_parser`` hook)."""
+    """Receives the client's bytes after an upgrade (``ClientConnection.take_stream``)."""
 
-    def __init__(self, request: web.BaseRequest) -> None:
+    def __init__(self, request: Request) -> None:
         self._request = request
         self._conn: UpstreamConnection | None = None
         self._pending: list[bytes] = []
@@ -352,14 +353,13 @@ class _ClientFeeder:
     def detach(self) -> None:
         self._conn = None
 
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+    def feed_data(self, data: bytes) -> None:
         conn = self._conn
         if conn is None:
             self._pending.append(data)
         elif not conn.closed:
             conn.write(data)
             self._throttle()
-        return False, b""
 
     def feed_eof(self) -> None:
         self._eof = True
@@ -385,7 +385,7 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _REPLAY_LIMIT = 64 * 1024
 
 
-async def _small_body(request: web.BaseRequest, chunked: bool) -> bytes | None:
+async def _small_body(request: Request, chunked: bool) -> bytes | None:
     length = request.content_length
     if chunked or length is None or length > _REPLAY_LIMIT:
         return None
@@ -405,7 +405,7 @@ async def _refreshed(auth: AuthSource, used: bytes, started: float) -> bool:
     return again
 
 
-def _continue(request: web.BaseRequest) -> None:
+def _continue(request: Request) -> None:
     if request.headers.get("Expect", "").lower() == "100-continue":
         # We start reading at once, so tell the client to go ahead (RFC 9110 §10.1.1)
         # rather than make it wait out its timeout.
@@ -413,7 +413,7 @@ def _continue(request: web.BaseRequest) -> None:
             request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
-def _replayable(request: web.BaseRequest, has_body: bool) -> bool:
+def _replayable(request: Request, has_body: bool) -> bool:
     # net/http Request.isReplayable
     if has_body:
         return False
@@ -421,7 +421,7 @@ def _replayable(request: web.BaseRequest, has_body: bool) -> bool:
     return request.method in _IDEMPOTENT or "Idempotency-Key" in headers or "X-Idempotency-Key" in headers
 
 
-async def _send_body(request: web.BaseRequest, conn: UpstreamConnection, chunked: bool) -> None:
+async def _send_body(request: Request, conn: UpstreamConnection, chunked: bool) -> None:
     _continue(request)
     content = request.content
     while True:

@@ -15,14 +15,11 @@ import socket
 import stat
 from types import TracebackType
 
-from aiohttp import web
-from aiohttp.http_exceptions import LineTooLong
-from aiohttp.web_protocol import RequestHandler
-
 from .access import ClientGate
 from .app import build_handler
 from .dialer import Dialer
 from .errors import ConfigError
+from .http1 import HTTPServer
 from .log import NOTICE, log
 from .options import Options, combine_ranges, load_ranges_file
 from .pool import ConnectionPool
@@ -30,12 +27,6 @@ from .relay import Relay
 from .static import StaticFiles
 
 __all__ = ["ProxyServer"]
-
-# aiohttp's defaults are 8190; kube clients send long bearer tokens and impersonation
-# lists, Go's server allows 1 MiB of headers in total.
-_MAX_LINE = 64 * 1024
-_MAX_FIELD = 64 * 1024
-
 
 class ProxyServer:
     """``async with ProxyServer(options) as server:`` serves until the block ends.
@@ -48,7 +39,7 @@ class ProxyServer:
         self.options = options
         self.shutdown_timeout = shutdown_timeout
         self._server: asyncio.AbstractServer | None = None
-        self._web: web.Server | None = None
+        self._web: HTTPServer | None = None
         self._pool: ConnectionPool | None = None
         self._address = ""
         self._url = ""
@@ -70,14 +61,8 @@ class ProxyServer:
         relay = Relay(opts.upstream, self._pool)
         static = StaticFiles(opts.www) if opts.www else None
         handler = build_handler(opts, self.gate, relay, static)
-        self._web = _Server(
-            handler,
-            handler_cancellation=True,  # a client that leaves releases its upstream at once
-            access_log=None,
-            max_line_size=_MAX_LINE,
-            max_field_size=_MAX_FIELD,
-        )
         loop = asyncio.get_running_loop()
+        self._web = HTTPServer(handler, loop)
         listen = opts.listen
         if listen.unix_socket:
             sock = _unix_socket(listen.unix_socket)
@@ -160,34 +145,6 @@ class ProxyServer:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-class _RequestHandler(RequestHandler):
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        # A malformed request is the client's problem: answer it plainly, without the
-        # traceback aiohttp would log, and say 431 for oversized headers (RFC 6585 §5).
-        if isinstance(exc, LineTooLong):
-            status = 431
-        if status >= 500:
-            return super().handle_error(request, status, exc, message)
-        self.logger.debug("Bad request from %s: %s", request.remote, exc)
-        phrase = "Request Header Fields Too Large" if status == 431 else "Bad Request"
-        detail = getattr(exc, "message", None) or message or ""
-        text = f"{status} {phrase}: {detail}" if detail and status == 400 else f"{status} {phrase}"
-        resp = web.Response(status=status, text=text, content_type="text/plain", charset="utf-8")
-        resp.force_close()
-        return resp
-
-
-class _Server(web.Server):
-    def __call__(self) -> RequestHandler:
-        return _RequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 def _stamp(path: str) -> tuple[float, int] | None:

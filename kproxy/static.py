@@ -1,6 +1,6 @@
 """Static files for ``--www``: Go's ``http.StripPrefix(p, http.FileServer(http.Dir(root)))``.
 
-In: an aiohttp low-level request and its percent-decoded path, www prefix stripped (the
+In: a :class:`~kproxy.http1.Request` and its percent-decoded path, www prefix stripped (the
 router has already answered unclean escaped paths). Out: kubectl 1.32's answer (Go 1.23
 ``net/http/fs.go``, reference §9):
 
@@ -43,8 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
+from .http1 import Answer, Request, Response, StreamResponse
 
 __all__ = ["StaticFiles"]
 
@@ -310,7 +309,7 @@ def _multipart(ranges: list[tuple[int, int]], size: int, ctype: str) -> tuple[
     return tuple(parts), trailer, f"multipart/byteranges; boundary={boundary}"
 
 
-class _FileResponse(web.StreamResponse):
+class _FileResponse(StreamResponse):
     """Once prepared, sends (part header, offset, count) pieces of ``fobj`` and a trailer,
     then closes it. Without ``fobj`` (HEAD) only the headers go out."""
 
@@ -319,11 +318,11 @@ class _FileResponse(web.StreamResponse):
         super().__init__(status=status, headers=headers)
         self._fobj, self._parts, self._trailer = fobj, parts, trailer
 
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+    async def prepare(self, request: Request) -> StreamResponse:
         fobj, self._fobj = self._fobj, None
         try:
             writer = await super().prepare(request)
-            if fobj is None or writer is None:
+            if fobj is None:
                 return writer
             for head, offset, count in self._parts:
                 await self.write(head)
@@ -340,7 +339,7 @@ class _FileResponse(web.StreamResponse):
             if fobj is not None:
                 fobj.close()
 
-    async def _copy(self, request: web.BaseRequest, fobj: io.FileIO, offset: int,
+    async def _copy(self, request: Request, fobj: io.FileIO, offset: int,
                     count: int) -> bool:
         loop = asyncio.get_running_loop()
         if count and request.transport is not None:
@@ -373,7 +372,7 @@ class StaticFiles:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._root = os.path.abspath(os.fspath(root))
 
-    async def handle(self, request: web.BaseRequest, path: str) -> web.StreamResponse:
+    async def handle(self, request: Request, path: str) -> Answer:
         """Answer ``request`` for ``path``: percent-decoded, www prefix stripped."""
         url = path if path.startswith("/") else "/" + path  # Go's r.URL.Path
         query = request.raw_path.partition("?")[2]  # Go's r.URL.RawQuery
@@ -393,14 +392,14 @@ class StaticFiles:
         return self._serve(request, found)
 
     @staticmethod
-    def _answer(request: web.BaseRequest, answer: _Answer) -> web.StreamResponse:
+    def _answer(request: Request, answer: _Answer) -> Answer:
         ims = request.headers.get("If-Modified-Since", "")
         if request.method in _GET_HEAD and _not_after(ims, answer.mtime):
-            return web.Response(status=304)  # a listing: Go sets no Last-Modified here
-        return web.Response(status=answer.status, body=answer.body or None,
+            return Response(status=304)  # a listing: Go sets no Last-Modified here
+        return Response(status=answer.status, body=answer.body or None,
                             headers=answer.headers)
 
-    def _serve(self, request: web.BaseRequest, found: _Opened) -> web.StreamResponse:
+    def _serve(self, request: Request, found: _Opened) -> Answer:
         """Go's serveContent for an opened regular file."""
         method, size, ctype = request.method, found.size, found.ctype
         fobj: io.FileIO | None = found.fobj
@@ -409,7 +408,7 @@ class StaticFiles:
         try:
             status = _preconditions(method, request.headers, mtime)
             if status is not None:  # writeNotModified and 412 keep only Last-Modified
-                return web.Response(status=status, headers=last_mod)
+                return Response(status=status, headers=last_mod)
             rng = _range_header(method, request.headers, found.mtime_ns // 1_000_000_000)
             ranges = _parse_range(rng, size)
             if ranges == _NO_OVERLAP and size == 0:

@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 from urllib.parse import unquote
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from kproxy import static
+from kproxy.http1 import Answer, HTTPServer, Request
 from kproxy.static import StaticFiles
 
 MTIME = 1_700_000_000
@@ -88,7 +89,7 @@ def www(tmp_path: Path) -> Path:
 @dataclass
 class Reply:
     status: int
-    headers: dict[str, str]  # without Date, Server, Connection (aiohttp's own)
+    headers: dict[str, str]  # without Date and Connection (the server's own)
     body: bytes
 
     @property
@@ -100,19 +101,20 @@ class Reply:
 async def serve(root: Path | str) -> AsyncIterator[int]:
     files = StaticFiles(root)
 
-    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+    async def handler(request: Request) -> Answer:
         path = unquote(request.raw_path.partition("?")[0])  # the router's decoding
         assert path.startswith("/static/")
         return await files.handle(request, path.removeprefix("/static"))
 
-    runner = web.ServerRunner(web.Server(handler))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    loop = asyncio.get_running_loop()
+    http = HTTPServer(handler, loop)
+    server = await loop.create_server(http, "127.0.0.1", 0)
     try:
-        yield runner.addresses[0][1]
+        yield server.sockets[0].getsockname()[1]
     finally:
-        await runner.cleanup()
+        server.close()
+        await http.shutdown(1.0)
+        await server.wait_closed()
 
 
 @pytest.fixture
@@ -455,8 +457,8 @@ async def test_cancelled_lookup_closes_what_it_opened(www: Path,
         return results[-1]
 
     monkeypatch.setattr(files, "_lookup", slow_lookup)
-    task = asyncio.create_task(files.handle(make_mocked_request("GET", "/static/test.txt"),
-                                            "/test.txt"))
+    request = SimpleNamespace(method="GET", raw_path="/static/test.txt", headers={})
+    task = asyncio.create_task(files.handle(cast(Request, request), "/test.txt"))
     assert await asyncio.to_thread(started.wait, 10)
     task.cancel()
     release.set()
