@@ -7,7 +7,8 @@ send. Rules follow ``httputil.ReverseProxy`` as kubectl uses it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 __all__ = [
     "HOP_BY_HOP",
@@ -15,8 +16,8 @@ __all__ = [
     "canonical_name",
     "connection_tokens",
     "is_upgrade",
-    "raw_lines",
     "response_lines",
+    "response_lines_raw",
 ]
 
 # RFC 9110 §7.6.1 plus the legacy names Go's ReverseProxy removes.
@@ -102,6 +103,40 @@ def response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, b
     return b"".join(parts), length, has_date
 
 
-def raw_lines(raw: list[tuple[bytes, bytes]]) -> bytes:
-    """Header lines exactly as received (a relayed 101)."""
-    return b"".join(b"%b: %b\r\n" % pair for pair in raw)
+# In a lowercased head with an LF put in front: the lines to drop, and Date.
+_NOTED_LINE = re.compile(
+    rb"\n(" + b"|".join(sorted((*HOP_BY_HOP, b"content-length", b"date")))
+    + rb"):([^\r\n]*)\r(?=\n)"
+)
+
+
+def response_lines_raw(
+    raw: bytes, parse: Callable[[bytes], list[tuple[bytes, bytes]]]
+) -> tuple[bytes, int | None, bool]:
+    """:func:`response_lines` on a head's raw, CRLF-ended header lines, in one regex
+    pass instead of a Python loop per header; odd heads (bare LF line ends, a
+    ``Connection`` naming other headers) take the general way through ``parse``."""
+    if raw.count(b"\n") != raw.count(b"\r\n"):
+        return response_lines(parse(raw))
+    parts: list[bytes] = []
+    length: int | None = None
+    has_date = False
+    at = 0
+    # A match spans low[start:end] = "\n" + the line without its LF, so the whole line
+    # with its CRLF is raw[start:end] (low is raw shifted by one).
+    for match in _NOTED_LINE.finditer(b"\n" + raw.lower()):
+        name = match[1]
+        if name == b"date":
+            has_date = True
+            continue
+        if name == b"connection" and match[2].strip() not in _PLAIN_CONNECTION:
+            return response_lines(parse(raw))
+        if name == b"content-length":
+            length = int(match[2])
+        start, end = match.span()
+        parts.append(raw[at:start])
+        at = end
+    if not parts:
+        return raw, length, has_date
+    parts.append(raw[at:])
+    return b"".join(parts), length, has_date

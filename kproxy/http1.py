@@ -28,7 +28,7 @@ from typing import Any, cast
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-__all__ = ["Answer", "HTTPServer", "Request", "Response", "Sent", "StreamResponse", "status_line"]
+__all__ = ["Answer", "FastPath", "HTTPServer", "Request", "Response", "Sent", "StreamResponse", "status_line"]
 
 log = logging.getLogger("kproxy")
 
@@ -40,6 +40,7 @@ MAX_HEAD = 1024 * 1024
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 _MAX_PIPELINED = 16
+_LINGER = 0.5  # s; Go's rstAvoidanceDelay
 
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -140,7 +141,7 @@ class Request:
     """One request head as the client sent it, plus its body stream."""
 
     __slots__ = ("_body", "_extra", "_headers", "complete", "keep_alive", "method", "protocol",
-                 "raw_headers", "raw_path", "transport", "upgraded", "version")
+                 "raw_headers", "raw_path", "resume", "transport", "upgraded", "version")
 
     def __init__(self, protocol: ClientConnection, raw_path: str, method: str, version: tuple[int, int],
                  raw_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
@@ -154,6 +155,8 @@ class Request:
         self.upgraded = False  # llhttp saw an upgrade: what follows the head is not HTTP
         self.complete = False  # the whole message, body included, has arrived
         self._body: Body | None = None  # made when a body arrives or someone reads it
+        # Set when a fast exchange hands the rest of its work to the connection's task.
+        self.resume: Callable[[], Awaitable[Answer]] | None = None
         self._headers: CIMultiDictProxy[str] | None = None
         self._extra: dict[str, Any] | None = None
 
@@ -329,6 +332,8 @@ class Sent:
 
 Answer = Response | StreamResponse | Sent
 Handler = Callable[[Request], Awaitable[Answer]]
+# Takes a complete request without a coroutine, or declines (False): see ClientConnection.
+FastPath = Callable[[Request], bool]
 
 
 class _TooLarge(Exception):
@@ -341,6 +346,7 @@ class ClientConnection(asyncio.Protocol):
     def __init__(self, server: HTTPServer) -> None:
         self._server = server
         self._loop = server.loop
+        self._fast = server.fast
         self.transport: asyncio.Transport | None = None
         self.peer: Any = None
         self._parser = httptools.HttpRequestParser(self)
@@ -366,6 +372,8 @@ class ClientConnection(asyncio.Protocol):
         self._raw_sink: Any = None
         self._raw_pending: list[bytes] = []
         self._raw_eof = False
+        self.upstream_in_flight: Any = None  # a fast exchange's upstream connection
+        self._discarding = False  # closing: our side is shut, the client's bytes are dropped
 
     # -- asyncio protocol -------------------------------------------------------------
 
@@ -378,6 +386,12 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._server.forget(self)
+        upstream = self.upstream_in_flight
+        if upstream is not None:
+            # A client that leaves releases its upstream at once, fast exchanges too.
+            self.upstream_in_flight = None
+            upstream.on_event = None
+            upstream.abort()
         if self._parsing is not None:
             self._parsing.content.fail()
         for item in self._queue:
@@ -394,6 +408,8 @@ class ClientConnection(asyncio.Protocol):
             task.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         if self._raw_sink is not None:
             self._raw_sink.feed_data(data)
             return
@@ -414,8 +430,12 @@ class ClientConnection(asyncio.Protocol):
                 raise
         except httptools.HttpParserError as exc:
             self._reject(400, str(exc))
+        if self._queue and not self._busy:
+            self._dispatch()
 
     def eof_received(self) -> bool | None:
+        if self._discarding:
+            return None  # the client has closed too: done
         if self._raw_sink is not None:
             self._raw_sink.feed_eof()
             return True  # the upgraded stream may still be answered
@@ -464,7 +484,6 @@ class ClientConnection(asyncio.Protocol):
         self._queue.append(request)
         if len(self._queue) > _MAX_PIPELINED:
             self.pause_reading_for(self._queue)
-        self._wake()
 
     def on_body(self, body: bytes) -> None:
         if self._parsing is not None:
@@ -486,7 +505,6 @@ class ClientConnection(asyncio.Protocol):
         self._queue.append((status, detail))
         if self.transport is not None:
             self.transport.pause_reading()
-        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -495,13 +513,57 @@ class ClientConnection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
+    def _dispatch(self) -> None:
+        """Start the next request: by the fast path when it takes it, else on the task.
+
+        The fast path runs a plain request/response on callbacks, with no task switch
+        and no coroutine; it hands back with :meth:`fast_done` or :meth:`fast_fallback`.
+        """
+        if self._busy or not self._queue or self._lost:
+            return
+        item = self._queue[0]
+        fast = self._fast
+        if (fast is not None and type(item) is Request and item.complete and not item.upgraded
+                and item.resume is None and not self._closing):
+            self._queue.popleft()
+            self._busy = True
+            self._keep = item.keep_alive
+            self._started = False
+            if fast(item):
+                if self._reading_paused_by and len(self._queue) <= _MAX_PIPELINED // 2:
+                    self.resume_reading_for(self._queue)
+                return
+            self._busy = False
+            self._queue.appendleft(item)
+        self._wake()
+
+    def fast_done(self) -> None:
+        """A fast exchange has written its whole answer."""
+        self._busy = False
+        self.upstream_in_flight = None
+        if not self._keep or self._closing:
+            self._wake()  # the task ends the connection (or serves what is queued first)
+            return
+        if self._queue:
+            self._dispatch()
+
+    def fast_fallback(self, request: Request, resume: Callable[[], Awaitable[Answer]] | None) -> None:
+        """The fast path cannot finish ``request``: the task takes over, with ``resume``
+        (what is left of the exchange) or, if None, the whole pipeline from the start."""
+        self._busy = False
+        request.resume = resume
+        self._queue.appendleft(request)
+        self._wake()
+
     async def _serve(self) -> None:
         handler = self._server.handler
         queue = self._queue
         try:
             while not self._lost:
-                if not queue:
-                    if self._closing:
+                if self._started and not self._keep and not self._busy:
+                    break  # the last answer (a fast exchange's) ended the connection
+                if not queue or self._busy:  # busy: a fast exchange is on its way
+                    if self._closing and not self._busy:
                         break
                     self._waiter = self._loop.create_future()
                     await self._waiter
@@ -516,7 +578,12 @@ class ClientConnection(asyncio.Protocol):
                 self._keep = item.keep_alive and not item.upgraded
                 self._started = False
                 try:
-                    answer = await handler(item)
+                    resume = item.resume
+                    if resume is not None:
+                        item.resume = None
+                        answer = await resume()
+                    else:
+                        answer = await handler(item)
                     if isinstance(answer, Response):
                         answer.send(item)
                     elif not answer.prepared:
@@ -542,9 +609,29 @@ class ClientConnection(asyncio.Protocol):
             pass
         finally:
             self._busy = False
-            transport = self.transport
-            if transport is not None and not self._lost:
-                transport.close()  # after what is still buffered has been sent
+            self._end_gently()
+
+    def _end_gently(self) -> None:
+        """Close after what is buffered has been sent, without a reset: like Go's
+        closeWriteAndWait, send our FIN, then read and drop what the client may still
+        send for a moment. Closing with unread bytes would make the kernel answer them
+        with a reset, and the client could lose the answer it has not read yet."""
+        transport = self.transport
+        if transport is None or self._lost:
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        self._discarding = True
+        self._parser = None  # type: ignore[assignment]
+        self._reading_paused_by.clear()
+        try:
+            transport.write_eof()
+            transport.resume_reading()
+        except (OSError, RuntimeError):
+            transport.close()
+            return
+        self._loop.call_later(_LINGER, transport.close)
 
     def _send_error(self, status: int, detail: str) -> None:
         if status == 431:
@@ -708,8 +795,10 @@ def _version(text: str) -> tuple[int, int]:
 class HTTPServer:
     """The protocol factory for ``loop.create_server`` plus the set of live connections."""
 
-    def __init__(self, handler: Handler, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, handler: Handler, loop: asyncio.AbstractEventLoop,
+                 fast: FastPath | None = None) -> None:
         self.handler = handler
+        self.fast = fast
         self.loop = loop
         self.connections: set[ClientConnection] = set()
         self._all_gone: asyncio.Event | None = None

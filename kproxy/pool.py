@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import time
 from collections.abc import Callable
 from typing import cast
@@ -34,12 +35,50 @@ MAX_IDLE = 256
 
 
 class ResponseHead:
-    __slots__ = ("headers", "keep_alive", "status")
+    """A response head; ``raw`` keeps its header lines as received (CRLF-ended), parsed
+    into ``headers`` only when someone asks: the relay forwards the bytes."""
 
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+    __slots__ = ("_headers", "keep_alive", "raw", "status")
+
+    def __init__(self, status: int, raw: bytes, keep_alive: bool) -> None:
         self.status = status
-        self.headers = headers
+        self.raw = raw
         self.keep_alive = keep_alive
+        self._headers: list[tuple[bytes, bytes]] | None = None
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        if self._headers is None:
+            self._headers = parse_header_lines(self.raw)
+        return self._headers
+
+
+def parse_header_lines(raw: bytes) -> list[tuple[bytes, bytes]]:
+    headers: list[tuple[bytes, bytes]] = []
+    for line in raw.split(b"\n"):
+        line = line.rstrip(b"\r")
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and headers:  # obs-fold: part of the previous value
+            name, value = headers[-1]
+            headers[-1] = (name, value + b" " + line.strip())
+            continue
+        name, _, value = line.partition(b":")
+        headers.append((name, value.strip(b" \t")))
+    return headers
+
+
+def _head_end(data: bytes) -> tuple[int, int]:
+    """Where the head in ``data`` ends (llhttp also takes bare LF line ends)."""
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n", 0, crlf if crlf >= 0 else len(data))  # never into the body
+    if lf >= 0:
+        return lf, 2
+    return crlf, 4
+
+
+_FRAMED = re.compile(rb"^(?:content-length[ \t]*:|transfer-encoding[ \t]*:[^\n]*chunked)",
+                     re.IGNORECASE | re.MULTILINE)
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -49,7 +88,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._collected: list[bytes] = []  # bytes since the response began, until its head ends
+        self._collecting = True
         self._head: ResponseHead | None = None
         self._head_waiter: asyncio.Future[ResponseHead] | None = None
         self._body: collections.deque[bytes] = collections.deque()
@@ -61,9 +101,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._no_body = False
         self._raw = False
-        self._eof_framed = False
         self._upgrade_tail = b""
         self.on_resume_writing: Callable[[], None] | None = None
+        # Called after bytes were handled once a head is in, and on an error or the end
+        # of the connection: how a fast exchange (see the relay) learns of its answer.
+        self.on_event: Callable[[], None] | None = None
         self.closed = False
         self.error: Exception | None = None
         self.got_bytes = False
@@ -82,6 +124,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self._raw:
             self.on_body(data)
             return
+        if self._collecting:
+            self._collected.append(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -91,6 +135,8 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"malformed HTTP response from the API server: {exc}"))
             self.close()
+        if self.on_event is not None and (self._head is not None or self.error is not None):
+            self.on_event()
 
     def eof_received(self) -> bool | None:
         if self._raw:
@@ -104,7 +150,8 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if not self._complete:
-            if self._raw or (self._head is not None and self._eof_framed):
+            head = self._head
+            if self._raw or (head is not None and _framed_by_eof(head.status, head.raw)):
                 # Upgraded streams, and responses framed by the connection's end (no
                 # Content-Length, no chunking), end here.
                 self._finish()
@@ -115,6 +162,8 @@ class UpstreamConnection(asyncio.Protocol):
                     )
                 )
         self._wake_drain()
+        if self.on_event is not None:
+            self.on_event()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -131,18 +180,24 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-
     def on_headers_complete(self) -> None:
+        # No on_header callback: llhttp then skips a call into Python per header. The
+        # head's bytes are cut from what arrived instead.
+        collected = self._collected
+        data = collected[0] if len(collected) == 1 else b"".join(collected)
+        end, size = _head_end(data)
+        first = data.find(b"\n") + 1
+        raw = data[first:end + 2] if first <= end else b""
+        rest = data[end + size:]
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             # Interim responses (100 Continue, 103 Early Hints) are not relayed.
-            self._headers = []
+            self._collected = [rest] if rest else []
             return
-        head = ResponseHead(status, self._headers, self._parser.should_keep_alive())
+        self._collecting = False
+        self._collected = []
+        head = ResponseHead(status, raw, self._parser.should_keep_alive())
         self._head = head
-        self._eof_framed = _framed_by_eof(status, self._headers)
         waiter = self._head_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(head)
@@ -166,7 +221,8 @@ class UpstreamConnection(asyncio.Protocol):
 
     def start(self, no_body: bool) -> None:
         """Prepare for a new exchange; ``no_body`` for HEAD, whose response has none."""
-        self._headers = []
+        self._collected = []
+        self._collecting = True
         self._head = None
         self._head_waiter = None
         self._complete = False
@@ -196,15 +252,21 @@ class UpstreamConnection(asyncio.Protocol):
         return self._head
 
     @property
+    def head(self) -> ResponseHead | None:
+        return self._head
+
+    @property
     def complete(self) -> bool:
         return self._complete
 
     def take_buffered_body(self) -> bytes:
         """Everything received so far; for small responses that arrived whole."""
-        data = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        self._body.clear()
+        body = self._body
+        data = body.popleft() if len(body) == 1 else b"".join(body)
+        body.clear()
         self._buffered = 0
-        self._resume_reading()
+        if self._reading_paused:
+            self._resume_reading()
         return data
 
     async def read_body(self) -> bytes:
@@ -285,17 +347,11 @@ class UpstreamConnection(asyncio.Protocol):
                 self.transport.resume_reading()
 
 
-def _framed_by_eof(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
+def _framed_by_eof(status: int, raw: bytes) -> bool:
     # RFC 9112 §6.3: without Content-Length or chunked coding, the body runs to the close.
     if status in (204, 304) or status < 200:
         return False
-    for name, value in headers:
-        lname = name.lower()
-        if lname == b"content-length" or (
-            lname == b"transfer-encoding" and b"chunked" in value.lower()
-        ):
-            return False
-    return True
+    return _FRAMED.search(raw) is None
 
 
 class ConnectionPool:

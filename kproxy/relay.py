@@ -33,12 +33,11 @@ from .headers import (
     canonical_name,
     connection_tokens,
     is_upgrade,
-    raw_lines,
-    response_lines,
+    response_lines_raw,
 )
 from .http1 import Request, Sent, status_line
 from .options import Upstream
-from .pool import ConnectionPool, UpstreamConnection
+from .pool import ConnectionPool, ResponseHead, UpstreamConnection, parse_header_lines
 
 __all__ = ["Relay", "is_upgrade"]
 
@@ -223,27 +222,11 @@ class Relay:
                 if again is not None:
                     conn.abort()  # the 401's body is not wanted; its framing is unknown
                     return await self._exchange(request, again, has_body, chunked, body, None)
-            lines, length, has_date = response_lines(head.headers)
-            client = request.protocol
             if conn.complete:
                 # The whole answer is here already: head and body leave in one write.
-                client.send_complete(request, head.status, lines, conn.take_buffered_body(),
-                                     length=length, has_date=has_date)
-            else:
-                client.send_head(request, head.status, lines, length=length, has_date=has_date)
-                try:
-                    while chunk := await conn.read_body():
-                        client.send_body(chunk)
-                        if client.write_paused:
-                            await client.drain()
-                except UpstreamError as exc:
-                    # The head is out: a Status can no longer be sent. Cut the client's
-                    # connection so it sees a truncated response, never a complete one.
-                    log.error("Error while proxying request: %s", exc.message)
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return Sent(head.status)
-                client.end_body()
+                _send_whole(request, conn, head)
+            elif not await _stream(request, conn, head):
+                return Sent(head.status)
             if sender is not None:
                 if not sender.done():
                     # The server answered before reading the whole body (e.g. 401): the
@@ -260,6 +243,31 @@ class Relay:
                 self._pool.release(conn, True)
             else:
                 conn.abort()
+
+    # -- the fast path: plain requests on callbacks ----------------------------------------
+
+    def start_fast(self, request: Request, target: bytes) -> bool:
+        """Send ``request`` on an idle pooled connection and answer it from the upstream
+        connection's callback, with no coroutine or task switch; False to decline.
+
+        Taken: GET, HEAD and OPTIONS without a body, with a fixed credential, direct or
+        tunnelled. These are replayable (Go's rule), so whatever goes wrong before the
+        answer's head can start over on the ordinary path, which knows retries, errors
+        and Status answers; an answer that does not arrive whole continues there too.
+        """
+        if self._auth is not None or self._absolute or request.method not in _FAST_METHODS:
+            return False
+        head_bytes, has_body, _ = self._request_head(request, target, False, self._up.auth_header)
+        if has_body:
+            return False
+        conn = self._pool.idle_connection()
+        if conn is None:
+            return False
+        conn.start(request.method == "HEAD")
+        conn.write(head_bytes)
+        conn.on_event = _FastExchange(self._pool, request, conn)
+        request.protocol.upstream_in_flight = conn
+        return True
 
     def _proxy_auth_error(self) -> UpstreamError:
         route = self._up.proxy
@@ -310,7 +318,7 @@ class Relay:
                 if head.status < 400:
                     raise UpstreamError(f"invalid upgrade response: status code {head.status}")
                 # An error from the API server (404 pod not found, 403...) is relayed.
-                lines, length, has_date = response_lines(head.headers)
+                lines, length, has_date = response_lines_raw(head.raw, parse_header_lines)
                 client.send_head(request, head.status, lines, length=length, has_date=has_date,
                                  close=True)
                 while chunk := await conn.read_body():
@@ -319,7 +327,7 @@ class Relay:
                 return Sent(head.status)
             tail = conn.switch_to_raw()
             # The API server's 101 goes to the client as it came (kubectl does the same).
-            client.write_raw(status_line(101) + raw_lines(head.headers) + b"\r\n" + tail)
+            client.write_raw(status_line(101) + head.raw + b"\r\n" + tail)
             feeder.attach(conn)
             while chunk := await conn.read_body():
                 client.write_raw(chunk)
@@ -329,6 +337,84 @@ class Relay:
         finally:
             feeder.detach()
             conn.abort()
+
+
+class _FastExchange:
+    """The upstream connection's callback for one fast exchange (Relay.start_fast)."""
+
+    __slots__ = ("_conn", "_pool", "_request")
+
+    def __init__(self, pool: ConnectionPool, request: Request, conn: UpstreamConnection) -> None:
+        self._pool = pool
+        self._request = request
+        self._conn = conn
+
+    def __call__(self) -> None:
+        conn = self._conn
+        request = self._request
+        client = request.protocol
+        head = conn.head
+        if head is None:
+            if conn.error is None and not conn.closed:
+                return  # the head is not complete yet
+            # Failed before an answer: start over on the ordinary path.
+            conn.on_event = None
+            client.upstream_in_flight = None
+            conn.abort()
+            client.fast_fallback(request, None)
+            return
+        conn.on_event = None
+        if not conn.complete:
+            client.fast_fallback(request, lambda: _finish_streaming(self._pool, request, conn, head))
+            return
+        _send_whole(request, conn, head)
+        client.upstream_in_flight = None
+        if head.keep_alive:
+            self._pool.release(conn, True)
+        else:
+            conn.abort()
+        client.fast_done()
+
+
+async def _finish_streaming(pool: ConnectionPool, request: Request, conn: UpstreamConnection,
+                            head: ResponseHead) -> Sent:
+    reusable = False
+    try:
+        reusable = await _stream(request, conn, head) and head.keep_alive
+        return Sent(head.status)
+    finally:
+        request.protocol.upstream_in_flight = None
+        if reusable:
+            pool.release(conn, True)
+        else:
+            conn.abort()
+
+
+def _send_whole(request: Request, conn: UpstreamConnection, head: ResponseHead) -> None:
+    lines, length, has_date = response_lines_raw(head.raw, parse_header_lines)
+    request.protocol.send_complete(request, head.status, lines, conn.take_buffered_body(),
+                                   length=length, has_date=has_date)
+
+
+async def _stream(request: Request, conn: UpstreamConnection, head: ResponseHead) -> bool:
+    """Relay an answer chunk by chunk as it comes; False if the upstream failed midway."""
+    lines, length, has_date = response_lines_raw(head.raw, parse_header_lines)
+    client = request.protocol
+    client.send_head(request, head.status, lines, length=length, has_date=has_date)
+    try:
+        while chunk := await conn.read_body():
+            client.send_body(chunk)
+            if client.write_paused:
+                await client.drain()
+    except UpstreamError as exc:
+        # The head is out: a Status can no longer be sent. Cut the client's
+        # connection so it sees a truncated response, never a complete one.
+        log.error("Error while proxying request: %s", exc.message)
+        if request.transport is not None:
+            request.transport.abort()
+        return False
+    client.end_body()
+    return True
 
 
 class _ClientFeeder:
@@ -380,6 +466,7 @@ class _ClientFeeder:
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_FAST_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Request bodies up to this size are read before sending when the credential can be
 # refreshed, so that a 401 can be answered by sending the request again.
 _REPLAY_LIMIT = 64 * 1024

@@ -16,7 +16,7 @@ import stat
 from types import TracebackType
 
 from .access import ClientGate
-from .app import build_handler
+from .app import build_pipeline
 from .dialer import Dialer
 from .errors import ConfigError
 from .http1 import HTTPServer
@@ -60,9 +60,9 @@ class ProxyServer:
         self._pool = ConnectionPool(Dialer(opts.upstream))
         relay = Relay(opts.upstream, self._pool)
         static = StaticFiles(opts.www) if opts.www else None
-        handler = build_handler(opts, self.gate, relay, static)
+        pipeline = build_pipeline(opts, self.gate, relay, static)
         loop = asyncio.get_running_loop()
-        self._web = HTTPServer(handler, loop)
+        self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
         listen = opts.listen
         if listen.unix_socket:
             sock = _unix_socket(listen.unix_socket)
