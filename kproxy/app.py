@@ -122,6 +122,10 @@ def build_pipeline(options: Options, gate: ClientGate, relay: Relay, static: Sta
 
     async def handle(request: Request) -> Answer:
         try:
+            resume = request.resume
+            if resume is not None:  # what a fast exchange left to do (see Relay.start_fast)
+                request.resume = None
+                return await resume()
             # Who is asking comes before anything else, for every kind of request.
             client = gate.admit(request) if gate.active else None
             if request.method == "OPTIONS" and request.raw_path == "*":

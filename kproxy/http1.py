@@ -155,7 +155,8 @@ class Request:
         self.upgraded = False  # llhttp saw an upgrade: what follows the head is not HTTP
         self.complete = False  # the whole message, body included, has arrived
         self._body: Body | None = None  # made when a body arrives or someone reads it
-        # Set when a fast exchange hands the rest of its work to the connection's task.
+        # Set when a fast exchange hands the rest of its work to the connection's task;
+        # the handler runs it in place of the pipeline.
         self.resume: Callable[[], Awaitable[Answer]] | None = None
         self._headers: CIMultiDictProxy[str] | None = None
         self._extra: dict[str, Any] | None = None
@@ -578,12 +579,7 @@ class ClientConnection(asyncio.Protocol):
                 self._keep = item.keep_alive and not item.upgraded
                 self._started = False
                 try:
-                    resume = item.resume
-                    if resume is not None:
-                        item.resume = None
-                        answer = await resume()
-                    else:
-                        answer = await handler(item)
+                    answer = await handler(item)
                     if isinstance(answer, Response):
                         answer.send(item)
                     elif not answer.prepared:
@@ -680,20 +676,19 @@ class ClientConnection(asyncio.Protocol):
         ``raw``: a 101 or a relayed head whose ``lines`` carry their own framing."""
         head_only = request.method == "HEAD" or status in _NO_BODY_STATUS or status < 200
         self._head_only = head_only
-        self._chunked = False
-        parts = self._head(request, status, lines, has_date, close)
+        framing = b""
         if raw:
             pass
         elif length is not None:
-            parts.append(b"Content-Length: %d\r\n" % length)
+            framing = b"Content-Length: %d\r\n" % length
         elif not head_only:
             if request.version >= (1, 1):
-                self._chunked = True
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                framing = b"Transfer-Encoding: chunked\r\n"
             else:
-                self._keep = False  # HTTP/1.0: the body ends with the connection
-                if b"Connection: close" not in parts[-1]:
-                    parts.append(b"Connection: close\r\n")
+                close = True  # HTTP/1.0 has no chunking: the body ends with the connection
+        self._chunked = bool(framing) and length is None
+        parts = self._head(request, status, lines, has_date, close)
+        parts.append(framing)
         parts.append(b"\r\n")
         self._started = True
         if self.transport is not None and not self._lost:

@@ -357,11 +357,16 @@ class _FastExchange:
         if head is None:
             if conn.error is None and not conn.closed:
                 return  # the head is not complete yet
-            # Failed before an answer: start over on the ordinary path.
             conn.on_event = None
             client.upstream_in_flight = None
             conn.abort()
-            client.fast_fallback(request, None)
+            if conn.reused and not conn.got_bytes:
+                # The server closed the idle connection as we reused it: the request is
+                # replayable, so it starts over on the ordinary path (Go's retry).
+                client.fast_fallback(request, None)
+            else:
+                error = conn.error or UpstreamError("the API server closed the connection")
+                client.fast_fallback(request, lambda: _raise(error))
             return
         conn.on_event = None
         if not conn.complete:
@@ -374,6 +379,10 @@ class _FastExchange:
         else:
             conn.abort()
         client.fast_done()
+
+
+async def _raise(error: Exception) -> Sent:
+    raise error
 
 
 async def _finish_streaming(pool: ConnectionPool, request: Request, conn: UpstreamConnection,

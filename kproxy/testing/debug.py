@@ -14,6 +14,8 @@ purpose. Every endpoint sits behind the same authentication as the API.
 ``gzip?size=N``             N pattern bytes, gzip-encoded if ``Accept-Encoding`` allows gzip
 ``slow-headers?delay=S``    waits S seconds before sending the headers
 ``redirect?to=URL``         302 to URL (default ``/debug/kproxy/echo``)
+``hangup``                  closes the connection without an answer
+``garbage``                 answers bytes that are not HTTP, then closes
 ==========================  ===================================================================
 """
 
@@ -158,6 +160,20 @@ async def _gzip(request: web.BaseRequest) -> web.StreamResponse:
     return web.Response(body=data, headers=headers)
 
 
+async def _hangup(request: web.BaseRequest) -> web.StreamResponse:
+    # What a server closing an idle keep-alive connection looks like to the client.
+    assert request.transport is not None
+    request.transport.close()
+    raise asyncio.CancelledError
+
+
+async def _garbage(request: web.BaseRequest) -> web.StreamResponse:
+    assert request.transport is not None
+    request.transport.write(b"this is not HTTP\r\n\r\n")
+    request.transport.close()
+    raise asyncio.CancelledError
+
+
 async def _slow_headers(request: web.BaseRequest) -> web.StreamResponse:
     await asyncio.sleep(_number(_query(request), "delay", 1.0))
     return web.Response(text="ok\n")
@@ -176,6 +192,8 @@ _HANDLERS: dict[str, Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]]
     "status": _status,
     "gzip": _gzip,
     "slow-headers": _slow_headers,
+    "hangup": _hangup,
+    "garbage": _garbage,
     "redirect": _redirect,
 }
 

@@ -1,0 +1,144 @@
+"""kproxy.relay's fast path against the fake API server, through an embedded ProxyServer.
+
+A request like one forwarded before is sent and answered on callbacks (Relay.start_fast);
+what it cannot finish goes back to the ordinary path. The answers must be the ordinary
+path's, byte for byte where the upstream's are, and failures must be retried exactly as
+the ordinary path (Go's transport) retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from kproxy import Flags, Options, ProxyServer
+from kproxy.http1 import Request
+from kproxy.relay import Relay
+from kproxy.testing import FakeAPIServer
+
+VARYING = {"Date", "Audit-Id"}
+
+
+@pytest.fixture
+def fast_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Targets of the requests the fast path took."""
+    taken: list[str] = []
+    start_fast = Relay.start_fast
+
+    def spy(self: Relay, request: Request, target: bytes) -> bool:
+        took = start_fast(self, request, target)
+        if took:
+            taken.append(target.decode())
+        return took
+
+    monkeypatch.setattr(Relay, "start_fast", spy)
+    return taken
+
+
+@pytest.fixture
+async def proxy(api: FakeAPIServer, tmp_path: Path) -> AsyncIterator[ProxyServer]:
+    kubeconfig = api.kubeconfig(tmp_path, auth="cert")
+    options = Options.from_flags(Flags(kubeconfig=str(kubeconfig), port=0, reject_paths=""))
+    async with ProxyServer(options) as server:
+        yield server
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def fetch(session: aiohttp.ClientSession, method: str, url: str) -> tuple[int, dict[str, str], bytes]:
+    async with session.request(method, url) as resp:
+        body = await resp.read()
+        return resp.status, {k: v for k, v in resp.headers.items() if k not in VARYING}, body
+
+
+async def test_a_repeated_request_takes_the_fast_path_with_the_same_answer(
+        proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    url = f"{proxy.url}/api/v1/namespaces/default/pods"
+    first = await fetch(session, "GET", url)
+    assert fast_taken == []  # the first one makes the verdict the fast path remembers
+    second = await fetch(session, "GET", url)
+    assert fast_taken == ["/api/v1/namespaces/default/pods"]
+    assert first == second and first[0] == 200 and json.loads(first[2])["kind"] == "PodList"
+    assert "Server" not in second[1] or second[1]["Server"].startswith("Python")  # the fake's own
+
+
+async def test_head_on_the_fast_path_keeps_the_length(
+        proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    url = f"{proxy.url}/version"
+    _, _, body = await fetch(session, "GET", url)
+    for _ in range(2):
+        status, headers, head_body = await fetch(session, "HEAD", url)
+        assert (status, head_body, headers["Content-Length"]) == (200, b"", str(len(body)))
+    assert fast_taken == ["/version"]
+
+
+async def test_an_answer_that_streams_continues_on_the_ordinary_path(
+        proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    url = f"{proxy.url}/debug/kproxy/chunks?n=3&interval=0.05"
+    for _ in range(2):
+        status, headers, body = await fetch(session, "GET", url)
+        assert (status, body) == (200, b"chunk 0\nchunk 1\nchunk 2\n")
+        assert headers["Transfer-Encoding"] == "chunked"
+    assert len(fast_taken) == 1
+
+
+async def test_a_client_leaving_a_streamed_fast_answer_releases_the_upstream(
+        proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    url = f"{proxy.url}/api/v1/namespaces/default/configmaps?watch=true"
+    before = api.open_watches()
+    for _ in range(2):
+        await fetch(session, "GET", f"{proxy.url}/version")  # the fast path needs an idle connection
+        async with session.get(url) as resp:
+            assert resp.status == 200
+            await until(lambda: api.open_watches() == before + 1)
+        await until(lambda: api.open_watches() == before)
+    assert len(fast_taken) == 1
+
+
+async def test_a_connection_the_server_closed_is_retried_as_on_the_ordinary_path(
+        proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    # Go retries a replayable request that failed on a reused connection before any
+    # answer; the fast path must send it exactly as often as the ordinary path does.
+    url = f"{proxy.url}/debug/kproxy/hangup"
+    counts = []
+    for _ in range(2):
+        await fetch(session, "GET", f"{proxy.url}/version")  # an idle pooled connection to reuse
+        before = hangups(api)
+        status, _, body = await fetch(session, "GET", url)
+        assert status == 502 and json.loads(body)["kind"] == "Status"
+        counts.append(hangups(api) - before)
+    assert fast_taken[-1:] == ["/debug/kproxy/hangup"]
+    assert counts == [2, 2]
+
+
+async def test_a_malformed_answer_is_not_asked_for_twice(
+        proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    url = f"{proxy.url}/debug/kproxy/garbage"
+    for _ in range(2):
+        await fetch(session, "GET", f"{proxy.url}/version")
+        before = len([r for r in api.requests if r.raw_path.endswith("/garbage")])
+        status, _, body = await fetch(session, "GET", url)
+        assert status == 502 and "malformed" in json.loads(body)["message"]
+        assert len([r for r in api.requests if r.raw_path.endswith("/garbage")]) == before + 1
+    assert fast_taken[-1:] == ["/debug/kproxy/garbage"]
+
+
+def hangups(api: FakeAPIServer) -> int:
+    return len([r for r in api.requests if r.raw_path.endswith("/hangup")])
+
+
+async def until(condition: object, timeout: float = 5.0) -> None:
+    assert callable(condition)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
