@@ -113,11 +113,9 @@ _NOTED_LINE = re.compile(
 def response_lines_raw(
     raw: bytes, parse: Callable[[bytes], list[tuple[bytes, bytes]]]
 ) -> tuple[bytes, int | None, bool]:
-    """:func:`response_lines` on a head's raw, CRLF-ended header lines, in one regex
-    pass instead of a Python loop per header; odd heads (bare LF line ends, a
-    ``Connection`` naming other headers) take the general way through ``parse``."""
-    if raw.count(b"\n") != raw.count(b"\r\n"):
-        return response_lines(parse(raw))
+    """:func:`response_lines` on a head's raw, CRLF-ended header lines (llhttp accepts
+    no others), in one regex pass instead of a Python loop per header; a ``Connection``
+    naming other headers takes the general way through ``parse``."""
     parts: list[bytes] = []
     length: int | None = None
     has_date = False

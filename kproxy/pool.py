@@ -55,8 +55,7 @@ class ResponseHead:
 
 def parse_header_lines(raw: bytes) -> list[tuple[bytes, bytes]]:
     headers: list[tuple[bytes, bytes]] = []
-    for line in raw.split(b"\n"):
-        line = line.rstrip(b"\r")
+    for line in raw.split(b"\r\n"):
         if not line:
             continue
         if line[:1] in (b" ", b"\t") and headers:  # obs-fold: part of the previous value
@@ -66,15 +65,6 @@ def parse_header_lines(raw: bytes) -> list[tuple[bytes, bytes]]:
         name, _, value = line.partition(b":")
         headers.append((name, value.strip(b" \t")))
     return headers
-
-
-def _head_end(data: bytes) -> tuple[int, int]:
-    """Where the head in ``data`` ends (llhttp also takes bare LF line ends)."""
-    crlf = data.find(b"\r\n\r\n")
-    lf = data.find(b"\n\n", 0, crlf if crlf >= 0 else len(data))  # never into the body
-    if lf >= 0:
-        return lf, 2
-    return crlf, 4
 
 
 _FRAMED = re.compile(rb"^(?:content-length[ \t]*:|transfer-encoding[ \t]*:[^\n]*chunked)",
@@ -185,10 +175,11 @@ class UpstreamConnection(asyncio.Protocol):
         # head's bytes are cut from what arrived instead.
         collected = self._collected
         data = collected[0] if len(collected) == 1 else b"".join(collected)
-        end, size = _head_end(data)
-        first = data.find(b"\n") + 1
+        # llhttp insists on CRLF line ends, so the head ends at the first empty line.
+        end = data.find(b"\r\n\r\n")
+        first = data.find(b"\r\n") + 2
         raw = data[first:end + 2] if first <= end else b""
-        rest = data[end + size:]
+        rest = data[end + 4:]
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             # Interim responses (100 Continue, 103 Early Hints) are not relayed.
