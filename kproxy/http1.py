@@ -28,6 +28,8 @@ from typing import Any, cast
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .waiters import wake
+
 __all__ = ["Answer", "FastPath", "HTTPServer", "Request", "Response", "Sent", "StreamResponse", "status_line"]
 
 log = logging.getLogger("kproxy")
@@ -110,11 +112,8 @@ class Body:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._waiter = self._waiter, None
+        wake(waiter)
 
     async def readany(self) -> bytes:
         """The next chunk(s) of the body; ``b""`` at its end."""
@@ -508,11 +507,8 @@ class ClientConnection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._waiter = self._waiter, None
+        wake(waiter)
 
     def _dispatch(self) -> None:
         """Start the next request: by the fast path when it takes it, else on the task.
@@ -719,11 +715,8 @@ class ClientConnection(asyncio.Protocol):
             await self._drain_waiter
 
     def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._drain_waiter = self._drain_waiter, None
+        wake(waiter)
 
     def pause_reading_for(self, who: object) -> None:
         if not self._reading_paused_by and self.transport is not None and not self._lost:

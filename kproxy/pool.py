@@ -24,6 +24,7 @@ import httptools
 
 from .dialer import Dialer
 from .errors import UpstreamError
+from .waiters import wake
 
 __all__ = ["ConnectionPool", "ResponseHead", "UpstreamConnection"]
 
@@ -318,18 +319,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake_body()
 
     def _wake_body(self) -> None:
-        waiter = self._body_waiter
-        if waiter is not None:
-            self._body_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._body_waiter = self._body_waiter, None
+        wake(waiter)
 
     def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._drain_waiter = self._drain_waiter, None
+        wake(waiter)
 
     def _resume_reading(self) -> None:
         if self._reading_paused and self._buffered < _LOW_WATER and self.transport:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE = ("errors", "filters", "routing", "kubeconfig", "ranges", "service_urls", "egress", "no_proxy", "go_url", "trust", "gonet")
+PURE = ("errors", "filters", "routing", "kubeconfig", "ranges", "service_urls", "egress", "no_proxy", "go_url", "trust", "gonet", "headers")
 # What a pure module may import besides its siblings: the standard library's data
 # helpers and the regex/YAML parsers; nothing that opens sockets, files or processes.
 ALLOWED = {
