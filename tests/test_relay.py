@@ -142,3 +142,25 @@ async def until(condition: object, timeout: float = 5.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_pipelined_requests_on_the_fast_path_are_answered_in_order(
+        proxy: ProxyServer, fast_taken: list[str]) -> None:
+    port = int(proxy.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        get = b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        writer.write(get)
+        await reader.readuntil(b"}")  # the first makes the verdict the fast path remembers
+        writer.write(get + b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n" + get
+                     + b"HEAD /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     + b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(-1), 10)  # the HTTP/1.0 answer ends the connection
+    finally:
+        writer.close()
+    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(answers) == 5
+    kinds = [b"APIVersions" in a or (b'"major"' in a and "version") or "head" for a in answers]
+    assert kinds == ["version", True, "version", "head", "version"]
+    assert b"Connection: close" in answers[-1] and all(b"Connection: close" not in a for a in answers[:-1])
+    assert fast_taken[:1] == ["/version"]  # then /api, new, goes to the task, which serves the rest
