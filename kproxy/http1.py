@@ -22,7 +22,6 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from email.utils import formatdate
 from typing import Any, cast
 
 import httptools
@@ -58,6 +57,18 @@ def status_line(status: int) -> bytes:
     return line
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float) -> str:
+    """RFC 9110 §5.6.7 IMF-fixdate, independent of the locale (and of email.utils,
+    which costs start-up time)."""
+    t = time.gmtime(seconds)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 class _Clock:
     """The ``Date`` header, formatted once a second."""
 
@@ -71,7 +82,7 @@ class _Clock:
         now = int(time.time())
         if now != self._second:
             self._second = now
-            self._line = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+            self._line = b"Date: " + http_date(now).encode() + b"\r\n"
         return self._line
 
 

@@ -567,3 +567,12 @@ async def test_request_helpers() -> None:
         assert r.remote == "127.0.0.1" and r.content_length == 3
         assert r.get("k") == 1 and r.get("other") is None and r.get("other", 5) == 5
         assert r.complete and r.keep_alive and not r.upgraded
+
+
+def test_http_date_matches_email_utils() -> None:
+    from email.utils import formatdate
+
+    from kproxy.http1 import http_date
+
+    for seconds in (0, 951_782_400, 1_700_000_000.5, 4_102_444_799):
+        assert http_date(seconds) == formatdate(seconds, usegmt=True)
