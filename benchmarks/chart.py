@@ -14,7 +14,7 @@ HEADLINE = (
     "list.mb_s", "list_gzip.lists_s", "startup.startup_s", "memory.peak_rss_mb",
     "watch.rss_mb", "watch.event_p99_ms", "echo.rtt_p50_ms", "echo.mb_s",
 )
-_COLORS = {"direct": "#9e9e9e", "kubectl": "#326ce5", "kproxy": "#e8710a"}
+_COLORS = {"direct": "#9e9e9e", "direct TLS": "#616161", "kubectl": "#326ce5", "kproxy": "#e8710a"}
 
 
 def draw(result: dict[str, Any], path: Path) -> None:
@@ -33,8 +33,12 @@ def draw(result: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.1 * rows), squeeze=False)
     for ax, key in zip(axes.flat, panels):
         entry = result["summary"][key]
+        bars = list(entry["targets"].items())
+        if key == "list.mb_s" and "list_tls.mb_s" in result["summary"]:
+            # The baseline the list is judged against, next to the plain-HTTP one.
+            bars.insert(1, ("direct TLS", result["summary"]["list_tls.mb_s"]["targets"].get("direct")))
         names, medians, low, high, colors = [], [], [], [], []
-        for target, stats in entry["targets"].items():
+        for target, stats in bars:
             if not stats:
                 continue
             names.append(target)

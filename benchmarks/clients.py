@@ -6,6 +6,9 @@
   against the CLOCK_MONOTONIC stamp the upstream wrote into it.
 * :func:`open_upgrade`, :func:`echo_latency`, :func:`echo_throughput`: an exec-style
   ``Connection: Upgrade`` request, then raw bytes echoed back by the upstream.
+* :func:`curl_repeat`: curl fetching one URL over and over on one kept-alive TLS
+  connection with the client certificate, which wrk cannot present; the "direct over
+  TLS" baseline of the 10 MB list.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+from .pki import Pki
+
 __all__ = [
-    "HttpReply", "WatchFleet", "echo_latency", "echo_throughput", "http_get", "open_upgrade",
+    "CurlError", "CurlResult", "HttpReply", "WatchFleet", "curl_repeat", "echo_latency", "echo_throughput",
+    "http_get", "open_upgrade",
 ]
 
 _SENT = re.compile(rb'"bench/sent-ns":"(\d+)"')
@@ -273,3 +280,100 @@ async def echo_throughput(port: int, path: str, seconds: float, block: int = 655
     finally:
         task.cancel()
         writer.close()
+
+
+# -- curl: the list straight from nginx over TLS ----------------------------------------
+
+# What curl writes after every transfer (-w); the tag tells it apart from curl's own
+# error messages on the same stream.
+_CURL_TAG = "bench-transfer"
+_CURL_WRITE_OUT = f"%{{stderr}}{_CURL_TAG} %{{http_code}} %{{size_download}} %{{size_header}} %{{time_total}} %{{num_connects}}\n"
+# A URL glob far longer than any run: curl stops when we stop it, not by running out.
+_CURL_GLOB = "n=[1-10000000]"
+
+
+class CurlError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class CurlResult:
+    transfers: int  # complete responses received
+    bytes_read: int  # bodies and heads, as wrk counts them
+    seconds: float  # from the start of the first transfer (TCP and TLS handshake included) to the end of the last
+    times_ms: list[float]  # each transfer's own time
+    errors: int  # answers other than 200, or bodies of another size than expected
+    connections: int  # TCP connections curl opened; 1 when keep-alive held throughout
+
+
+async def curl_repeat(url: str, seconds: float, pki: Pki, expect_bytes: int, headers: Sequence[str] = ()) -> CurlResult:
+    """Fetch ``url`` again and again over one HTTP/1.1 connection for about ``seconds``.
+
+    One curl process, one URL glob (``?n=1``, ``?n=2``, ...; nginx serves the file by
+    path and ignores the query), every body to /dev/null, run sequentially so curl keeps
+    the connection alive. The -w line curl writes after each transfer goes to stderr,
+    which is unbuffered, so the time we read it is the time the transfer ended; at the
+    deadline curl is stopped by its PID and the transfer it was in is not counted.
+    Started like wrk, it inherits the harness's CPU affinity: the load core.
+    """
+    sep = "&" if "?" in url else "?"
+    cmd = ["curl", "-sS", "--http1.1", "--cacert", str(pki.ca), "--cert", str(pki.client_cert),
+           "--key", str(pki.client_key), "-o", "/dev/null", "-w", _CURL_WRITE_OUT]
+    for header in headers:
+        cmd += ["-H", header]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, f"{url}{sep}{_CURL_GLOB}", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    done: list[tuple[float, list[str]]] = []  # (when we read it, curl's fields)
+    other: list[str] = []
+    # Until the first list arrives: a first list that takes 30 s longer than the run is
+    # a failure, not a slow result. Then the run lasts ``seconds`` from the start of that
+    # first transfer, so a slow start of curl itself (exec, libraries, reading the key)
+    # does not shorten the window measured.
+    deadline = time.perf_counter() + seconds + 30
+    try:
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            try:
+                raw = await asyncio.wait_for(proc.stderr.readline(), left)
+            except TimeoutError:
+                break
+            if not raw:  # curl exited by itself: an error, or (never in practice) the glob ran out
+                await asyncio.wait_for(proc.wait(), 5)  # reaped here, so its exit code is its own
+                break
+            now = time.perf_counter()
+            text = raw.decode(errors="replace").strip()
+            fields = text.split()
+            if fields[:1] == [_CURL_TAG] and len(fields) == 6:
+                if not done:
+                    deadline = now - float(fields[4]) + seconds
+                done.append((now, fields[1:]))
+            elif text:
+                other.append(text)
+    finally:
+        # Ours: stopped by its PID, also on Ctrl-C.
+        stopped = proc.returncode is None
+        if stopped:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+    if not done or (not stopped and proc.returncode != 0):
+        raise CurlError(f"curl exited {proc.returncode} after {len(done)} transfers: {' | '.join(other)[-800:]}")
+    complete = [f for _, f in done if f[0] != "000"]  # 000: no answer at all
+    times_ms = [1e3 * float(f[3]) for _, f in done]
+    return CurlResult(
+        transfers=len(complete),
+        bytes_read=sum(int(f[1]) + int(f[2]) for f in complete),
+        # The first transfer's own time reaches back to before the TCP connect.
+        seconds=done[-1][0] - done[0][0] + times_ms[0] / 1e3,
+        times_ms=times_ms,
+        errors=sum(1 for _, f in done if f[0] != "200" or int(f[1]) != expect_bytes),
+        connections=sum(int(f[4]) for _, f in done),
+    )

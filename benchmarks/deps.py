@@ -1,6 +1,8 @@
-"""Install what the harness needs on a fresh Debian machine: nginx, wrk, matplotlib.
+"""Install what the harness needs on a fresh Debian machine: nginx, wrk, curl, matplotlib.
 
-nginx and wrk come from Debian (``nginx-light``, ``wrk``) via apt-get, which needs root.
+nginx, wrk and curl come from Debian (``nginx-light``, ``wrk``, ``curl``) via apt-get,
+which needs root. curl is the client of the "direct over TLS" list baseline: wrk
+cannot present a client certificate.
 While installing, a temporary ``policy-rc.d`` (the Debian mechanism for this) stops the
 package from starting a system-wide nginx on port 80; an existing one is left alone.
 matplotlib comes from PyPI through pip, only when the chart is drawn.
@@ -17,7 +19,7 @@ from pathlib import Path
 
 __all__ = ["MissingTool", "ensure_matplotlib", "ensure_tools", "tool_versions"]
 
-APT_PACKAGES = {"nginx": "nginx-light", "wrk": "wrk"}
+APT_PACKAGES = {"nginx": "nginx-light", "wrk": "wrk", "curl": "curl"}
 _POLICY_RC = Path("/usr/sbin/policy-rc.d")
 
 
@@ -83,10 +85,21 @@ def _first_line(cmd: list[str]) -> str:
     return text.splitlines()[0] if text else "unknown"
 
 
+def _curl_version() -> str:
+    # "curl 7.88.1 (x86_64-pc-linux-gnu) libcurl/7.88.1 OpenSSL/3.0.19 zlib/...": the TLS
+    # library matters as much as curl's own version for the list over TLS.
+    words = _first_line(["curl", "--version"]).split()
+    if words[:1] != ["curl"] or len(words) < 2:
+        return " ".join(words)
+    tls = [w for w in words if w.split("/")[0] in ("OpenSSL", "GnuTLS", "BoringSSL", "LibreSSL", "wolfSSL")]
+    return " ".join([words[1], *tls[:1]])
+
+
 def tool_versions(kubectl: str | None) -> dict[str, str]:
     versions = {
         "nginx": _first_line(["nginx", "-v"]).removeprefix("nginx version: "),
         "wrk": _first_line(["wrk", "-v"]).split(" Copyright")[0],
+        "curl": _curl_version(),
         "python": sys.version.split()[0],
     }
     if kubectl:

@@ -23,7 +23,7 @@ from .config import Config
 from .nginx import Nginx, start_nginx
 from .noise import Layout
 from .payloads import Payloads, write_payloads
-from .pki import make_pki
+from .pki import Pki, make_pki
 from .procs import ProcessSet, pin_self
 from .targets import REPO, write_kubeconfig
 
@@ -37,9 +37,10 @@ class Environment:
     payloads: Payloads
     nginx: Nginx
     upstream_port: int
+    pki: Pki
     kubeconfig: Path
     home: Path  # HOME for the proxies (kubectl's caches go there)
-    load_cpus: set[int] | None  # harness, wrk, nginx, upstream program
+    load_cpus: set[int] | None  # harness, wrk, curl, nginx, upstream program
     proxy_cpus: set[int] | None  # the proxy under test
     layout: str
     fd_limit: int
@@ -61,7 +62,7 @@ def _layout(config: Config, procs: ProcessSet) -> tuple[set[int] | None, set[int
         return None, None, f"not pinned: only CPU {cpus} available"
     if not procs.has_taskset:
         return None, None, "not pinned: taskset not found"
-    return {cpus[0]}, {cpus[1]}, (f"harness, wrk, nginx and the upstream program on CPU {cpus[0]}; "
+    return {cpus[0]}, {cpus[1]}, (f"harness, wrk, curl, nginx and the upstream program on CPU {cpus[0]}; "
                                   f"the proxy under test on CPU {cpus[1]} (taskset)")
 
 
@@ -112,7 +113,7 @@ async def environment(config: Config, keep_workdir: bool = False) -> AsyncIterat
         payloads = write_payloads(workdir / "root", config.list_pods)
         load_cpus, proxy_cpus, layout = _layout(config, procs)
         if load_cpus:
-            pin_self(load_cpus)  # children inherit it: wrk, nginx, the upstream program
+            pin_self(load_cpus)  # children inherit it: wrk, curl, nginx, the upstream program
         fd_limit = _raise_fd_limit(16384)
         kproxy_dir, kproxy_version = _kproxy_source(config.kproxy_ref, workdir)
         upstream = await procs.start("upstream", [sys.executable, "-m", "benchmarks.upstream"],
@@ -123,7 +124,7 @@ async def environment(config: Config, keep_workdir: bool = False) -> AsyncIterat
         upstream_port = int(line.rsplit(" ", 1)[1])
         nginx = await start_nginx(procs, workdir / "nginx", payloads.root, pki, upstream_port, load_cpus)
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", nginx.tls_url, pki)
-        yield Environment(workdir, procs, payloads, nginx, upstream_port, kubeconfig, workdir / "home",
+        yield Environment(workdir, procs, payloads, nginx, upstream_port, pki, kubeconfig, workdir / "home",
                           load_cpus, proxy_cpus, layout, fd_limit, kproxy_dir, kproxy_version)
     finally:
         await procs.stop_all()

@@ -76,6 +76,7 @@ class _Round:
 def _steps(config: Config, targets: list[str]) -> int:
     proxies = len([t for t in targets if t != "direct"])
     per_round = proxies * (2 if config.warmup_seconds else 1) + len(targets) * (len(config.connections) + 4)
+    per_round += "direct" in targets  # the list over TLS with curl
     return config.rounds * per_round + len(targets)  # + the verification in round 1
 
 
@@ -98,7 +99,7 @@ async def run(config: Config, kubectl: str | None, keep_workdir: bool = False) -
         result["fd_limit"] = env.fd_limit
         result["payloads"] = {"pod_bytes": env.payloads.pod_bytes, "list_bytes": env.payloads.list_bytes,
                               "list_gzip_bytes": env.payloads.list_gzip_bytes}
-        bench = Bench(config, env.payloads, env.upstream_port)
+        bench = Bench(config, env.payloads, env.upstream_port, env.nginx.tls_port, env.pki)
         for index in range(config.rounds):
             shift = index % len(targets)
             order = targets[shift:] + targets[:shift]
@@ -155,6 +156,12 @@ async def _one_round(bench: Bench, rnd: _Round, order: list[str], env: Environme
                 progress.step(f"{label} · 10 MB list{' (gzip)' if gzipped else ''} · {target.name}")
                 await rnd.measure(scenario, target.name,
                                   partial(scenarios.wrk_list, target, cfg.list_seconds, gzipped))
+                if target.name == "direct" and not gzipped:
+                    # The baseline a TLS-terminating proxy can be held to, in the same
+                    # slot of the rotation as plain direct.
+                    progress.step(f"{label} · 10 MB list · direct over TLS (curl)")
+                    await rnd.measure("list_tls", "direct",
+                                      partial(scenarios.curl_list_tls, bench, cfg.list_seconds))
         for target in targets:
             progress.step(f"{label} · exec-style upgrade echo · {target.name}")
             await rnd.measure("echo", target.name, partial(scenarios.echo, target, cfg.echo_seconds))

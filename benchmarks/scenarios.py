@@ -3,6 +3,9 @@
 CPU figures are the proxy's own (its process tree, /proc/PID/stat utime+stime), taken
 around the measurement; "direct" has no proxy and so no CPU or memory figures.
 Sizes are MB = 10^6 bytes.
+
+"direct" is nginx's plain-HTTP port, except for the 10 MB list's second baseline,
+:func:`curl_list_tls`: the TLS port the proxies use, with their client certificate.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .clients import WatchFleet, echo_latency, echo_throughput, http_get
+from .clients import WatchFleet, curl_repeat, echo_latency, echo_throughput, http_get
 from .config import Config
 from .payloads import LIST_PATH, POD_PATH, Payloads
+from .pki import Pki
 from .procs import cpu_seconds, rss_mb
 from .targets import Target
 from .upstream import EMIT_PATH, WATCH_PATH, WATCHES_PATH
 from .wrk import run_wrk
 
-__all__ = ["EXEC_PATH", "Bench", "Metrics", "echo", "percentile", "verify", "watches", "wrk_get", "wrk_list"]
+__all__ = [
+    "EXEC_PATH", "Bench", "Metrics", "curl_list_tls", "echo", "percentile", "verify", "watches", "wrk_get",
+    "wrk_list",
+]
 
 Metrics = dict[str, float | int | str | None]
 EXEC_PATH = "/api/v1/namespaces/bench/pods/echo/exec?command=cat&stdin=true&stdout=true"
@@ -33,6 +40,8 @@ class Bench:
     config: Config
     payloads: Payloads
     upstream_port: int
+    tls_port: int  # nginx's TLS listener, the one the proxies talk to
+    pki: Pki
 
 
 def percentile(values: Sequence[float], pct: float) -> float | None:
@@ -77,6 +86,24 @@ async def wrk_list(target: Target, seconds: int, gzipped: bool) -> Metrics:
         used = cpu_seconds(target.pid or 0) - cpu0
         metrics["cpu_ms_per_list"] = round(1e3 * used / max(result.requests, 1), 2)
     return metrics
+
+
+async def curl_list_tls(bench: Bench, seconds: int) -> Metrics:
+    """The 10 MB list straight from nginx's TLS port, client certificate and all.
+
+    The baseline a TLS-terminating proxy is held to: the same upstream bytes over the
+    same TLS, read by a client with nothing in between. The plain-HTTP direct number
+    (nginx's sendfile, no encryption at all) is out of any such proxy's reach. HTTP/1.1,
+    as kproxy speaks it upstream; no Accept-Encoding, as in the plain list scenario.
+    """
+    result = await curl_repeat(f"https://127.0.0.1:{bench.tls_port}{LIST_PATH}", seconds, bench.pki,
+                               bench.payloads.list_bytes, ["Accept: application/json"])
+    return {
+        "lists_s": round(result.transfers / result.seconds, 2),
+        "mb_s": round(result.bytes_read / result.seconds / 1e6, 1),
+        "p50_ms": _round(percentile(result.times_ms, 50), 2), "requests": result.transfers,
+        "seconds": round(result.seconds, 3), "errors": result.errors, "connections": result.connections,
+    }
 
 
 async def echo(target: Target, seconds: float) -> Metrics:

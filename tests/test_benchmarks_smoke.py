@@ -2,9 +2,9 @@
 
 No timing assertions: the numbers from a few-second run on a shared machine mean
 nothing; this only proves the harness itself works (nginx with TLS and client
-certificates, the upstream program, wrk, both proxies, the reports). Needs Debian's
-``nginx-light`` and ``wrk`` (installed by the harness when running as root) and, for
-the chart, matplotlib from PyPI (installed by the harness with pip on demand).
+certificates, the upstream program, wrk, curl, both proxies, the reports). Needs
+Debian's ``nginx-light``, ``wrk`` and ``curl`` (installed by the harness when running as
+root) and, for the chart, matplotlib from PyPI (installed by the harness with pip on demand).
 """
 
 from __future__ import annotations
@@ -58,22 +58,47 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
     for target in targets:
         if target != "direct":
             assert ("startup", target) in measured
+    # The list's second baseline: curl over nginx's TLS port with the client certificate.
+    assert ("list_tls", "direct") in measured
     # The harness's own path (nginx, upstream program, clients) must work without errors;
     # how the proxies fare is for their own tests, and recorded, not asserted, here.
     direct = [m for m in result["rounds"][0]["measurements"] if m["target"] == "direct"]
     assert all(m["error"] is None for m in direct), [m["error"] for m in direct]
     assert all(m["noise"] is None or set(m["noise"]) >= {"other_cores", "steal_pct", "noisy"} for m in direct)
     assert result["summary"]["get_c4.rps"]["targets"]["direct"]["median"] > 0
+    (tls,) = [m["metrics"] for m in direct if m["scenario"] == "list_tls"]
+    # Every list complete and the right size, all on one kept-alive connection.
+    assert tls["requests"] >= 1 and tls["errors"] == 0 and tls["connections"] == 1, tls
+    assert result["summary"]["list_tls.mb_s"]["targets"]["direct"]["median"] > 0
+    kproxy_list = [m for m in result["rounds"][0]["measurements"] if (m["scenario"], m["target"]) == ("list", "kproxy")]
+    if kproxy_list[0]["error"] is None:
+        assert result["summary"]["list.kproxy_per_direct_tls"]["targets"]["kproxy"]["median"] > 0
     if "kubectl" in targets:
         assert "ratio_kproxy_kubectl" in result["summary"]["get_c4.rps"]
 
     markdown = (out / "latest.md").read_text()
     assert "| scenario | unit |" in markdown and "direct (nginx)" in markdown
+    assert "| 10 MB list, 1 connection, direct over TLS (curl) | MB/s ↑ |" in markdown
+    assert "list kproxy/direct-TLS" in markdown
 
     if result["chart"] is not None:
         assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:  # only acceptable when matplotlib could not be installed (offline machine)
         assert "matplotlib" in (result["chart_problem"] or ""), result["chart_problem"]
+
+
+def test_list_target_needs_both_halves() -> None:
+    from benchmarks.report import _list_check
+
+    def summary(tls: float | None) -> dict[str, object]:
+        stats = None if tls is None else {"median": tls}
+        return {"list.kproxy_per_direct_tls": {"targets": {"kproxy": stats}}}
+
+    assert _list_check({}, 1.5, summary(0.95)) is True
+    assert _list_check({}, 1.5, summary(0.5)) is False  # fast against kubectl, far from direct over TLS
+    assert _list_check({}, 1.1, summary(0.95)) is False
+    assert _list_check({}, 1.5, summary(None)) is None  # no baseline measured: no verdict
+    assert _list_check({}, 1.1, summary(None)) is False
 
 
 def test_wrk_output_parses() -> None:
