@@ -250,14 +250,29 @@ class Relay:
         """Send ``request`` on an idle pooled connection and answer it from the upstream
         connection's callback, with no coroutine or task switch; False to decline.
 
-        Taken: GET, HEAD and OPTIONS without a body, with a fixed credential, direct or
-        tunnelled. These are replayable (Go's rule), so whatever goes wrong before the
-        answer's head can start over on the ordinary path, which knows retries, errors
-        and Status answers; an answer that does not arrive whole continues there too.
+        Taken: GET, HEAD and OPTIONS without a body, direct or tunnelled, with the
+        credential in force (one due for a refresh needs awaiting: declined). These are
+        replayable (Go's rule), so whatever goes wrong before the answer's head can
+        start over on the ordinary path, which knows retries, errors and Status answers;
+        an answer that does not arrive whole, or a 401 to a credential that can be
+        refreshed, continues there too.
         """
-        if self._auth is not None or self._absolute or request.method not in _FAST_METHODS:
+        if self._absolute or request.method not in _FAST_METHODS:
             return False
-        head_bytes, has_body, _ = self._request_head(request, target, False, self._up.auth_header)
+        auth = self._auth
+        line = self._up.auth_header
+        started = 0.0
+        if auth is not None:
+            if request.header(b"authorization") is not None:
+                auth, line = None, b""  # the client's own passes untouched
+            else:
+                started = time.monotonic()
+                if started >= auth.deadline:
+                    return False
+                line = auth.line
+                if not auth.refreshes_on_401:
+                    auth = None
+        head_bytes, has_body, _ = self._request_head(request, target, False, line)
         if has_body:
             return False
         conn = self._pool.idle_connection()
@@ -265,9 +280,22 @@ class Relay:
             return False
         conn.start(request.method == "HEAD")
         conn.write(head_bytes)
-        conn.on_event = _FastExchange(self._pool, request, conn)
+        conn.on_event = _FastExchange(self, request, conn, target,
+                                      None if auth is None else (auth, line, started))
         request.protocol.upstream_in_flight = conn
         return True
+
+    async def _after_fast_401(self, request: Request, target: bytes, refused: tuple[AuthSource, bytes, float],
+                              head: ResponseHead, body: bytes) -> Sent:
+        """A fast exchange's credential was refused: refresh once and send again on the
+        ordinary path, or relay the 401 as it came (as _exchange does)."""
+        auth, line, started = refused
+        if await _refreshed(auth, line, started):
+            head_bytes = self._request_head(request, target, False, auth.line)[0]
+            return await self._exchange(request, head_bytes, False, False, None, None)
+        lines, length, has_date = response_lines_raw(head.raw, parse_header_lines)
+        request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
+        return Sent(head.status)
 
     def _proxy_auth_error(self) -> UpstreamError:
         route = self._up.proxy
@@ -342,12 +370,15 @@ class Relay:
 class _FastExchange:
     """The upstream connection's callback for one fast exchange (Relay.start_fast)."""
 
-    __slots__ = ("_conn", "_pool", "_request")
+    __slots__ = ("_conn", "_refreshable", "_relay", "_request", "_target")
 
-    def __init__(self, pool: ConnectionPool, request: Request, conn: UpstreamConnection) -> None:
-        self._pool = pool
+    def __init__(self, relay: Relay, request: Request, conn: UpstreamConnection, target: bytes,
+                 refreshable: tuple[AuthSource, bytes, float] | None) -> None:
+        self._relay = relay
         self._request = request
         self._conn = conn
+        self._target = target
+        self._refreshable = refreshable  # the credential added, if a 401 may refresh it
 
     def __call__(self) -> None:
         conn = self._conn
@@ -369,13 +400,20 @@ class _FastExchange:
                 client.fast_fallback(request, lambda: _raise(error))
             return
         conn.on_event = None
+        relay = self._relay
         if not conn.complete:
-            client.fast_fallback(request, lambda: _finish_streaming(self._pool, request, conn, head))
+            client.fast_fallback(request, lambda: _finish_streaming(relay._pool, request, conn, head))
+            return
+        client.upstream_in_flight = None
+        refused = self._refreshable
+        if head.status == 401 and refused is not None:
+            body = conn.take_buffered_body()
+            conn.abort()
+            client.fast_fallback(request, lambda: relay._after_fast_401(request, self._target, refused, head, body))
             return
         _send_whole(request, conn, head)
-        client.upstream_in_flight = None
         if head.keep_alive:
-            self._pool.release(conn, True)
+            relay._pool.release(conn, True)
         else:
             conn.abort()
         client.fast_done()
