@@ -9,6 +9,7 @@ the ordinary path (Go's transport) retries them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from kproxy import Flags, Options, ProxyServer
 from kproxy.http1 import Request
 from kproxy.relay import Relay
 from kproxy.testing import FakeAPIServer
+from kproxy.testing.credential_fakes import write_plugin
 
 VARYING = {"Date", "Audit-Id"}
 
@@ -130,6 +132,36 @@ async def test_a_malformed_answer_is_not_asked_for_twice(
         assert status == 502 and "malformed" in json.loads(body)["message"]
         assert len([r for r in api.requests if r.raw_path.endswith("/garbage")]) == before + 1
     assert fast_taken[-1:] == ["/debug/kproxy/garbage"]
+
+
+async def test_a_refused_credential_on_the_fast_path_is_refreshed_once(
+        api: FakeAPIServer, tmp_path: Path, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    assert api.pki is not None
+    plugin = write_plugin(tmp_path / "bin", token="fast-{n}")
+    api.auth.tokens["fast-1"] = "exec-user"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": api.url, "certificate-authority-data":
+                                               base64.b64encode(api.pki.ca_pem).decode()}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "users": [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                                                  "command": str(plugin.path), "interactiveMode": "Never"}}}],
+    }))
+    async with ProxyServer(Options.from_flags(Flags(kubeconfig=str(kubeconfig), port=0))) as proxy:
+        url = f"{proxy.url}/api/v1/namespaces"
+        assert (await fetch(session, "GET", url))[0] == 200
+        api.auth.tokens.pop("fast-1")
+        api.auth.tokens["fast-2"] = "exec-user"
+        api.requests.clear()
+        assert (await fetch(session, "GET", url))[0] == 200  # 401 seen by kproxy only
+        assert [r.headers.get("Authorization") for r in api.requests] == ["Bearer fast-1", "Bearer fast-2"]
+        api.auth.tokens.pop("fast-2")  # and a second refusal reaches the client, after one refresh
+        api.requests.clear()
+        status, _, body = await fetch(session, "GET", url)
+        assert status == 401 and json.loads(body)["reason"] == "Unauthorized"
+        assert [r.headers.get("Authorization") for r in api.requests] == ["Bearer fast-2", "Bearer fast-3"]
+    assert fast_taken == ["/api/v1/namespaces"] * 2 and plugin.runs == 3
 
 
 def hangups(api: FakeAPIServer) -> int:
