@@ -437,8 +437,9 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _TooLarge):
                 self._reject(431, "")
-            else:
-                raise
+            else:  # a bug of ours in a callback: say so, answer 500, end the connection
+                log.error("internal error parsing a request", exc_info=exc.__context__ or exc)
+                self._reject(500, "")
         except httptools.HttpParserError as exc:
             self._reject(400, str(exc))
         if self._queue and not self._busy:
@@ -639,6 +640,8 @@ class ClientConnection(asyncio.Protocol):
     def _send_error(self, status: int, detail: str) -> None:
         if status == 431:
             body = b"431 Request Header Fields Too Large"
+        elif status == 500:
+            body = b"500 Internal Server Error"
         else:
             body = f"400 Bad Request: {detail}".encode() if detail else b"400 Bad Request"
         self._keep = False
