@@ -8,7 +8,7 @@ send. Rules follow ``httputil.ReverseProxy`` as kubectl uses it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 __all__ = [
     "HOP_BY_HOP",
@@ -16,6 +16,7 @@ __all__ = [
     "canonical_name",
     "connection_tokens",
     "is_upgrade",
+    "parse_header_lines",
     "response_lines",
     "response_lines_raw",
 ]
@@ -110,12 +111,25 @@ _NOTED_LINE = re.compile(
 )
 
 
-def response_lines_raw(
-    raw: bytes, parse: Callable[[bytes], list[tuple[bytes, bytes]]]
-) -> tuple[bytes, int | None, bool]:
+def parse_header_lines(raw: bytes) -> list[tuple[bytes, bytes]]:
+    """CRLF-ended header lines → (name, value) pairs, values trimmed."""
+    headers: list[tuple[bytes, bytes]] = []
+    for line in raw.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t") and headers:  # obs-fold: part of the previous value
+            name, value = headers[-1]
+            headers[-1] = (name, value + b" " + line.strip())
+            continue
+        name, _, value = line.partition(b":")
+        headers.append((name, value.strip(b" \t")))
+    return headers
+
+
+def response_lines_raw(raw: bytes) -> tuple[bytes, int | None, bool]:
     """:func:`response_lines` on a head's raw, CRLF-ended header lines (llhttp accepts
     no others), in one regex pass instead of a Python loop per header; a ``Connection``
-    naming other headers takes the general way through ``parse``."""
+    naming other headers takes the general way."""
     parts: list[bytes] = []
     length: int | None = None
     has_date = False
@@ -128,7 +142,7 @@ def response_lines_raw(
             has_date = True
             continue
         if name == b"connection" and match[2].strip() not in _PLAIN_CONNECTION:
-            return response_lines(parse(raw))
+            return response_lines(parse_header_lines(raw))
         if name == b"content-length":
             length = int(match[2])
         start, end = match.span()

@@ -24,6 +24,7 @@ import httptools
 
 from .dialer import Dialer
 from .errors import UpstreamError
+from .headers import parse_header_lines
 from .waiters import wake
 
 __all__ = ["ConnectionPool", "ResponseHead", "UpstreamConnection"]
@@ -52,20 +53,6 @@ class ResponseHead:
         if self._headers is None:
             self._headers = parse_header_lines(self.raw)
         return self._headers
-
-
-def parse_header_lines(raw: bytes) -> list[tuple[bytes, bytes]]:
-    headers: list[tuple[bytes, bytes]] = []
-    for line in raw.split(b"\r\n"):
-        if not line:
-            continue
-        if line[:1] in (b" ", b"\t") and headers:  # obs-fold: part of the previous value
-            name, value = headers[-1]
-            headers[-1] = (name, value + b" " + line.strip())
-            continue
-        name, _, value = line.partition(b":")
-        headers.append((name, value.strip(b" \t")))
-    return headers
 
 
 _FRAMED = re.compile(rb"^(?:content-length[ \t]*:|transfer-encoding[ \t]*:[^\n]*chunked)",
@@ -360,9 +347,6 @@ class ConnectionPool:
         self._idle: list[UpstreamConnection] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
-
-    async def acquire(self) -> UpstreamConnection:
-        return self.idle_connection() or await self.connect()
 
     def idle_connection(self) -> UpstreamConnection | None:
         """A pooled connection ready for a request, if one is; no await on the hot path."""

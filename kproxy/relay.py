@@ -37,7 +37,7 @@ from .headers import (
 )
 from .http1 import Request, Sent, status_line
 from .options import Upstream
-from .pool import ConnectionPool, ResponseHead, UpstreamConnection, parse_header_lines
+from .pool import ConnectionPool, ResponseHead, UpstreamConnection
 
 __all__ = ["Relay", "is_upgrade"]
 
@@ -148,14 +148,24 @@ class Relay:
         return self._forward_with(auth, request, target)
 
     @staticmethod
-    async def _credential(auth: AuthSource, request: Request) -> tuple[bytes, float] | None:
-        """The ``Authorization`` line to add and when it was chosen; None when the client
-        sent its own, which passes untouched (client-go: "if a user has already set
-        credentials, use that") and for which no plugin runs."""
+    def _credential_now(auth: AuthSource, request: Request) -> tuple[bytes | None, float] | None:
+        """The ``Authorization`` line to add (None: it needs a refresh, to be awaited) and
+        when it was chosen; None when the client sent its own, which passes untouched
+        (client-go: "if a user has already set credentials, use that") and for which no
+        plugin runs."""
         if request.header(b"authorization") is not None:
             return None
         started = time.monotonic()
-        return (auth.line if started < auth.deadline else await auth.fresh()), started
+        return (auth.line if started < auth.deadline else None), started
+
+    @classmethod
+    async def _credential(cls, auth: AuthSource, request: Request) -> tuple[bytes, float] | None:
+        """:meth:`_credential_now`, refreshed when due."""
+        chosen = cls._credential_now(auth, request)
+        if chosen is None:
+            return None
+        line, started = chosen
+        return (line if line is not None else await auth.fresh()), started
 
     async def _forward_with(self, auth: AuthSource, request: Request, target: bytes) -> Sent:
         chosen = await self._credential(auth, request)
@@ -263,13 +273,14 @@ class Relay:
         line = self._up.auth_header
         started = 0.0
         if auth is not None:
-            if request.header(b"authorization") is not None:
-                auth, line = None, b""  # the client's own passes untouched
+            chosen = self._credential_now(auth, request)
+            if chosen is None:
+                auth, line = None, b""
             else:
-                started = time.monotonic()
-                if started >= auth.deadline:
+                fresh, started = chosen
+                if fresh is None:
                     return False
-                line = auth.line
+                line = fresh
                 if not auth.refreshes_on_401:
                     auth = None
         head_bytes, has_body, _ = self._request_head(request, target, False, line)
@@ -293,7 +304,7 @@ class Relay:
         if await _refreshed(auth, line, started):
             head_bytes = self._request_head(request, target, False, auth.line)[0]
             return await self._exchange(request, head_bytes, False, False, None, None)
-        lines, length, has_date = response_lines_raw(head.raw, parse_header_lines)
+        lines, length, has_date = response_lines_raw(head.raw)
         request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
         return Sent(head.status)
 
@@ -346,12 +357,7 @@ class Relay:
                 if head.status < 400:
                     raise UpstreamError(f"invalid upgrade response: status code {head.status}")
                 # An error from the API server (404 pod not found, 403...) is relayed.
-                lines, length, has_date = response_lines_raw(head.raw, parse_header_lines)
-                client.send_head(request, head.status, lines, length=length, has_date=has_date,
-                                 close=True)
-                while chunk := await conn.read_body():
-                    client.send_body(chunk)
-                client.end_body()
+                await _stream(request, conn, head, close=True)
                 return Sent(head.status)
             tail = conn.switch_to_raw()
             # The API server's 101 goes to the client as it came (kubectl does the same).
@@ -438,16 +444,17 @@ async def _finish_streaming(pool: ConnectionPool, request: Request, conn: Upstre
 
 
 def _send_whole(request: Request, conn: UpstreamConnection, head: ResponseHead) -> None:
-    lines, length, has_date = response_lines_raw(head.raw, parse_header_lines)
+    lines, length, has_date = response_lines_raw(head.raw)
     request.protocol.send_complete(request, head.status, lines, conn.take_buffered_body(),
                                    length=length, has_date=has_date)
 
 
-async def _stream(request: Request, conn: UpstreamConnection, head: ResponseHead) -> bool:
-    """Relay an answer chunk by chunk as it comes; False if the upstream failed midway."""
-    lines, length, has_date = response_lines_raw(head.raw, parse_header_lines)
+async def _stream(request: Request, conn: UpstreamConnection, head: ResponseHead, close: bool = False) -> bool:
+    """Relay an answer chunk by chunk as it comes; False if the upstream failed midway.
+    ``close``: end the client's connection after it."""
+    lines, length, has_date = response_lines_raw(head.raw)
     client = request.protocol
-    client.send_head(request, head.status, lines, length=length, has_date=has_date)
+    client.send_head(request, head.status, lines, length=length, has_date=has_date, close=close)
     try:
         while chunk := await conn.read_body():
             client.send_body(chunk)

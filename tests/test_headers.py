@@ -6,15 +6,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kproxy.headers import response_lines, response_lines_raw
-from kproxy.pool import parse_header_lines
+from kproxy.headers import parse_header_lines, response_lines, response_lines_raw
 
 NGINX = (b"Server: nginx/1.22.1\r\nDate: Sun, 22 Nov 2026 14:00:00 GMT\r\nContent-Type: application/json\r\n"
          b"Content-Length: 2813\r\nConnection: keep-alive\r\nAudit-Id: x\r\n")
 
 
 def both(raw: bytes) -> tuple[bytes, int | None, bool]:
-    fast = response_lines_raw(raw, parse_header_lines)
+    fast = response_lines_raw(raw)
     assert fast == response_lines(parse_header_lines(raw))
     return fast
 
