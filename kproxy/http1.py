@@ -681,15 +681,13 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(b"".join(parts))
 
     def send_head(self, request: Request, status: int, lines: bytes, *, length: int | None,
-                  has_date: bool, close: bool = False, raw: bool = False) -> None:
+                  has_date: bool, close: bool = False) -> None:
         """The head of a streamed answer; the body follows with send_body/end_body.
-        ``raw``: a 101 or a relayed head whose ``lines`` carry their own framing."""
+        ``lines``: header lines without framing, which is chosen here."""
         head_only = request.method == "HEAD" or status in _NO_BODY_STATUS or status < 200
         self._head_only = head_only
         framing = b""
-        if raw:
-            pass
-        elif length is not None:
+        if length is not None:
             framing = b"Content-Length: %d\r\n" % length
         elif not head_only:
             if request.version >= (1, 1):
