@@ -384,6 +384,7 @@ class ClientConnection(asyncio.Protocol):
         self._raw_pending: list[bytes] = []
         self._raw_eof = False
         self.upstream_in_flight: Any = None  # a fast exchange's upstream connection
+        self.relay_memo: Any = None  # the relay's, about the last request it sent for us
         self._discarding = False  # closing: our side is shut, the client's bytes are dropped
 
     # -- asyncio protocol -------------------------------------------------------------

@@ -283,9 +283,18 @@ class Relay:
                 line = fresh
                 if not auth.refreshes_on_401:
                     auth = None
-        head_bytes, has_body, _ = self._request_head(request, target, False, line)
-        if has_body:
-            return False
+        client = request.protocol
+        memo = client.relay_memo
+        if (memo is not None and memo[0] == target and memo[1] == line and memo[2] == request.method
+                and memo[3] == request.raw_headers):
+            # The same request as the last one on this connection (a poller, a dashboard):
+            # the same head goes out, without building it again.
+            head_bytes = memo[4]
+        else:
+            head_bytes, has_body, _ = self._request_head(request, target, False, line)
+            if has_body:
+                return False
+            client.relay_memo = (target, line, request.method, request.raw_headers, head_bytes)
         conn = self._pool.idle_connection()
         if conn is None:
             return False
@@ -293,7 +302,7 @@ class Relay:
         conn.write(head_bytes)
         conn.on_event = _FastExchange(self, request, conn, target,
                                       None if auth is None else (auth, line, started))
-        request.protocol.upstream_in_flight = conn
+        client.upstream_in_flight = conn
         return True
 
     async def _after_fast_401(self, request: Request, target: bytes, refused: tuple[AuthSource, bytes, float],

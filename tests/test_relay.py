@@ -196,3 +196,15 @@ async def test_pipelined_requests_on_the_fast_path_are_answered_in_order(
     assert kinds == ["version", True, "version", "head", "version"]
     assert b"Connection: close" in answers[-1] and all(b"Connection: close" not in a for a in answers[:-1])
     assert fast_taken[:1] == ["/version"]  # then /api, new, goes to the task, which serves the rest
+
+
+async def test_a_request_head_built_before_is_reused_only_for_the_same_request(
+        proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    url = f"{proxy.url}/debug/kproxy/echo"
+    seen = []
+    for value in ("1", "1", "2", "2", "1"):
+        async with session.get(url, headers={"X-A": value}) as resp:
+            echo = await resp.json()
+            seen.append([v for n, v in echo["headers"] if n.lower() == "x-a"])
+    assert seen == [["1"], ["1"], ["2"], ["2"], ["1"]]
+    assert len(fast_taken) == 4
