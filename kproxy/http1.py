@@ -39,7 +39,6 @@ MAX_LINE = 64 * 1024
 MAX_HEAD = 1024 * 1024
 # Request bodies: stop reading from the client when this much waits for the upstream.
 _HIGH_WATER = 256 * 1024
-_LOW_WATER = 64 * 1024
 _MAX_PIPELINED = 16
 _LINGER = 0.5  # s; Go's rstAvoidanceDelay
 
