@@ -91,7 +91,7 @@ _clock = _Clock()
 class Body:
     """A request body as it arrives; reading pauses the client when it runs ahead."""
 
-    __slots__ = ("_chunks", "_conn", "_eof", "_size", "_waiter", "consumed")
+    __slots__ = ("_chunks", "_conn", "_eof", "_size", "_waiter")
 
     def __init__(self, conn: ClientConnection) -> None:
         self._conn = conn
@@ -99,7 +99,6 @@ class Body:
         self._size = 0
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
-        self.consumed = False  # read to its end by the handler
 
     @property
     def at_eof(self) -> bool:
@@ -129,7 +128,6 @@ class Body:
         """The next chunk(s) of the body; ``b""`` at its end."""
         while not self._chunks:
             if self._eof:
-                self.consumed = True
                 return b""
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
