@@ -100,13 +100,16 @@ async def _forward(runtime: PodRuntime, record: UpgradeSession, error: SpdyStrea
             await asyncio.wait_for(asyncio.shield(upload), _CONNECT_TIMEOUT)
         await error.close()
     finally:
+        # Everything that releases a resource happens before the first await: the
+        # session cancels this task when kubectl goes away, and a cancellation that
+        # lands while the cleanup awaits must not leave the pod-side socket open.
         upload.cancel()
-        await asyncio.gather(upload, return_exceptions=True)
         writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
         data.release()
         error.release()
+        await asyncio.gather(upload, return_exceptions=True)
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 async def _upload(data: SpdyStream, writer: asyncio.StreamWriter) -> None:
