@@ -11,8 +11,14 @@ from typing import Any
 __all__ = ["HEADLINE", "draw"]
 
 HEADLINE = (
-    "list.mb_s", "list_gzip.lists_s", "startup.startup_s", "memory.peak_rss_mb",
-    "watch.rss_mb", "watch.event_p99_ms", "echo.rtt_p50_ms", "echo.mb_s",
+    "list.mb_s",
+    "list_gzip.lists_s",
+    "startup.startup_s",
+    "memory.peak_rss_mb",
+    "watch.rss_mb",
+    "watch.event_p99_ms",
+    "echo.rtt_p50_ms",
+    "echo.mb_s",
 )
 _COLORS = {"direct": "#9e9e9e", "direct TLS": "#616161", "kubectl": "#326ce5", "kproxy": "#e8710a"}
 
@@ -26,8 +32,9 @@ def draw(result: dict[str, Any], path: Path) -> None:
     connections = list(result["config"]["connections"])
     top = f"get_c{max(connections)}" if connections else ""
     keys = [f"get_c{c}.rps" for c in connections] + [f"{top}.p99_ms", f"{top}.cpu_us_per_req", *HEADLINE]
-    panels = [key for key in keys if key in result["summary"]
-              and any(s for s in result["summary"][key]["targets"].values())]
+    panels = [
+        key for key in keys if key in result["summary"] and any(s for s in result["summary"][key]["targets"].values())
+    ]
     cols = 4
     rows = max(1, -(-len(panels) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.1 * rows), squeeze=False)
@@ -53,11 +60,14 @@ def draw(result: dict[str, Any], path: Path) -> None:
             title += f"; kproxy/kubectl {ratio['median']:.2f}×"
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=8)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     machine = result["machine"]
-    fig.suptitle(f"kproxy vs kubectl proxy vs direct — {result['started']} — {machine['cpus']} × {machine['cpu']}; "
-                 f"{len(result['rounds'])} rounds, bars = median, whiskers = min–max", fontsize=9)
+    fig.suptitle(
+        f"kproxy vs kubectl proxy vs direct — {result['started']} — {machine['cpus']} × {machine['cpu']}; "
+        f"{len(result['rounds'])} rounds, bars = median, whiskers = min–max",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -54,11 +54,21 @@ def _config(args: argparse.Namespace) -> Config:
     if targets and set(targets) - set(TARGETS):
         raise SystemExit(f"error: --targets: unknown {sorted(set(targets) - set(TARGETS))}; use {','.join(TARGETS)}")
     return base.with_overrides(
-        rounds=args.rounds, get_seconds=args.get_seconds, list_seconds=args.list_seconds,
-        warmup_seconds=args.warmup_seconds, echo_seconds=args.echo_seconds, watches=args.watches,
+        rounds=args.rounds,
+        get_seconds=args.get_seconds,
+        list_seconds=args.list_seconds,
+        warmup_seconds=args.warmup_seconds,
+        echo_seconds=args.echo_seconds,
+        watches=args.watches,
         watch_idle_seconds=args.watch_idle_seconds,
-        event_samples=args.event_samples, broadcasts=args.broadcasts, connections=connections,
-        list_pods=args.list_pods, out_dir=args.out, kproxy_ref=args.kproxy_ref, targets=targets, pin=False if args.no_pin else None,
+        event_samples=args.event_samples,
+        broadcasts=args.broadcasts,
+        connections=connections,
+        list_pods=args.list_pods,
+        out_dir=args.out,
+        kproxy_ref=args.kproxy_ref,
+        targets=targets,
+        pin=False if args.no_pin else None,
     )
 
 
@@ -97,8 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("warning: kubectl not on PATH: measuring without kubectl proxy (no ratios)", file=sys.stderr)
     # Installed before the run, so pip never competes with a measurement.
     chart_problem = "--no-chart" if args.no_chart else ensure_matplotlib()
-    print(f"kproxy benchmarks: {config.rounds} rounds, estimated {config.estimate_seconds() / 60:.1f} min",
-          file=sys.stderr, flush=True)
+    print(
+        f"kproxy benchmarks: {config.rounds} rounds, estimated {config.estimate_seconds() / 60:.1f} min",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         with _runner() as runner:
             result = runner.run(_run(config, kubectl, args.keep_workdir))
@@ -107,8 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     from .report import summarize, to_markdown, write_json
 
-    command = "python -m benchmarks" + ("".join(" " + shlex.quote(a) for a in sys.argv[1:]) if argv is None
-                                         else "".join(" " + shlex.quote(a) for a in argv))
+    command = "python -m benchmarks" + (
+        "".join(" " + shlex.quote(a) for a in sys.argv[1:])
+        if argv is None
+        else "".join(" " + shlex.quote(a) for a in argv)
+    )
     result["command"] = command
     result["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(config).items()}
     summarize(result)

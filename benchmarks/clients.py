@@ -23,8 +23,15 @@ from typing import cast
 from .pki import Pki
 
 __all__ = [
-    "CurlError", "CurlResult", "HttpReply", "WatchFleet", "curl_repeat", "echo_latency", "echo_throughput",
-    "http_get", "open_upgrade",
+    "CurlError",
+    "CurlResult",
+    "HttpReply",
+    "WatchFleet",
+    "curl_repeat",
+    "echo_latency",
+    "echo_throughput",
+    "http_get",
+    "open_upgrade",
 ]
 
 _SENT = re.compile(rb'"bench/sent-ns":"(\d+)"')
@@ -44,7 +51,7 @@ def _dechunk(data: bytes) -> bytes:
         size = int(data[pos:end].split(b";")[0], 16)
         if size == 0:
             return bytes(out)
-        out += data[end + 2:end + 2 + size]
+        out += data[end + 2 : end + 2 + size]
         pos = end + 2 + size + 2
 
 
@@ -104,7 +111,7 @@ class _WatchStream(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(buf[:end]).lower()
-            del buf[:end + 4]
+            del buf[: end + 4]
             if not head.startswith((b"http/1.1 200", b"http/1.0 200")):
                 if not self.ready.done():
                     self.ready.set_exception(ConnectionError(f"watch refused: {head[:200]!r}"))
@@ -122,7 +129,7 @@ class _WatchStream(asyncio.Protocol):
             self._lines += payload
             while (nl := self._lines.find(b"\n")) >= 0:
                 line = bytes(self._lines[:nl])
-                del self._lines[:nl + 1]
+                del self._lines[: nl + 1]
                 self._event(line, now)
 
     def _dechunk(self) -> bytes:
@@ -144,7 +151,7 @@ class _WatchStream(asyncio.Protocol):
                 if end < 0:
                     break
                 self._left = int(bytes(buf[:end]).split(b";")[0], 16)
-                del buf[:end + 2]
+                del buf[: end + 2]
                 if self._left == 0:  # the last chunk: the watch ended
                     break
         return bytes(out)
@@ -178,15 +185,18 @@ class WatchFleet:
 
     async def open(self, count: int, concurrency: int = 64, timeout: float = 60.0) -> None:
         loop = asyncio.get_running_loop()
-        request = (f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: application/json\r\n"
-                   "User-Agent: kproxy-bench\r\n\r\n").encode()
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAccept: application/json\r\n"
+            "User-Agent: kproxy-bench\r\n\r\n"
+        ).encode()
         gate = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
             async with gate:
                 try:
                     _, stream = await asyncio.wait_for(
-                        loop.create_connection(lambda: _WatchStream(self, request), "127.0.0.1", self.port), timeout)
+                        loop.create_connection(lambda: _WatchStream(self, request), "127.0.0.1", self.port), timeout
+                    )
                     self.streams.append(stream)
                     await asyncio.wait_for(stream.ready, timeout)
                 except (OSError, TimeoutError) as exc:
@@ -247,8 +257,9 @@ async def echo_latency(port: int, path: str, seconds: float, size: int = 64) -> 
     return rtts
 
 
-async def echo_throughput(port: int, path: str, seconds: float, block: int = 65536,
-                          window: int = 4 * 1024 * 1024) -> float:
+async def echo_throughput(
+    port: int, path: str, seconds: float, block: int = 65536, window: int = 4 * 1024 * 1024
+) -> float:
     """Bytes/second echoed back while sending for ``seconds`` with ``window`` in flight."""
     reader, writer = await open_upgrade(port, path)
     data = b"y" * block
@@ -287,7 +298,9 @@ async def echo_throughput(port: int, path: str, seconds: float, block: int = 655
 # What curl writes after every transfer (-w); the tag tells it apart from curl's own
 # error messages on the same stream.
 _CURL_TAG = "bench-transfer"
-_CURL_WRITE_OUT = f"%{{stderr}}{_CURL_TAG} %{{http_code}} %{{size_download}} %{{size_header}} %{{time_total}} %{{num_connects}}\n"
+_CURL_WRITE_OUT = (
+    f"%{{stderr}}{_CURL_TAG} %{{http_code}} %{{size_download}} %{{size_header}} %{{time_total}} %{{num_connects}}\n"
+)
 # A URL glob far longer than any run: curl stops when we stop it, not by running out.
 _CURL_GLOB = "n=[1-10000000]"
 
@@ -317,12 +330,28 @@ async def curl_repeat(url: str, seconds: float, pki: Pki, expect_bytes: int, hea
     Started like wrk, it inherits the harness's CPU affinity: the load core.
     """
     sep = "&" if "?" in url else "?"
-    cmd = ["curl", "-sS", "--http1.1", "--cacert", str(pki.ca), "--cert", str(pki.client_cert),
-           "--key", str(pki.client_key), "-o", "/dev/null", "-w", _CURL_WRITE_OUT]
+    cmd = [
+        "curl",
+        "-sS",
+        "--http1.1",
+        "--cacert",
+        str(pki.ca),
+        "--cert",
+        str(pki.client_cert),
+        "--key",
+        str(pki.client_key),
+        "-o",
+        "/dev/null",
+        "-w",
+        _CURL_WRITE_OUT,
+    ]
     for header in headers:
         cmd += ["-H", header]
     proc = await asyncio.create_subprocess_exec(
-        *cmd, f"{url}{sep}{_CURL_GLOB}", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        *cmd,
+        f"{url}{sep}{_CURL_GLOB}",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None

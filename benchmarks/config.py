@@ -49,7 +49,10 @@ class Config:
             len(self.connections) * (self.get_seconds + 0.15)
             + 2 * (self.list_seconds + 0.15)
             + 2 * self.echo_seconds
-            + self.watch_idle_seconds + self.event_samples * 0.03 + self.broadcasts * 0.15 + 0.3
+            + self.watch_idle_seconds
+            + self.event_samples * 0.03
+            + self.broadcasts * 0.15
+            + 0.3
         )
         # kproxy opens ~400 watches/s here (one upstream TLS connection each).
         per_round = len(self.targets) * per_target + proxies * (self.warmup_seconds + 0.6) + self.watches / 400
@@ -60,6 +63,11 @@ class Config:
 
 DEFAULT = Config(rounds=5, get_seconds=4, list_seconds=3, warmup_seconds=1)
 QUICK = Config(
-    rounds=3, get_seconds=1, list_seconds=1, warmup_seconds=1,
-    event_samples=15, broadcasts=2, echo_seconds=0.5,
+    rounds=3,
+    get_seconds=1,
+    list_seconds=1,
+    warmup_seconds=1,
+    event_samples=15,
+    broadcasts=2,
+    echo_seconds=0.5,
 )

@@ -67,9 +67,7 @@ def ensure_matplotlib() -> str | None:
     if importlib.util.find_spec("matplotlib") is not None:
         return None
     print("installing matplotlib with pip (for the chart) ...", file=sys.stderr, flush=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "matplotlib"], capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"], capture_output=True, text=True)
     importlib.invalidate_caches()
     if done.returncode != 0 or importlib.util.find_spec("matplotlib") is None:
         return f"pip install matplotlib failed: {done.stderr.strip()[-400:]}"

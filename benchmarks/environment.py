@@ -62,8 +62,14 @@ def _layout(config: Config, procs: ProcessSet) -> tuple[set[int] | None, set[int
         return None, None, f"not pinned: only CPU {cpus} available"
     if not procs.has_taskset:
         return None, None, "not pinned: taskset not found"
-    return {cpus[0]}, {cpus[1]}, (f"harness, wrk, curl, nginx and the upstream program on CPU {cpus[0]}; "
-                                  f"the proxy under test on CPU {cpus[1]} (taskset)")
+    return (
+        {cpus[0]},
+        {cpus[1]},
+        (
+            f"harness, wrk, curl, nginx and the upstream program on CPU {cpus[0]}; "
+            f"the proxy under test on CPU {cpus[1]} (taskset)"
+        ),
+    )
 
 
 def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -116,16 +122,31 @@ async def environment(config: Config, keep_workdir: bool = False) -> AsyncIterat
             pin_self(load_cpus)  # children inherit it: wrk, curl, nginx, the upstream program
         fd_limit = _raise_fd_limit(16384)
         kproxy_dir, kproxy_version = _kproxy_source(config.kproxy_ref, workdir)
-        upstream = await procs.start("upstream", [sys.executable, "-m", "benchmarks.upstream"],
-                                     cpus=load_cpus, cwd=REPO)
+        upstream = await procs.start(
+            "upstream", [sys.executable, "-m", "benchmarks.upstream"], cpus=load_cpus, cwd=REPO
+        )
         line = await asyncio.wait_for(upstream.first_line, 30)
         if not line.startswith("listening on "):
             raise RuntimeError(f"the upstream program did not start: {line!r} {upstream.log_tail()}")
         upstream_port = int(line.rsplit(" ", 1)[1])
         nginx = await start_nginx(procs, workdir / "nginx", payloads.root, pki, upstream_port, load_cpus)
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", nginx.tls_url, pki)
-        yield Environment(workdir, procs, payloads, nginx, upstream_port, pki, kubeconfig, workdir / "home",
-                          load_cpus, proxy_cpus, layout, fd_limit, kproxy_dir, kproxy_version)
+        yield Environment(
+            workdir,
+            procs,
+            payloads,
+            nginx,
+            upstream_port,
+            pki,
+            kubeconfig,
+            workdir / "home",
+            load_cpus,
+            proxy_cpus,
+            layout,
+            fd_limit,
+            kproxy_dir,
+            kproxy_version,
+        )
     finally:
         await procs.stop_all()
         if keep_workdir:

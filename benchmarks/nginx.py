@@ -127,8 +127,9 @@ async def wait_port(port: int, child: Child, timeout: float = 15.0) -> None:
         return
 
 
-async def start_nginx(procs: ProcessSet, prefix: Path, root: Path, pki: Pki, upstream_port: int,
-                      cpus: set[int] | None) -> Nginx:
+async def start_nginx(
+    procs: ProcessSet, prefix: Path, root: Path, pki: Pki, upstream_port: int, cpus: set[int] | None
+) -> Nginx:
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
     tls_port, plain_port = free_port(), free_port()
     conf = prefix / "nginx.conf"
@@ -136,11 +137,21 @@ async def start_nginx(procs: ProcessSet, prefix: Path, root: Path, pki: Pki, ups
     # containers rarely grant; ask for what the hard limit allows.
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     nofile = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
-    conf.write_text(_CONF.format(prefix=prefix, pki=pki, root=root, upstream_port=upstream_port,
-                                 tls_port=tls_port, plain_port=plain_port, nofile=nofile))
+    conf.write_text(
+        _CONF.format(
+            prefix=prefix,
+            pki=pki,
+            root=root,
+            upstream_port=upstream_port,
+            tls_port=tls_port,
+            plain_port=plain_port,
+            nofile=nofile,
+        )
+    )
     child = await procs.start(
-        "nginx", ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
-                  "-g", "daemon off;"], cpus=cpus,
+        "nginx",
+        ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"), "-g", "daemon off;"],
+        cpus=cpus,
     )
     try:
         await wait_port(tls_port, child)

@@ -58,9 +58,14 @@ class Noise:
         def r(value: float | None) -> float | None:
             return None if value is None else round(value, 2)
 
-        return {"seconds": round(self.seconds, 3), "other_cores": round(self.other_cores, 3),
-                "steal_pct": round(self.steal_pct, 2), "load_core_pct": r(self.load_core_pct),
-                "proxy_core_pct": r(self.proxy_core_pct), "noisy": self.noisy}
+        return {
+            "seconds": round(self.seconds, 3),
+            "other_cores": round(self.other_cores, 3),
+            "steal_pct": round(self.steal_pct, 2),
+            "load_core_pct": r(self.load_core_pct),
+            "proxy_core_pct": r(self.proxy_core_pct),
+            "noisy": self.noisy,
+        }
 
 
 def _proc_stat() -> dict[str, tuple[int, int, int]]:
@@ -85,8 +90,9 @@ class NoiseProbe:
     core; everything else of ours runs on the load core).
     """
 
-    def __init__(self, layout: Layout | None, proxies: Callable[[], Sequence[int]] = tuple,
-                 root: int | None = None) -> None:
+    def __init__(
+        self, layout: Layout | None, proxies: Callable[[], Sequence[int]] = tuple, root: int | None = None
+    ) -> None:
         self._layout = layout
         self._proxies = proxies
         self._root = root if root is not None else os.getpid()
@@ -116,6 +122,7 @@ class NoiseProbe:
         other = max(0.0, busy / CLK_TCK - ours) / elapsed
         load_pct = proxy_pct = None
         if self._layout is not None:
+
             def core_busy(cpu: int) -> float:
                 key = f"cpu{cpu}"
                 return (stat[key][0] - self._stat0[key][0]) / CLK_TCK

@@ -41,50 +41,108 @@ def _pod(rng: random.Random, index: int) -> dict[str, Any]:
     image = f"registry.example.com/team/web:v1.{rng.randrange(40)}.{rng.randrange(9)}"
     return {
         "metadata": {
-            "name": name, "generateName": name[:-5], "namespace": ns, "uid": uid,
+            "name": name,
+            "generateName": name[:-5],
+            "namespace": ns,
+            "uid": uid,
             "resourceVersion": str(1_000_000 + index * 7 + rng.randrange(7)),
             "creationTimestamp": started,
             "labels": {"app": "web", "pod-template-hash": name[4:12], "tier": "frontend"},
-            "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name[:-6],
-                "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": name[:-6],
+                    "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {
-            "volumes": [{"name": "kube-api-access", "projected": {"sources": [
-                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-            ], "defaultMode": 420}}],
-            "containers": [{
-                "name": "web", "image": image,
-                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
-                "env": [{"name": "LOG_LEVEL", "value": "info"}],
-                "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
-                "volumeMounts": [{"name": "kube-api-access", "readOnly": True, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
-                "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
-                "imagePullPolicy": "IfNotPresent",
-            }],
-            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
-            "serviceAccountName": "default", "serviceAccount": "default", "nodeName": node,
-            "securityContext": {}, "schedulerName": "default-scheduler",
-            "tolerations": [
-                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            "volumes": [
+                {
+                    "name": "kube-api-access",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                        ],
+                        "defaultMode": 420,
+                    },
+                }
             ],
-            "priority": 0, "enableServiceLinks": True, "preemptionPolicy": "PreemptLowerPriority",
+            "containers": [
+                {
+                    "name": "web",
+                    "image": image,
+                    "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                    "env": [{"name": "LOG_LEVEL", "value": "info"}],
+                    "resources": {
+                        "limits": {"cpu": "500m", "memory": "256Mi"},
+                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                    },
+                    "volumeMounts": [
+                        {
+                            "name": "kube-api-access",
+                            "readOnly": True,
+                            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                        }
+                    ],
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File",
+                    "imagePullPolicy": "IfNotPresent",
+                }
+            ],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default",
+            "serviceAccount": "default",
+            "nodeName": node,
+            "securityContext": {},
+            "schedulerName": "default-scheduler",
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+            ],
+            "priority": 0,
+            "enableServiceLinks": True,
+            "preemptionPolicy": "PreemptLowerPriority",
         },
         "status": {
             "phase": "Running",
-            "conditions": [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": started}
-                           for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
-            "hostIP": f"192.168.{rng.randrange(4)}.{rng.randrange(1, 255)}", "podIP": ip, "podIPs": [{"ip": ip}],
+            "conditions": [
+                {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": started}
+                for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+            ],
+            "hostIP": f"192.168.{rng.randrange(4)}.{rng.randrange(1, 255)}",
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
             "startTime": started,
-            "containerStatuses": [{
-                "name": "web", "state": {"running": {"startedAt": started}}, "lastState": {},
-                "ready": True, "restartCount": rng.randrange(3), "image": image, "imageID": f"{image}@sha256:{rng.getrandbits(256):064x}",
-                "containerID": f"containerd://{rng.getrandbits(256):064x}", "started": True,
-            }],
+            "containerStatuses": [
+                {
+                    "name": "web",
+                    "state": {"running": {"startedAt": started}},
+                    "lastState": {},
+                    "ready": True,
+                    "restartCount": rng.randrange(3),
+                    "image": image,
+                    "imageID": f"{image}@sha256:{rng.getrandbits(256):064x}",
+                    "containerID": f"containerd://{rng.getrandbits(256):064x}",
+                    "started": True,
+                }
+            ],
             "qosClass": "Burstable",
         },
     }
@@ -100,8 +158,15 @@ def write_payloads(root: Path, list_pods: int) -> Payloads:
     items = [_pod(rng, i) for i in range(list_pods)]
     listing = {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "2000000"}, "items": items}
     version = {
-        "major": "1", "minor": "32", "gitVersion": "v1.32.4", "gitCommit": "bench", "gitTreeState": "clean",
-        "buildDate": "2025-04-22T00:00:00Z", "goVersion": "go1.23.6", "compiler": "gc", "platform": "linux/amd64",
+        "major": "1",
+        "minor": "32",
+        "gitVersion": "v1.32.4",
+        "gitCommit": "bench",
+        "gitTreeState": "clean",
+        "buildDate": "2025-04-22T00:00:00Z",
+        "goVersion": "go1.23.6",
+        "compiler": "gc",
+        "platform": "linux/amd64",
     }
     files = {POD_PATH: _compact(pod), LIST_PATH: _compact(listing), VERSION_PATH: _compact(version)}
     for url_path, body in files.items():

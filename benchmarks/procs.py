@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import IO
 
 __all__ = [
-    "CLK_TCK", "Child", "ProcessSet", "cpu_seconds", "pin_self", "rss_mb", "tree_pids",
+    "CLK_TCK",
+    "Child",
+    "ProcessSet",
+    "cpu_seconds",
+    "pin_self",
+    "rss_mb",
+    "tree_pids",
 ]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -59,8 +65,13 @@ class ProcessSet:
         return self._taskset is not None
 
     async def start(
-        self, name: str, cmd: Sequence[str], *, cpus: Iterable[int] | None = None,
-        env: Mapping[str, str] | None = None, cwd: Path | None = None,
+        self,
+        name: str,
+        cmd: Sequence[str],
+        *,
+        cpus: Iterable[int] | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> Child:
         argv = list(cmd)
         if cpus is not None and self._taskset is not None:
@@ -70,8 +81,12 @@ class ProcessSet:
         log: IO[bytes] = open(log_path, "ab")  # noqa: ASYNC230
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log,
-                env=dict(env) if env is not None else None, cwd=cwd,
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
             )
         finally:
             log.close()  # the child holds its own copy of the descriptor
@@ -135,7 +150,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     except OSError:
         return None
     # The command name may contain spaces and parentheses: split after the last ')'.
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def tree_pids(root: int) -> list[int]:
@@ -182,4 +197,3 @@ def rss_mb(root: int, key: str = "VmRSS") -> float:
         except OSError:
             continue
     return total_kb / 1024
-

@@ -80,8 +80,10 @@ _AREAS: tuple[tuple[tuple[str, ...], str], ...] = (
     # Without --native the event loop's frame stands for everything in C below it.
     (("asyncio/runners.py", "asyncio/base_events.py"), "event loop + everything in C (use --native)"),
     (("asyncio/",), "asyncio (Python)"),
-    (("object.h", "libpython", "ceval", "gc_", "obmalloc", "dictobject", "<frozen abc>", "typeobject"),
-     "CPython runtime (refcounts, gc, calls)"),
+    (
+        ("object.h", "libpython", "ceval", "gc_", "obmalloc", "dictobject", "<frozen abc>", "typeobject"),
+        "CPython runtime (refcounts, gc, calls)",
+    ),
 )
 
 
@@ -98,18 +100,29 @@ async def _profile(args: argparse.Namespace, py_spy: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / time.strftime("profile-%Y%m%d-%H%M%S.txt")
     async with environment(config) as env:
-        target = await start_proxy(env.procs, "kproxy", "", env.kubeconfig, env.home, env.proxy_cpus,
-                                   env.kproxy_dir)
+        target = await start_proxy(env.procs, "kproxy", "", env.kubeconfig, env.home, env.proxy_cpus, env.kproxy_dir)
         path = LIST_PATH if args.list else POD_PATH
         url = f"http://127.0.0.1:{target.port}{path}"
         conns = 1 if args.list else args.connections
         await run_wrk(url, conns, 1)  # warm-up: pools filled, caches settled
         spy = await asyncio.create_subprocess_exec(
-            py_spy, "record", "--pid", str(target.pid), "--duration", str(args.seconds), "--rate", "250",
-            "--function", "--format", "raw", "--output", str(out),
+            py_spy,
+            "record",
+            "--pid",
+            str(target.pid),
+            "--duration",
+            str(args.seconds),
+            "--rate",
+            "250",
+            "--function",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
             # Native stacks need the process paused while it is sampled.
             *(["--native"] if args.native else ["--nonblocking"]),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             await asyncio.sleep(0.5)  # py-spy attaches
@@ -126,7 +139,9 @@ async def _profile(args: argparse.Namespace, py_spy: str) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.profile", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--list", action="store_true", help="profile the 10 MB list (1 connection) instead")

@@ -89,21 +89,44 @@ def _get_metrics(connections: int) -> tuple[Metric, ...]:
     # The targets are set at 16 and 64 connections.
     targeted = connections in (16, 64)
     return (
-        Metric(f"get_c{connections}", "rps", label, "req/s", True,
-               "≥ 2.0× kubectl" if targeted else "", _ratio_at_least(2.0) if targeted else None),
+        Metric(
+            f"get_c{connections}",
+            "rps",
+            label,
+            "req/s",
+            True,
+            "≥ 2.0× kubectl" if targeted else "",
+            _ratio_at_least(2.0) if targeted else None,
+        ),
         Metric(f"get_c{connections}", "p50_ms", label, "p50 ms", False),
-        Metric(f"get_c{connections}", "p99_ms", label, "p99 ms", False,
-               "≤ kubectl" if targeted else "", _no_worse_than_kubectl if targeted else None),
+        Metric(
+            f"get_c{connections}",
+            "p99_ms",
+            label,
+            "p99 ms",
+            False,
+            "≤ kubectl" if targeted else "",
+            _no_worse_than_kubectl if targeted else None,
+        ),
         Metric(f"get_c{connections}", "cpu_us_per_req", label, "CPU µs/req", False),
     )
 
 
 _OTHER_METRICS: tuple[Metric, ...] = (
-    Metric("list", "mb_s", "10 MB list, 1 connection", "MB/s", True,
-           "≥ 1.2× kubectl, ≥ 0.9× direct over TLS", _list_check),
+    Metric(
+        "list", "mb_s", "10 MB list, 1 connection", "MB/s", True, "≥ 1.2× kubectl, ≥ 0.9× direct over TLS", _list_check
+    ),
     Metric("list_tls", "mb_s", "10 MB list, 1 connection, direct over TLS (curl)", "MB/s", True),
-    Metric("list", "kproxy_per_direct_tls", "10 MB list, kproxy / direct over TLS", "× per round", True,
-           "≥ 0.9×", _kproxy_at_least(0.9), derive=_kproxy_per_direct_tls),
+    Metric(
+        "list",
+        "kproxy_per_direct_tls",
+        "10 MB list, kproxy / direct over TLS",
+        "× per round",
+        True,
+        "≥ 0.9×",
+        _kproxy_at_least(0.9),
+        derive=_kproxy_per_direct_tls,
+    ),
     Metric("list", "cpu_ms_per_list", "10 MB list, 1 connection", "CPU ms/list", False),
     Metric("list_gzip", "lists_s", "10 MB list, gzip, 1 connection", "lists/s", True),
     Metric("list_gzip", "cpu_ms_per_list", "10 MB list, gzip, 1 connection", "CPU ms/list", False),
@@ -158,8 +181,13 @@ def _round_noise(rnd: dict[str, Any]) -> dict[str, Any]:
     summary["noisy_measurements"] = sum(1 for p in probes if p["noisy"])
     summary["measurements"] = len(probes)
     # The round as a whole, judged like one long measurement.
-    summary["noisy"] = Noise(1.0, summary["other_cores"] or 0.0, summary["steal_pct"] or 0.0,
-                             summary["load_core_pct"], summary["proxy_core_pct"]).noisy
+    summary["noisy"] = Noise(
+        1.0,
+        summary["other_cores"] or 0.0,
+        summary["steal_pct"] or 0.0,
+        summary["load_core_pct"],
+        summary["proxy_core_pct"],
+    ).noisy
     return summary
 
 
@@ -179,9 +207,15 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             ours, theirs = metric.value(rnd, "kproxy"), metric.value(rnd, "kubectl")
             if ours is not None and theirs:
                 ratios.append(ours / theirs)
-        summary[metric.id] = {"label": metric.label, "unit": metric.unit, "higher_better": metric.higher_better,
-                              "targets": per_target, "ratio_kproxy_kubectl": _stats(ratios),
-                              "target": metric.target or None, "met": None}
+        summary[metric.id] = {
+            "label": metric.label,
+            "unit": metric.unit,
+            "higher_better": metric.higher_better,
+            "targets": per_target,
+            "ratio_kproxy_kubectl": _stats(ratios),
+            "target": metric.target or None,
+            "met": None,
+        }
     # Verdicts once every row is summarised: the list's draws on the direct-over-TLS row.
     for metric in metrics:
         entry = summary[metric.id]
@@ -192,11 +226,14 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     result["summary"] = summary
     result["errors"] = [
         {"round": rnd["round"], "scenario": m["scenario"], "target": m["target"], "error": m["error"]}
-        for rnd in rounds for m in rnd["measurements"] if m["error"]
+        for rnd in rounds
+        for m in rnd["measurements"]
+        if m["error"]
     ]
     result["problems"] = [
         {"round": rnd["round"], "target": m["target"], "problems": m["metrics"].get("problems")}
-        for rnd in rounds for m in rnd["measurements"]
+        for rnd in rounds
+        for m in rnd["measurements"]
         if m["scenario"] == "verify" and not m["error"] and not m["metrics"].get("ok")
     ]
     # Counts that should be zero: failed requests, watches that did not open, events
@@ -206,8 +243,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             for key in ("errors", "open_failures", "events_lost", "left_open"):
                 value = m["metrics"].get(key)
                 if isinstance(value, int) and value != 0:
-                    result["problems"].append({"round": rnd["round"], "target": m["target"],
-                                               "problems": f"{m['scenario']}: {key} = {value}"})
+                    result["problems"].append(
+                        {"round": rnd["round"], "target": m["target"], "problems": f"{m['scenario']}: {key} = {value}"}
+                    )
     return result
 
 
@@ -265,7 +303,7 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     if "direct" in targets:
         lines += [
             "The direct 10 MB list is nginx's `sendfile` over plain HTTP, for reference; the baseline for "
-            "\"within 10% of direct\" is *direct over TLS*: curl (HTTP/1.1, one kept-alive connection, on the "
+            '"within 10% of direct" is *direct over TLS*: curl (HTTP/1.1, one kept-alive connection, on the '
             "load core) fetching the list from the TLS port the proxies use, with their client certificate. "
             "kproxy / direct over TLS is computed per round.",
             "",
@@ -283,17 +321,24 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
         cell = _ratio_cell if metric.derive is not None else _cell
         cells = " | ".join(cell(entry["targets"].get(t)) for t in targets)
         better = "↑" if metric.higher_better else "↓"
-        lines.append(f"| {metric.label} | {metric.unit} {better} | {cells} | "
-                     f"{_ratio_cell(entry['ratio_kproxy_kubectl'])} | {verdict} |")
+        lines.append(
+            f"| {metric.label} | {metric.unit} {better} | {cells} | "
+            f"{_ratio_cell(entry['ratio_kproxy_kubectl'])} | {verdict} |"
+        )
     conns = result["config"]["connections"]
     ratio_columns = [(f"get_c{c}", "rps") for c in conns] + [("list", "mb_s")]
-    lines += ["", "Per round. Noise, as time-weighted means over the round's measurements: CPU used by other "
-              "processes and kernel threads on the whole machine (cores), on the load core and on the proxy core "
-              f"(% of that core), and steal. A round is noisy above {NOISY_CORE_PCT}% foreign use of either core "
-              f"({NOISY_OTHER_CORES} cores machine-wide when not pinned) or {NOISY_STEAL_PCT}% steal.", "",
-              "| round | order | other CPU, cores | load core % | proxy core % | steal % | noisy | "
-              + " | ".join(f"c{c} req/s ratio" for c in conns) + " | list MB/s ratio | list kproxy/direct-TLS |",
-              "|---|---|---|---|---|---|---|" + "---|" * (len(conns) + 2)]
+    lines += [
+        "",
+        "Per round. Noise, as time-weighted means over the round's measurements: CPU used by other "
+        "processes and kernel threads on the whole machine (cores), on the load core and on the proxy core "
+        f"(% of that core), and steal. A round is noisy above {NOISY_CORE_PCT}% foreign use of either core "
+        f"({NOISY_OTHER_CORES} cores machine-wide when not pinned) or {NOISY_STEAL_PCT}% steal.",
+        "",
+        "| round | order | other CPU, cores | load core % | proxy core % | steal % | noisy | "
+        + " | ".join(f"c{c} req/s ratio" for c in conns)
+        + " | list MB/s ratio | list kproxy/direct-TLS |",
+        "|---|---|---|---|---|---|---|" + "---|" * (len(conns) + 2),
+    ]
 
     def pct(value: float | None) -> str:
         return "—" if value is None else f"{value:.1f}"
@@ -306,9 +351,11 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
             ratios.append(f"{ours / theirs:.2f}×" if ours is not None and theirs else "—")
         tls = _kproxy_per_direct_tls(rnd, "kproxy")
         ratios.append("—" if tls is None else f"{tls:.2f}×")
-        lines.append(f"| {rnd['round']} | {' → '.join(rnd['order'])} | {n['other_cores'] or 0:.2f} "
-                     f"(max {n['other_cores_max']:.2f}) | {pct(n['load_core_pct'])} | {pct(n['proxy_core_pct'])} | "
-                     f"{pct(n['steal_pct'])} | {'⚠️ yes' if n['noisy'] else 'no'} | " + " | ".join(ratios) + " |")
+        lines.append(
+            f"| {rnd['round']} | {' → '.join(rnd['order'])} | {n['other_cores'] or 0:.2f} "
+            f"(max {n['other_cores_max']:.2f}) | {pct(n['load_core_pct'])} | {pct(n['proxy_core_pct'])} | "
+            f"{pct(n['steal_pct'])} | {'⚠️ yes' if n['noisy'] else 'no'} | " + " | ".join(ratios) + " |"
+        )
     if result["errors"] or result["problems"]:
         lines += ["", "Errors:", ""]
         lines += [f"- round {e['round']} {e['scenario']} {e['target']}: {e['error']}" for e in result["errors"]]

@@ -44,8 +44,13 @@ def _machine() -> dict[str, Any]:
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     except (OSError, ValueError, IndexError):
         mem_kb = 0
-    return {"cpu": model, "cpus": os.cpu_count(), "memory_gb": round(mem_kb / 1024**2, 1),
-            "kernel": platform.release(), "platform": platform.platform()}
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024**2, 1),
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+    }
 
 
 class _Round:
@@ -69,7 +74,8 @@ class _Round:
             metrics, error = {}, f"{type(exc).__name__}: {exc}"[:500]
         noise = probe.stop()
         self.record["measurements"].append(
-            {"scenario": scenario, "target": target, "metrics": metrics, "noise": noise.as_dict(), "error": error})
+            {"scenario": scenario, "target": target, "metrics": metrics, "noise": noise.as_dict(), "error": error}
+        )
         return metrics
 
 
@@ -83,9 +89,14 @@ def _steps(config: Config, targets: list[str]) -> int:
 async def run(config: Config, kubectl: str | None, keep_workdir: bool = False) -> Record:
     targets = [t for t in config.targets if t != "kubectl" or kubectl]
     progress = Progress(_steps(config, targets), config.estimate_seconds())
-    result: Record = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
-                      "machine": _machine(), "versions": tool_versions(kubectl),
-                      "targets": targets, "rounds": []}
+    result: Record = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv[1:],
+        "machine": _machine(),
+        "versions": tool_versions(kubectl),
+        "targets": targets,
+        "rounds": [],
+    }
     try:
         import uvloop  # noqa: F401
 
@@ -97,8 +108,11 @@ async def run(config: Config, kubectl: str | None, keep_workdir: bool = False) -
         result["versions"]["kproxy"] = env.kproxy_version
         result["layout"] = env.layout
         result["fd_limit"] = env.fd_limit
-        result["payloads"] = {"pod_bytes": env.payloads.pod_bytes, "list_bytes": env.payloads.list_bytes,
-                              "list_gzip_bytes": env.payloads.list_gzip_bytes}
+        result["payloads"] = {
+            "pod_bytes": env.payloads.pod_bytes,
+            "list_bytes": env.payloads.list_bytes,
+            "list_gzip_bytes": env.payloads.list_gzip_bytes,
+        }
         bench = Bench(config, env.payloads, env.upstream_port, env.nginx.tls_port, env.pki)
         for index in range(config.rounds):
             shift = index % len(targets)
@@ -111,8 +125,9 @@ async def run(config: Config, kubectl: str | None, keep_workdir: bool = False) -
     return result
 
 
-async def _one_round(bench: Bench, rnd: _Round, order: list[str], env: Environment, kubectl: str,
-                     progress: Progress, verify: bool) -> None:
+async def _one_round(
+    bench: Bench, rnd: _Round, order: list[str], env: Environment, kubectl: str, progress: Progress, verify: bool
+) -> None:
     cfg = bench.config
     procs = env.procs
     label = f"round {rnd.record['round']}/{cfg.rounds}"
@@ -126,8 +141,9 @@ async def _one_round(bench: Bench, rnd: _Round, order: list[str], env: Environme
             progress.step(f"{label} · start · {name}")
 
             async def start(name: str = name) -> Metrics:
-                target = await start_proxy(procs, name, kubectl, env.kubeconfig, env.home, env.proxy_cpus,
-                                           env.kproxy_dir)
+                target = await start_proxy(
+                    procs, name, kubectl, env.kubeconfig, env.home, env.proxy_cpus, env.kproxy_dir
+                )
                 live[name] = target
                 assert target.pid is not None and target.startup_s is not None
                 return {"startup_s": round(target.startup_s, 3), "idle_rss_mb": round(rss_mb(target.pid), 1)}
@@ -139,8 +155,7 @@ async def _one_round(bench: Bench, rnd: _Round, order: list[str], env: Environme
                 if target.child is not None:
                     progress.step(f"{label} · warm-up · {target.name}")
                     # Connections, pools and caches settle before anything counts.
-                    await run_wrk(f"http://127.0.0.1:{target.port}/version", max(cfg.connections),
-                                  cfg.warmup_seconds)
+                    await run_wrk(f"http://127.0.0.1:{target.port}/version", max(cfg.connections), cfg.warmup_seconds)
         if verify:
             for target in targets:
                 progress.step(f"{label} · verify responses · {target.name}")
@@ -148,29 +163,34 @@ async def _one_round(bench: Bench, rnd: _Round, order: list[str], env: Environme
         for conns in cfg.connections:
             for target in targets:
                 progress.step(f"{label} · small GET c={conns} · {target.name}")
-                await rnd.measure(f"get_c{conns}", target.name,
-                                  partial(scenarios.wrk_get, target, conns, cfg.get_seconds))
+                await rnd.measure(
+                    f"get_c{conns}", target.name, partial(scenarios.wrk_get, target, conns, cfg.get_seconds)
+                )
         for gzipped in (False, True):
             scenario = "list_gzip" if gzipped else "list"
             for target in targets:
                 progress.step(f"{label} · 10 MB list{' (gzip)' if gzipped else ''} · {target.name}")
-                await rnd.measure(scenario, target.name,
-                                  partial(scenarios.wrk_list, target, cfg.list_seconds, gzipped))
+                await rnd.measure(scenario, target.name, partial(scenarios.wrk_list, target, cfg.list_seconds, gzipped))
                 if target.name == "direct" and not gzipped:
                     # The baseline a TLS-terminating proxy can be held to, in the same
                     # slot of the rotation as plain direct.
                     progress.step(f"{label} · 10 MB list · direct over TLS (curl)")
-                    await rnd.measure("list_tls", "direct",
-                                      partial(scenarios.curl_list_tls, bench, cfg.list_seconds))
+                    await rnd.measure("list_tls", "direct", partial(scenarios.curl_list_tls, bench, cfg.list_seconds))
         for target in targets:
             progress.step(f"{label} · exec-style upgrade echo · {target.name}")
             await rnd.measure("echo", target.name, partial(scenarios.echo, target, cfg.echo_seconds))
         for target in targets:
             if target.pid is not None:
                 # Peak RSS of the request-load scenarios, before the watches add theirs.
-                rnd.record["measurements"].append({
-                    "scenario": "memory", "target": target.name, "error": None, "noise": None,
-                    "metrics": {"peak_rss_mb": round(rss_mb(target.pid, "VmHWM"), 1)}})
+                rnd.record["measurements"].append(
+                    {
+                        "scenario": "memory",
+                        "target": target.name,
+                        "error": None,
+                        "noise": None,
+                        "metrics": {"peak_rss_mb": round(rss_mb(target.pid, "VmHWM"), 1)},
+                    }
+                )
         for target in targets:
             progress.step(f"{label} · {cfg.watches} watches · {target.name}")
             tag = f"r{rnd.record['round']}-{target.name}"

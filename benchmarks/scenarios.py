@@ -27,7 +27,15 @@ from .upstream import EMIT_PATH, WATCH_PATH, WATCHES_PATH
 from .wrk import run_wrk
 
 __all__ = [
-    "EXEC_PATH", "Bench", "Metrics", "curl_list_tls", "echo", "percentile", "verify", "watches", "wrk_get",
+    "EXEC_PATH",
+    "Bench",
+    "Metrics",
+    "curl_list_tls",
+    "echo",
+    "percentile",
+    "verify",
+    "watches",
+    "wrk_get",
     "wrk_list",
 ]
 
@@ -80,7 +88,9 @@ async def wrk_list(target: Target, seconds: int, gzipped: bool) -> Metrics:
         "lists_s": round(result.rps, 2),
         # bytes as the client received them: 10 MB JSON, or the gzip file when asked for
         "mb_s": round(result.bytes_read / result.seconds / 1e6, 1),
-        "p50_ms": round(result.p50_ms, 2), "requests": result.requests, "errors": result.errors,
+        "p50_ms": round(result.p50_ms, 2),
+        "requests": result.requests,
+        "errors": result.errors,
     }
     if cpu0 is not None:
         used = cpu_seconds(target.pid or 0) - cpu0
@@ -96,13 +106,21 @@ async def curl_list_tls(bench: Bench, seconds: int) -> Metrics:
     (nginx's sendfile, no encryption at all) is out of any such proxy's reach. HTTP/1.1,
     as kproxy speaks it upstream; no Accept-Encoding, as in the plain list scenario.
     """
-    result = await curl_repeat(f"https://127.0.0.1:{bench.tls_port}{LIST_PATH}", seconds, bench.pki,
-                               bench.payloads.list_bytes, ["Accept: application/json"])
+    result = await curl_repeat(
+        f"https://127.0.0.1:{bench.tls_port}{LIST_PATH}",
+        seconds,
+        bench.pki,
+        bench.payloads.list_bytes,
+        ["Accept: application/json"],
+    )
     return {
         "lists_s": round(result.transfers / result.seconds, 2),
         "mb_s": round(result.bytes_read / result.seconds / 1e6, 1),
-        "p50_ms": _round(percentile(result.times_ms, 50), 2), "requests": result.transfers,
-        "seconds": round(result.seconds, 3), "errors": result.errors, "connections": result.connections,
+        "p50_ms": _round(percentile(result.times_ms, 50), 2),
+        "requests": result.transfers,
+        "seconds": round(result.seconds, 3),
+        "errors": result.errors,
+        "connections": result.connections,
     }
 
 
@@ -111,8 +129,10 @@ async def echo(target: Target, seconds: float) -> Metrics:
     rtts = await echo_latency(target.port, EXEC_PATH, seconds)
     rate = await echo_throughput(target.port, EXEC_PATH, seconds)
     metrics: Metrics = {
-        "rtt_p50_ms": _round(percentile(rtts, 50), 3), "rtt_p99_ms": _round(percentile(rtts, 99), 3),
-        "round_trips": len(rtts), "mb_s": round(rate / 1e6, 1),
+        "rtt_p50_ms": _round(percentile(rtts, 50), 3),
+        "rtt_p99_ms": _round(percentile(rtts, 99), 3),
+        "round_trips": len(rtts),
+        "mb_s": round(rate / 1e6, 1),
     }
     if cpu0 is not None:
         metrics["cpu_s"] = round(cpu_seconds(target.pid or 0) - cpu0, 2)

@@ -26,8 +26,17 @@ from .procs import Child, ProcessSet
 __all__ = ["Target", "start_proxy", "write_kubeconfig"]
 
 REPO = Path(__file__).resolve().parents[1]
-_PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
-               "ALL_PROXY", "all_proxy", "KUBECONFIG")
+_PROXY_VARS = (
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "KUBECONFIG",
+)
 
 
 @dataclass
@@ -44,10 +53,13 @@ class Target:
 
 def write_kubeconfig(path: Path, server: str, pki: Pki) -> Path:
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "bench",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "bench",
         "clusters": [{"name": "bench", "cluster": {"server": server, "certificate-authority": str(pki.ca)}}],
-        "users": [{"name": "bench", "user": {"client-certificate": str(pki.client_cert),
-                                              "client-key": str(pki.client_key)}}],
+        "users": [
+            {"name": "bench", "user": {"client-certificate": str(pki.client_cert), "client-key": str(pki.client_key)}}
+        ],
         "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
     }
     path.write_text(json.dumps(config, indent=1))  # JSON is YAML
@@ -68,16 +80,23 @@ def proxy_command(name: str, kubectl: str, kubeconfig: Path) -> list[str]:
     return [sys.executable, "-m", "kproxy", *common]
 
 
-async def start_proxy(procs: ProcessSet, name: str, kubectl: str, kubeconfig: Path, home: Path,
-                      cpus: set[int] | None, kproxy_dir: Path = REPO, timeout: float = 30.0) -> Target:
+async def start_proxy(
+    procs: ProcessSet,
+    name: str,
+    kubectl: str,
+    kubeconfig: Path,
+    home: Path,
+    cpus: set[int] | None,
+    kproxy_dir: Path = REPO,
+    timeout: float = 30.0,
+) -> Target:
     """Start one proxy; kproxy runs from ``kproxy_dir`` (the checkout, or an exported ref)."""
     env = dict(proxy_env(home))
     if name == "kproxy":
         # Ahead of any installed (or editable-installed) kproxy on sys.path.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(kproxy_dir), env.get("PYTHONPATH", "")) if p)
     start = time.perf_counter()
-    child = await procs.start(name, proxy_command(name, kubectl, kubeconfig), cpus=cpus,
-                              env=env, cwd=kproxy_dir)
+    child = await procs.start(name, proxy_command(name, kubectl, kubeconfig), cpus=cpus, env=env, cwd=kproxy_dir)
     try:
         line = await asyncio.wait_for(child.first_line, timeout)
     except TimeoutError:

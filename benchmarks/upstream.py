@@ -102,8 +102,10 @@ class Upstream:
     @staticmethod
     def _reply(writer: asyncio.StreamWriter, status: int, obj: object) -> None:
         body = json.dumps(obj).encode()
-        writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                     b"Connection: close\r\n\r\n%s" % (status, len(body), body))
+        writer.write(
+            b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (status, len(body), body)
+        )
 
     async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tag: str) -> None:
         writer.write(_WATCH_HEAD + self._event(b"ADDED"))
@@ -116,8 +118,10 @@ class Upstream:
             group.remove(writer)
 
     async def _echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: str) -> None:
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n"
-                     b"X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n" % protocol.encode("latin-1"))
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n"
+            b"X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n" % protocol.encode("latin-1")
+        )
         while data := await reader.read(262144):
             writer.write(data)
             await writer.drain()

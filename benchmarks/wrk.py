@@ -40,8 +40,14 @@ class WrkResult:
     errors: int  # socket errors plus non-2xx/3xx responses
 
     def as_dict(self) -> dict[str, float]:
-        return {"requests": self.requests, "seconds": round(self.seconds, 3), "rps": round(self.rps, 1),
-                "p50_ms": round(self.p50_ms, 3), "p99_ms": round(self.p99_ms, 3), "errors": self.errors}
+        return {
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "errors": self.errors,
+        }
 
 
 def _ms(value: str, unit: str) -> float:
@@ -84,7 +90,10 @@ async def run_wrk(url: str, connections: int, seconds: int, headers: Sequence[st
     for header in headers:
         cmd += ["-H", header]
     proc = await asyncio.create_subprocess_exec(
-        *cmd, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *cmd,
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,
     )
     try:

@@ -112,8 +112,9 @@ class ClientGate:
             self._suppressed += 1
             return
         more = f" ({self._suppressed} more denials not logged)" if self._suppressed else ""
-        log.warning("Denied client %s: not in the authorized IP ranges (%s %s)%s",
-                    client, request.method, request.path, more)
+        log.warning(
+            "Denied client %s: not in the authorized IP ranges (%s %s)%s", client, request.method, request.path, more
+        )
         self._suppressed = 0
         self._next_log = now + _DENIAL_LOG_INTERVAL
 

@@ -49,9 +49,7 @@ def _text(status: int, body: str, **extra: str) -> Response:
 
 
 def _status(exc: RequestError) -> Response:
-    return Response(
-        status=exc.status, body=exc.body(), headers={"Content-Type": "application/json"}
-    )
+    return Response(status=exc.status, body=exc.body(), headers={"Content-Type": "application/json"})
 
 
 def _split_target(request: Request) -> tuple[str, str | None, str | None]:
@@ -213,8 +211,14 @@ def build_pipeline(options: Options, gate: ClientGate, relay: Relay, static: Sta
         # tokens some clients put in URLs.
         response = await handle(request)
         target = request.get(_TARGET)
-        log.info("%s %s %s %d%s", request.remote or "-", request.method, request.path, response.status,
-                 f" ({target})" if target else "")
+        log.info(
+            "%s %s %s %d%s",
+            request.remote or "-",
+            request.method,
+            request.path,
+            response.status,
+            f" ({target})" if target else "",
+        )
         return response
 
     return Pipeline(handle_and_log, None)

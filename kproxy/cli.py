@@ -60,9 +60,7 @@ def parse_duration(flag: str, value: str) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if not text or pos != len(text):
-        raise ConfigError(
-            f"{flag} {value!r}: not a duration; use Go's syntax, e.g. 30s, 1m, 1m30s, 500ms or 0"
-        )
+        raise ConfigError(f"{flag} {value!r}: not a duration; use Go's syntax, e.g. 30s, 1m, 1m30s, 500ms or 0")
     return sign * total
 
 
@@ -119,11 +117,39 @@ FLAG_TABLE: tuple[_Flag, ...] = (
     _Flag("api-prefix", "", "/", "Prefix to serve the proxied API under."),
     _Flag("accept-hosts", "", DEFAULT_ACCEPT_HOSTS, "Regular expression for hosts that the proxy should accept."),
     _Flag("accept-paths", "", DEFAULT_ACCEPT_PATHS, "Regular expression for paths that the proxy should accept."),
-    _Flag("reject-paths", "", DEFAULT_REJECT_PATHS, "Regular expression for paths that the proxy should reject. Paths specified here will be rejected even accepted by --accept-paths."),
-    _Flag("reject-methods", "", DEFAULT_REJECT_METHODS, "Regular expression for HTTP methods that the proxy should reject (example --reject-methods='POST,PUT,PATCH')."),
-    _Flag("disable-filter", "", False, "If true, disable request filtering in the proxy. This is dangerous, and can leave you vulnerable to XSRF attacks, when used with an accessible port.", "bool"),
-    _Flag("keepalive", "", DEFAULT_KEEPALIVE, "keepalive specifies the keep-alive period for an active network connection. Set to 0 to disable keepalive. (default 30s)", "duration"),
-    _Flag("append-server-path", "", False, "If true, enables automatic path appending of the kube context server path to each request.", "bool"),
+    _Flag(
+        "reject-paths",
+        "",
+        DEFAULT_REJECT_PATHS,
+        "Regular expression for paths that the proxy should reject. Paths specified here will be rejected even accepted by --accept-paths.",
+    ),
+    _Flag(
+        "reject-methods",
+        "",
+        DEFAULT_REJECT_METHODS,
+        "Regular expression for HTTP methods that the proxy should reject (example --reject-methods='POST,PUT,PATCH').",
+    ),
+    _Flag(
+        "disable-filter",
+        "",
+        False,
+        "If true, disable request filtering in the proxy. This is dangerous, and can leave you vulnerable to XSRF attacks, when used with an accessible port.",
+        "bool",
+    ),
+    _Flag(
+        "keepalive",
+        "",
+        DEFAULT_KEEPALIVE,
+        "keepalive specifies the keep-alive period for an active network connection. Set to 0 to disable keepalive. (default 30s)",
+        "duration",
+    ),
+    _Flag(
+        "append-server-path",
+        "",
+        False,
+        "If true, enables automatic path appending of the kube context server path to each request.",
+        "bool",
+    ),
     _Flag("kubeconfig", "", "", "Path to the kubeconfig file to use for CLI requests."),
     _Flag("context", "", "", "The name of the kubeconfig context to use"),
     _Flag("cluster", "", "", "The name of the kubeconfig cluster to use"),
@@ -133,17 +159,71 @@ FLAG_TABLE: tuple[_Flag, ...] = (
     _Flag("certificate-authority", "", "", "Path to a cert file for the certificate authority"),
     _Flag("client-certificate", "", "", "Path to a client certificate file for TLS"),
     _Flag("client-key", "", "", "Path to a client key file for TLS"),
-    _Flag("insecure-skip-tls-verify", "", None, "If true, the server's certificate will not be checked for validity. This will make your HTTPS connections insecure", "bool"),
-    _Flag("tls-server-name", "", "", "Server name to use for server certificate validation. If it is not provided, the hostname used to contact the server is used"),
-    _Flag("as", "", "", "Username to impersonate for the operation. User could be a regular user or a service account in a namespace.", dest="as_user"),
-    _Flag("as-group", "", (), "Group to impersonate for the operation, this flag can be repeated to specify multiple groups.", "list"),
+    _Flag(
+        "insecure-skip-tls-verify",
+        "",
+        None,
+        "If true, the server's certificate will not be checked for validity. This will make your HTTPS connections insecure",
+        "bool",
+    ),
+    _Flag(
+        "tls-server-name",
+        "",
+        "",
+        "Server name to use for server certificate validation. If it is not provided, the hostname used to contact the server is used",
+    ),
+    _Flag(
+        "as",
+        "",
+        "",
+        "Username to impersonate for the operation. User could be a regular user or a service account in a namespace.",
+        dest="as_user",
+    ),
+    _Flag(
+        "as-group",
+        "",
+        (),
+        "Group to impersonate for the operation, this flag can be repeated to specify multiple groups.",
+        "list",
+    ),
     _Flag("as-uid", "", "", "UID to impersonate for the operation."),
-    _Flag("connect-timeout", "", DEFAULT_CONNECT_TIMEOUT, "kproxy: time allowed for connecting to the API server, TLS handshake included (Go duration).", "duration"),
-    _Flag("authorized-ip-ranges", "", "", "kproxy: comma-separated CIDRs (a bare IP is /32 or /128) of clients allowed to use the proxy; empty disables the check; 0.0.0.0/32 means only this machine."),
-    _Flag("authorized-ip-ranges-file", "", "", "kproxy: file of authorized client CIDRs, one per line, # comments; reloaded on SIGHUP and when it changes."),
-    _Flag("trusted-proxies", "", "", "kproxy: CIDRs of front proxies whose X-Forwarded-For names the real client (for --authorized-ip-ranges)."),
-    _Flag("http-proxy-config", "", "", "kproxy: AKS httpProxyConfig JSON file (httpProxy, httpsProxy, noProxy, trustedCa) for reaching the API server; wins over the kubeconfig proxy-url and HTTP(S)_PROXY/NO_PROXY."),
-    _Flag("custom-ca-trust-certificates", "", "", "kproxy: PEM file of extra CA certificates (blank-line separated, as AKS takes them) trusted for the API server and https:// proxies."),
+    _Flag(
+        "connect-timeout",
+        "",
+        DEFAULT_CONNECT_TIMEOUT,
+        "kproxy: time allowed for connecting to the API server, TLS handshake included (Go duration).",
+        "duration",
+    ),
+    _Flag(
+        "authorized-ip-ranges",
+        "",
+        "",
+        "kproxy: comma-separated CIDRs (a bare IP is /32 or /128) of clients allowed to use the proxy; empty disables the check; 0.0.0.0/32 means only this machine.",
+    ),
+    _Flag(
+        "authorized-ip-ranges-file",
+        "",
+        "",
+        "kproxy: file of authorized client CIDRs, one per line, # comments; reloaded on SIGHUP and when it changes.",
+    ),
+    _Flag(
+        "trusted-proxies",
+        "",
+        "",
+        "kproxy: CIDRs of front proxies whose X-Forwarded-For names the real client (for --authorized-ip-ranges).",
+    ),
+    _Flag(
+        "http-proxy-config",
+        "",
+        "",
+        "kproxy: AKS httpProxyConfig JSON file (httpProxy, httpsProxy, noProxy, trustedCa) for reaching the API server; wins over the kubeconfig proxy-url and HTTP(S)_PROXY/NO_PROXY.",
+    ),
+    _Flag(
+        "custom-ca-trust-certificates",
+        "",
+        "",
+        "kproxy: PEM file of extra CA certificates (blank-line separated, as AKS takes them) trusted for the API server and https:// proxies.",
+    ),
 )
 
 
@@ -167,28 +247,59 @@ def build_parser() -> argparse.ArgumentParser:
         dest = flag.dest or flag.name.replace("-", "_")
         option = f"--{flag.name}"
         if flag.kind == "bool":
-            parser.add_argument(*names, dest=dest, nargs="?", const=True, default=flag.default,
-                                type=_bool(option), metavar="BOOL", help=flag.help)
+            parser.add_argument(
+                *names,
+                dest=dest,
+                nargs="?",
+                const=True,
+                default=flag.default,
+                type=_bool(option),
+                metavar="BOOL",
+                help=flag.help,
+            )
         elif flag.kind == "int":
             parser.add_argument(*names, dest=dest, type=_int(option), default=flag.default, help=flag.help)
         elif flag.kind == "duration":
-            parser.add_argument(*names, dest=dest, type=_duration(option), default=flag.default,
-                                metavar="DURATION", help=flag.help)
+            parser.add_argument(
+                *names, dest=dest, type=_duration(option), default=flag.default, metavar="DURATION", help=flag.help
+            )
         elif flag.kind == "list":
             parser.add_argument(*names, dest=dest, action="append", default=None, help=flag.help)
         else:
             parser.add_argument(*names, dest=dest, default=flag.default, help=flag.help)
-    parser.add_argument("-v", "--v", dest="verbosity", type=_int("-v"), default=0,
-                        help="Log level number: 2 and up log each request and filter rejections, 5 and up debug.")
-    parser.add_argument("--log-level", choices=("error", "warning", "info", "debug"), default=None,
-                        help="kproxy: log level by name (overrides -v).")
-    parser.add_argument("--check-ip", metavar="ADDR", default=None,
-                        help="kproxy: say whether ADDR would be allowed by the authorized IP ranges, and by which range, then exit.")
-    parser.add_argument("--explain-egress", nargs="*", metavar="URL", default=None,
-                        help="kproxy: print how the API server (and each URL given) would be reached: direct or which proxy, "
-                             "from which setting, by which rule, and which CAs are trusted; then exit.")
-    parser.add_argument("--demo", action="store_true",
-                        help="kproxy: run against a built-in demo cluster (an in-process fake API server).")
+    parser.add_argument(
+        "-v",
+        "--v",
+        dest="verbosity",
+        type=_int("-v"),
+        default=0,
+        help="Log level number: 2 and up log each request and filter rejections, 5 and up debug.",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("error", "warning", "info", "debug"),
+        default=None,
+        help="kproxy: log level by name (overrides -v).",
+    )
+    parser.add_argument(
+        "--check-ip",
+        metavar="ADDR",
+        default=None,
+        help="kproxy: say whether ADDR would be allowed by the authorized IP ranges, and by which range, then exit.",
+    )
+    parser.add_argument(
+        "--explain-egress",
+        nargs="*",
+        metavar="URL",
+        default=None,
+        help="kproxy: print how the API server (and each URL given) would be reached: direct or which proxy, "
+        "from which setting, by which rule, and which CAs are trusted; then exit.",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="kproxy: run against a built-in demo cluster (an in-process fake API server).",
+    )
     parser.add_argument("--version", action="version", version=f"kproxy {__version__}")
     # kubectl ignores extra positional arguments.
     parser.add_argument("ignored", nargs="*", help=argparse.SUPPRESS)

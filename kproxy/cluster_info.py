@@ -44,9 +44,15 @@ DEFAULT_PROXY_URL = "http://127.0.0.1:8001"
 CLUSTER_SERVICE_LABEL = "kubernetes.io/cluster-service=true"
 _DUMP_HINT = "\nTo further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.\n"
 _KINDS: dict[str, Kind] = {
-    "svc": "service", "service": "service", "services": "service",
-    "po": "pod", "pod": "pod", "pods": "pod",
-    "no": "node", "node": "node", "nodes": "node",
+    "svc": "service",
+    "service": "service",
+    "services": "service",
+    "po": "pod",
+    "pod": "pod",
+    "pods": "pod",
+    "no": "node",
+    "node": "node",
+    "nodes": "node",
 }
 
 
@@ -157,7 +163,9 @@ def main_cluster_info(argv: Sequence[str]) -> int:
         " as `kubectl cluster-info --server URL` does.",
         allow_abbrev=False,
     )
-    parser.add_argument("--proxy-url", default=DEFAULT_PROXY_URL, help=f"kproxy's address (default {DEFAULT_PROXY_URL})")
+    parser.add_argument(
+        "--proxy-url", default=DEFAULT_PROXY_URL, help=f"kproxy's address (default {DEFAULT_PROXY_URL})"
+    )
     parser.add_argument("-n", "--namespace", default="kube-system", help="where to look (default kube-system)")
     ns = parser.parse_args(list(argv))
     try:
@@ -169,8 +177,9 @@ def main_cluster_info(argv: Sequence[str]) -> int:
     return 0
 
 
-def build_url(spec: str, *, namespace: str = "default", https: bool = False, path: str = "",
-              base_url: str = DEFAULT_PROXY_URL) -> str:
+def build_url(
+    spec: str, *, namespace: str = "default", https: bool = False, path: str = "", base_url: str = DEFAULT_PROXY_URL
+) -> str:
     """The URL ``kproxy url`` prints. Raises :class:`InvalidProxyURL` naming the bad part,
     or :class:`~kproxy.errors.ConfigError` when ``spec`` is not ``TYPE/...``."""
     resource, slash, id_text = spec.partition("/")
@@ -194,11 +203,17 @@ def main_url(argv: Sequence[str]) -> int:
         description="Print the proxy URL of a service, pod or node port, under a kproxy's address.",
         allow_abbrev=False,
     )
-    parser.add_argument("target", metavar="TYPE/NAME[:PORT]", help="svc/NAME[:PORT], pod/NAME[:PORT] or node/NAME[:PORT]")
+    parser.add_argument(
+        "target", metavar="TYPE/NAME[:PORT]", help="svc/NAME[:PORT], pod/NAME[:PORT] or node/NAME[:PORT]"
+    )
     parser.add_argument("path", nargs="?", default="", help="a path (and ?query) after /proxy/")
-    parser.add_argument("-n", "--namespace", default="default", help="the namespace of a service or pod (default default)")
+    parser.add_argument(
+        "-n", "--namespace", default="default", help="the namespace of a service or pod (default default)"
+    )
     parser.add_argument("--https", action="store_true", help="reach the port with https (an https: scheme prefix)")
-    parser.add_argument("--proxy-url", default=DEFAULT_PROXY_URL, help=f"kproxy's address (default {DEFAULT_PROXY_URL})")
+    parser.add_argument(
+        "--proxy-url", default=DEFAULT_PROXY_URL, help=f"kproxy's address (default {DEFAULT_PROXY_URL})"
+    )
     ns = parser.parse_intermixed_args(list(argv))
     try:
         url = build_url(ns.target, namespace=ns.namespace, https=ns.https, path=ns.path, base_url=ns.proxy_url)

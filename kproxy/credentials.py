@@ -99,9 +99,7 @@ def tls_context(
                 ctx.load_cert_chain(cert_path, key_path)
             except ssl.SSLError as exc:
                 if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
-                    raise ConfigError(
-                        f"{key_field} does not match the certificate in {cert_field}"
-                    ) from None
+                    raise ConfigError(f"{key_field} does not match the certificate in {cert_field}") from None
                 raise ConfigError(
                     f"{cert_field} / {key_field}: cannot load the client certificate and key "
                     f"({_reason(exc)}); both must be PEM"
@@ -227,8 +225,10 @@ def impersonation_headers(
         return b""  # client-go: groups, uid and extras without a user are not sent
     values = [user, uid, *groups, *(v for _, vs in extra for v in vs)]
     if not all(_valid_header_value(v) for v in values):
-        raise ConfigError("impersonation (as, as-uid, as-groups, as-user-extra or --as*): "
-                          "values must not contain control characters such as line breaks")
+        raise ConfigError(
+            "impersonation (as, as-uid, as-groups, as-user-extra or --as*): "
+            "values must not contain control characters such as line breaks"
+        )
     lines = [f"Impersonate-User: {user}\r\n"]
     if uid:
         lines.append(f"Impersonate-Uid: {uid}\r\n")
@@ -314,8 +314,7 @@ class TokenFile(AuthSource):
             line = bearer_line(token, self._what)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            log.error("Unable to rotate token: cannot read %s: %s; keeping the previous token",
-                      self._what, reason)
+            log.error("Unable to rotate token: cannot read %s: %s; keeping the previous token", self._what, reason)
             self.deadline = now + _RETRY_AFTER_ERROR
             return
         if line != self.line:
@@ -380,8 +379,11 @@ class CertFiles(TLSSource):
             cert = Path(self._cert_path).read_bytes() if self._cert_path else self._cert
             key = Path(self._key_path).read_bytes() if self._key_path else self._key
         except OSError as exc:
-            log.warning("client certificate files changed but cannot be read (%s: %s); "
-                        "keeping the previous certificate", exc.filename, exc.strerror)
+            log.warning(
+                "client certificate files changed but cannot be read (%s: %s); keeping the previous certificate",
+                exc.filename,
+                exc.strerror,
+            )
             return
         if (cert, key) == (self._cert, self._key):
             self._stamp = stamp  # touched, not changed
@@ -389,10 +391,11 @@ class CertFiles(TLSSource):
         try:
             ctx = self._build(cert, key)
         except ConfigError as exc:
-            log.warning("client certificate files changed but do not load (%s); "
-                        "keeping the previous certificate until they do", exc)
+            log.warning(
+                "client certificate files changed but do not load (%s); keeping the previous certificate until they do",
+                exc,
+            )
             return
         self._stamp, self._cert, self._key, self._ctx = stamp, cert, key, ctx
         self.generation += 1
-        log.info("client certificate %s changed: new connections use it, idle ones are closed",
-                 self._what)
+        log.info("client certificate %s changed: new connections use it, idle ones are closed", self._what)

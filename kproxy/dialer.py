@@ -82,11 +82,16 @@ class Dialer:
             raise await self._proxy_tls_error(route, exc.error) from exc
         except ssl.SSLCertVerificationError as exc:
             der = await self._peer_certificate(tunnel)
-            raise UpstreamError(describe_verify_failure(
-                f"the API server {up.display}{via}", up.server_hostname or up.host, exc, der,
-                trusted=up.trusted or "the kubeconfig's certificate authority",
-                name_hint="set tls-server-name in the kubeconfig (or --tls-server-name) to one of those names",
-            )) from exc
+            raise UpstreamError(
+                describe_verify_failure(
+                    f"the API server {up.display}{via}",
+                    up.server_hostname or up.host,
+                    exc,
+                    der,
+                    trusted=up.trusted or "the kubeconfig's certificate authority",
+                    name_hint="set tls-server-name in the kubeconfig (or --tls-server-name) to one of those names",
+                )
+            ) from exc
         except ssl.SSLError as exc:
             raise UpstreamError(
                 f"TLS handshake with the API server {up.display}{via} failed: {exc.reason or exc}"
@@ -96,9 +101,7 @@ class Dialer:
                 f"cannot resolve the API server host {up.host!r} ({up.display}): {exc.strerror}"
             ) from exc
         except OSError as exc:
-            raise UpstreamError(
-                f"cannot connect to the API server {up.display}{via}: {exc.strerror or exc}"
-            ) from exc
+            raise UpstreamError(f"cannot connect to the API server {up.display}{via}: {exc.strerror or exc}") from exc
         sock = transport.get_extra_info("socket")
         if sock is not None:
             _set_keepalive(sock, up.keepalive)
@@ -116,8 +119,14 @@ class Dialer:
             )
             return transport, protocol
         return await connect_via(
-            up.proxy, up.host, up.port, protocol_factory, ssl_context=ssl_context,
-            server_hostname=server_hostname, tunnel=tunnel, user_agent=up.user_agent_header,
+            up.proxy,
+            up.host,
+            up.port,
+            protocol_factory,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            tunnel=tunnel,
+            user_agent=up.user_agent_header,
         )
 
     async def _peer_certificate(self, tunnel: bool) -> bytes | None:
@@ -141,10 +150,16 @@ class Dialer:
                     der = await proxy_peer_certificate(route)
             except (OSError, TimeoutError, ssl.SSLError):
                 der = None
-            return UpstreamError(describe_verify_failure(
-                what, route.host, error, der, trusted=self._upstream.proxy_trusted or "the system trust store",
-                name_hint="use the proxy's name as its certificate gives it in the proxy URL",
-            ))
+            return UpstreamError(
+                describe_verify_failure(
+                    what,
+                    route.host,
+                    error,
+                    der,
+                    trusted=self._upstream.proxy_trusted or "the system trust store",
+                    name_hint="use the proxy's name as its certificate gives it in the proxy URL",
+                )
+            )
         reason = str(error.reason or error)
         hint = ""
         if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST"):

@@ -120,14 +120,18 @@ class ProxySetting:
             return [f"{where} value {self.shown} cannot be parsed as a URL; ignored as Go ignores it"]
         url = self.url
         if not url.host:
-            return [f"{where} value {hide_userinfo(self.value)!r} is read by Go as {url.display()!r}, "
-                    "which has no host: requests through it fail"]
+            return [
+                f"{where} value {hide_userinfo(self.value)!r} is read by Go as {url.display()!r}, "
+                "which has no host: requests through it fail"
+            ]
         if (url.host.endswith(":") and url.path.startswith("//")) or (
             ":" in url.hostname and parse_ip(url.hostname, zone=True) is None
         ):
             # §3: a bad port or a space sends Go to its "http://" + value retry
-            return [f"{where} value {hide_userinfo(self.value)!r} is read by Go as {url.display()} "
-                    f"(host {url.hostname!r}): requests through it fail; look for a bad port or a stray space"]
+            return [
+                f"{where} value {hide_userinfo(self.value)!r} is read by Go as {url.display()} "
+                f"(host {url.hostname!r}): requests through it fail; look for a bad port or a stray space"
+            ]
         if url.scheme not in ("http", "https", "socks5", "socks5h"):
             return [f"{where}: scheme {url.scheme}:// is used as a plain HTTP proxy, as Go does"]
         return []
@@ -184,8 +188,11 @@ class EgressConfig:
             settings.append(ProxySetting(name, value, _parse_proxy(value)) if value else None)
         no_proxy_name, no_proxy = pick("NO_PROXY", "no_proxy")
         return cls(
-            source="environment", http=settings[0], https=settings[1],
-            no_proxy=NoProxy.parse(no_proxy), no_proxy_name=no_proxy_name,
+            source="environment",
+            http=settings[0],
+            https=settings[1],
+            no_proxy=NoProxy.parse(no_proxy),
+            no_proxy_name=no_proxy_name,
             cgi=environ.get("REQUEST_METHOD", "") != "",
         )
 
@@ -203,10 +210,14 @@ class EgressConfig:
         except ValueError as exc:
             raise ConfigError(f"proxy-url {shown!r}: could not parse: {exc}") from None
         if parsed.scheme not in ("http", "https", "socks5"):
-            hint = " (socks5h is not accepted by kubectl; socks5 already resolves names on the proxy)" \
-                if parsed.scheme == "socks5h" else ""
-            raise ConfigError(f'proxy-url {shown!r}: unsupported scheme "{parsed.scheme}", '
-                              f"must be http, https, or socks5{hint}")
+            hint = (
+                " (socks5h is not accepted by kubectl; socks5 already resolves names on the proxy)"
+                if parsed.scheme == "socks5h"
+                else ""
+            )
+            raise ConfigError(
+                f'proxy-url {shown!r}: unsupported scheme "{parsed.scheme}", must be http, https, or socks5{hint}'
+            )
         if not parsed.hostname:
             raise ConfigError(f"proxy-url {shown!r}: no proxy host; write {parsed.scheme}://HOST:PORT")
         return cls(source="proxy-url", proxy_url=ProxySetting("kubeconfig proxy-url", url, parsed))
@@ -227,8 +238,9 @@ class EgressConfig:
         """The decision for one request URL (§1). ``ValueError`` if Go cannot parse it."""
         req = GoURL.parse(url)
         if self.proxy_url is not None:
-            return Decision(self.proxy_url.url, self.proxy_url.name,
-                            "every request; the environment and NO_PROXY are not used")
+            return Decision(
+                self.proxy_url.url, self.proxy_url.name, "every request; the environment and NO_PROXY are not used"
+            )
         loc = self.location
         # §1 step 2: the candidate comes from the request scheme only; no fallback.
         if req.scheme == "https":
@@ -254,8 +266,9 @@ class EgressConfig:
         if entry is not None:
             shown_host = f"{host.host}:{host.port}" if entry.port else host.host
             what = "every host" if entry.kind == "all" else shown_host
-            return Decision(None, f"{self.no_proxy_name}{loc}",
-                            f"{self.no_proxy_name} entry {entry.text}{loc} matches {what}")
+            return Decision(
+                None, f"{self.no_proxy_name}{loc}", f"{self.no_proxy_name} entry {entry.text}{loc} matches {what}"
+            )
         shown = join_host_port(host.host, host.port) if any(e.port for e in self.no_proxy.entries) else host.host
         rule = f"no {self.no_proxy_name} entry matches {shown}" if self.no_proxy.entries else ""
         return Decision(proxy, source, rule)
@@ -292,8 +305,11 @@ class EgressConfig:
         if setting is not None:
             return f"{setting.name}{self.location} value {setting.shown} cannot be parsed; Go ignores it"
         if self.source == "httpProxyConfig":
-            return f"neither httpsProxy nor httpProxy is set{self.location}" if kind == "HTTPS" \
+            return (
+                f"neither httpsProxy nor httpProxy is set{self.location}"
+                if kind == "HTTPS"
                 else f"httpProxy is not set{self.location}"
+            )
         other = self.http if kind == "HTTPS" else self.https
         line = f"{kind}_PROXY and {kind.lower()}_proxy are not set"
         if other is not None:
@@ -348,7 +364,7 @@ def _load_http_proxy_config(text: str, source: str) -> tuple[EgressConfig, bytes
         if value is None or value == "":
             return None
         if not isinstance(value, str):
-            raise fail(f"{key} must be a string such as \"http://proxy.example:3128\", got {_short(value)}")
+            raise fail(f'{key} must be a string such as "http://proxy.example:3128", got {_short(value)}')
         try:
             url = GoURL.parse(value)
         except ValueError as exc:
@@ -356,8 +372,14 @@ def _load_http_proxy_config(text: str, source: str) -> tuple[EgressConfig, bytes
         if url.scheme not in schemes or not url.host:
             want = " or ".join(f"{s}://" for s in schemes)
             guess = _parse_proxy(value)
-            hint = f"; did you mean {guess.display()!r}?" if guess and guess.scheme == "http" and guess.host \
-                and (not url.host or url.scheme not in ("https", "socks5", "socks5h")) else ""
+            hint = (
+                f"; did you mean {guess.display()!r}?"
+                if guess
+                and guess.scheme == "http"
+                and guess.host
+                and (not url.host or url.scheme not in ("https", "socks5", "socks5h"))
+                else ""
+            )
             raise fail(f"{key} {_short(value)} must be a URL starting with {want}{hint}")
         return ProxySetting(key, value, url)
 
@@ -379,14 +401,21 @@ def _load_http_proxy_config(text: str, source: str) -> tuple[EgressConfig, bytes
         bare = entry.strip()
         if "*" in bare and bare != "*":
             # AKS rejects '*' attached to a domain suffix; Go would accept "*.domain".
-            hint = f"write {bare[1:]!r} (it matches the subdomains of {bare[2:]})" if bare.startswith("*.") \
+            hint = (
+                f"write {bare[1:]!r} (it matches the subdomains of {bare[2:]})"
+                if bare.startswith("*.")
                 else "remove the '*'"
+            )
             raise fail(f"noProxy[{i}] {entry!r}: AKS does not support '*' attached to a domain; {hint}")
 
     trusted = _trusted_ca(doc, fail)
     config = EgressConfig(
-        source="httpProxyConfig", http=http, https=https, no_proxy=NoProxy.parse(",".join(entries)),
-        no_proxy_name="noProxy", location=f" in {source}",
+        source="httpProxyConfig",
+        http=http,
+        https=https,
+        no_proxy=NoProxy.parse(",".join(entries)),
+        no_proxy_name="noProxy",
+        location=f" in {source}",
     )
     return config, trusted
 
@@ -401,10 +430,12 @@ def _trusted_ca(doc: dict[str, Any], fail: Callable[[str], ConfigError]) -> byte
     try:
         pem = base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise fail(f"{key} {_short(value)} is not valid base64 ({exc}); "
-                   "encode the PEM file with: base64 -w0 ca.pem") from None
+        raise fail(
+            f"{key} {_short(value)} is not valid base64 ({exc}); encode the PEM file with: base64 -w0 ca.pem"
+        ) from None
     if b"-----BEGIN CERTIFICATE-----" not in pem:
-        raise fail(f"{key} decodes to data that is not a PEM certificate "
-                   f"(no -----BEGIN CERTIFICATE----- line; starts with {pem[:20]!r})")
+        raise fail(
+            f"{key} decodes to data that is not a PEM certificate "
+            f"(no -----BEGIN CERTIFICATE----- line; starts with {pem[:20]!r})"
+        )
     return pem
-

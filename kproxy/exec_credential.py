@@ -98,8 +98,10 @@ def parse_config(raw: Mapping[str, Any], user_name: str, where: str) -> ExecConf
     if not mode and api_version.endswith("/v1beta1"):
         mode = "IfAvailable"  # api/v1 defaults: only v1beta1 (and v1alpha1) default it
     if not mode:
-        raise fail(f"interactiveMode must be specified for {user_name} to use exec authentication plugin "
-                   "(Never, IfAvailable or Always)")
+        raise fail(
+            f"interactiveMode must be specified for {user_name} to use exec authentication plugin "
+            "(Never, IfAvailable or Always)"
+        )
     if mode not in ("Never", "IfAvailable", "Always"):
         raise fail(f'invalid interactiveMode for {user_name}: "{mode}"; use Never, IfAvailable or Always')
     if api_version not in API_VERSIONS:
@@ -119,9 +121,11 @@ def is_interactive(mode: InteractiveMode, stdin_is_terminal: bool, where: str) -
     if mode == "IfAvailable":
         return stdin_is_terminal
     if not stdin_is_terminal:
-        raise ConfigError(f"{where}: exec plugin cannot support interactive mode: standard input is not a "
-                          "terminal (interactiveMode is Always; start kproxy from a terminal, or use "
-                          "IfAvailable or Never)")
+        raise ConfigError(
+            f"{where}: exec plugin cannot support interactive mode: standard input is not a "
+            "terminal (interactiveMode is Always; start kproxy from a terminal, or use "
+            "IfAvailable or Never)"
+        )
     return True
 
 
@@ -157,8 +161,7 @@ def exec_info(api_version: str, cluster: ClusterInfo | None, interactive: bool) 
             c["config"] = _thaw(cluster.config)
         spec["cluster"] = c
     spec["interactive"] = interactive
-    return json.dumps({"kind": "ExecCredential", "apiVersion": api_version, "spec": spec},
-                      separators=(",", ":"))
+    return json.dumps({"kind": "ExecCredential", "apiVersion": api_version, "spec": spec}, separators=(",", ":"))
 
 
 def _thaw(value: Any) -> Any:
@@ -195,8 +198,9 @@ def parse_output(stdout: bytes, api_version: str) -> ExecResult:
     if not isinstance(kind, str) or not kind:
         raise ValueError("decoding stdout: Object 'Kind' is missing")
     if got_version != api_version:
-        raise ValueError(f"exec plugin is configured to use API version {api_version}, "
-                         f"plugin returned version {got_version[:100]}")
+        raise ValueError(
+            f"exec plugin is configured to use API version {api_version}, plugin returned version {got_version[:100]}"
+        )
     if kind != "ExecCredential":
         raise ValueError(f'decoding stdout: no kind "{kind[:100]}" is registered for version "{api_version}"')
     status = doc.get("status")

@@ -90,7 +90,8 @@ class ExecPlugin(AuthSource, TLSSource):
         for name, value in config.env:
             self._environ[name] = value
         self._environ["KUBERNETES_EXEC_INFO"] = exec_info(
-            config.api_version, cluster if config.provide_cluster_info else None, interactive)
+            config.api_version, cluster if config.provide_cluster_info else None, interactive
+        )
         self._path = environ.get("PATH", os.defpath)  # Go looks the command up in its own PATH
         self._interactive = interactive
         self._timeout = timeout
@@ -161,8 +162,9 @@ class ExecPlugin(AuthSource, TLSSource):
             try:
                 ctx = self._tls_for(result.cert_pem, result.key_pem)
             except ConfigError as exc:
-                raise UpstreamError(f"getting credentials: exec plugin {self._name}: failed parsing client "
-                                    f"key/certificate: {exc}") from None
+                raise UpstreamError(
+                    f"getting credentials: exec plugin {self._name}: failed parsing client key/certificate: {exc}"
+                ) from None
         creds = _Creds(line, result.cert_pem, result.key_pem, ctx)
         now = time.monotonic()
         old = self._creds
@@ -178,8 +180,11 @@ class ExecPlugin(AuthSource, TLSSource):
         self.line = line
         self.deadline = math.inf if result.expires is None else now + (result.expires - time.time())
         if log.isEnabledFor(logging.DEBUG):
-            until = "no expiry" if result.expires is None else datetime.datetime.fromtimestamp(
-                result.expires, datetime.UTC).isoformat()
+            until = (
+                "no expiry"
+                if result.expires is None
+                else datetime.datetime.fromtimestamp(result.expires, datetime.UTC).isoformat()
+            )
             kind = "a token" if line else "a client certificate"
             log.debug("exec plugin %s returned %s (%s)", self._name, kind, until)
         return creds
@@ -194,7 +199,8 @@ class ExecPlugin(AuthSource, TLSSource):
         interactive = self._interactive
         try:
             proc = await asyncio.create_subprocess_exec(
-                command, *self._config.args,
+                command,
+                *self._config.args,
                 env=self._environ,
                 stdin=None if interactive else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -204,13 +210,13 @@ class ExecPlugin(AuthSource, TLSSource):
                 start_new_session=not interactive,
             )
         except PermissionError:
-            raise UpstreamError(self._not_found(f"exec: executable {name} is not executable "
-                                                "(permission denied)")) from None
+            raise UpstreamError(
+                self._not_found(f"exec: executable {name} is not executable (permission denied)")
+            ) from None
         except FileNotFoundError:
             raise UpstreamError(self._not_found(f"exec: executable {name} not found")) from None
         except OSError as exc:
-            raise UpstreamError(f"getting credentials: exec: cannot run {name}: "
-                                f"{exc.strerror or exc}") from None
+            raise UpstreamError(f"getting credentials: exec: cannot run {name}: {exc.strerror or exc}") from None
         try:
             async with asyncio.timeout(self._timeout):
                 stdout, stderr = await proc.communicate()
@@ -227,8 +233,11 @@ class ExecPlugin(AuthSource, TLSSource):
         err_text = _truncate(stderr or b"")
         code = proc.returncode
         if code != 0:
-            how = f"failed with exit code {code}" if code is not None and code > 0 else \
-                f"was killed by signal {-(code or 0)}"
+            how = (
+                f"failed with exit code {code}"
+                if code is not None and code > 0
+                else f"was killed by signal {-(code or 0)}"
+            )
             detail = f"; stderr: {err_text}" if err_text else ""
             raise UpstreamError(f"getting credentials: exec: executable {name} {how}{detail}")
         if err_text:

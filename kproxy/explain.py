@@ -36,8 +36,7 @@ def explain_egress(options: Options, urls: Sequence[str] = ()) -> list[str]:
     if up.scheme == "https":
         lines.append(f"  TLS: server name {up.server_hostname}; trusted: {up.trusted}")
     if up.proxy is not None and up.proxy.kind == "https":
-        lines.append(f"  TLS to the proxy {up.proxy.display}: server name {up.proxy.host}; "
-                     f"trusted: {up.proxy_trusted}")
+        lines.append(f"  TLS to the proxy {up.proxy.display}: server name {up.proxy.host}; trusted: {up.proxy_trusted}")
     for url in urls:
         lines.append(url)
         lines.append(f"  {egress.config.explain(url)}")

@@ -134,9 +134,7 @@ _MATCHES_EVERYTHING = frozenset({"^", "$", ".*", "^.*", "(?s).*", "^(?s).*", "(?
 # ``^literal$`` where literal is plain characters or backslash-escaped punctuation (RE2 reads
 # an escaped non-word ASCII character as itself). Without (?m), ^ and $ are the start and end
 # of the text (Go: \A and \z), so such a pattern matches exactly one string: a set lookup.
-_ANCHORED_LITERAL = re.compile(
-    r"""\^((?:[A-Za-z0-9 _\-/:@!%=~'"<>&;#]|\\[!-/:-@\[-`{-~])*)\$"""
-)
+_ANCHORED_LITERAL = re.compile(r"""\^((?:[A-Za-z0-9 _\-/:@!%=~'"<>&;#]|\\[!-/:-@\[-`{-~])*)\$""")
 _ESCAPE = re.compile(r"\\(.)")
 
 
@@ -171,8 +169,7 @@ class _PatternList:
                 self._combined = re2.compile("|".join(f"(?:{p})" for p in rest), _OPTIONS)
             except re2.error as exc:
                 raise ConfigError(
-                    f"{flag}: the patterns {value!r} are too large to compile together;"
-                    " use fewer or simpler patterns"
+                    f"{flag}: the patterns {value!r} are too large to compile together; use fewer or simpler patterns"
                 ) from exc
 
     def matches(self, text: str) -> bool:
@@ -248,16 +245,12 @@ class RequestFilter:
             return Verdict(False, f"reject-paths {reject_paths.first_match(path)}")
         reject_methods = self._reject_methods
         if reject_methods.matches(method):
-            return Verdict(
-                False, f"reject-methods {reject_methods.first_match(method)}"
-            )
+            return Verdict(False, f"reject-methods {reject_methods.first_match(method)}")
         if not self._accept_paths.matches(path):
             return Verdict(False, "accept-paths (no pattern matched)")
         if self.allows_host(host):
             return _ALLOWED
-        return Verdict(
-            False, f"accept-hosts (no pattern matched host {_reduce_host(host)!r})"
-        )
+        return Verdict(False, f"accept-hosts (no pattern matched host {_reduce_host(host)!r})")
 
     def allows_host(self, host: str) -> bool:
         """The accept-hosts check alone (kproxy also applies it to static files).

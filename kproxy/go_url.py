@@ -45,9 +45,7 @@ def _should_escape(c: int, mode: int) -> bool:
 
 
 def _escape(s: str, mode: int) -> str:
-    return "".join(
-        f"%{b:02X}" if _should_escape(b, mode) else chr(b) for b in s.encode("utf-8", "surrogateescape")
-    )
+    return "".join(f"%{b:02X}" if _should_escape(b, mode) else chr(b) for b in s.encode("utf-8", "surrogateescape"))
 
 
 def _unescape(s: str, mode: int) -> str:
@@ -59,13 +57,13 @@ def _unescape(s: str, mode: int) -> str:
         c = b[i]
         if c == 0x25:  # '%'
             if i + 2 >= len(b) or chr(b[i + 1]) not in _HEX or chr(b[i + 2]) not in _HEX:
-                raise ValueError(f"invalid URL escape {b[i:i + 3].decode('utf-8', 'replace')!r}")
-            v = int(b[i + 1:i + 3], 16)
+                raise ValueError(f"invalid URL escape {b[i : i + 3].decode('utf-8', 'replace')!r}")
+            v = int(b[i + 1 : i + 3], 16)
             # RFC 3986 §3.2.2: hosts %-encode only non-ASCII bytes; RFC 6874 adds %25.
-            if mode == _HOST and v < 0x80 and b[i:i + 3] != b"%25":
-                raise ValueError(f"invalid URL escape {b[i:i + 3].decode()!r}")
-            if mode == _ZONE and b[i:i + 3] != b"%25" and v != 0x20 and _should_escape(v, _HOST):
-                raise ValueError(f"invalid URL escape {b[i:i + 3].decode()!r}")
+            if mode == _HOST and v < 0x80 and b[i : i + 3] != b"%25":
+                raise ValueError(f"invalid URL escape {b[i : i + 3].decode()!r}")
+            if mode == _ZONE and b[i : i + 3] != b"%25" and v != 0x20 and _should_escape(v, _HOST):
+                raise ValueError(f"invalid URL escape {b[i : i + 3].decode()!r}")
             out.append(v)
             i += 3
             continue
@@ -93,8 +91,8 @@ def _parse_host(host: str) -> str:
         i = host.rfind("]")
         if i < 0:
             raise ValueError("missing ']' in host")
-        if not _valid_optional_port(host[i + 1:]):
-            raise ValueError(f"invalid port {host[i + 1:]!r} after host")
+        if not _valid_optional_port(host[i + 1 :]):
+            raise ValueError(f"invalid port {host[i + 1 :]!r} after host")
         zone = host.find("%25", 0, i)
         if zone >= 0:
             return _unescape(host[:zone], _HOST) + _unescape(host[zone:i], _ZONE) + _unescape(host[i:], _HOST)
@@ -159,7 +157,7 @@ class GoURL:
             if ch == ":":
                 if i == 0:
                     raise ValueError("missing protocol scheme")
-                scheme, rest = rest[:i].lower(), rest[i + 1:]
+                scheme, rest = rest[:i].lower(), rest[i + 1 :]
             break
         force_query, raw_query = False, ""
         if rest.endswith("?") and rest.count("?") == 1:
@@ -177,7 +175,7 @@ class GoURL:
             authority, slash, path_rest = rest[2:].partition("/")
             rest = slash + path_rest
             at = authority.rfind("@")
-            host = _parse_host(authority[at + 1:])
+            host = _parse_host(authority[at + 1 :])
             if at >= 0:
                 userinfo = authority[:at]
                 if not _USERINFO_OK.fullmatch(userinfo):
@@ -189,9 +187,15 @@ class GoURL:
             omit_host = True
         path = _unescape(rest, _PATH)
         return cls(
-            scheme=scheme, username=username, password=password, host=host, path=path,
-            raw_path="" if _escape(path, _PATH) == rest else rest, omit_host=omit_host,
-            force_query=force_query, raw_query=raw_query,
+            scheme=scheme,
+            username=username,
+            password=password,
+            host=host,
+            path=path,
+            raw_path="" if _escape(path, _PATH) == rest else rest,
+            omit_host=omit_host,
+            force_query=force_query,
+            raw_query=raw_query,
         )
 
     @property
@@ -271,7 +275,7 @@ def _split_host_port(host_port: str) -> tuple[str, str]:
     host, port = host_port, ""
     colon = host.rfind(":")
     if colon >= 0 and _valid_optional_port(host[colon:]):
-        host, port = host[:colon], host[colon + 1:]
+        host, port = host[:colon], host[colon + 1 :]
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, port
@@ -284,4 +288,4 @@ def hide_userinfo(text: str) -> str:
     if at < 0:
         return text
     start = text.rfind("//", 0, at)
-    return text[:start + 2 if start >= 0 else 0] + "xxxxx" + text[at:]
+    return text[: start + 2 if start >= 0 else 0] + "xxxxx" + text[at:]

@@ -15,6 +15,7 @@ __all__ = ["IPAddress", "IPNetwork", "join_host_port", "split_host_port", "unmap
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+
 def split_host_port(hostport: str) -> tuple[str, str] | None:
     """Go ``net.SplitHostPort``: ``None`` where Go returns an error."""
     i = hostport.rfind(":")
@@ -33,7 +34,7 @@ def split_host_port(hostport: str) -> tuple[str, str] | None:
             return None
     if "[" in hostport[j:] or "]" in hostport[k:]:
         return None
-    return host, hostport[i + 1:]
+    return host, hostport[i + 1 :]
 
 
 def join_host_port(host: str, port: str) -> str:

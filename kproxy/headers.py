@@ -98,16 +98,17 @@ def response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, b
         parts += (name, b": ", value, b"\r\n")
     if listing:
         listed = connection_tokens(raw)
-        parts = [b"%b: %b\r\n" % (name, value) for name, value in raw
-                 if name.lower() not in listed and name.lower() not in HOP_BY_HOP
-                 and name.lower() != b"content-length"]
+        parts = [
+            b"%b: %b\r\n" % (name, value)
+            for name, value in raw
+            if name.lower() not in listed and name.lower() not in HOP_BY_HOP and name.lower() != b"content-length"
+        ]
     return b"".join(parts), length, has_date
 
 
 # In a lowercased head with an LF put in front: the lines to drop, and Date.
 _NOTED_LINE = re.compile(
-    rb"\n(" + b"|".join(sorted((*HOP_BY_HOP, b"content-length", b"date")))
-    + rb"):([^\r\n]*)\r(?=\n)"
+    rb"\n(" + b"|".join(sorted((*HOP_BY_HOP, b"content-length", b"date"))) + rb"):([^\r\n]*)\r(?=\n)"
 )
 
 

@@ -64,8 +64,10 @@ def http_date(seconds: float) -> str:
     """RFC 9110 §5.6.7 IMF-fixdate, independent of the locale (and of email.utils,
     which costs start-up time)."""
     t = time.gmtime(seconds)
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 class _Clock:
@@ -147,11 +149,31 @@ class Body:
 class Request:
     """One request head as the client sent it, plus its body stream."""
 
-    __slots__ = ("_body", "_extra", "_headers", "complete", "keep_alive", "method", "protocol",
-                 "raw_headers", "raw_path", "resume", "transport", "upgraded", "version")
+    __slots__ = (
+        "_body",
+        "_extra",
+        "_headers",
+        "complete",
+        "keep_alive",
+        "method",
+        "protocol",
+        "raw_headers",
+        "raw_path",
+        "resume",
+        "transport",
+        "upgraded",
+        "version",
+    )
 
-    def __init__(self, protocol: ClientConnection, raw_path: str, method: str, version: tuple[int, int],
-                 raw_headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+    def __init__(
+        self,
+        protocol: ClientConnection,
+        raw_path: str,
+        method: str,
+        version: tuple[int, int],
+        raw_headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+    ) -> None:
         self.protocol = protocol
         self.transport: asyncio.Transport | None = protocol.transport
         self.raw_path = raw_path  # the request target, exactly as sent
@@ -193,8 +215,9 @@ class Request:
     @property
     def headers(self) -> CIMultiDictProxy[str]:
         if self._headers is None:
-            self._headers = CIMultiDictProxy(CIMultiDict(
-                (name.decode("latin-1"), value.decode("latin-1")) for name, value in self.raw_headers))
+            self._headers = CIMultiDictProxy(
+                CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in self.raw_headers)
+            )
         return self._headers
 
     def header(self, lname: bytes) -> bytes | None:
@@ -264,9 +287,16 @@ class Response:
 
     __slots__ = ("body", "close", "headers", "status")
 
-    def __init__(self, status: int = 200, *, body: bytes | None = None, text: str | None = None,
-                 headers: HeadersLike = None, content_type: str | None = None,
-                 charset: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        *,
+        body: bytes | None = None,
+        text: str | None = None,
+        headers: HeadersLike = None,
+        content_type: str | None = None,
+        charset: str | None = None,
+    ) -> None:
         self.status = status
         self.headers = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
         if text is not None:
@@ -284,8 +314,9 @@ class Response:
 
     def send(self, request: Request) -> None:
         lines, length, has_date = _header_bytes(self.headers)
-        request.protocol.send_complete(request, self.status, lines, self.body,
-                                       length=length, has_date=has_date, close=self.close)
+        request.protocol.send_complete(
+            request, self.status, lines, self.body, length=length, has_date=has_date, close=self.close
+        )
 
 
 class StreamResponse:
@@ -293,8 +324,9 @@ class StreamResponse:
 
     def __init__(self, status: int = 200, *, headers: HeadersLike = None) -> None:
         self.status = status
-        self.headers: list[tuple[str, str]] = (list(headers.items()) if isinstance(headers, Mapping)
-                                               else list(headers or ()))
+        self.headers: list[tuple[str, str]] = (
+            list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        )
         self.close = False
         self.prepared = False
         self._request: Request | None = None
@@ -307,8 +339,7 @@ class StreamResponse:
             self.prepared = True
             self._request = request
             lines, length, has_date = _header_bytes(self.headers)
-            request.protocol.send_head(request, self.status, lines, length=length,
-                                       has_date=has_date, close=self.close)
+            request.protocol.send_head(request, self.status, lines, length=length, has_date=has_date, close=self.close)
         return self
 
     async def write(self, data: bytes) -> None:
@@ -485,10 +516,14 @@ class ClientConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         parser = self._parser
         method = parser.get_method()
-        request = Request(self, self._url.decode("latin-1"),
-                          _METHODS.get(method) or method.decode("latin-1"),
-                          _version(parser.get_http_version()), self._headers,
-                          parser.should_keep_alive())
+        request = Request(
+            self,
+            self._url.decode("latin-1"),
+            _METHODS.get(method) or method.decode("latin-1"),
+            _version(parser.get_http_version()),
+            self._headers,
+            parser.should_keep_alive(),
+        )
         request.upgraded = parser.should_upgrade()
         self._parsing = request
         self._queue.append(request)
@@ -530,8 +565,14 @@ class ClientConnection(asyncio.Protocol):
             return
         item = self._queue[0]
         fast = self._fast
-        if (fast is not None and type(item) is Request and item.complete and not item.upgraded
-                and item.resume is None and not self._closing):
+        if (
+            fast is not None
+            and type(item) is Request
+            and item.complete
+            and not item.upgraded
+            and item.resume is None
+            and not self._closing
+        ):
             self._queue.popleft()
             self._busy = True
             self._keep = item.keep_alive
@@ -643,13 +684,13 @@ class ClientConnection(asyncio.Protocol):
         else:
             body = f"400 Bad Request: {detail}".encode() if detail else b"400 Bad Request"
         self._keep = False
-        self.send_complete(None, status, b"Content-Type: text/plain; charset=utf-8\r\n", body,
-                           length=None, has_date=False, close=True)
+        self.send_complete(
+            None, status, b"Content-Type: text/plain; charset=utf-8\r\n", body, length=None, has_date=False, close=True
+        )
 
     # -- writing responses --------------------------------------------------------------
 
-    def _head(self, request: Request | None, status: int, lines: bytes, has_date: bool,
-              close: bool) -> list[bytes]:
+    def _head(self, request: Request | None, status: int, lines: bytes, has_date: bool, close: bool) -> list[bytes]:
         if close or self._closing:
             self._keep = False
         parts = [status_line(status), lines]
@@ -661,8 +702,17 @@ class ClientConnection(asyncio.Protocol):
             parts.append(b"Connection: keep-alive\r\n")
         return parts
 
-    def send_complete(self, request: Request | None, status: int, lines: bytes, body: bytes, *,
-                      length: int | None, has_date: bool, close: bool = False) -> None:
+    def send_complete(
+        self,
+        request: Request | None,
+        status: int,
+        lines: bytes,
+        body: bytes,
+        *,
+        length: int | None,
+        has_date: bool,
+        close: bool = False,
+    ) -> None:
         """Head and whole body in one write. ``lines``: header lines, framing excluded;
         ``length``: a Content-Length the handler set (kept for HEAD answers)."""
         head_only = request is not None and request.method == "HEAD"
@@ -670,16 +720,16 @@ class ClientConnection(asyncio.Protocol):
         if status in _NO_BODY_STATUS or status < 200:
             parts.append(b"\r\n")
         else:
-            parts += (b"Content-Length: %d\r\n\r\n" % (length if head_only and length is not None
-                                                        else len(body)),)
+            parts += (b"Content-Length: %d\r\n\r\n" % (length if head_only and length is not None else len(body)),)
             if not head_only:
                 parts.append(body)
         self._started = True
         if self.transport is not None and not self._lost:
             self.transport.write(b"".join(parts))
 
-    def send_head(self, request: Request, status: int, lines: bytes, *, length: int | None,
-                  has_date: bool, close: bool = False) -> None:
+    def send_head(
+        self, request: Request, status: int, lines: bytes, *, length: int | None, has_date: bool, close: bool = False
+    ) -> None:
         """The head of a streamed answer; the body follows with send_body/end_body.
         ``lines``: header lines without framing, which is chosen here."""
         head_only = request.method == "HEAD" or status in _NO_BODY_STATUS or status < 200
@@ -793,8 +843,7 @@ def _version(text: str) -> tuple[int, int]:
 class HTTPServer:
     """The protocol factory for ``loop.create_server`` plus the set of live connections."""
 
-    def __init__(self, handler: Handler, loop: asyncio.AbstractEventLoop,
-                 fast: FastPath | None = None) -> None:
+    def __init__(self, handler: Handler, loop: asyncio.AbstractEventLoop, fast: FastPath | None = None) -> None:
         self.handler = handler
         self.fast = fast
         self.loop = loop

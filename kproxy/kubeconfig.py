@@ -142,9 +142,7 @@ class Selected:
 # --------------------------------------------------------------------------- paths
 
 
-def kubeconfig_paths(
-    flag: str | None, environ: Mapping[str, str], home: str | None
-) -> tuple[list[str], bool]:
+def kubeconfig_paths(flag: str | None, environ: Mapping[str, str], home: str | None) -> tuple[list[str], bool]:
     """(files to read in kubectl's order, whether the one file was given explicitly).
 
     loader.go: an explicit --kubeconfig must exist; otherwise KUBECONFIG is split with
@@ -162,8 +160,7 @@ def kubeconfig_paths(
 
 # --------------------------------------------------------------------------- parse
 
-_KINDS = {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-          list: "a list", dict: "a mapping"}
+_KINDS = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
 
 
 def _kind(value: object) -> str:
@@ -227,30 +224,25 @@ class _Parser:
             self.fail(path, f"must be a list of strings, not {_kind(value)}")
         return tuple(value)
 
-    def named(
-        self, doc: Mapping[str, Any], key: str, inner: str, prefix: str = ""
-    ) -> dict[str, Any]:
+    def named(self, doc: Mapping[str, Any], key: str, inner: str, prefix: str = "") -> dict[str, Any]:
         """A v1 named list, ``[{name: N, <inner>: {...}}]`` → {N: inner}."""
         where = f"{prefix}.{key}" if prefix else key
         items = doc.get(key)
         if items is None:
             return {}
         if not isinstance(items, list):
-            self.fail(where, f"must be a list of {{name: ..., {inner}: ...}} entries, "
-                             f"not {_kind(items)}")
+            self.fail(where, f"must be a list of {{name: ..., {inner}: ...}} entries, not {_kind(items)}")
         out: dict[str, Any] = {}
         for i, item in enumerate(items):
             if not isinstance(item, dict):
-                self.fail(f"{where}[{i}]", f"must be a mapping with name and {inner}, "
-                                           f"not {_kind(item)}")
+                self.fail(f"{where}[{i}]", f"must be a mapping with name and {inner}, not {_kind(item)}")
             name = item.get("name")
             if not isinstance(name, str) or not name:  # Deviation: client-go accepts ""
                 self.fail(f"{where}[{i}].name", "must be a non-empty string: every entry needs one")
             if name in out:  # api/v1/conversion.go: 'duplicate name "x" in list'
                 self.fail(f"{where}[{name}]", "is defined twice in this file; names must be unique")
             # Extensions are free-form (runtime.RawExtension); the others decode into structs.
-            out[name] = (_freeze(item.get(inner)) if prefix
-                         else self.typed(item, inner, f"{key}[{name}]", dict, {}))
+            out[name] = _freeze(item.get(inner)) if prefix else self.typed(item, inner, f"{key}[{name}]", dict, {})
         return out
 
     def cluster(self, c: Mapping[str, Any], p: str) -> Cluster:
@@ -285,8 +277,7 @@ class _Parser:
             impersonate=self.string(u, "as", p),
             impersonate_uid=self.string(u, "as-uid", p),
             impersonate_groups=self.strings(u.get("as-groups"), f"{p}.as-groups"),
-            impersonate_extra=tuple((str(k), self.strings(v, f"{p}.as-user-extra.{k}"))
-                                    for k, v in extra.items()),
+            impersonate_extra=tuple((str(k), self.strings(v, f"{p}.as-user-extra.{k}")) for k, v in extra.items()),
             exec=None if exec_ is None else _freeze(exec_),
             auth_provider=None if provider is None else _freeze(provider),
         )
@@ -310,27 +301,31 @@ def parse(text: str, source: str) -> KubeConfig:
     if doc is None:  # loader.go Load: no data is the empty default config
         return KubeConfig()
     if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: must be a mapping (apiVersion: v1, kind: Config), "
-                          f"not {_kind(doc)}")
+        raise ConfigError(f"{source}: must be a mapping (apiVersion: v1, kind: Config), not {_kind(doc)}")
     p = _Parser(source)
     # The codec decodes v1 Config only; other versions and kinds are not registered.
     if p.string(doc, "apiVersion", "") not in ("", "v1"):
         p.fail("apiVersion", 'must be "v1"')
     if p.string(doc, "kind", "") not in ("", "Config"):
         p.fail("kind", 'must be "Config"')
-    clusters = {n: p.cluster(c, f"clusters[{n}].cluster")
-                for n, c in p.named(doc, "clusters", "cluster").items()}
+    clusters = {n: p.cluster(c, f"clusters[{n}].cluster") for n, c in p.named(doc, "clusters", "cluster").items()}
     users = {n: p.user(u, f"users[{n}].user") for n, u in p.named(doc, "users", "user").items()}
-    contexts = {n: p.context(c, f"contexts[{n}].context")
-                for n, c in p.named(doc, "contexts", "context").items()}
+    contexts = {n: p.context(c, f"contexts[{n}].context") for n, c in p.named(doc, "contexts", "context").items()}
     current = p.string(doc, "current-context", "")
-    sources = {f"{kind}[{name}]": source
-               for kind, table in (("clusters", clusters), ("users", users), ("contexts", contexts))
-               for name in table}
+    sources = {
+        f"{kind}[{name}]": source
+        for kind, table in (("clusters", clusters), ("users", users), ("contexts", contexts))
+        for name in table
+    }
     if current:
         sources["current-context"] = source
-    return KubeConfig(MappingProxyType(clusters), MappingProxyType(users),
-                      MappingProxyType(contexts), current, MappingProxyType(sources))
+    return KubeConfig(
+        MappingProxyType(clusters),
+        MappingProxyType(users),
+        MappingProxyType(contexts),
+        current,
+        MappingProxyType(sources),
+    )
 
 
 # --------------------------------------------------------------------------- merge
@@ -375,8 +370,10 @@ def select(config: KubeConfig, overrides: Overrides) -> Selected:
     ctx_name = o.context or config.current_context
     if ctx_name and ctx_name not in config.contexts:
         where = f"{_origin(config, 'current-context')}: current-context"
-        raise ConfigError(f'{"--context" if o.context else where}: context "{ctx_name}" does not '
-                          f'exist; {_available(config, "contexts")}')
+        raise ConfigError(
+            f'{"--context" if o.context else where}: context "{ctx_name}" does not '
+            f"exist; {_available(config, 'contexts')}"
+        )
     ctx = config.contexts.get(ctx_name, Context())
     cluster_name, user_name = o.cluster or ctx.cluster, o.user or ctx.user
     _must_exist(config, "clusters", cluster_name, o.cluster and "--cluster", ctx_name)
@@ -392,23 +389,31 @@ def select(config: KubeConfig, overrides: Overrides) -> Selected:
     if not tls:
         # ClientConfig: "only try to read the auth information if we are secure": over plain
         # http neither credentials nor TLS settings are used; impersonation is set before that.
-        cluster = Cluster(server=server, proxy_url=cluster.proxy_url,
-                          disable_compression=cluster.disable_compression,
-                          extensions=cluster.extensions)
-        user = User(impersonate=user.impersonate, impersonate_uid=user.impersonate_uid,
-                    impersonate_groups=user.impersonate_groups,
-                    impersonate_extra=user.impersonate_extra)
-    elif cluster.insecure_skip_tls_verify and (
-        cluster.certificate_authority or cluster.certificate_authority_data
-    ):
+        cluster = Cluster(
+            server=server,
+            proxy_url=cluster.proxy_url,
+            disable_compression=cluster.disable_compression,
+            extensions=cluster.extensions,
+        )
+        user = User(
+            impersonate=user.impersonate,
+            impersonate_uid=user.impersonate_uid,
+            impersonate_groups=user.impersonate_groups,
+            impersonate_extra=user.impersonate_extra,
+        )
+    elif cluster.insecure_skip_tls_verify and (cluster.certificate_authority or cluster.certificate_authority_data):
         # transport.TLSConfigFor: "specifying a root certificates file with the insecure flag
         # is not allowed".
         if o.insecure_skip_tls_verify and o.certificate_authority:
-            raise ConfigError("--insecure-skip-tls-verify and --certificate-authority cannot be "
-                              "used together: a CA is only used when verifying; drop one")
-        raise ConfigError(f"{cwhere}: insecure-skip-tls-verify is true and "
-                          "certificate-authority(-data) is set: a CA is only used when verifying; "
-                          "remove one of them")
+            raise ConfigError(
+                "--insecure-skip-tls-verify and --certificate-authority cannot be "
+                "used together: a CA is only used when verifying; drop one"
+            )
+        raise ConfigError(
+            f"{cwhere}: insecure-skip-tls-verify is true and "
+            "certificate-authority(-data) is set: a CA is only used when verifying; "
+            "remove one of them"
+        )
     # Namespace(): an empty namespace means "default".
     return Selected(ctx_name, cluster_name, user_name, ctx.namespace or "default", cluster, user)
 
@@ -437,8 +442,10 @@ def _must_exist(config: KubeConfig, kind: str, name: str, flag: str, ctx_name: s
         raise ConfigError(f'{flag}: {noun} "{name}" does not exist; {_available(config, kind)}')
     # Deviation: client-go tolerates a context naming a missing cluster or user (and then
     # talks to localhost:8080, or without credentials); kproxy reports the dangling name.
-    raise ConfigError(f"{_origin(config, f'contexts[{ctx_name}]')}: contexts[{ctx_name}].context."
-                      f'{noun}: {noun} "{name}" does not exist; {_available(config, kind)}')
+    raise ConfigError(
+        f"{_origin(config, f'contexts[{ctx_name}]')}: contexts[{ctx_name}].context."
+        f'{noun}: {noun} "{name}" does not exist; {_available(config, kind)}'
+    )
 
 
 def _apply_cluster(c: Cluster, o: Overrides) -> Cluster:
@@ -449,9 +456,12 @@ def _apply_cluster(c: Cluster, o: Overrides) -> Cluster:
         # "An override of --insecure-skip-tls-verify=true and no accompanying CA/CA data should
         # clear already-set CA/CA data"; "an override of --certificate-authority should also
         # override TLS skip settings and CA data".
-        c = replace(c, insecure_skip_tls_verify=bool(o.insecure_skip_tls_verify),
-                    certificate_authority=o.certificate_authority or None,
-                    certificate_authority_data=None)
+        c = replace(
+            c,
+            insecure_skip_tls_verify=bool(o.insecure_skip_tls_verify),
+            certificate_authority=o.certificate_authority or None,
+            certificate_authority_data=None,
+        )
     if o.tls_server_name or o.server:
         # "setting a --server will effectively clear the KUBECONFIG value of tls-server-name".
         c = replace(c, tls_server_name=o.tls_server_name)
@@ -468,9 +478,12 @@ def _apply_user(u: User, o: Overrides) -> User:
     if o.client_key:
         u = replace(u, client_key=o.client_key, client_key_data=None)
     # Each impersonation flag replaces only its own field (mergo WithOverride, field by field).
-    return replace(u, impersonate=o.impersonate or u.impersonate,
-                   impersonate_uid=o.impersonate_uid or u.impersonate_uid,
-                   impersonate_groups=o.impersonate_groups or u.impersonate_groups)
+    return replace(
+        u,
+        impersonate=o.impersonate or u.impersonate,
+        impersonate_uid=o.impersonate_uid or u.impersonate_uid,
+        impersonate_groups=o.impersonate_groups or u.impersonate_groups,
+    )
 
 
 def _no_server(config: KubeConfig, ctx_name: str, cluster_name: str, cwhere: str) -> str:
@@ -480,11 +493,15 @@ def _no_server(config: KubeConfig, ctx_name: str, cluster_name: str, cwhere: str
         return f"{cwhere}.server: is empty; set the API server URL there or pass --server"
     if ctx_name:
         origin = _origin(config, f"contexts[{ctx_name}]")
-        return (f"{origin}: contexts[{ctx_name}].context.cluster: "
-                "is empty; name a cluster there or pass --cluster or --server")
+        return (
+            f"{origin}: contexts[{ctx_name}].context.cluster: "
+            "is empty; name a cluster there or pass --cluster or --server"
+        )
     if config.contexts or config.clusters:
-        return ("no Kubernetes API server configured: no current-context is set and no --context "
-                f"or --server given; {_available(config, 'contexts')}")
+        return (
+            "no Kubernetes API server configured: no current-context is set and no --context "
+            f"or --server given; {_available(config, 'contexts')}"
+        )
     return "no Kubernetes API server configured: no kubeconfig found and no --server given"
 
 
@@ -492,8 +509,7 @@ def _server_url(server: str, where: str) -> tuple[str, bool]:
     """(normalised server URL, uses TLS), as rest.DefaultServerURL sees it from clientcmd."""
     # Deviation: Go would send user info as basic auth. Checked first: never echo a password.
     if "@" in server.split("://", 1)[-1].split("/", 1)[0]:
-        raise ConfigError(f"{where}: the server URL must not contain user info; "
-                          "use a token or a client certificate")
+        raise ConfigError(f"{where}: the server URL must not contain user info; use a token or a client certificate")
     try:
         parts = urlsplit(server)
         if not parts.scheme or not parts.netloc:
@@ -504,12 +520,10 @@ def _server_url(server: str, where: str) -> tuple[str, bool]:
                 raise ValueError("a path needs a scheme")
         parts.port  # noqa: B018 -- raises on a bad port
     except ValueError as exc:
-        raise ConfigError(f'{where}: "{server}" is not a URL ({exc}); '
-                          "use https://host:port") from None
+        raise ConfigError(f'{where}: "{server}" is not a URL ({exc}); use https://host:port') from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise ConfigError(f'{where}: scheme "{parts.scheme}" is not supported; '
-                          "use https://host:port")
+        raise ConfigError(f'{where}: scheme "{parts.scheme}" is not supported; use https://host:port')
     if not parts.hostname:
         raise ConfigError(f'{where}: "{server}" has no host; use https://host:port')
     # ClientConfig drops the query and fragment (when there is a path; always, here).
@@ -518,6 +532,7 @@ def _server_url(server: str, where: str) -> tuple[str, bool]:
 
 def _validate(c: Cluster, u: User, o: Overrides, cwhere: str, uwhere: str) -> None:
     """validation.go validateClusterInfo and validateAuthInfo, for the selected entries."""
+
     def fail(where: str, what: str) -> NoReturn:
         raise ConfigError(f"{where}: {what}")
 
@@ -529,21 +544,23 @@ def _validate(c: Cluster, u: User, o: Overrides, cwhere: str, uwhere: str) -> No
         except ValueError:
             scheme = "?"
         if scheme not in ("http", "https", "socks5"):
-            fail(f"{cwhere}.proxy-url",
-                 f'unsupported scheme "{scheme}"; must be http, https or socks5')
+            fail(f"{cwhere}.proxy-url", f'unsupported scheme "{scheme}"; must be http, https or socks5')
     if u.client_certificate or u.client_certificate_data:
         if u.client_certificate and u.client_certificate_data:
             fail(uwhere, "client-certificate and client-certificate-data are both set; keep one")
         if u.client_key and u.client_key_data:
             fail(uwhere, "client-key and client-key-data are both set; keep one")
         if not (u.client_key or u.client_key_data):
-            fail(uwhere, "a client certificate needs client-key or client-key-data "
-                         "(or --client-key)")
+            fail(uwhere, "a client certificate needs client-key or client-key-data (or --client-key)")
     if u.token and (u.username or u.password):
-        fail(uwhere, f"more than one authentication method ({'--token' if o.token else 'token'} "
-                     "and username/password); use only one")
+        fail(
+            uwhere,
+            f"more than one authentication method ({'--token' if o.token else 'token'} "
+            "and username/password); use only one",
+        )
     if u.exec is not None and u.auth_provider is not None:
         fail(uwhere, "exec and auth-provider cannot both be set; keep one")
     if (u.impersonate_uid or u.impersonate_groups or u.impersonate_extra) and not u.impersonate:
-        fail(uwhere, "as-uid, as-groups or as-user-extra (or --as-uid/--as-group) need a user to "
-                     "impersonate (as / --as)")
+        fail(
+            uwhere, "as-uid, as-groups or as-user-extra (or --as-uid/--as-group) need a user to impersonate (as / --as)"
+        )

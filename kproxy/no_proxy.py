@@ -48,8 +48,10 @@ __all__ = [
 
 
 # Go's unicode.IsSpace (strings.TrimSpace). Python's str.strip() also strips \x1c-\x1f.
-_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" \
-            "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def go_trim_space(s: str) -> str:
@@ -146,9 +148,7 @@ def _label_to_ascii(label: str) -> str:
         if mapped.startswith("xn--"):
             mapped[4:].encode("ascii").decode("punycode")  # must be valid punycode
     else:
-        mapped = "".join(
-            part if _DEVIATIONS.fullmatch(part) else nameprep(part) for part in _DEVIATIONS.split(label)
-        )
+        mapped = "".join(part if _DEVIATIONS.fullmatch(part) else nameprep(part) for part in _DEVIATIONS.split(label))
     ascii_part = "".join(ch for ch in mapped if ch.isascii())
     if not _STD3.fullmatch(ascii_part) or mapped.startswith("-") or mapped.endswith("-"):
         raise UnicodeError("STD3 rules")  # Lookup uses STD3 rules and CheckHyphens

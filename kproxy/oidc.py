@@ -136,8 +136,9 @@ class OIDCProvider(AuthSource):
 
     async def _refresh(self) -> bytes:
         if not self._refresh_token:
-            raise UpstreamError(f"oidc auth-provider ({self._where}): No valid id-token, and cannot "
-                                "refresh without refresh-token")
+            raise UpstreamError(
+                f"oidc auth-provider ({self._where}): No valid id-token, and cannot refresh without refresh-token"
+            )
         self.refreshes += 1
         prefix = f"oidc auth-provider ({self._where}): failed to refresh token"
         ctx = ssl.create_default_context()
@@ -151,13 +152,13 @@ class OIDCProvider(AuthSource):
                 token_url = await self._token_endpoint(session, ctx, prefix)
                 answer = await self._token_request(session, ctx, token_url, prefix)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise UpstreamError(f"{prefix}: cannot reach the issuer {self._issuer}: "
-                                f"{_describe(exc)}") from None
+            raise UpstreamError(f"{prefix}: cannot reach the issuer {self._issuer}: {_describe(exc)}") from None
         id_token = answer.get("id_token")
         if not isinstance(id_token, str) or not id_token:
             raise UpstreamError(
-                f"{prefix}: token response did not contain an id_token, either the scope \"openid\" wasn't "
-                "requested upon login, or the provider doesn't support id_tokens as part of the refresh response")
+                f'{prefix}: token response did not contain an id_token, either the scope "openid" wasn\'t '
+                "requested upon login, or the provider doesn't support id_tokens as part of the refresh response"
+            )
         self._adopt_id_token(id_token, check=False)
         updates = {"id-token": id_token}
         refresh = answer.get("refresh_token")
@@ -170,8 +171,12 @@ class OIDCProvider(AuthSource):
             try:
                 persist_tokens(path, user, updates)
             except (OSError, ValueError, yaml.YAMLError) as exc:
-                log.warning("oidc auth-provider (%s): could not persist new tokens to %s: %s; "
-                            "they are kept in memory", self._where, path, _describe(exc))
+                log.warning(
+                    "oidc auth-provider (%s): could not persist new tokens to %s: %s; they are kept in memory",
+                    self._where,
+                    path,
+                    _describe(exc),
+                )
         return self.line
 
     async def _token_endpoint(self, session: aiohttp.ClientSession, ctx: ssl.SSLContext, prefix: str) -> str:
@@ -180,13 +185,14 @@ class OIDCProvider(AuthSource):
         async with session.get(url, ssl=ctx, allow_redirects=True) as resp:
             body = await resp.read()
             if resp.status != 200:
-                raise UpstreamError(f"{prefix}: oidc: failed to query metadata endpoint {url}: "
-                                    f"{resp.status} {resp.reason}: {_snippet(body)}")
+                raise UpstreamError(
+                    f"{prefix}: oidc: failed to query metadata endpoint {url}: "
+                    f"{resp.status} {resp.reason}: {_snippet(body)}"
+                )
         try:
             metadata = json.loads(body)
         except ValueError:
-            raise UpstreamError(f"{prefix}: oidc: failed to decode provider discovery object "
-                                f"from {url}") from None
+            raise UpstreamError(f"{prefix}: oidc: failed to decode provider discovery object from {url}") from None
         endpoint = metadata.get("token_endpoint") if isinstance(metadata, dict) else None
         if not isinstance(endpoint, str) or not endpoint:
             raise UpstreamError(f"{prefix}: oidc: discovery object doesn't contain a token_endpoint ({url})")
@@ -199,23 +205,24 @@ class OIDCProvider(AuthSource):
         # golang.org/x/oauth2 AuthStyleAutoDetect: HTTP Basic first (RFC 6749 §2.3.1, with
         # both parts form-encoded), then the credentials in the body if that fails.
         basic = base64.b64encode(
-            f"{quote(self._client_id, safe='')}:{quote(self._client_secret, safe='')}".encode()).decode()
+            f"{quote(self._client_id, safe='')}:{quote(self._client_secret, safe='')}".encode()
+        ).decode()
         attempts: list[tuple[dict[str, str], dict[str, str]]] = [
             ({"Authorization": f"Basic {basic}"}, form),
             ({}, {**form, "client_id": self._client_id, "client_secret": self._client_secret}),
         ]
         failure = ""
         for headers, data in attempts:
-            async with session.post(url, data=data, headers={"Accept": "application/json", **headers},
-                                    ssl=ctx) as resp:
+            async with session.post(url, data=data, headers={"Accept": "application/json", **headers}, ssl=ctx) as resp:
                 body = await resp.read()
                 status, reason = resp.status, resp.reason
             if 200 <= status < 300:
                 try:
                     answer = json.loads(body)
                 except ValueError:
-                    raise UpstreamError(f"{prefix}: the token endpoint {url} answered {status} "
-                                        "without a JSON body") from None
+                    raise UpstreamError(
+                        f"{prefix}: the token endpoint {url} answered {status} without a JSON body"
+                    ) from None
                 if not isinstance(answer, dict) or not answer.get("access_token"):
                     raise UpstreamError(f"{prefix}: oauth2: server response missing access_token ({url})")
                 return answer

@@ -174,11 +174,15 @@ class Options:
         egress = _egress(flags, selected.cluster, env, base, warnings)
         upstream = _upstream(flags, selected, warnings, egress)
         if upstream.proxy is not None:
-            notices.append(f"reaching the API server {upstream.display} through the proxy "
-                           f"{upstream.proxy.display} (from {upstream.proxy.source})")
+            notices.append(
+                f"reaching the API server {upstream.display} through the proxy "
+                f"{upstream.proxy.display} (from {upstream.proxy.source})"
+            )
         if egress.trust.certificates:
-            notices.append(f"trusting {len(egress.trust.certificates)} extra CA certificate(s) for the API "
-                           f"server and https:// proxies, from {_origins(egress.trust)}")
+            notices.append(
+                f"trusting {len(egress.trust.certificates)} extra CA certificate(s) for the API "
+                f"server and https:// proxies, from {_origins(egress.trust)}"
+            )
 
         api_prefix = normalize_prefix("--api-prefix", flags.api_prefix)
         www = ""
@@ -197,9 +201,7 @@ class Options:
                 reject_methods=flags.reject_methods,
             )
         elif not flags.unix_socket:
-            warnings.append(
-                "Request filter disabled, your proxy is vulnerable to XSRF attacks, please be cautious"
-            )
+            warnings.append("Request filter disabled, your proxy is vulnerable to XSRF attacks, please be cautious")
         if www:
             try:
                 if not os.path.isdir(www):
@@ -299,11 +301,11 @@ _EXEC_TIMEOUT_ENV = "KPROXY_EXEC_PLUGIN_TIMEOUT"
 # kubectl's words for the auth-providers it removed (client-go gcp_stub.go, azure_stub.go).
 _REMOVED_PROVIDERS = {
     "gcp": 'The gcp auth plugin has been removed.\nPlease use the "gke-gcloud-auth-plugin" kubectl/client-go '
-           "credential plugin instead.\nSee https://cloud.google.com/blog/products/containers-kubernetes/"
-           "kubectl-auth-changes-in-gke for further details",
+    "credential plugin instead.\nSee https://cloud.google.com/blog/products/containers-kubernetes/"
+    "kubectl-auth-changes-in-gke for further details",
     "azure": "The azure auth plugin has been removed.\nPlease use the https://github.com/Azure/kubelogin "
-             "kubectl/client-go credential plugin instead.\nSee https://kubernetes.io/docs/reference/"
-             "access-authn-authz/authentication/#client-go-credential-plugins for further details",
+    "kubectl/client-go credential plugin instead.\nSee https://kubernetes.io/docs/reference/"
+    "access-authn-authz/authentication/#client-go-credential-plugins for further details",
 }
 
 
@@ -371,8 +373,9 @@ def _fields(selected: kubeconfig.Selected) -> dict[str, Any]:
     return {f.name: getattr(selected, f.name) for f in fields(kubeconfig.Selected)}
 
 
-def _egress(flags: Flags, cluster: kubeconfig.Cluster, env: Mapping[str, str], base: str,
-            warnings: list[str]) -> Egress:
+def _egress(
+    flags: Flags, cluster: kubeconfig.Cluster, env: Mapping[str, str], base: str, warnings: list[str]
+) -> Egress:
     """The proxy settings by precedence (--http-proxy-config > proxy-url > environment)
     and the extra CAs (--custom-ca-trust-certificates, then trustedCa)."""
     now = datetime.now(UTC)
@@ -450,10 +453,16 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str], 
         key_pem, key_field = _pem_source(user.client_key_data, user.client_key, f"{user_field}.client-key")
 
         def build(cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
-            return credentials.tls_context(ca_pem=ca_pem, ca_field=ca_field,
-                                           insecure=cluster.insecure_skip_tls_verify, cert_pem=cert,
-                                           key_pem=key, cert_field=cert_field, key_field=key_field,
-                                           extra_ca=egress.trust.pem)
+            return credentials.tls_context(
+                ca_pem=ca_pem,
+                ca_field=ca_field,
+                insecure=cluster.insecure_skip_tls_verify,
+                cert_pem=cert,
+                key_pem=key,
+                cert_field=cert_field,
+                key_field=key_field,
+                extra_ca=egress.trust.pem,
+            )
 
         build_tls = build
         ssl_context = build(cert_pem, key_pem)
@@ -463,7 +472,9 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str], 
             # Files replaced on disk are picked up for new connections (client-go's cert rotation).
             tls = credentials.CertFiles(
                 build,
-                (cert_path, cert_pem), (key_path, key_pem), ssl_context,
+                (cert_path, cert_pem),
+                (key_path, key_pem),
+                ssl_context,
                 f"{user_field}.client-certificate ({cert_path or key_path})",
             )
 
@@ -478,20 +489,25 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str], 
         if name in _REMOVED_PROVIDERS:
             raise ConfigError(_REMOVED_PROVIDERS[str(name)])
         if name != "oidc":
-            raise ConfigError(f'{user_where}.auth-provider: no Auth Provider found for name "{name}"; '
-                              "kproxy supports oidc (and exec credential plugins)")
+            raise ConfigError(
+                f'{user_where}.auth-provider: no Auth Provider found for name "{name}"; '
+                "kproxy supports oidc (and exec credential plugins)"
+            )
         config = provider.get("config") or {}
         idp_ca: bytes | None = None
         if config.get("idp-certificate-authority-data"):
             try:
                 idp_ca = base64.b64decode(str(config["idp-certificate-authority-data"]), validate=True)
             except (binascii.Error, ValueError):
-                raise ConfigError(f"{user_where}.auth-provider.config.idp-certificate-authority-data: "
-                                  "is not valid base64") from None
+                raise ConfigError(
+                    f"{user_where}.auth-provider.config.idp-certificate-authority-data: is not valid base64"
+                ) from None
         elif config.get("idp-certificate-authority"):
             idp_ca = _read(str(config["idp-certificate-authority"]), "idp-certificate-authority file")
         auth = oidc.OIDCProvider(
-            config, where=f"{user_where}.auth-provider", ca_pem=idp_ca,
+            config,
+            where=f"{user_where}.auth-provider",
+            ca_pem=idp_ca,
             persist_to=(loaded.user_source, selected.user_name) if loaded.user_source else None,
         )
     elif user.token_file:
@@ -550,14 +566,20 @@ def _upstream(flags: Flags, selected: kubeconfig.Selected, warnings: list[str], 
         raise ConfigError(f"server {cluster.server!r}: {exc}") from None
     if decision.error:
         raise ConfigError(f"{decision.rule}; the API server {scheme}://{netloc} cannot be reached from here")
-    extra = f" and {len(egress.trust.certificates)} custom CA(s) from {_origins(egress.trust)}" \
-        if egress.trust.certificates else ""
+    extra = (
+        f" and {len(egress.trust.certificates)} custom CA(s) from {_origins(egress.trust)}"
+        if egress.trust.certificates
+        else ""
+    )
     proxy = None
     if decision.proxy is not None:
         proxy_tls = credentials.proxy_tls_context(egress.trust.pem) if decision.proxy.scheme == "https" else None
         proxy = ProxyRoute.from_url(decision.proxy, decision.source, proxy_tls)
-    trusted = "nothing (insecure-skip-tls-verify)" if cluster.insecure_skip_tls_verify else \
-        (ca_field or "the system trust store") + extra
+    trusted = (
+        "nothing (insecure-skip-tls-verify)"
+        if cluster.insecure_skip_tls_verify
+        else (ca_field or "the system trust store") + extra
+    )
     return Upstream(
         scheme=scheme,
         host=host,

@@ -55,8 +55,7 @@ class ResponseHead:
         return self._headers
 
 
-_FRAMED = re.compile(rb"^(?:content-length[ \t]*:|transfer-encoding[ \t]*:[^\n]*chunked)",
-                     re.IGNORECASE | re.MULTILINE)
+_FRAMED = re.compile(rb"^(?:content-length[ \t]*:|transfer-encoding[ \t]*:[^\n]*chunked)", re.IGNORECASE | re.MULTILINE)
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -134,11 +133,7 @@ class UpstreamConnection(asyncio.Protocol):
                 # Content-Length, no chunking), end here.
                 self._finish()
             else:
-                self._fail(
-                    UpstreamError(
-                        "the API server closed the connection before the response was complete"
-                    )
-                )
+                self._fail(UpstreamError("the API server closed the connection before the response was complete"))
         self._wake_drain()
         if self.on_event is not None:
             self.on_event()
@@ -166,8 +161,8 @@ class UpstreamConnection(asyncio.Protocol):
         # llhttp insists on CRLF line ends, so the head ends at the first empty line.
         end = data.find(b"\r\n\r\n")
         first = data.find(b"\r\n") + 2
-        raw = data[first:end + 2] if first <= end else b""
-        rest = data[end + 4:]
+        raw = data[first : end + 2] if first <= end else b""
+        rest = data[end + 4 :]
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             # Interim responses (100 Continue, 103 Early Hints) are not relayed.

@@ -69,10 +69,7 @@ __all__ = [
 # own addresses (which the caller gathers and passes to with_local_addresses).
 THIS_MACHINE = ipaddress.IPv4Network("0.0.0.0/32")
 _LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.IPv4Network("127.0.0.0/8"), ipaddress.IPv6Network("::1/128"))
-_EXAMPLES = (
-    "write an address such as 73.140.245.7 or 2001:db8::1,"
-    " or a range such as 73.140.245.0/24 or 2001:db8::/32"
-)
+_EXAMPLES = "write an address such as 73.140.245.7 or 2001:db8::1, or a range such as 73.140.245.0/24 or 2001:db8::/32"
 
 
 def normalize_address(address: str | IPAddress) -> IPAddress:
@@ -99,7 +96,9 @@ def _parse_entry(entry: str, where: str) -> IPNetwork:
         return ConfigError(f"{where}: {entry!r} is not a valid IP address or CIDR range ({reason}); {_EXAMPLES}")
 
     if "," in entry or any(c.isspace() for c in entry):
-        raise bad("an entry has no spaces or commas inside: one entry per line in a file, entries separated by commas in a flag")
+        raise bad(
+            "an entry has no spaces or commas inside: one entry per line in a file, entries separated by commas in a flag"
+        )
     text, slash, prefix_text = entry.partition("/")
     if "%" in entry:
         fixed = text.partition("%")[0] + (f"/{prefix_text.partition('%')[0]}" if slash else "")
@@ -184,9 +183,7 @@ class _Intervals:
         # Two CIDR blocks are either disjoint or nested, so the outermost blocks are disjoint:
         # sort by start (widest first, then in the order given) and drop every block that
         # starts inside the one kept before it. The rest are the merged intervals.
-        ordered = sorted(
-            (_span(net) + (report,) for net, report in items), key=lambda item: (item[0], -item[1])
-        )
+        ordered = sorted((_span(net) + (report,) for net, report in items), key=lambda item: (item[0], -item[1]))
         starts: list[int] = []
         ends: list[int] = []
         reported: list[IPNetwork] = []
@@ -289,10 +286,7 @@ class AuthorizedRanges:
             return "authorized IP ranges: none, every client address is allowed (the check is disabled)"
         v4 = sum(1 for net in self.networks if net.version == 4)
         count = len(self.networks)
-        line = (
-            f"authorized IP ranges: {count} range{'s' if count != 1 else ''} in force"
-            f" ({v4} IPv4, {count - v4} IPv6)"
-        )
+        line = f"authorized IP ranges: {count} range{'s' if count != 1 else ''} in force ({v4} IPv4, {count - v4} IPv6)"
         if THIS_MACHINE in self.networks:
             local = len(self.local_addresses)
             line += f"; 0.0.0.0/32 admits this machine: loopback and {local} local address{'es' if local != 1 else ''}"

@@ -285,8 +285,13 @@ class Relay:
                     auth = None
         client = request.protocol
         memo = client.relay_memo
-        if (memo is not None and memo[0] == target and memo[1] == line and memo[2] == request.method
-                and memo[3] == request.raw_headers):
+        if (
+            memo is not None
+            and memo[0] == target
+            and memo[1] == line
+            and memo[2] == request.method
+            and memo[3] == request.raw_headers
+        ):
             # The same request as the last one on this connection (a poller, a dashboard):
             # the same head goes out, without building it again.
             head_bytes = memo[4]
@@ -300,13 +305,13 @@ class Relay:
             return False
         conn.start(request.method == "HEAD")
         conn.write(head_bytes)
-        conn.on_event = _FastExchange(self, request, conn, target,
-                                      None if auth is None else (auth, line, started))
+        conn.on_event = _FastExchange(self, request, conn, target, None if auth is None else (auth, line, started))
         client.upstream_in_flight = conn
         return True
 
-    async def _after_fast_401(self, request: Request, target: bytes, refused: tuple[AuthSource, bytes, float],
-                              head: ResponseHead, body: bytes) -> Sent:
+    async def _after_fast_401(
+        self, request: Request, target: bytes, refused: tuple[AuthSource, bytes, float], head: ResponseHead, body: bytes
+    ) -> Sent:
         """A fast exchange's credential was refused: refresh once and send again on the
         ordinary path, or relay the 401 as it came (as _exchange does)."""
         auth, line, started = refused
@@ -320,10 +325,15 @@ class Relay:
     def _proxy_auth_error(self) -> UpstreamError:
         route = self._up.proxy
         assert route is not None
-        sent = ("the credentials from the proxy URL were rejected" if route.credentials
-                else "no credentials were sent; put them in the proxy URL as http://USER:PASSWORD@HOST:PORT")
-        return UpstreamError(f"the proxy {route.display} (from {route.source}) requires proxy authentication "
-                             f"(407 Proxy Authentication Required): {sent}")
+        sent = (
+            "the credentials from the proxy URL were rejected"
+            if route.credentials
+            else "no credentials were sent; put them in the proxy URL as http://USER:PASSWORD@HOST:PORT"
+        )
+        return UpstreamError(
+            f"the proxy {route.display} (from {route.source}) requires proxy authentication "
+            f"(407 Proxy Authentication Required): {sent}"
+        )
 
     # -- upgrades -------------------------------------------------------------------------
 
@@ -387,8 +397,14 @@ class _FastExchange:
 
     __slots__ = ("_conn", "_refreshable", "_relay", "_request", "_target")
 
-    def __init__(self, relay: Relay, request: Request, conn: UpstreamConnection, target: bytes,
-                 refreshable: tuple[AuthSource, bytes, float] | None) -> None:
+    def __init__(
+        self,
+        relay: Relay,
+        request: Request,
+        conn: UpstreamConnection,
+        target: bytes,
+        refreshable: tuple[AuthSource, bytes, float] | None,
+    ) -> None:
         self._relay = relay
         self._request = request
         self._conn = conn
@@ -438,8 +454,9 @@ async def _raise(error: Exception) -> Sent:
     raise error
 
 
-async def _finish_streaming(pool: ConnectionPool, request: Request, conn: UpstreamConnection,
-                            head: ResponseHead) -> Sent:
+async def _finish_streaming(
+    pool: ConnectionPool, request: Request, conn: UpstreamConnection, head: ResponseHead
+) -> Sent:
     reusable = False
     try:
         reusable = await _stream(request, conn, head) and head.keep_alive
@@ -454,8 +471,9 @@ async def _finish_streaming(pool: ConnectionPool, request: Request, conn: Upstre
 
 def _send_whole(request: Request, conn: UpstreamConnection, head: ResponseHead) -> None:
     lines, length, has_date = response_lines_raw(head.raw)
-    request.protocol.send_complete(request, head.status, lines, conn.take_buffered_body(),
-                                   length=length, has_date=has_date)
+    request.protocol.send_complete(
+        request, head.status, lines, conn.take_buffered_body(), length=length, has_date=has_date
+    )
 
 
 async def _stream(request: Request, conn: UpstreamConnection, head: ResponseHead, close: bool = False) -> bool:

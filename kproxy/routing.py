@@ -224,12 +224,7 @@ class Router:
         "/"). ``CONNECT`` and ``OPTIONS *`` are the caller's: Go's server answers them before
         any routing (reference §3).
         """
-        if (
-            raw_path[:1] == "/"
-            and "%" not in raw_path
-            and "//" not in raw_path
-            and "/." not in raw_path
-        ):
+        if raw_path[:1] == "/" and "%" not in raw_path and "//" not in raw_path and "/." not in raw_path:
             # The common case: nothing to decode, nothing to clean. Without '%' the raw path
             # is also the decoded one, and Go's re-escaped form (for characters such as '"')
             # differs from it only inside segments, so routing it gives the same answer.
@@ -248,19 +243,13 @@ class Router:
         escaped = raw_path if _VALID_ENCODED(raw_path) is not None else _escape(decoded)
         return self._resolve(raw_path, decoded, escaped, raw_query)
 
-    def _resolve(
-        self, raw: str, decoded: str, escaped: str, raw_query: str | None
-    ) -> Route:
+    def _resolve(self, raw: str, decoded: str, escaped: str, raw_query: str | None) -> Route:
         # Go's ServeMux.findHandler, for every method but CONNECT.
         if escaped == "" or "//" in escaped or "/." in escaped:
             cleaned = _clean_path(escaped)
         else:
             cleaned = escaped
-        if (
-            self._slashless_depths
-            and cleaned.count("/") in self._slashless_depths
-            and not cleaned.endswith("/")
-        ):
+        if self._slashless_depths and cleaned.count("/") in self._slashless_depths and not cleaned.endswith("/"):
             segments = tuple(_unescape(s) for s in cleaned[1:].split("/"))
             if segments in self._slashless:
                 # matchOrRedirect: Location is cleanPath(r.URL.Path)+"/", built from the
@@ -325,9 +314,7 @@ def upstream_path(raw_path: str, server_path: str, append_server_path: bool) -> 
 
 
 # Go's html.EscapeString-like htmlReplacer in net/http (&#34; and &#39;, not &quot;).
-_HTML_ESCAPES = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"}
-)
+_HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
 
 
 def redirect_body(method: str, location: str) -> tuple[bytes, str | None]:
@@ -337,9 +324,7 @@ def redirect_body(method: str, location: str) -> tuple[bytes, str | None]:
     HEAD only the Content-Type, every other method neither.
     """
     if method == "GET":
-        html = (
-            f'<a href="{location.translate(_HTML_ESCAPES)}">Moved Permanently</a>.\n\n'
-        )
+        html = f'<a href="{location.translate(_HTML_ESCAPES)}">Moved Permanently</a>.\n\n'
         return html.encode("utf-8", "surrogateescape"), "text/html; charset=utf-8"
     if method == "HEAD":
         return b"", "text/html; charset=utf-8"

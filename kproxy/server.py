@@ -28,6 +28,7 @@ from .static import StaticFiles
 
 __all__ = ["ProxyServer"]
 
+
 class ProxyServer:
     """``async with ProxyServer(options) as server:`` serves until the block ends.
 

@@ -257,7 +257,9 @@ def _split_id(kind: Kind, text: str) -> tuple[str, str, str]:
     if len(parts) == 2:
         if parts[1] == "":
             raise InvalidProxyURL(
-                kind, f"{kind}", text,
+                kind,
+                f"{kind}",
+                text,
                 f"has an empty port after ':' (kproxy: write '{parts[0]}'; an empty port needs a"
                 f" scheme: 'https:{parts[0]}:')",
             )
@@ -266,12 +268,13 @@ def _split_id(kind: Kind, text: str) -> tuple[str, str, str]:
         if parts[0] == "":
             plain = f"{parts[1]}:{parts[2]}" if parts[2] else parts[1]
             raise InvalidProxyURL(
-                kind, "scheme", "", f"is empty in '{text}': it must be {_RULE_SCHEME} (kproxy: for http write '{plain}')"
+                kind,
+                "scheme",
+                "",
+                f"is empty in '{text}': it must be {_RULE_SCHEME} (kproxy: for http write '{plain}')",
             )
         return parts[0], parts[1], parts[2]
-    raise InvalidProxyURL(
-        kind, f"{kind}", text, f"has {len(parts)} ':'-separated parts; at most 3: SCHEME:NAME:PORT"
-    )
+    raise InvalidProxyURL(kind, f"{kind}", text, f"has {len(parts)} ':'-separated parts; at most 3: SCHEME:NAME:PORT")
 
 
 def target(
@@ -357,6 +360,8 @@ def _legacy(segments: list[str], query: str | None) -> InvalidProxyURL:
         suggestion = f"; use {suggestion}"
     kind = "node" if len(segments) > 1 and segments[1] == "nodes" else "service"
     return InvalidProxyURL(
-        kind, "path", "/api/v1/proxy/" + "/".join(segments[1:]),
+        kind,
+        "path",
+        "/api/v1/proxy/" + "/".join(segments[1:]),
         f"uses the /api/v1/proxy/... form, removed in Kubernetes 1.10{suggestion}",
     )

@@ -53,29 +53,65 @@ _GET_HEAD = ("GET", "HEAD")
 
 # Go 1.23's mime.builtinTypes, plus .txt as the observed machine's mime.types gave it.
 _TYPES = {
-    ".avif": "image/avif", ".css": "text/css; charset=utf-8", ".gif": "image/gif",
-    ".htm": _HTML, ".html": _HTML, ".jpeg": "image/jpeg", ".jpg": "image/jpeg",
-    ".js": "text/javascript; charset=utf-8", ".json": "application/json",
-    ".mjs": "text/javascript; charset=utf-8", ".pdf": "application/pdf",
-    ".png": "image/png", ".svg": "image/svg+xml", ".wasm": "application/wasm",
-    ".webp": "image/webp", ".xml": "text/xml; charset=utf-8", ".txt": _TEXT,
+    ".avif": "image/avif",
+    ".css": "text/css; charset=utf-8",
+    ".gif": "image/gif",
+    ".htm": _HTML,
+    ".html": _HTML,
+    ".jpeg": "image/jpeg",
+    ".jpg": "image/jpeg",
+    ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".pdf": "application/pdf",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".wasm": "application/wasm",
+    ".webp": "image/webp",
+    ".xml": "text/xml; charset=utf-8",
+    ".txt": _TEXT,
 }
 
 # Go's sniff.go (WHATWG mimesniff) in its order. HTML: after leading whitespace, letters
 # case-insensitive, then a space or '>'. Then (mask or None for an exact prefix, pattern).
-_HTML_TAGS = [b"<" + t.encode() for t in (
-    "!DOCTYPE HTML", "HTML", "HEAD", "SCRIPT", "IFRAME", "H1", "DIV", "FONT", "TABLE",
-    "A", "STYLE", "TITLE", "B", "BODY", "BR", "P", "!--")]
+_HTML_TAGS = [
+    b"<" + t.encode()
+    for t in (
+        "!DOCTYPE HTML",
+        "HTML",
+        "HEAD",
+        "SCRIPT",
+        "IFRAME",
+        "H1",
+        "DIV",
+        "FONT",
+        "TABLE",
+        "A",
+        "STYLE",
+        "TITLE",
+        "B",
+        "BODY",
+        "BR",
+        "P",
+        "!--",
+    )
+]
 _SIGS: list[tuple[bytes | None, bytes, str]] = [
-    (None, b"%PDF-", "application/pdf"), (None, b"%!PS-Adobe-", "application/postscript"),
+    (None, b"%PDF-", "application/pdf"),
+    (None, b"%!PS-Adobe-", "application/postscript"),
     (b"\xff\xff\0\0", b"\xfe\xff\0\0", "text/plain; charset=utf-16be"),
     (b"\xff\xff\0\0", b"\xff\xfe\0\0", "text/plain; charset=utf-16le"),
     (b"\xff\xff\xff\0", b"\xef\xbb\xbf\0", _TEXT),
-    (None, b"\0\0\1\0", "image/x-icon"), (None, b"\0\0\2\0", "image/x-icon"),
-    (None, b"BM", "image/bmp"), (None, b"GIF87a", "image/gif"), (None, b"GIF89a", "image/gif"),
+    (None, b"\0\0\1\0", "image/x-icon"),
+    (None, b"\0\0\2\0", "image/x-icon"),
+    (None, b"BM", "image/bmp"),
+    (None, b"GIF87a", "image/gif"),
+    (None, b"GIF89a", "image/gif"),
     (b"\xff\xff\xff\xff\0\0\0\0\xff\xff\xff\xff\xff\xff", b"RIFF\0\0\0\0WEBPVP", "image/webp"),
-    (None, b"\x89PNG\r\n\x1a\n", "image/png"), (None, b"\xff\xd8\xff", "image/jpeg"),
-    (None, b"\x1f\x8b\x08", "application/x-gzip"), (None, b"PK\3\4", "application/zip"),
+    (None, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (None, b"\xff\xd8\xff", "image/jpeg"),
+    (None, b"\x1f\x8b\x08", "application/x-gzip"),
+    (None, b"PK\3\4", "application/zip"),
     (None, b"Rar!\x1a\x07\0", "application/x-rar-compressed"),
     (None, b"Rar!\x1a\x07\1\0", "application/x-rar-compressed"),
     (None, b"\0asm", "application/wasm"),
@@ -88,14 +124,20 @@ def _detect_content_type(data: bytes) -> str:
     data = data[:512]
     lead = data.lstrip(b"\t\n\x0c\r ")
     for tag in _HTML_TAGS:
-        if len(lead) > len(tag) and lead[len(tag)] in b" >" and tag == bytes(
-                b & 0xDF if 0x41 <= t <= 0x5A else b for b, t in zip(lead, tag)):
+        if (
+            len(lead) > len(tag)
+            and lead[len(tag)] in b" >"
+            and tag == bytes(b & 0xDF if 0x41 <= t <= 0x5A else b for b, t in zip(lead, tag))
+        ):
             return _HTML
     if lead.startswith(b"<?xml"):
         return "text/xml; charset=utf-8"
     for mask, pattern, ctype in _SIGS:
-        if data.startswith(pattern) if mask is None else len(data) >= len(pattern) and all(
-                d & m == p for d, m, p in zip(data, mask, pattern)):
+        if (
+            data.startswith(pattern)
+            if mask is None
+            else len(data) >= len(pattern) and all(d & m == p for d, m, p in zip(data, mask, pattern))
+        ):
             return ctype
     return "application/octet-stream" if _BINARY.search(lead) else _TEXT
 
@@ -295,8 +337,9 @@ def _seconds(mtime_ns: int) -> int | None:
     return mtime_ns // 1_000_000_000 if mtime_ns else None
 
 
-def _multipart(ranges: list[tuple[int, int]], size: int, ctype: str) -> tuple[
-        tuple[tuple[bytes, int, int], ...], bytes, str]:
+def _multipart(
+    ranges: list[tuple[int, int]], size: int, ctype: str
+) -> tuple[tuple[tuple[bytes, int, int], ...], bytes, str]:
     """RFC 9110 §14.6 multipart/byteranges, byte for byte as Go's mime/multipart writes
     it: (part header, offset, count) per range, the trailer and the Content-Type."""
     boundary = secrets.token_hex(30)
@@ -313,8 +356,14 @@ class _FileResponse(StreamResponse):
     """Once prepared, sends (part header, offset, count) pieces of ``fobj`` and a trailer,
     then closes it. Without ``fobj`` (HEAD) only the headers go out."""
 
-    def __init__(self, status: int, headers: dict[str, str], fobj: io.FileIO | None = None,
-                 parts: tuple[tuple[bytes, int, int], ...] = (), trailer: bytes = b"") -> None:
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        fobj: io.FileIO | None = None,
+        parts: tuple[tuple[bytes, int, int], ...] = (),
+        trailer: bytes = b"",
+    ) -> None:
         super().__init__(status=status, headers=headers)
         self._fobj, self._parts, self._trailer = fobj, parts, trailer
 
@@ -339,8 +388,7 @@ class _FileResponse(StreamResponse):
             if fobj is not None:
                 fobj.close()
 
-    async def _copy(self, request: Request, fobj: io.FileIO, offset: int,
-                    count: int) -> bool:
+    async def _copy(self, request: Request, fobj: io.FileIO, offset: int, count: int) -> bool:
         loop = asyncio.get_running_loop()
         if count and request.transport is not None:
             try:  # os.sendfile on asyncio's own loops, as aiohttp's FileResponse does
@@ -348,8 +396,7 @@ class _FileResponse(StreamResponse):
             except NotImplementedError:  # uvloop: chunks read off the loop instead
                 pass
         while count:
-            chunk = await loop.run_in_executor(None, os.pread, fobj.fileno(),
-                                               min(_CHUNK, count), offset)
+            chunk = await loop.run_in_executor(None, os.pread, fobj.fileno(), min(_CHUNK, count), offset)
             if not chunk:
                 return False
             await self.write(chunk)
@@ -396,8 +443,7 @@ class StaticFiles:
         ims = request.headers.get("If-Modified-Since", "")
         if request.method in _GET_HEAD and _not_after(ims, answer.mtime):
             return Response(status=304)  # a listing: Go sets no Last-Modified here
-        return Response(status=answer.status, body=answer.body or None,
-                            headers=answer.headers)
+        return Response(status=answer.status, body=answer.body or None, headers=answer.headers)
 
     def _serve(self, request: Request, found: _Opened) -> Answer:
         """Go's serveContent for an opened regular file."""
@@ -422,7 +468,7 @@ class StaticFiles:
             parts: tuple[tuple[bytes, int, int], ...] = ((b"", 0, size),)
             trailer = b""
             if len(ranges) == 1:
-                (start, n), = ranges
+                ((start, n),) = ranges
                 parts = ((b"", start, n),)
                 headers["Content-Range"] = f"bytes {start}-{start + n - 1}/{size}"
             elif ranges:

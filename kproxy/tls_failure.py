@@ -32,8 +32,13 @@ _NAME_MISMATCH = frozenset({62, 64})
 
 
 def describe_verify_failure(
-    what: str, name: str, exc: ssl.SSLCertVerificationError, peer_der: bytes | None,
-    *, trusted: str, name_hint: str = "",
+    what: str,
+    name: str,
+    exc: ssl.SSLCertVerificationError,
+    peer_der: bytes | None,
+    *,
+    trusted: str,
+    name_hint: str = "",
 ) -> str:
     code = exc.verify_code
     reason = exc.verify_message or exc.reason or str(exc)
@@ -43,25 +48,32 @@ def describe_verify_failure(
         names = _san_names(cert) if cert is not None else None
         if cert is not None and names is None:
             cn = _common_name(cert)
-            return (f"{head}: x509: certificate relies on legacy Common Name field, use SANs instead "
-                    f"(it has no Subject Alternative Name, only the Common Name {cn!r}). Go, and so "
-                    "kubectl, ignore the Common Name since Go 1.15; kproxy does the same. Reissue the "
-                    f"certificate with a subjectAltName for {name!r} (DNS:{name} or IP:{name})")
+            return (
+                f"{head}: x509: certificate relies on legacy Common Name field, use SANs instead "
+                f"(it has no Subject Alternative Name, only the Common Name {cn!r}). Go, and so "
+                "kubectl, ignore the Common Name since Go 1.15; kproxy does the same. Reissue the "
+                f"certificate with a subjectAltName for {name!r} (DNS:{name} or IP:{name})"
+            )
         if names:
-            return (f"{head}: x509: certificate is valid for {', '.join(names)}, not {name}"
-                    + (f"; {name_hint}" if name_hint else ""))
+            return f"{head}: x509: certificate is valid for {', '.join(names)}, not {name}" + (
+                f"; {name_hint}" if name_hint else ""
+            )
         return f"{head}: the certificate is not valid for {name} ({reason})"
     if code in _UNKNOWN_AUTHORITY:
         issuer = f"issued by {cert.issuer.rfc4514_string() or '(empty issuer)'}" if cert is not None else reason
         self_signed = " (self-signed)" if cert is not None and cert.issuer == cert.subject else ""
-        return (f"{head}: x509: certificate signed by unknown authority ({issuer}{self_signed}); "
-                f"trusted: {trusted}. If a corporate proxy or an internal CA signs it, trust that CA "
-                "with --custom-ca-trust-certificates FILE (PEM)")
+        return (
+            f"{head}: x509: certificate signed by unknown authority ({issuer}{self_signed}); "
+            f"trusted: {trusted}. If a corporate proxy or an internal CA signs it, trust that CA "
+            "with --custom-ca-trust-certificates FILE (PEM)"
+        )
     if code == 10 and cert is not None:
         return f"{head}: x509: certificate has expired (valid until {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC)"
     if code == 9 and cert is not None:
-        return (f"{head}: x509: certificate is not yet valid (valid from "
-                f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC); check this machine's clock")
+        return (
+            f"{head}: x509: certificate is not yet valid (valid from "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC); check this machine's clock"
+        )
     return f"{head}: {reason}"
 
 
@@ -83,8 +95,11 @@ def _san_names(cert: x509.Certificate) -> list[str] | None:
     except ValueError:
         return []
     names: list[str] = list(san.get_values_for_type(x509.DNSName))
-    names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)
-              if isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address)]
+    names += [
+        str(ip)
+        for ip in san.get_values_for_type(x509.IPAddress)
+        if isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address)
+    ]
     return names
 
 

@@ -95,8 +95,9 @@ def parse_trusted_ca(value: str, source: str, *, now: datetime) -> TrustBundle:
         data = base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         shown = value if len(value) <= 40 else value[:37] + "..."
-        raise ConfigError(f"{source}: trustedCa {shown!r} is not valid base64 ({exc}); "
-                          "encode the PEM file with: base64 -w0 ca.pem") from None
+        raise ConfigError(
+            f"{source}: trustedCa {shown!r} is not valid base64 ({exc}); encode the PEM file with: base64 -w0 ca.pem"
+        ) from None
     return parse_pem(data, f"{source} trustedCa", now=now)
 
 
@@ -130,11 +131,14 @@ def parse_pem(data: str | bytes, source: str, *, now: datetime, limit: int | Non
     if not certs:
         raise ConfigError(f"{source}: no certificates; expected PEM blocks starting with -----BEGIN CERTIFICATE-----")
     if limit is not None and len(certs) > limit:
-        warnings.append(f"{source}: {len(certs)} certificates; AKS accepts at most {limit} per file "
-                        f"(kproxy uses all {len(certs)})")
+        warnings.append(
+            f"{source}: {len(certs)} certificates; AKS accepts at most {limit} per file (kproxy uses all {len(certs)})"
+        )
     return TrustBundle(
         pem=b"".join(c.public_bytes(Encoding.PEM) for c in certs),
-        certificates=tuple(certs), warnings=tuple(warnings), origins=tuple(origins),
+        certificates=tuple(certs),
+        warnings=tuple(warnings),
+        origins=tuple(origins),
     )
 
 
@@ -151,8 +155,7 @@ def _blocks(text: str, source: str) -> list[tuple[int, int, list[str]]]:
         where = f"{source}: block {number} (line {start})"
         begin = _BEGIN.fullmatch(lines[i])
         if begin is None:
-            raise ConfigError(f"{where}: not PEM: {_clip(lines[i])!r}; "
-                              "expected -----BEGIN CERTIFICATE-----")
+            raise ConfigError(f"{where}: not PEM: {_clip(lines[i])!r}; expected -----BEGIN CERTIFICATE-----")
         label = begin.group(1)
         if label != "CERTIFICATE":
             raise ConfigError(f"{where}: a PEM {label} block, not a CERTIFICATE")
@@ -164,7 +167,7 @@ def _blocks(text: str, source: str) -> list[tuple[int, int, list[str]]]:
             j += 1
         if j == len(lines):
             raise ConfigError(f"{where}: no {end} line before the end of the file")
-        blocks.append((number, start, lines[i:j + 1]))
+        blocks.append((number, start, lines[i : j + 1]))
         i = j + 1
     return blocks
 
@@ -184,16 +187,18 @@ def _check(cert: x509.Certificate, where: str, now: datetime) -> list[str]:
     if cert.not_valid_after_utc < now:
         out.append(f"{where}: certificate {subject} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
     if cert.not_valid_before_utc > now:
-        out.append(f"{where}: certificate {subject} is not valid until "
-                   f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
+        out.append(
+            f"{where}: certificate {subject} is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+        )
     try:
         is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         why = "basicConstraints CA:FALSE"
     except x509.ExtensionNotFound:
         is_ca, why = False, "no basicConstraints extension"
     if not is_ca:
-        out.append(f"{where}: certificate {subject} is not a CA certificate ({why}); "
-                   "it cannot vouch for a server certificate")
+        out.append(
+            f"{where}: certificate {subject} is not a CA certificate ({why}); it cannot vouch for a server certificate"
+        )
     return out
 
 

@@ -60,15 +60,17 @@ class ProxyRoute:
     @classmethod
     def from_url(cls, url: GoURL, source: str, ssl_context: ssl.SSLContext | None) -> ProxyRoute:
         scheme = url.scheme
-        kind: Literal["http", "https", "socks5"] = \
+        kind: Literal["http", "https", "socks5"] = (
             "socks5" if scheme in ("socks5", "socks5h") else "https" if scheme == "https" else "http"
+        )
         host = idna_ascii(url.hostname)
         port = int(url.port) if url.port else _DEFAULT_PORTS.get(scheme, 0)
         if port > 65535:
             port = 0
         display = f"{scheme}://{f'[{host}]' if ':' in host else host}" + (f":{url.port}" if url.port else "")
-        return cls(kind, host, port, display, source,
-                   url.username, url.password, ssl_context if kind == "https" else None)
+        return cls(
+            kind, host, port, display, source, url.username, url.password, ssl_context if kind == "https" else None
+        )
 
     @property
     def credentials(self) -> bool:
@@ -115,8 +117,10 @@ async def connect_via(
     """
     loop = asyncio.get_running_loop()
     if route.port == 0:
-        raise UpstreamError(f"cannot connect to the proxy {route.display} (from {route.source}): "
-                            "the URL has no port and its scheme has no default one; add :PORT")
+        raise UpstreamError(
+            f"cannot connect to the proxy {route.display} (from {route.source}): "
+            "the URL has no port and its scheme has no default one; add :PORT"
+        )
     if route.kind == "socks5":
         sock = await _socks5(route, target_host, target_port)
         try:
@@ -134,8 +138,14 @@ async def connect_via(
     try:
         target = join_host_port(idna_ascii(target_host), str(target_port)).encode("ascii", "replace")
         transport.write(
-            b"CONNECT " + target + b" HTTP/1.1\r\nHost: " + target + b"\r\n"
-            + user_agent + route.authorization + b"\r\n"
+            b"CONNECT "
+            + target
+            + b" HTTP/1.1\r\nHost: "
+            + target
+            + b"\r\n"
+            + user_agent
+            + route.authorization
+            + b"\r\n"
         )
         await reply.answer(route, target.decode())
         protocol = protocol_factory()
@@ -181,7 +191,10 @@ async def _to_proxy(route: ProxyRoute, protocol_factory: Callable[[], P]) -> tup
     where = f"the proxy {route.display} (from {route.source})"
     try:
         transport, protocol = await asyncio.get_running_loop().create_connection(
-            protocol_factory, route.host, route.port, ssl=route.ssl_context,
+            protocol_factory,
+            route.host,
+            route.port,
+            ssl=route.ssl_context,
             server_hostname=route.host if route.ssl_context is not None else None,
         )
     except ssl.SSLError as exc:
@@ -219,7 +232,7 @@ class _ConnectReply(asyncio.Protocol):
             if self._transport is not None:
                 self._transport.pause_reading()
             self._done.set_result(bytes(self._buffer[:end]))
-            del self._buffer[:end + 4]
+            del self._buffer[: end + 4]
         elif len(self._buffer) > _MAX_REPLY:
             self._done.set_exception(UpstreamError("the proxy's answer to CONNECT has no end of header"))
 
@@ -242,19 +255,25 @@ class _ConnectReply(asyncio.Protocol):
         status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
         parts = status_line.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-            raise UpstreamError(f"{where} answered CONNECT {target} with something that is not HTTP: "
-                                f"{status_line[:80]!r}")
+            raise UpstreamError(
+                f"{where} answered CONNECT {target} with something that is not HTTP: {status_line[:80]!r}"
+            )
         status = int(parts[1])
         if status == 407 or status == 401:
             # 407 is the standard answer; some proxies (tinyproxy, for wrong credentials)
             # say 401. Either comes from the proxy: the API server never sees a CONNECT.
-            sent = ("the credentials from the proxy URL were rejected" if route.credentials
-                    else "no credentials were sent; put them in the proxy URL as http://USER:PASSWORD@HOST:PORT")
+            sent = (
+                "the credentials from the proxy URL were rejected"
+                if route.credentials
+                else "no credentials were sent; put them in the proxy URL as http://USER:PASSWORD@HOST:PORT"
+            )
             raise UpstreamError(f"{where} requires proxy authentication ({status_line}) for CONNECT {target}: {sent}")
         if status != 200:
             raise UpstreamError(f"{where} refused CONNECT {target}: {status_line}")
         if self._buffer:
-            raise UpstreamError(f"{where} sent {len(self._buffer)} unexpected bytes after its answer to CONNECT {target}")
+            raise UpstreamError(
+                f"{where} sent {len(self._buffer)} unexpected bytes after its answer to CONNECT {target}"
+            )
 
 
 async def _socks5(route: ProxyRoute, host: str, port: int) -> socket.socket:
@@ -274,7 +293,10 @@ async def _socks5(route: ProxyRoute, host: str, port: int) -> socket.socket:
     except ProxyError as exc:
         text = str(exc)
         if "authentication" in text.lower() or "acceptable" in text.lower():
-            sent = "the credentials from the proxy URL were rejected" if route.credentials \
+            sent = (
+                "the credentials from the proxy URL were rejected"
+                if route.credentials
                 else "no credentials were sent; put them in the proxy URL as socks5://USER:PASSWORD@HOST:PORT"
+            )
             raise UpstreamError(f"{where} requires authentication ({text}): {sent}") from exc
         raise UpstreamError(f"{where} could not connect to {join_host_port(host, str(port))}: {text}") from exc

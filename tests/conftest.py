@@ -16,10 +16,20 @@ import pytest
 from kproxy.testing import FakeAPIServer, TestPKI
 
 _PROXY_VARS = (
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
-    "ALL_PROXY", "all_proxy", "REQUEST_METHOD", "KUBECONFIG",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "REQUEST_METHOD",
+    "KUBECONFIG",
     # A test machine that is itself a pod must not turn the tests in-cluster.
-    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KPROXY_SERVICE_ACCOUNT_DIR",
+    "KUBERNETES_SERVICE_HOST",
+    "KUBERNETES_SERVICE_PORT",
+    "KPROXY_SERVICE_ACCOUNT_DIR",
     "KPROXY_EXEC_PLUGIN_TIMEOUT",
 )
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,8 +103,9 @@ def kproxy_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "kproxy", *args]
 
 
-async def run_kproxy(*args: str, env: dict[str, str] | None = None, cwd: str | None = None,
-                     expect_start: bool = True) -> KproxyProcess:
+async def run_kproxy(
+    *args: str, env: dict[str, str] | None = None, cwd: str | None = None, expect_start: bool = True
+) -> KproxyProcess:
     proc = await asyncio.create_subprocess_exec(
         *kproxy_cmd(*args),
         stdout=asyncio.subprocess.PIPE,
@@ -159,4 +170,3 @@ def kubectl_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
     env["HOME"] = str(home)
     return env
-

@@ -21,9 +21,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = [
-    "--rounds", "1", "--get-seconds", "1", "--list-seconds", "1", "--warmup-seconds", "0",
-    "--connections", "4", "--list-pods", "100", "--watches", "20", "--watch-idle-seconds", "0.2",
-    "--event-samples", "3", "--broadcasts", "1", "--echo-seconds", "0.2",
+    "--rounds",
+    "1",
+    "--get-seconds",
+    "1",
+    "--list-seconds",
+    "1",
+    "--warmup-seconds",
+    "0",
+    "--connections",
+    "4",
+    "--list-pods",
+    "100",
+    "--watches",
+    "20",
+    "--watch-idle-seconds",
+    "0.2",
+    "--event-samples",
+    "3",
+    "--broadcasts",
+    "1",
+    "--echo-seconds",
+    "0.2",
 ]
 
 
@@ -43,7 +62,11 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", *TINY, "--out", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=220,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=220,
     )
     assert done.returncode == 0, done.stderr[-3000:]
 

@@ -12,8 +12,18 @@ from kproxy.options import Flags
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0", 0.0), ("30s", 30.0), ("1m", 60.0), ("1m30s", 90.0), ("1.5h", 5400.0),
-     ("500ms", 0.5), ("-1s", -1.0), ("2h45m", 9900.0), ("10us", 1e-5), ("1µs", 1e-6)],
+    [
+        ("0", 0.0),
+        ("30s", 30.0),
+        ("1m", 60.0),
+        ("1m30s", 90.0),
+        ("1.5h", 5400.0),
+        ("500ms", 0.5),
+        ("-1s", -1.0),
+        ("2h45m", 9900.0),
+        ("10us", 1e-5),
+        ("1µs", 1e-6),
+    ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration("--keepalive", text) == pytest.approx(seconds)
@@ -44,10 +54,30 @@ def test_defaults_are_kubectls() -> None:
 
 def test_short_forms_and_spellings() -> None:
     ns = build_parser().parse_args(
-        ["-p", "0", "-u", "/tmp/s", "-w", "www", "-P", "/ui", "-s", "https://h:6443",
-         "--disable-filter=false", "--append-server-path", "--keepalive=1m", "--reject-paths=",
-         "--as=bob", "--as-group", "a", "--as-group=b", "--insecure-skip-tls-verify=true",
-         "-v=3", "extra", "positional"]
+        [
+            "-p",
+            "0",
+            "-u",
+            "/tmp/s",
+            "-w",
+            "www",
+            "-P",
+            "/ui",
+            "-s",
+            "https://h:6443",
+            "--disable-filter=false",
+            "--append-server-path",
+            "--keepalive=1m",
+            "--reject-paths=",
+            "--as=bob",
+            "--as-group",
+            "a",
+            "--as-group=b",
+            "--insecure-skip-tls-verify=true",
+            "-v=3",
+            "extra",
+            "positional",
+        ]
     )
     flags = flags_from_namespace(ns)
     assert flags.port == 0
@@ -66,19 +96,44 @@ def test_every_kubectl_proxy_flag_is_in_the_table() -> None:
     names = {f.name for f in FLAG_TABLE}
     shorts = {f.short: f.name for f in FLAG_TABLE if f.short}
     assert {
-        "port", "address", "unix-socket", "www", "www-prefix", "api-prefix", "accept-hosts",
-        "accept-paths", "reject-paths", "reject-methods", "disable-filter", "keepalive",
-        "append-server-path", "kubeconfig", "context", "cluster", "user", "server", "token",
-        "certificate-authority", "client-certificate", "client-key", "insecure-skip-tls-verify",
-        "tls-server-name", "as", "as-group", "as-uid",
+        "port",
+        "address",
+        "unix-socket",
+        "www",
+        "www-prefix",
+        "api-prefix",
+        "accept-hosts",
+        "accept-paths",
+        "reject-paths",
+        "reject-methods",
+        "disable-filter",
+        "keepalive",
+        "append-server-path",
+        "kubeconfig",
+        "context",
+        "cluster",
+        "user",
+        "server",
+        "token",
+        "certificate-authority",
+        "client-certificate",
+        "client-key",
+        "insecure-skip-tls-verify",
+        "tls-server-name",
+        "as",
+        "as-group",
+        "as-uid",
     } <= names
     assert shorts == {"p": "port", "u": "unix-socket", "w": "www", "P": "www-prefix", "s": "server"}
 
 
 @pytest.mark.parametrize(
     ("argv", "needle"),
-    [(["--port", "abc"], "--port 'abc'"), (["--keepalive", "5"], "--keepalive '5'"),
-     (["--disable-filter=maybe"], "--disable-filter 'maybe'")],
+    [
+        (["--port", "abc"], "--port 'abc'"),
+        (["--keepalive", "5"], "--keepalive '5'"),
+        (["--disable-filter=maybe"], "--disable-filter 'maybe'"),
+    ],
 )
 def test_bad_values_name_the_flag(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:

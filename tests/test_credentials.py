@@ -42,34 +42,63 @@ def b64(data: bytes) -> str:
 # --------------------------------------------------------------------------- exec config
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ({"command": "p", "apiVersion": V1, "interactiveMode": "Never"}, ("p", V1, "Never")),
-    ({"command": "p", "apiVersion": V1BETA1}, ("p", V1BETA1, "IfAvailable")),  # v1beta1 defaults it
-    ({"command": "p", "apiVersion": V1, "interactiveMode": "Always", "args": ["a"],
-      "env": [{"name": "A", "value": "1"}], "provideClusterInfo": True}, ("p", V1, "Always")),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"command": "p", "apiVersion": V1, "interactiveMode": "Never"}, ("p", V1, "Never")),
+        ({"command": "p", "apiVersion": V1BETA1}, ("p", V1BETA1, "IfAvailable")),  # v1beta1 defaults it
+        (
+            {
+                "command": "p",
+                "apiVersion": V1,
+                "interactiveMode": "Always",
+                "args": ["a"],
+                "env": [{"name": "A", "value": "1"}],
+                "provideClusterInfo": True,
+            },
+            ("p", V1, "Always"),
+        ),
+    ],
+)
 def test_exec_config_accepted(raw: dict[str, Any], expected: tuple[str, str, str]) -> None:
     config = exec_credential.parse_config(raw, "alice", "where")
     assert (config.command, config.api_version, config.interactive_mode) == expected
 
 
-@pytest.mark.parametrize(("raw", "needle"), [
-    ({"apiVersion": V1, "interactiveMode": "Never"},
-     "command must be specified for alice to use exec authentication plugin"),
-    ({"command": "p", "interactiveMode": "Never"},
-     "apiVersion must be specified for alice to use exec authentication plugin"),
-    ({"command": "p", "apiVersion": V1},
-     "interactiveMode must be specified for alice to use exec authentication plugin"),
-    ({"command": "p", "apiVersion": V1, "interactiveMode": "Sometimes"},
-     'invalid interactiveMode for alice: "Sometimes"'),
-    ({"command": "p", "apiVersion": "client.authentication.k8s.io/v1alpha1", "interactiveMode": "Never"},
-     'exec plugin: invalid apiVersion "client.authentication.k8s.io/v1alpha1"'),
-    ({"command": "p", "apiVersion": V1, "interactiveMode": "Never", "env": [{"value": "x"}]},
-     "env variable name must be specified for alice"),
-    ({"command": "p", "apiVersion": V1, "interactiveMode": "Never", "args": "--flag"},
-     "args must be a list of strings"),
-    ({"command": 3, "apiVersion": V1, "interactiveMode": "Never"}, "command must be a string"),
-])
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        (
+            {"apiVersion": V1, "interactiveMode": "Never"},
+            "command must be specified for alice to use exec authentication plugin",
+        ),
+        (
+            {"command": "p", "interactiveMode": "Never"},
+            "apiVersion must be specified for alice to use exec authentication plugin",
+        ),
+        (
+            {"command": "p", "apiVersion": V1},
+            "interactiveMode must be specified for alice to use exec authentication plugin",
+        ),
+        (
+            {"command": "p", "apiVersion": V1, "interactiveMode": "Sometimes"},
+            'invalid interactiveMode for alice: "Sometimes"',
+        ),
+        (
+            {"command": "p", "apiVersion": "client.authentication.k8s.io/v1alpha1", "interactiveMode": "Never"},
+            'exec plugin: invalid apiVersion "client.authentication.k8s.io/v1alpha1"',
+        ),
+        (
+            {"command": "p", "apiVersion": V1, "interactiveMode": "Never", "env": [{"value": "x"}]},
+            "env variable name must be specified for alice",
+        ),
+        (
+            {"command": "p", "apiVersion": V1, "interactiveMode": "Never", "args": "--flag"},
+            "args must be a list of strings",
+        ),
+        ({"command": 3, "apiVersion": V1, "interactiveMode": "Never"}, "command must be a string"),
+    ],
+)
 def test_exec_config_rejected(raw: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError) as info:
         exec_credential.parse_config(raw, "alice", "kubeconfig: users[alice].user.exec")
@@ -77,11 +106,16 @@ def test_exec_config_rejected(raw: dict[str, Any], needle: str) -> None:
     assert str(info.value).startswith("kubeconfig: users[alice].user.exec: ")
 
 
-@pytest.mark.parametrize(("mode", "terminal", "interactive"), [
-    ("Never", False, False), ("Never", True, False),
-    ("IfAvailable", False, False), ("IfAvailable", True, True),
-    ("Always", True, True),
-])
+@pytest.mark.parametrize(
+    ("mode", "terminal", "interactive"),
+    [
+        ("Never", False, False),
+        ("Never", True, False),
+        ("IfAvailable", False, False),
+        ("IfAvailable", True, True),
+        ("Always", True, True),
+    ],
+)
 def test_interactive_mode_rules(mode: exec_credential.InteractiveMode, terminal: bool, interactive: bool) -> None:
     assert exec_credential.is_interactive(mode, terminal, "w") is interactive
 
@@ -94,17 +128,29 @@ def test_always_without_a_terminal_fails_at_start() -> None:
 
 def test_exec_info_carries_the_cluster() -> None:
     cluster = exec_credential.ClusterInfo(
-        server="https://k:6443", tls_server_name="api.k", insecure_skip_tls_verify=False,
-        certificate_authority_data=b"PEM", proxy_url="socks5://p:1080", disable_compression=True,
+        server="https://k:6443",
+        tls_server_name="api.k",
+        insecure_skip_tls_verify=False,
+        certificate_authority_data=b"PEM",
+        proxy_url="socks5://p:1080",
+        disable_compression=True,
         config={"audience": "k8s", "list": ("a",)},
     )
     info = json.loads(exec_credential.exec_info(V1, cluster, False))
     assert info == {
-        "kind": "ExecCredential", "apiVersion": V1,
-        "spec": {"cluster": {"server": "https://k:6443", "tls-server-name": "api.k",
-                             "certificate-authority-data": b64(b"PEM"), "proxy-url": "socks5://p:1080",
-                             "disable-compression": True, "config": {"audience": "k8s", "list": ["a"]}},
-                 "interactive": False},
+        "kind": "ExecCredential",
+        "apiVersion": V1,
+        "spec": {
+            "cluster": {
+                "server": "https://k:6443",
+                "tls-server-name": "api.k",
+                "certificate-authority-data": b64(b"PEM"),
+                "proxy-url": "socks5://p:1080",
+                "disable-compression": True,
+                "config": {"audience": "k8s", "list": ["a"]},
+            },
+            "interactive": False,
+        },
     }
     assert json.loads(exec_credential.exec_info(V1BETA1, None, True))["spec"] == {"interactive": True}
 
@@ -132,21 +178,26 @@ def test_exec_output_certificate(pki: TestPKI) -> None:
     assert result.expires is None
 
 
-@pytest.mark.parametrize(("out", "needle"), [
-    (b"", "decoding stdout: no output"),
-    (f"token={SECRET}".encode(), "decoding stdout: not JSON"),
-    (json.dumps([SECRET]).encode(), "couldn't get version/kind"),
-    (json.dumps({"kind": "ExecCredential", "status": {"token": SECRET}}).encode(), "'apiVersion' is missing"),
-    (cred({"token": SECRET}, api_version=V1BETA1),
-     f"exec plugin is configured to use API version {V1}, plugin returned version {V1BETA1}"),
-    (cred({"token": SECRET}, kind="Secret"), 'no kind "Secret" is registered'),
-    (json.dumps({"apiVersion": V1, "kind": "ExecCredential"}).encode(), "didn't return a status field"),
-    (cred({}), "didn't return a token or cert/key pair"),
-    (cred({"clientCertificateData": SECRET}), "returned only certificate or key, not both"),
-    (cred({"token": SECRET, "expirationTimestamp": "tomorrow"}), "not an RFC 3339 time"),
-    (cred({"token": SECRET, "expirationTimestamp": "2030-01-02T03:04:05"}), "no time zone"),
-    (cred({"token": 42}), "status.token must be a string"),
-])
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [
+        (b"", "decoding stdout: no output"),
+        (f"token={SECRET}".encode(), "decoding stdout: not JSON"),
+        (json.dumps([SECRET]).encode(), "couldn't get version/kind"),
+        (json.dumps({"kind": "ExecCredential", "status": {"token": SECRET}}).encode(), "'apiVersion' is missing"),
+        (
+            cred({"token": SECRET}, api_version=V1BETA1),
+            f"exec plugin is configured to use API version {V1}, plugin returned version {V1BETA1}",
+        ),
+        (cred({"token": SECRET}, kind="Secret"), 'no kind "Secret" is registered'),
+        (json.dumps({"apiVersion": V1, "kind": "ExecCredential"}).encode(), "didn't return a status field"),
+        (cred({}), "didn't return a token or cert/key pair"),
+        (cred({"clientCertificateData": SECRET}), "returned only certificate or key, not both"),
+        (cred({"token": SECRET, "expirationTimestamp": "tomorrow"}), "not an RFC 3339 time"),
+        (cred({"token": SECRET, "expirationTimestamp": "2030-01-02T03:04:05"}), "no time zone"),
+        (cred({"token": 42}), "status.token must be a string"),
+    ],
+)
 def test_exec_output_rejected_without_quoting_it(out: bytes, needle: str) -> None:
     with pytest.raises(ValueError) as info:
         exec_credential.parse_output(out, V1)
@@ -157,18 +208,36 @@ def test_exec_output_rejected_without_quoting_it(out: bytes, needle: str) -> Non
 # --------------------------------------------------------------------------- exec runs
 
 
-def plugin_source(tmp_path: Path, name: str = "plugin", *, api_version: str = V1, timeout: float = 30.0,
-                  install_hint: str = "", tls_for: Any = None, **spec: Any) -> tuple[Any, exec_plugin.ExecPlugin]:
+def plugin_source(
+    tmp_path: Path,
+    name: str = "plugin",
+    *,
+    api_version: str = V1,
+    timeout: float = 30.0,
+    install_hint: str = "",
+    tls_for: Any = None,
+    **spec: Any,
+) -> tuple[Any, exec_plugin.ExecPlugin]:
     plugin = write_plugin(tmp_path / "bin", name, apiVersion=api_version, **spec)
     config = exec_credential.parse_config(
-        {"command": str(plugin.path), "apiVersion": api_version, "interactiveMode": "Never",
-         "installHint": install_hint, "env": [{"name": "FROM_KUBECONFIG", "value": "yes"}],
-         "provideClusterInfo": True},
-        "u", "w",
+        {
+            "command": str(plugin.path),
+            "apiVersion": api_version,
+            "interactiveMode": "Never",
+            "installHint": install_hint,
+            "env": [{"name": "FROM_KUBECONFIG", "value": "yes"}],
+            "provideClusterInfo": True,
+        },
+        "u",
+        "w",
     )
     source = exec_plugin.ExecPlugin(
-        config, environ={**os.environ, "FROM_KPROXY": "env"}, interactive=False,
-        cluster=exec_credential.ClusterInfo(server=SERVER), timeout=timeout, tls_for=tls_for,
+        config,
+        environ={**os.environ, "FROM_KPROXY": "env"},
+        interactive=False,
+        cluster=exec_credential.ClusterInfo(server=SERVER),
+        timeout=timeout,
+        tls_for=tls_for,
     )
     return plugin, source
 
@@ -218,8 +287,7 @@ async def test_after_401_refreshes_once(tmp_path: Path) -> None:
 
 
 async def test_failures_are_clear_and_the_next_call_runs_again(tmp_path: Path) -> None:
-    plugin, source = plugin_source(tmp_path, exit=3, stderr="no account configured\n" + "x" * 5000,
-                                   timeout=0.5)
+    plugin, source = plugin_source(tmp_path, exit=3, stderr="no account configured\n" + "x" * 5000, timeout=0.5)
     with pytest.raises(UpstreamError) as info:
         await source.fresh()
     message = info.value.message
@@ -241,8 +309,14 @@ async def test_failures_are_clear_and_the_next_call_runs_again(tmp_path: Path) -
 
 async def test_missing_plugin_shows_the_install_hint(tmp_path: Path) -> None:
     config = exec_credential.parse_config(
-        {"command": "kproxy-no-such-plugin", "apiVersion": V1BETA1,
-         "installHint": "Install it with: brew install no-such-plugin"}, "u", "w")
+        {
+            "command": "kproxy-no-such-plugin",
+            "apiVersion": V1BETA1,
+            "installHint": "Install it with: brew install no-such-plugin",
+        },
+        "u",
+        "w",
+    )
     source = exec_plugin.ExecPlugin(config, environ={"PATH": str(tmp_path)}, interactive=False, cluster=None)
     with pytest.raises(UpstreamError) as info:
         await source.fresh()
@@ -267,11 +341,19 @@ async def test_certificate_from_a_plugin_rotates_the_tls_generation(tmp_path: Pa
 
     def tls_for(cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
         built.append((cert, key))
-        return credentials.tls_context(ca_pem=pki.ca_pem, ca_field="ca", insecure=False, cert_pem=cert,
-                                       key_pem=key, cert_field="cert", key_field="key")
+        return credentials.tls_context(
+            ca_pem=pki.ca_pem,
+            ca_field="ca",
+            insecure=False,
+            cert_pem=cert,
+            key_pem=key,
+            cert_field="cert",
+            key_field="key",
+        )
 
-    plugin, source = plugin_source(tmp_path, cert=pki.client.cert_pem.decode(), key=pki.client.key_pem.decode(),
-                                   tls_for=tls_for)
+    plugin, source = plugin_source(
+        tmp_path, cert=pki.client.cert_pem.decode(), key=pki.client.key_pem.decode(), tls_for=tls_for
+    )
     # A dial before the first run does not start the plugin: it gets no client certificate.
     bare = await source.context()
     assert plugin.runs == 0 and built == [(None, None)] and source.generation == 0
@@ -339,12 +421,20 @@ async def test_certificate_files_replaced_on_disk(tmp_path: Path, pki: TestPKI) 
 
     def build(c: bytes, k: bytes) -> ssl.SSLContext:
         loads.append(c)
-        return credentials.tls_context(ca_pem=None, ca_field="", insecure=True, cert_pem=c, key_pem=k,
-                                       cert_field="client-certificate", key_field="client-key")
+        return credentials.tls_context(
+            ca_pem=None,
+            ca_field="",
+            insecure=True,
+            cert_pem=c,
+            key_pem=k,
+            cert_field="client-certificate",
+            key_field="client-key",
+        )
 
     first = build(pki.client.cert_pem, pki.client.key_pem)
-    source = credentials.CertFiles(build, (str(cert), pki.client.cert_pem), (str(key), pki.client.key_pem),
-                                   first, "client-certificate")
+    source = credentials.CertFiles(
+        build, (str(cert), pki.client.cert_pem), (str(key), pki.client.key_pem), first, "client-certificate"
+    )
     assert await source.context() is first and source.generation == 0
     other = pki.issue_client("rotated")
     cert.write_bytes(other.cert_pem)  # half-way: new certificate, old key
@@ -362,13 +452,16 @@ async def test_certificate_files_replaced_on_disk(tmp_path: Path, pki: TestPKI) 
 # --------------------------------------------------------------------------- headers
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    ((("scopes", ("view", "edit")),), b"Impersonate-Extra-Scopes: view\r\nImpersonate-Extra-Scopes: edit\r\n"),
-    ((("example.com/reason", ("audit",)),), b"Impersonate-Extra-Example.com%2freason: audit\r\n"),
-    ((("100%", ("x",)),), b"Impersonate-Extra-100%25: x\r\n"),
-    ((("a b", ("y",)),), b"Impersonate-Extra-A%20b: y\r\n"),
-    ((("ключ", ("z",)),), b"Impersonate-Extra-%d0%ba%d0%bb%d1%8e%d1%87: z\r\n"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ((("scopes", ("view", "edit")),), b"Impersonate-Extra-Scopes: view\r\nImpersonate-Extra-Scopes: edit\r\n"),
+        ((("example.com/reason", ("audit",)),), b"Impersonate-Extra-Example.com%2freason: audit\r\n"),
+        ((("100%", ("x",)),), b"Impersonate-Extra-100%25: x\r\n"),
+        ((("a b", ("y",)),), b"Impersonate-Extra-A%20b: y\r\n"),
+        ((("ключ", ("z",)),), b"Impersonate-Extra-%d0%ba%d0%bb%d1%8e%d1%87: z\r\n"),
+    ],
+)
 def test_impersonation_extra_keys_are_escaped_like_client_go(
     extra: tuple[tuple[str, tuple[str, ...]], ...], expected: bytes
 ) -> None:
@@ -378,7 +471,8 @@ def test_impersonation_extra_keys_are_escaped_like_client_go(
 
 def test_impersonation_headers_order_and_refusals() -> None:
     assert credentials.impersonation_headers("jane", "42", ("a", "b"), ()) == (
-        b"Impersonate-User: jane\r\nImpersonate-Uid: 42\r\nImpersonate-Group: a\r\nImpersonate-Group: b\r\n")
+        b"Impersonate-User: jane\r\nImpersonate-Uid: 42\r\nImpersonate-Group: a\r\nImpersonate-Group: b\r\n"
+    )
     assert credentials.impersonation_headers("", "42", ("a",), ()) == b""
     with pytest.raises(ConfigError):
         credentials.impersonation_headers("jane\r\nX-Evil: 1", "", (), ())
@@ -395,17 +489,28 @@ def test_jwt_expiry() -> None:
 
 
 def oidc_kubeconfig(tmp_path: Path, issuer: FakeOIDCIssuer, id_token: str, **extra: str) -> Path:
-    config = {"idp-issuer-url": issuer.url, "client-id": issuer.client_id, "id-token": id_token,
-              "refresh-token": "refresh-1", **extra}
+    config = {
+        "idp-issuer-url": issuer.url,
+        "client-id": issuer.client_id,
+        "id-token": id_token,
+        "refresh-token": "refresh-1",
+        **extra,
+    }
     if issuer.client_secret:
         config["client-secret"] = issuer.client_secret
     path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "k", "cluster": {"server": SERVER, "insecure-skip-tls-verify": True}}],
-        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "o"}}],
-        "users": [{"name": "o", "user": {"auth-provider": {"name": "oidc", "config": config}}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "k", "cluster": {"server": SERVER, "insecure-skip-tls-verify": True}}],
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "o"}}],
+                "users": [{"name": "o", "user": {"auth-provider": {"name": "oidc", "config": config}}}],
+            }
+        )
+    )
     path.chmod(0o600)
     return path
 
@@ -441,12 +546,19 @@ async def test_oidc_client_credentials_fall_back_to_the_form(tmp_path: Path) -> 
         assert issuer.token_requests == 2 and len(issuer.issued) == 1
 
 
-@pytest.mark.parametrize(("setup", "needle"), [
-    (lambda i: setattr(i, "fail_with", (400, {"error": "invalid_grant", "error_description": "Token is expired"})),
-     "answered 400 Bad Request: invalid_grant (Token is expired)"),
-    (lambda i: setattr(i, "omit_id_token", True), "token response did not contain an id_token"),
-    (lambda i: setattr(i, "refresh_tokens", set()), "invalid_grant (unknown refresh token)"),
-])
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        (
+            lambda i: setattr(
+                i, "fail_with", (400, {"error": "invalid_grant", "error_description": "Token is expired"})
+            ),
+            "answered 400 Bad Request: invalid_grant (Token is expired)",
+        ),
+        (lambda i: setattr(i, "omit_id_token", True), "token response did not contain an id_token"),
+        (lambda i: setattr(i, "refresh_tokens", set()), "invalid_grant (unknown refresh token)"),
+    ],
+)
 async def test_oidc_refresh_failures(tmp_path: Path, setup: Any, needle: str) -> None:
     async with FakeOIDCIssuer(client_secret="client-s3cret") as issuer:
         setup(issuer)
@@ -493,38 +605,54 @@ def build_options(tmp_path: Path, environ: dict[str, str] | None = None, **kw: o
     return Options.from_flags(flags, environ={**env, **(environ or {})}, cwd=str(tmp_path))
 
 
-def kubeconfig_with(tmp_path: Path, user: dict[str, Any], cluster: dict[str, Any] | None = None,
-                    name: str = "config") -> Path:
+def kubeconfig_with(
+    tmp_path: Path, user: dict[str, Any], cluster: dict[str, Any] | None = None, name: str = "config"
+) -> Path:
     path = tmp_path / name
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "k", "cluster": cluster or {"server": SERVER, "insecure-skip-tls-verify": True}}],
-        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-        "users": [{"name": "u", "user": user}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "k", "cluster": cluster or {"server": SERVER, "insecure-skip-tls-verify": True}}],
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "users": [{"name": "u", "user": user}],
+            }
+        )
+    )
     return path
 
 
 EXEC = {"command": "p", "apiVersion": V1, "interactiveMode": "Never"}
 
 
-@pytest.mark.parametrize(("user", "kind"), [
-    ({"exec": EXEC}, "exec"),
-    ({"exec": EXEC, "token": "t"}, "static"),  # a token makes client-go skip the plugin
-    ({"exec": EXEC, "username": "a", "password": "b"}, "static"),
-    ({"exec": EXEC, "tokenFile": "tok"}, "file"),
-    ({"exec": EXEC, "client-certificate": "c.crt", "client-key": "c.key"}, "none"),
-    ({"token": "t", "tokenFile": "tok"}, "file"),  # the file, re-read, wins over the token
-    ({"token": "t", "auth-provider": {"name": "oidc", "config": {"idp-issuer-url": "https://i",
-                                                                "client-id": "c"}}}, "oidc"),
-])
+@pytest.mark.parametrize(
+    ("user", "kind"),
+    [
+        ({"exec": EXEC}, "exec"),
+        ({"exec": EXEC, "token": "t"}, "static"),  # a token makes client-go skip the plugin
+        ({"exec": EXEC, "username": "a", "password": "b"}, "static"),
+        ({"exec": EXEC, "tokenFile": "tok"}, "file"),
+        ({"exec": EXEC, "client-certificate": "c.crt", "client-key": "c.key"}, "none"),
+        ({"token": "t", "tokenFile": "tok"}, "file"),  # the file, re-read, wins over the token
+        (
+            {
+                "token": "t",
+                "auth-provider": {"name": "oidc", "config": {"idp-issuer-url": "https://i", "client-id": "c"}},
+            },
+            "oidc",
+        ),
+    ],
+)
 def test_which_credential_is_used(tmp_path: Path, pki: TestPKI, user: dict[str, Any], kind: str) -> None:
     (tmp_path / "tok").write_text("file-token\n")
     (tmp_path / "c.crt").write_bytes(pki.client.cert_pem)
     (tmp_path / "c.key").write_bytes(pki.client.key_pem)
     up = build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, user))).upstream
     got = {exec_plugin.ExecPlugin: "exec", credentials.TokenFile: "file", oidc.OIDCProvider: "oidc"}.get(
-        type(up.auth), "static" if up.auth_header else "none")
+        type(up.auth), "static" if up.auth_header else "none"
+    )
     assert got == kind
     if kind == "file":
         assert up.auth is not None and up.auth.line == b"Authorization: Bearer file-token\r\n"
@@ -538,10 +666,13 @@ def test_exec_plugin_over_tls_is_also_the_tls_source(tmp_path: Path) -> None:
     assert up.auth is None and up.tls is None  # over http kubectl sends no credentials
 
 
-@pytest.mark.parametrize(("name", "first_line"), [
-    ("gcp", "The gcp auth plugin has been removed."),
-    ("azure", "The azure auth plugin has been removed."),
-])
+@pytest.mark.parametrize(
+    ("name", "first_line"),
+    [
+        ("gcp", "The gcp auth plugin has been removed."),
+        ("azure", "The azure auth plugin has been removed."),
+    ],
+)
 def test_removed_auth_providers_give_kubectls_message(tmp_path: Path, name: str, first_line: str) -> None:
     path = kubeconfig_with(tmp_path, {"auth-provider": {"name": name, "config": {"access-token": "x"}}})
     with pytest.raises(ConfigError) as info:
@@ -551,13 +682,18 @@ def test_removed_auth_providers_give_kubectls_message(tmp_path: Path, name: str,
     assert lines[2].endswith("for further details")
 
 
-@pytest.mark.parametrize(("provider", "needle"), [
-    ({"name": "openstack"}, 'no Auth Provider found for name "openstack"'),
-    ({"name": "oidc", "config": {"client-id": "c"}}, "Must provide idp-issuer-url"),
-    ({"name": "oidc", "config": {"idp-issuer-url": "https://i"}}, "Must provide client-id"),
-    ({"name": "oidc", "config": {"idp-issuer-url": "https://i", "client-id": "c", "id-token": "opaque"}},
-     "id-token: ID Token is not a valid JWT"),
-])
+@pytest.mark.parametrize(
+    ("provider", "needle"),
+    [
+        ({"name": "openstack"}, 'no Auth Provider found for name "openstack"'),
+        ({"name": "oidc", "config": {"client-id": "c"}}, "Must provide idp-issuer-url"),
+        ({"name": "oidc", "config": {"idp-issuer-url": "https://i"}}, "Must provide client-id"),
+        (
+            {"name": "oidc", "config": {"idp-issuer-url": "https://i", "client-id": "c", "id-token": "opaque"}},
+            "id-token: ID Token is not a valid JWT",
+        ),
+    ],
+)
 def test_auth_provider_errors(tmp_path: Path, provider: dict[str, Any], needle: str) -> None:
     with pytest.raises(ConfigError) as info:
         build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, {"auth-provider": provider})))
@@ -588,20 +724,25 @@ def test_relative_paths_resolve_against_the_kubeconfig(tmp_path: Path, pki: Test
     (conf / "pki" / "c.key").write_bytes(pki.client.key_pem)
     (conf / "tok").write_text("relative-token")
     plugin = write_plugin(conf / "bin", "plugin", token="t")
-    path = kubeconfig_with(conf, {"client-certificate": "pki/c.crt", "client-key": "pki/c.key", "tokenFile": "tok"},
-                           {"server": SERVER, "certificate-authority": "pki/ca.crt"})
+    path = kubeconfig_with(
+        conf,
+        {"client-certificate": "pki/c.crt", "client-key": "pki/c.key", "tokenFile": "tok"},
+        {"server": SERVER, "certificate-authority": "pki/ca.crt"},
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    opts = Options.from_flags(replace(Flags(), kubeconfig=str(path)), environ={"HOME": str(elsewhere)},
-                              cwd=str(elsewhere))
+    opts = Options.from_flags(
+        replace(Flags(), kubeconfig=str(path)), environ={"HOME": str(elsewhere)}, cwd=str(elsewhere)
+    )
     assert isinstance(opts.upstream.auth, credentials.TokenFile)
     assert opts.upstream.auth.line == b"Authorization: Bearer relative-token\r\n"
     assert isinstance(opts.upstream.tls, credentials.CertFiles)
     assert opts.upstream.tls._cert_path == str(conf / "pki" / "c.crt")
     # An exec command with a path is relative to the kubeconfig too; a bare name uses PATH.
     path = kubeconfig_with(conf, {"exec": {**EXEC, "command": "./bin/plugin"}}, name="exec-config")
-    opts = Options.from_flags(replace(Flags(), kubeconfig=str(path)), environ={"HOME": str(elsewhere)},
-                              cwd=str(elsewhere))
+    opts = Options.from_flags(
+        replace(Flags(), kubeconfig=str(path)), environ={"HOME": str(elsewhere)}, cwd=str(elsewhere)
+    )
     assert isinstance(opts.upstream.auth, exec_plugin.ExecPlugin)
     assert opts.upstream.auth._name == str(plugin.path)
 
@@ -612,8 +753,11 @@ def test_in_cluster_configuration(tmp_path: Path, pki: TestPKI) -> None:
     (sa / "token").write_text("sa-token\n")
     (sa / "ca.crt").write_bytes(pki.ca_pem)
     (sa / "namespace").write_text("team-a")
-    env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443",
-           "KPROXY_SERVICE_ACCOUNT_DIR": str(sa)}
+    env = {
+        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KPROXY_SERVICE_ACCOUNT_DIR": str(sa),
+    }
     opts = build_options(tmp_path, env)
     up = opts.upstream
     assert (up.scheme, up.host, up.port) == ("https", "10.0.0.1", 443)
@@ -637,8 +781,11 @@ def test_in_cluster_needs_both_variables_and_the_token(tmp_path: Path, missing: 
     sa.mkdir()
     if missing != "token":
         (sa / "token").write_text("sa-token")
-    env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443",
-           "KPROXY_SERVICE_ACCOUNT_DIR": str(sa)}
+    env = {
+        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KPROXY_SERVICE_ACCOUNT_DIR": str(sa),
+    }
     env.pop(missing, None)
     with pytest.raises(ConfigError, match="kproxy --demo"):
         build_options(tmp_path, env)
@@ -648,8 +795,11 @@ def test_a_kubeconfig_beats_in_cluster(tmp_path: Path) -> None:
     sa = tmp_path / "sa"
     sa.mkdir()
     (sa / "token").write_text("sa-token")
-    env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443",
-           "KPROXY_SERVICE_ACCOUNT_DIR": str(sa)}
+    env = {
+        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KPROXY_SERVICE_ACCOUNT_DIR": str(sa),
+    }
     up = build_options(tmp_path, env, kubeconfig=str(kubeconfig_with(tmp_path, {"token": "t"}))).upstream
     assert up.host == "127.0.0.1"
     up = build_options(tmp_path, env, server="https://127.0.0.2:6443", insecure_skip_tls_verify=True).upstream
@@ -657,24 +807,32 @@ def test_a_kubeconfig_beats_in_cluster(tmp_path: Path) -> None:
 
 
 def test_impersonation_from_kubeconfig_and_flags(tmp_path: Path) -> None:
-    user = {"token": "t", "as": "jane", "as-uid": "7", "as-groups": ["dev", "ops"],
-            "as-user-extra": {"reason": ["audit"]}}
+    user = {
+        "token": "t",
+        "as": "jane",
+        "as-uid": "7",
+        "as-groups": ["dev", "ops"],
+        "as-user-extra": {"reason": ["audit"]},
+    }
     path = str(kubeconfig_with(tmp_path, user))
     up = build_options(tmp_path, kubeconfig=path).upstream
     assert up.impersonation_headers == (
         b"Impersonate-User: jane\r\nImpersonate-Uid: 7\r\nImpersonate-Group: dev\r\nImpersonate-Group: ops\r\n"
-        b"Impersonate-Extra-Reason: audit\r\n")
+        b"Impersonate-Extra-Reason: audit\r\n"
+    )
     # Each flag replaces its own field only (kubectl: mergo with override, field by field).
     up = build_options(tmp_path, kubeconfig=path, as_user="bob", as_group=("admins",)).upstream
     assert up.impersonation_headers == (
         b"Impersonate-User: bob\r\nImpersonate-Uid: 7\r\nImpersonate-Group: admins\r\n"
-        b"Impersonate-Extra-Reason: audit\r\n")
+        b"Impersonate-Extra-Reason: audit\r\n"
+    )
 
 
 def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:
     (tmp_path / "tok").write_text("file-s3cret")
     up = build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, {"tokenFile": "tok"}))).upstream
     assert "file-s3cret" not in repr(up)
-    config = exec_credential.parse_config({**EXEC, "args": ["--key=arg-s3cret"],
-                                       "env": [{"name": "K", "value": "env-s3cret"}]}, "u", "w")
+    config = exec_credential.parse_config(
+        {**EXEC, "args": ["--key=arg-s3cret"], "env": [{"name": "K", "value": "env-s3cret"}]}, "u", "w"
+    )
     assert "s3cret" not in repr(config)

@@ -44,9 +44,21 @@ ENVIRONMENT = [
     # scheme only, no fallback either way (§1 step 2)
     ({"HTTP_PROXY": P}, "https://example.com", None),
     ({"HTTPS_PROXY": P}, "http://example.com", None),
-    ({"HTTP_PROXY": "http.proxy.tld", "HTTPS_PROXY": "secure.proxy.tld"}, "http://insecure.tld/", "http://http.proxy.tld"),
-    ({"HTTP_PROXY": "http.proxy.tld", "HTTPS_PROXY": "secure.proxy.tld"}, "https://secure.tld/", "http://secure.proxy.tld"),
-    ({"HTTP_PROXY": "http.proxy.tld", "HTTPS_PROXY": "https://secure.proxy.tld"}, "https://secure.tld/", "https://secure.proxy.tld"),
+    (
+        {"HTTP_PROXY": "http.proxy.tld", "HTTPS_PROXY": "secure.proxy.tld"},
+        "http://insecure.tld/",
+        "http://http.proxy.tld",
+    ),
+    (
+        {"HTTP_PROXY": "http.proxy.tld", "HTTPS_PROXY": "secure.proxy.tld"},
+        "https://secure.tld/",
+        "http://secure.proxy.tld",
+    ),
+    (
+        {"HTTP_PROXY": "http.proxy.tld", "HTTPS_PROXY": "https://secure.proxy.tld"},
+        "https://secure.tld/",
+        "https://secure.proxy.tld",
+    ),
     ({"HTTP_PROXY": P, "HTTPS_PROXY": P}, "ftp://insecure.tld/", None),
     ({"HTTP_PROXY": P, "HTTPS_PROXY": P}, "ws://example.com/", None),
     ({"HTTP_PROXY": P, "HTTPS_PROXY": P}, "wss://example.com/", None),
@@ -151,8 +163,19 @@ def test_proxy_url_parts(value: str, hostname: str, port: str, username: str | N
 @pytest.mark.parametrize(
     "raw",
     [
-        "http://h/a b?x y#f g", "http://h/%2F", "http://h/a%2fb", "mailto:x@y", "/rel/path", "http://h?",
-        "http://[::1]:80/", "HTTP://H", "http://h/ü", "http://h#%41", "http://ü.example/", "http:///p", "*",
+        "http://h/a b?x y#f g",
+        "http://h/%2F",
+        "http://h/a%2fb",
+        "mailto:x@y",
+        "/rel/path",
+        "http://h?",
+        "http://[::1]:80/",
+        "HTTP://H",
+        "http://h/ü",
+        "http://h#%41",
+        "http://ü.example/",
+        "http:///p",
+        "*",
     ],
 )
 def test_go_url_reparses_to_itself(raw: str) -> None:
@@ -175,8 +198,19 @@ def test_go_url_printing(raw: str, printed: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["http://h:bad", "1.2.3.4:80", ":foo", "http://[::1", "http://a b", "http://h/%zz", "http://h\n",
-            "http://%41", "http://x y@h", "http://[::1]x"],
+    "raw",
+    [
+        "http://h:bad",
+        "1.2.3.4:80",
+        ":foo",
+        "http://[::1",
+        "http://a b",
+        "http://h/%zz",
+        "http://h\n",
+        "http://%41",
+        "http://x y@h",
+        "http://[::1]x",
+    ],
 )
 def test_go_url_errors(raw: str) -> None:
     with pytest.raises(ValueError):
@@ -217,8 +251,11 @@ def test_cgi_refuses_the_http_proxy(env: dict[str, str], url: str) -> None:
 @pytest.mark.parametrize(
     ("env", "url", "want"),
     [
-        ({"REQUEST_METHOD": "GET", "HTTPS_PROXY": "https://secure.proxy.tld"}, "https://secure.tld/",
-         "https://secure.proxy.tld"),  # HTTPS proxies are still used
+        (
+            {"REQUEST_METHOD": "GET", "HTTPS_PROXY": "https://secure.proxy.tld"},
+            "https://secure.tld/",
+            "https://secure.proxy.tld",
+        ),  # HTTPS proxies are still used
         ({"REQUEST_METHOD": "", "HTTP_PROXY": P}, "http://example.com", P),  # empty: not CGI
         ({"REQUEST_METHOD": "GET", "HTTP_PROXY": " http://bad"}, "http://example.com", None),  # dropped: no error
         ({"REQUEST_METHOD": "GET"}, "http://example.com", None),
@@ -264,13 +301,33 @@ GO_NO_PROXY = (
     "2001:db8::52:0:1, [2001:db8::52:0:2]:443, [2001:db8::52:0:3]:80, 2002:db8:a::45/64"
 )
 GO_USE_PROXY = [
-    ("localhost", False), ("127.0.0.1", False), ("127.0.0.2", False), ("[::1]", False), ("[::2]", True),
-    ("192.168.1.1", False), ("192.168.1.2", True), ("192.168.1.3", False), ("192.168.1.4", True),
-    ("10.0.0.2", False), ("[2001:db8::52:0:1]", False), ("[2001:db8::52:0:2]", True),
-    ("[2001:db8::52:0:3]", False), ("[2002:db8:a::123]", False), ("[fe80::424b:c8be:1643:a1b6]", True),
-    ("barbaz.net", True), ("www.barbaz.net", False), ("foobar.com", False), ("www.foobar.com", False),
-    ("foofoobar.com", True), ("baz.com", True), ("localhost.net", True), ("local.localhost", True),
-    ("barbarbaz.net", True), ("wildcard.io", True), ("nested.wildcard.io", False), ("awildcard.io", True),
+    ("localhost", False),
+    ("127.0.0.1", False),
+    ("127.0.0.2", False),
+    ("[::1]", False),
+    ("[::2]", True),
+    ("192.168.1.1", False),
+    ("192.168.1.2", True),
+    ("192.168.1.3", False),
+    ("192.168.1.4", True),
+    ("10.0.0.2", False),
+    ("[2001:db8::52:0:1]", False),
+    ("[2001:db8::52:0:2]", True),
+    ("[2001:db8::52:0:3]", False),
+    ("[2002:db8:a::123]", False),
+    ("[fe80::424b:c8be:1643:a1b6]", True),
+    ("barbaz.net", True),
+    ("www.barbaz.net", False),
+    ("foobar.com", False),
+    ("www.foobar.com", False),
+    ("foofoobar.com", True),
+    ("baz.com", True),
+    ("localhost.net", True),
+    ("local.localhost", True),
+    ("barbarbaz.net", True),
+    ("wildcard.io", True),
+    ("nested.wildcard.io", False),
+    ("awildcard.io", True),
 ]
 
 
@@ -400,8 +457,16 @@ def test_no_proxy_and_proxy_values_never_raise(no_proxy: str, value: str) -> Non
 
 @pytest.mark.parametrize(
     ("text", "kind"),
-    [("10.0.0.0/8", "cidr"), ("10.0.0.1", "ip"), ("[2001:db8::1]:443", "ip"), ("example.com", "domain"),
-     ("*.example.com", "domain"), ("[2001:db8::1]", "domain"), ("010.0.0.0/8", "domain"), ("*", "all")],
+    [
+        ("10.0.0.0/8", "cidr"),
+        ("10.0.0.1", "ip"),
+        ("[2001:db8::1]:443", "ip"),
+        ("example.com", "domain"),
+        ("*.example.com", "domain"),
+        ("[2001:db8::1]", "domain"),
+        ("010.0.0.0/8", "domain"),
+        ("*", "all"),
+    ],
 )
 def test_no_proxy_classification(text: str, kind: str) -> None:
     assert NoProxy.parse(text).entries[0].kind == kind
@@ -483,12 +548,14 @@ def aks(doc: object) -> tuple[EgressConfig, bytes | None]:
 
 
 def test_http_proxy_config_maps_to_go_settings() -> None:
-    config, ca = aks({
-        "httpProxy": "http://myproxy.server.com:8080/",
-        "httpsProxy": "https://myproxy.server.com:8080/",
-        "noProxy": ["localhost", "127.0.0.1", "10.0.0.0/8", ".svc", "kubernetes.default"],
-        "trustedCa": B64,
-    })
+    config, ca = aks(
+        {
+            "httpProxy": "http://myproxy.server.com:8080/",
+            "httpsProxy": "https://myproxy.server.com:8080/",
+            "noProxy": ["localhost", "127.0.0.1", "10.0.0.0/8", ".svc", "kubernetes.default"],
+            "trustedCa": B64,
+        }
+    )
     assert ca == PEM
     assert config.proxy_for("http://example.com") == "http://myproxy.server.com:8080/"
     assert config.proxy_for("https://example.com") == "https://myproxy.server.com:8080/"
@@ -509,8 +576,7 @@ def test_http_proxy_config_https_falls_back_to_http_proxy() -> None:
     assert ca == PEM
     assert config.proxy_for("https://example.com") == "http://p:3128"
     assert config.explain("https://example.com") == (
-        "proxy http://p:3128 from httpProxy in /etc/aks-proxy.json "
-        "(httpsProxy is not set: AKS uses httpProxy for both)"
+        "proxy http://p:3128 from httpProxy in /etc/aks-proxy.json (httpsProxy is not set: AKS uses httpProxy for both)"
     )
 
 
@@ -578,30 +644,54 @@ def test_select_precedence() -> None:
 # --- explain() and warnings ----------------------------------------------------------------
 
 EXPLAIN = [
-    ({"HTTPS_PROXY": P, "NO_PROXY": "10.0.0.0/8"}, "https://10.1.2.3",
-     "direct: NO_PROXY entry 10.0.0.0/8 matches 10.1.2.3"),
-    ({"HTTPS_PROXY": P, "no_proxy": "example.com:443"}, "https://www.example.com",
-     "direct: no_proxy entry example.com:443 matches www.example.com:443"),
+    (
+        {"HTTPS_PROXY": P, "NO_PROXY": "10.0.0.0/8"},
+        "https://10.1.2.3",
+        "direct: NO_PROXY entry 10.0.0.0/8 matches 10.1.2.3",
+    ),
+    (
+        {"HTTPS_PROXY": P, "no_proxy": "example.com:443"},
+        "https://www.example.com",
+        "direct: no_proxy entry example.com:443 matches www.example.com:443",
+    ),
     ({"HTTPS_PROXY": P, "NO_PROXY": "a.com, *"}, "https://x", "direct: NO_PROXY entry * matches every host"),
     ({"HTTPS_PROXY": P}, "https://127.0.0.1:6443", "direct: loopback address 127.0.0.1 is never proxied"),
     ({"HTTPS_PROXY": P}, "https://localhost:6443", "direct: host localhost is never proxied"),
     ({"HTTPS_PROXY": P}, "https://example.com", "proxy http://proxy:3128 from HTTPS_PROXY"),
-    ({"https_proxy": P, "NO_PROXY": ".svc"}, "https://example.com",
-     "proxy http://proxy:3128 from https_proxy (no NO_PROXY entry matches example.com)"),
-    ({"HTTPS_PROXY": P, "NO_PROXY": "example.com:443,[::1]:6443"}, "https://example.com:6443",
-     "proxy http://proxy:3128 from HTTPS_PROXY (no NO_PROXY entry matches example.com:6443)"),
+    (
+        {"https_proxy": P, "NO_PROXY": ".svc"},
+        "https://example.com",
+        "proxy http://proxy:3128 from https_proxy (no NO_PROXY entry matches example.com)",
+    ),
+    (
+        {"HTTPS_PROXY": P, "NO_PROXY": "example.com:443,[::1]:6443"},
+        "https://example.com:6443",
+        "proxy http://proxy:3128 from HTTPS_PROXY (no NO_PROXY entry matches example.com:6443)",
+    ),
     ({"HTTPS_PROXY": "http://u:secret@p:1"}, "https://x", "proxy http://u:xxxxx@p:1 from HTTPS_PROXY"),
     ({}, "https://x", "direct: HTTPS_PROXY and https_proxy are not set"),
-    ({"HTTP_PROXY": P}, "https://x",
-     "direct: HTTPS_PROXY and https_proxy are not set (HTTP_PROXY is never used for https URLs)"),
-    ({"HTTPS_PROXY": P}, "http://x",
-     "direct: HTTP_PROXY and http_proxy are not set (HTTPS_PROXY is never used for http URLs)"),
-    ({"HTTPS_PROXY": " http://p:1"}, "https://x",
-     "direct: HTTPS_PROXY value ' http://p:1' cannot be parsed; Go ignores it"),
+    (
+        {"HTTP_PROXY": P},
+        "https://x",
+        "direct: HTTPS_PROXY and https_proxy are not set (HTTP_PROXY is never used for https URLs)",
+    ),
+    (
+        {"HTTPS_PROXY": P},
+        "http://x",
+        "direct: HTTP_PROXY and http_proxy are not set (HTTPS_PROXY is never used for http URLs)",
+    ),
+    (
+        {"HTTPS_PROXY": " http://p:1"},
+        "https://x",
+        "direct: HTTPS_PROXY value ' http://p:1' cannot be parsed; Go ignores it",
+    ),
     ({"HTTPS_PROXY": P}, "wss://x", "direct: only http and https URLs use a proxy (scheme wss)"),
-    ({"REQUEST_METHOD": "GET", "HTTP_PROXY": P}, "http://x",
-     "error: refusing to use HTTP_PROXY value in CGI environment; see golang.org/s/cgihttpproxy "
-     "(REQUEST_METHOD is set; HTTP_PROXY)"),
+    (
+        {"REQUEST_METHOD": "GET", "HTTP_PROXY": P},
+        "http://x",
+        "error: refusing to use HTTP_PROXY value in CGI environment; see golang.org/s/cgihttpproxy "
+        "(REQUEST_METHOD is set; HTTP_PROXY)",
+    ),
     ({}, "http://x:bad", "error: 'http://x:bad' is not a valid URL: invalid port ':bad' after host"),
 ]
 
@@ -639,8 +729,11 @@ def test_warnings(env: dict[str, str], fragment: str) -> None:
 
 
 def test_no_warnings_for_ordinary_settings() -> None:
-    env = {"HTTPS_PROXY": "http://proxy:3128//", "HTTP_PROXY": "socks5h://[fe80::1%25eth0]:1080",
-           "NO_PROXY": "localhost,127.0.0.1,.svc,*.corp,10.0.0.0/8,fd00::/8,[::1]:6443,example.com:443"}
+    env = {
+        "HTTPS_PROXY": "http://proxy:3128//",
+        "HTTP_PROXY": "socks5h://[fe80::1%25eth0]:1080",
+        "NO_PROXY": "localhost,127.0.0.1,.svc,*.corp,10.0.0.0/8,fd00::/8,[::1]:6443,example.com:443",
+    }
     assert EgressConfig.from_environ(env).warnings == ()
 
 

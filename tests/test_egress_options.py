@@ -66,9 +66,15 @@ def test_environment(tmp_path: Path) -> None:
     route = opts.upstream.proxy
     assert route is not None
     assert (route.kind, route.host, route.port, route.display, route.source) == (
-        "http", "proxy.corp", 3128, "http://proxy.corp:3128", "https_proxy")
-    assert opts.notices == ("reaching the API server https://10.1.2.3:6443 through the proxy "
-                            "http://proxy.corp:3128 (from https_proxy)",)
+        "http",
+        "proxy.corp",
+        3128,
+        "http://proxy.corp:3128",
+        "https_proxy",
+    )
+    assert opts.notices == (
+        "reaching the API server https://10.1.2.3:6443 through the proxy http://proxy.corp:3128 (from https_proxy)",
+    )
 
 
 def test_no_proxy_cidr_sends_the_api_server_direct(tmp_path: Path) -> None:
@@ -189,8 +195,12 @@ def _ca_pem(common_name: str, *, days: int = 30, ca: bool = True) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=60))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=60))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
@@ -214,10 +224,12 @@ def test_extra_cas_join_the_kubeconfig_ca(tmp_path: Path) -> None:
     assert ctx is not None
     names = sorted(dict(x[0] for x in c["subject"])["commonName"] for c in ctx.get_ca_certs())
     assert names == ["cluster-ca", "corp-a", "corp-b"]  # and not the system store
-    assert opts.upstream.trusted == (f"clusters[k].cluster.certificate-authority-data and 2 custom CA(s) "
-                                     f"from {ca_file}")
-    assert opts.notices == (f"trusting 2 extra CA certificate(s) for the API server and https:// proxies, "
-                            f"from {ca_file}",)
+    assert opts.upstream.trusted == (
+        f"clusters[k].cluster.certificate-authority-data and 2 custom CA(s) from {ca_file}"
+    )
+    assert opts.notices == (
+        f"trusting 2 extra CA certificate(s) for the API server and https:// proxies, from {ca_file}",
+    )
 
 
 def test_extra_cas_join_the_system_store_without_a_kubeconfig_ca(tmp_path: Path) -> None:
@@ -233,8 +245,9 @@ def test_extra_cas_join_the_system_store_without_a_kubeconfig_ca(tmp_path: Path)
 def test_trust_warnings_and_trusted_ca_from_the_proxy_config(tmp_path: Path) -> None:
     ca_file = tmp_path / "corp.pem"
     ca_file.write_bytes(_ca_pem("old", days=-1) + _ca_pem("leaf", ca=False))
-    config = proxy_config(tmp_path, httpProxy="http://p:3128",
-                          trustedCa=base64.b64encode(_ca_pem("from-json")).decode())
+    config = proxy_config(
+        tmp_path, httpProxy="http://p:3128", trustedCa=base64.b64encode(_ca_pem("from-json")).decode()
+    )
     opts = build(tmp_path, custom_ca_trust_certificates=str(ca_file), http_proxy_config=config)
     assert len(opts.egress.trust.certificates) == 3
     assert any("CN=old expired" in w for w in opts.warnings)
@@ -253,8 +266,9 @@ def test_missing_ca_file_names_the_flag(tmp_path: Path) -> None:
 
 
 def test_explain_for_an_http_proxy_config(tmp_path: Path) -> None:
-    config = proxy_config(tmp_path, httpProxy="http://u:pw@aks:3128", httpsProxy="https://aks:3129",
-                          noProxy=[".svc", "10.0.0.0/8"])
+    config = proxy_config(
+        tmp_path, httpProxy="http://u:pw@aks:3128", httpsProxy="https://aks:3129", noProxy=[".svc", "10.0.0.0/8"]
+    )
     kubeconfig = write_kubeconfig(tmp_path, "https://api.example.com:443")
     opts = build(tmp_path, kubeconfig=str(kubeconfig), http_proxy_config=config)
     lines = explain_egress(opts, ["http://10.9.8.7/", "https://kubernetes.default.svc/", "not a url\x00"])
@@ -300,17 +314,33 @@ def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
 def test_tls_failure_wording() -> None:
     ca = trustme.CA()
     der = x509.load_pem_x509_certificate(ca.issue_cert("api.example").cert_chain_pems[0].bytes()).public_bytes(
-        serialization.Encoding.DER)
-    unknown = describe_verify_failure("the API server X", "api.example", _verify_error(20, "unable to get local "
-                                      "issuer certificate"), der, trusted="the system trust store")
-    assert unknown.startswith("cannot verify the TLS certificate of the API server X: x509: certificate signed by "
-                              "unknown authority (issued by ")
+        serialization.Encoding.DER
+    )
+    unknown = describe_verify_failure(
+        "the API server X",
+        "api.example",
+        _verify_error(20, "unable to get local issuer certificate"),
+        der,
+        trusted="the system trust store",
+    )
+    assert unknown.startswith(
+        "cannot verify the TLS certificate of the API server X: x509: certificate signed by "
+        "unknown authority (issued by "
+    )
     assert "trusted: the system trust store" in unknown and "--custom-ca-trust-certificates" in unknown
-    mismatch = describe_verify_failure("the API server X", "other", _verify_error(62, "Hostname mismatch"), der,
-                                       trusted="", name_hint="set tls-server-name")
+    mismatch = describe_verify_failure(
+        "the API server X",
+        "other",
+        _verify_error(62, "Hostname mismatch"),
+        der,
+        trusted="",
+        name_hint="set tls-server-name",
+    )
     assert mismatch.endswith("x509: certificate is valid for api.example, not other; set tls-server-name")
     # Without the peer certificate (it could not be fetched again) the reason is still there.
-    assert describe_verify_failure("the proxy Y", "y", _verify_error(62, "Hostname mismatch"), None, trusted="") \
+    assert (
+        describe_verify_failure("the proxy Y", "y", _verify_error(62, "Hostname mismatch"), None, trusted="")
         == "cannot verify the TLS certificate of the proxy Y: the certificate is not valid for y (Hostname mismatch)"
+    )
     expired = describe_verify_failure("Z", "z", _verify_error(10, "certificate has expired"), der, trusted="")
     assert "x509: certificate has expired (valid until " in expired

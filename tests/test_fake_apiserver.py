@@ -179,7 +179,9 @@ async def test_kubectl_more_commands(fake: FakeAPIServer, tmp_path: Path) -> Non
 
 
 async def test_kubectl_basic_auth(fake: FakeAPIServer, tmp_path: Path) -> None:
-    code, out, err = await run_kubectl(fake.kubeconfig(tmp_path, auth="basic"), tmp_path / "home", "get", "ns", "-o", "name")
+    code, out, err = await run_kubectl(
+        fake.kubeconfig(tmp_path, auth="basic"), tmp_path / "home", "get", "ns", "-o", "name"
+    )
     assert (code, err) == (0, "")
     assert "namespace/default" in out.splitlines()
     assert any(r.user == "alice" for r in fake.requests)
@@ -190,8 +192,9 @@ async def test_kubectl_wrong_token_is_unauthorized(fake: FakeAPIServer, tmp_path
     # Discovery reads the raw body, so kubectl words this 401 itself (as against a real server)...
     code, out, err = await run_kubectl(kubeconfig, tmp_path / "home", "get", "ns")
     assert code == 1
-    assert err.endswith("error: You must be logged in to the server (the server has asked for the client "
-                        "to provide credentials)\n")
+    assert err.endswith(
+        "error: You must be logged in to the server (the server has asked for the client to provide credentials)\n"
+    )
     # ...while a plain request decodes the Status and shows its reason.
     code, out, err = await run_kubectl(kubeconfig, tmp_path / "home", "get", "--raw", "/api/v1/namespaces")
     assert (code, out, err) == (1, "", "error: You must be logged in to the server (Unauthorized)\n")
@@ -202,8 +205,15 @@ async def test_kubectl_watch_prints_changes(fake: FakeAPIServer, tmp_path: Path)
     kubeconfig = fake.kubeconfig(tmp_path)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")}
     proc = await asyncio.create_subprocess_exec(
-        "kubectl", "--kubeconfig", str(kubeconfig), "get", "configmaps", "-w",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        "kubectl",
+        "--kubeconfig",
+        str(kubeconfig),
+        "get",
+        "configmaps",
+        "-w",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:
@@ -278,11 +288,21 @@ async def test_discovery_documents(fake: FakeAPIServer) -> None:
             assert (await resp.json())["kind"] == "APIGroupList"
         aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
         async with client.get("/api", headers={"Accept": aggregated}) as resp:
-            assert resp.headers["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+            assert (
+                resp.headers["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+            )
             assert (await resp.json())["items"][0]["versions"][0]["version"] == "v1"
         async with client.get("/api/v1") as resp:
             listed = {r["name"]: r for r in (await resp.json())["resources"]}
-        for name in ("pods/exec", "pods/attach", "pods/portforward", "pods/log", "services/proxy", "pods/proxy", "nodes/proxy"):
+        for name in (
+            "pods/exec",
+            "pods/attach",
+            "pods/portforward",
+            "pods/log",
+            "services/proxy",
+            "pods/proxy",
+            "nodes/proxy",
+        ):
             assert name in listed
         assert listed["pods"]["shortNames"] == ["po"] and listed["pods"]["namespaced"] is True
         assert listed["nodes"]["namespaced"] is False and listed["namespaces"]["shortNames"] == ["ns"]
@@ -298,9 +318,14 @@ async def test_crud_errors_are_status_objects(fake: FakeAPIServer) -> None:
         async with client.get("/api/v1/namespaces/default/pods/missing") as resp:
             assert resp.status == 404
             assert await resp.json() == {
-                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": 'pods "missing" not found', "reason": "NotFound",
-                "details": {"name": "missing", "kind": "pods"}, "code": 404,
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": 'pods "missing" not found',
+                "reason": "NotFound",
+                "details": {"name": "missing", "kind": "pods"},
+                "code": 404,
             }
         async with client.post("/api/v1/namespaces/default/configmaps", json=cm) as resp:
             assert resp.status == 201
@@ -310,16 +335,20 @@ async def test_crud_errors_are_status_objects(fake: FakeAPIServer) -> None:
             assert (resp.status, (await resp.json())["reason"]) == (409, "AlreadyExists")
         async with client.post("/api/v1/namespaces/nope/configmaps", json=cm) as resp:
             assert (resp.status, (await resp.json())["message"]) == (404, 'namespaces "nope" not found')
-        async with client.post("/api/v1/namespaces/default/configmaps", data=b"{not json",
-                               headers={"Content-Type": "application/json"}) as resp:
+        async with client.post(
+            "/api/v1/namespaces/default/configmaps", data=b"{not json", headers={"Content-Type": "application/json"}
+        ) as resp:
             assert (resp.status, (await resp.json())["reason"]) == (400, "BadRequest")
         stale = {**created, "data": {"a": "2"}, "metadata": {**created["metadata"], "resourceVersion": "1"}}
         async with client.put("/api/v1/namespaces/default/configmaps/c1", json=stale) as resp:
             assert (resp.status, (await resp.json())["reason"]) == (409, "Conflict")
         async with client.put("/api/v1/namespaces/default/configmaps/c1", json={**created, "data": {"a": "2"}}) as resp:
             assert resp.status == 200
-        async with client.patch("/api/v1/namespaces/default/configmaps/c1", data=b'{"data":{"b":"3"}}',
-                                headers={"Content-Type": "application/merge-patch+json"}) as resp:
+        async with client.patch(
+            "/api/v1/namespaces/default/configmaps/c1",
+            data=b'{"data":{"b":"3"}}',
+            headers={"Content-Type": "application/merge-patch+json"},
+        ) as resp:
             assert (await resp.json())["data"] == {"a": "2", "b": "3"}
         async with client.delete("/api/v1/namespaces/default/configmaps/c1") as resp:
             assert (resp.status, (await resp.json())["metadata"]["name"]) == (200, "c1")
@@ -335,14 +364,20 @@ async def test_lists_selectors_and_tables(fake: FakeAPIServer) -> None:
         assert {p["metadata"]["namespace"] for p in pods["items"]} == {"default", "kube-system"}
         async with client.get("/api/v1/pods", params={"labelSelector": "app=nginx"}) as resp:
             assert len((await resp.json())["items"]) == 2
-        async with client.get("/api/v1/namespaces/default/pods", params={"fieldSelector": f"metadata.name={POD}"}) as resp:
+        async with client.get(
+            "/api/v1/namespaces/default/pods", params={"fieldSelector": f"metadata.name={POD}"}
+        ) as resp:
             assert [p["metadata"]["name"] for p in (await resp.json())["items"]] == [POD]
-        async with client.get("/api/v1/services", params={"labelSelector": "kubernetes.io/cluster-service=true"}) as resp:
+        async with client.get(
+            "/api/v1/services", params={"labelSelector": "kubernetes.io/cluster-service=true"}
+        ) as resp:
             assert [s["metadata"]["name"] for s in (await resp.json())["items"]] == ["kube-dns"]
         async with client.get("/api/v1/namespaces", params={"limit": "2"}) as resp:
             page = await resp.json()
         assert len(page["items"]) == 2 and page["metadata"]["remainingItemCount"] == 1
-        async with client.get("/api/v1/namespaces", params={"limit": "2", "continue": page["metadata"]["continue"]}) as resp:
+        async with client.get(
+            "/api/v1/namespaces", params={"limit": "2", "continue": page["metadata"]["continue"]}
+        ) as resp:
             assert [n["metadata"]["name"] for n in (await resp.json())["items"]] == ["kube-system"]
         accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         async with client.get("/api/v1/namespaces/default/configmaps", headers={"Accept": accept}) as resp:
@@ -386,8 +421,9 @@ async def test_watch_lockstep_one_chunk_per_event(fake: FakeAPIServer) -> None:
 
         for i in range(3):
             # Only after event i arrived is object i+1 created: nothing may be buffered.
-            async with client.post("/api/v1/namespaces/default/configmaps",
-                                   json={"metadata": {"name": f"cm-{i}"}}) as created:
+            async with client.post(
+                "/api/v1/namespaces/default/configmaps", json={"metadata": {"name": f"cm-{i}"}}
+            ) as created:
                 assert created.status == 201
             event = await next_event()
             assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", f"cm-{i}")
@@ -405,7 +441,8 @@ async def test_watch_initial_events_selectors_and_timeout(fake: FakeAPIServer) -
         async with client.get("/api/v1/pods?watch=1&labelSelector=app%3Dnginx&timeoutSeconds=1") as resp:
             lines = [json.loads(line) async for line in resp.content]  # ends by itself after 1 s
         assert [(e["type"], e["object"]["metadata"]["name"]) for e in lines] == [
-            ("ADDED", "nginx-7c5ddbdf54-2xkqw"), ("ADDED", "nginx-7c5ddbdf54-8hvzn"),
+            ("ADDED", "nginx-7c5ddbdf54-2xkqw"),
+            ("ADDED", "nginx-7c5ddbdf54-8hvzn"),
         ]
         assert fake.open_watches() == 0
 
@@ -429,11 +466,11 @@ async def open_raw(api: FakeAPIServer) -> tuple[asyncio.StreamReader, asyncio.St
     return await asyncio.open_connection("127.0.0.1", api.port, ssl=ctx, server_hostname="localhost")
 
 
-async def upgrade(api: FakeAPIServer, path: str, headers: str) -> tuple[bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+async def upgrade(
+    api: FakeAPIServer, path: str, headers: str
+) -> tuple[bytes, asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await open_raw(api)
-    writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n{headers}\r\n".encode()
-    )
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n{headers}\r\n".encode())
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     return head, reader, writer
 
@@ -511,8 +548,9 @@ async def test_stop_ends_open_streams(pki: TestPKI) -> None:
 
 async def test_debug_echo_and_status(fake: FakeAPIServer) -> None:
     async with session(fake) as client:
-        async with client.post("/debug/kproxy/echo?a=%20b&&c", data=b"hello",
-                               headers={"X-One": "1", "x-two": "2"}) as resp:
+        async with client.post(
+            "/debug/kproxy/echo?a=%20b&&c", data=b"hello", headers={"X-One": "1", "x-two": "2"}
+        ) as resp:
             echo = await resp.json()
         assert (echo["method"], echo["path"], echo["query"]) == ("POST", "/debug/kproxy/echo", "a=%20b&&c")
         names = [name for name, _ in echo["headers"]]

@@ -43,8 +43,11 @@ async def test_a_cancelled_forward_always_closes_the_pod_side() -> None:
     try:
         # Let the connection open and the pod's bytes and FIN arrive, then cancel at
         # every step until the task is over.
-        while record.connections == 0:
+        for _ in range(500):
+            if record.connections:
+                break
             await asyncio.sleep(0.01)
+        assert record.connections == 1
         while not task.done():
             task.cancel()
             await asyncio.sleep(0)

@@ -217,9 +217,7 @@ def test_empty_element_rejected_by_compile() -> None:
         ("accept_paths", "x|\\Cy", "\\C"),
     ],
 )
-def test_invalid_regex_names_flag_and_pattern(
-    flag: str, pattern: str, reason: str
-) -> None:
+def test_invalid_regex_names_flag_and_pattern(flag: str, pattern: str, reason: str) -> None:
     with pytest.raises(ConfigError) as info:
         make(**{flag: pattern})
     message = str(info.value)
@@ -231,9 +229,7 @@ def test_invalid_regex_names_flag_and_pattern(
 def test_invalid_regex_message_shape() -> None:
     with pytest.raises(ConfigError) as info:
         make(reject_paths="[")
-    assert str(info.value).startswith(
-        "--reject-paths: invalid regular expression '[': missing ]: ["
-    )
+    assert str(info.value).startswith("--reject-paths: invalid regular expression '[': missing ]: [")
 
 
 @pytest.mark.parametrize(
@@ -322,12 +318,8 @@ def test_go_re2_syntax_accepted(pattern: str) -> None:
         ({"accept_paths": "^/api/"}, "GET", "/api/v1/namespaces/d/pods/p/exec", EXEC),
     ],
 )
-def test_patterns(
-    overrides: dict[str, str], method: str, path: str, rule: str | None
-) -> None:
-    assert make(**overrides).verdict(method, path, "localhost") == Verdict(
-        rule is None, rule
-    )
+def test_patterns(overrides: dict[str, str], method: str, path: str, rule: str | None) -> None:
+    assert make(**overrides).verdict(method, path, "localhost") == Verdict(rule is None, rule)
 
 
 # §5.3: a leading space is part of the pattern; " ^127…" wants a space before the start
@@ -385,9 +377,7 @@ def test_leading_space_pattern(host: str, allowed: bool) -> None:
         ({"accept_hosts": "^.*"}, "GET", "/api", "", None),
     ],
 )
-def test_empty_lists(
-    overrides: dict[str, str], method: str, path: str, host: str, rule: str | None
-) -> None:
+def test_empty_lists(overrides: dict[str, str], method: str, path: str, host: str, rule: str | None) -> None:
     assert make(**overrides).verdict(method, path, host) == Verdict(rule is None, rule)
 
 
@@ -417,10 +407,7 @@ def test_undecodable_bytes_match_like_go() -> None:
     # invalid byte as U+FFFD, which "." matches.
     path = "/api/v1/namespaces/\udcff/pods/x/exec"
     assert DEFAULT.verdict("GET", path, "localhost") == Verdict(False, EXEC)
-    assert (
-        make(accept_paths="^/\\pL").verdict("GET", "/\udcff", "localhost").allowed
-        is False
-    )
+    assert make(accept_paths="^/\\pL").verdict("GET", "/\udcff", "localhost").allowed is False
 
 
 # The fast paths (literal sets, match-everything patterns, RE2::Set) agree with a plain

@@ -149,8 +149,10 @@ def digest(data: bytes) -> bytes:
 
 
 def chunked(data: bytes, size: int) -> bytes:
-    return b"".join(b"%x\r\n%b\r\n" % (len(data[i:i + size]), data[i:i + size])
-                    for i in range(0, len(data), size)) + b"0\r\n\r\n"
+    return (
+        b"".join(b"%x\r\n%b\r\n" % (len(data[i : i + size]), data[i : i + size]) for i in range(0, len(data), size))
+        + b"0\r\n\r\n"
+    )
 
 
 # --- Responses and keep-alive -------------------------------------------------------------
@@ -171,8 +173,16 @@ async def test_curl_reuses_one_connection_for_two_urls() -> None:
     async with serve(hello) as (s, _):
         base = f"http://127.0.0.1:{s.port}"
         proc = await asyncio.create_subprocess_exec(
-            "curl", "-sS", "--http1.1", "--noproxy", "*", f"{base}/a", f"{base}/b",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            "curl",
+            "-sS",
+            "--http1.1",
+            "--noproxy",
+            "*",
+            f"{base}/a",
+            f"{base}/b",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), 10)
         finally:
@@ -188,8 +198,11 @@ async def test_handler_headers_text_and_framing_rules() -> None:
     async def handler(request: Request) -> Answer:
         # Framing is the connection's business: the handler's Transfer-Encoding and
         # Connection are dropped; its own Date replaces the server's.
-        return Response(599, text="é", headers=[("Transfer-Encoding", "chunked"), ("Connection", "x"),
-                                                ("Date", "Tue, 14 Nov 2023 22:13:20 GMT")])
+        return Response(
+            599,
+            text="é",
+            headers=[("Transfer-Encoding", "chunked"), ("Connection", "x"), ("Date", "Tue, 14 Nov 2023 22:13:20 GMT")],
+        )
 
     async with serve(handler) as (s, c):
         r = await c.get()
@@ -197,7 +210,10 @@ async def test_handler_headers_text_and_framing_rules() -> None:
         assert r.get("Transfer-Encoding") is None
         assert r.all("Date") == ["Tue, 14 Nov 2023 22:13:20 GMT"] and r.get("Connection") is None
         assert (r.get("Content-Type"), r.get("Content-Length"), r.body) == (
-            "text/plain; charset=utf-8", "2", "é".encode())
+            "text/plain; charset=utf-8",
+            "2",
+            "é".encode(),
+        )
 
 
 @pytest.mark.parametrize("kind", ["response", "explicit-length", "stream"])
@@ -286,9 +302,11 @@ async def test_pipelined_requests_are_answered_in_order(count: int) -> None:
         data = await request.read()
         return Response(body=b"%d:%b" % (n, data))
 
-    requests = [b"GET /0 HTTP/1.1\r\nHost: t\r\n\r\n",
-                b"POST /1 HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody",
-                b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n"][:count]
+    requests = [
+        b"GET /0 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /1 HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody",
+        b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n",
+    ][:count]
     async with serve(handler) as (s, c):
         await c.send(b"".join(requests))
         bodies = [(await c.reply()).body for _ in range(count)]
@@ -323,7 +341,7 @@ async def test_large_body_in_pieces_with_read_backpressure(framing: str) -> None
         else:
             payload = head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(body, 100_000)
         for i in range(0, len(payload), 65536):
-            await c.send(payload[i:i + 65536])
+            await c.send(payload[i : i + 65536])
         r = await c.reply()
         assert r.body == digest(body)
         assert 0 < first[0] <= 1024 * 1024
@@ -332,8 +350,9 @@ async def test_large_body_in_pieces_with_read_backpressure(framing: str) -> None
 async def test_unread_body_closes_the_connection_after_the_answer() -> None:
     async with serve(hello) as (s, c):
         # A whole body the handler ignores, then a pipelined request that must not be parsed.
-        await c.send(b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
-                     b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+        await c.send(
+            b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
         r = await c.reply()
         assert r.body == b"hello /p"
         assert await c.rest() == b""
@@ -348,6 +367,7 @@ def exchange(port: int, payload: bytes) -> bytes:
     # A blocking socket, sending in a thread while reading: asyncio's StreamReader raises a
     # reset before the bytes it already holds, and a server that stops reading may reset.
     with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+
         def send() -> None:
             with suppress(OSError):  # the server stopped reading and closed: only its answer matters
                 sock.sendall(payload)
@@ -385,11 +405,14 @@ async def test_garbage_gets_400_and_close_after_earlier_answers() -> None:
         assert await c.rest() == b""
 
 
-@pytest.mark.parametrize(("lines", "size", "status"), [
-    (1, 65 * 1024, 431),  # one header line over 64 KiB
-    (20, 60 * 1024, 431),  # 1.2 MiB in all, each line under 64 KiB
-    (1, 60 * 1024, 200),
-])
+@pytest.mark.parametrize(
+    ("lines", "size", "status"),
+    [
+        (1, 65 * 1024, 431),  # one header line over 64 KiB
+        (20, 60 * 1024, 431),  # 1.2 MiB in all, each line under 64 KiB
+        (1, 60 * 1024, 200),
+    ],
+)
 async def test_header_size_limits(lines: int, size: int, status: int) -> None:
     async def handler(request: Request) -> Answer:
         return Response(body=b"%d" % sum(len(v) for v in request.headers.getall("X-Big")))
@@ -556,8 +579,9 @@ async def test_request_helpers() -> None:
         return Response(body=await request.read())
 
     async with serve(handler) as (s, c):
-        await c.send(b"PUT /a%20b/c%2Fd?x=%20y HTTP/1.1\r\nHost: t\r\nX-Foo: one\r\nx-foo: two\r\n"
-                     b"Content-Length: 3\r\n\r\nabc")
+        await c.send(
+            b"PUT /a%20b/c%2Fd?x=%20y HTTP/1.1\r\nHost: t\r\nX-Foo: one\r\nx-foo: two\r\nContent-Length: 3\r\n\r\nabc"
+        )
         assert (await c.reply()).body == b"abc"
         r = s.requests[0]
         assert (r.method, r.version, r.raw_path) == ("PUT", (1, 1), "/a%20b/c%2Fd?x=%20y")

@@ -37,8 +37,9 @@ def kc(text: str, source: str = SRC) -> KubeConfig:
     return parse(textwrap.dedent(text), source)
 
 
-def one(server: str = "https://h:6443", cluster: str = "", user: str = "", context: str = "",
-        current: str = "ctx") -> KubeConfig:
+def one(
+    server: str = "https://h:6443", cluster: str = "", user: str = "", context: str = "", current: str = "ctx"
+) -> KubeConfig:
     """A config with one cluster c, one user u and one context ctx (extra YAML lines indented)."""
     return kc(f"""
         clusters:
@@ -128,7 +129,10 @@ def test_parse_all_fields() -> None:
     assert cfg.contexts == {"prod-alice": Context("prod", "alice", "team-a")}
     assert cfg.current_context == "prod-alice"
     assert cfg.sources == {
-        "clusters[prod]": SRC, "users[alice]": SRC, "contexts[prod-alice]": SRC, "current-context": SRC,
+        "clusters[prod]": SRC,
+        "users[alice]": SRC,
+        "contexts[prod-alice]": SRC,
+        "current-context": SRC,
     }
 
 
@@ -269,28 +273,44 @@ def test_yaml_error_does_not_quote_the_line() -> None:
         ("clusters: [{cluster: {}}]", f"{SRC}: clusters[0].name: must be a non-empty string"),
         ("users: [{name: 7, user: {}}]", f"{SRC}: users[0].name: must be a non-empty string"),
         ("clusters: [{name: a, cluster: [x]}]", f"{SRC}: clusters[a].cluster: must be a mapping, not a list"),
-        ("clusters: [{name: a, cluster: {server: 6443}}]",
-         f"{SRC}: clusters[a].cluster.server: must be a string, not a number"),
-        ("clusters: [{name: a, cluster: {insecure-skip-tls-verify: 'true'}}]",
-         f"{SRC}: clusters[a].cluster.insecure-skip-tls-verify: must be a boolean, not a string"),
-        ("clusters: [{name: a, cluster: {certificate-authority-data: 12}}]",
-         f"{SRC}: clusters[a].cluster.certificate-authority-data: must be a string, not a number"),
-        ("clusters: [{name: a, cluster: {extensions: {x: 1}}}]",
-         f"{SRC}: clusters[a].cluster.extensions: must be a list"),
+        (
+            "clusters: [{name: a, cluster: {server: 6443}}]",
+            f"{SRC}: clusters[a].cluster.server: must be a string, not a number",
+        ),
+        (
+            "clusters: [{name: a, cluster: {insecure-skip-tls-verify: 'true'}}]",
+            f"{SRC}: clusters[a].cluster.insecure-skip-tls-verify: must be a boolean, not a string",
+        ),
+        (
+            "clusters: [{name: a, cluster: {certificate-authority-data: 12}}]",
+            f"{SRC}: clusters[a].cluster.certificate-authority-data: must be a string, not a number",
+        ),
+        (
+            "clusters: [{name: a, cluster: {extensions: {x: 1}}}]",
+            f"{SRC}: clusters[a].cluster.extensions: must be a list",
+        ),
         ("users: [{name: u, user: {token: [a]}}]", f"{SRC}: users[u].user.token: must be a string, not a list"),
         ("users: [{name: u, user: {as-groups: devs}}]", f"{SRC}: users[u].user.as-groups: must be a list of strings"),
         ("users: [{name: u, user: {as-groups: [1]}}]", f"{SRC}: users[u].user.as-groups: must be a list of strings"),
-        ("users: [{name: u, user: {as-user-extra: [a]}}]",
-         f"{SRC}: users[u].user.as-user-extra: must be a mapping, not a list"),
-        ("users: [{name: u, user: {as-user-extra: {k: v}}}]",
-         f"{SRC}: users[u].user.as-user-extra.k: must be a list of strings"),
+        (
+            "users: [{name: u, user: {as-user-extra: [a]}}]",
+            f"{SRC}: users[u].user.as-user-extra: must be a mapping, not a list",
+        ),
+        (
+            "users: [{name: u, user: {as-user-extra: {k: v}}}]",
+            f"{SRC}: users[u].user.as-user-extra.k: must be a list of strings",
+        ),
         ("users: [{name: u, user: {exec: ./plugin}}]", f"{SRC}: users[u].user.exec: must be a mapping, not a string"),
         ("users: [{name: u, user: {auth-provider: [x]}}]", f"{SRC}: users[u].user.auth-provider: must be a mapping"),
-        ("contexts: [{name: c, context: {namespace: true}}]",
-         f"{SRC}: contexts[c].context.namespace: must be a string, not a boolean"),
+        (
+            "contexts: [{name: c, context: {namespace: true}}]",
+            f"{SRC}: contexts[c].context.namespace: must be a string, not a boolean",
+        ),
         ("current-context: [a]", f"{SRC}: current-context: must be a string, not a list"),
-        ("clusters: [{name: a, cluster: {}}, {name: a, cluster: {}}]",
-         f"{SRC}: clusters[a]: is defined twice in this file"),
+        (
+            "clusters: [{name: a, cluster: {}}, {name: a, cluster: {}}]",
+            f"{SRC}: clusters[a]: is defined twice in this file",
+        ),
         ("apiVersion: v2", f'{SRC}: apiVersion: must be "v1"'),
         ("kind: Pod", f'{SRC}: kind: must be "Config"'),
     ],
@@ -326,17 +346,23 @@ def test_nulls_are_zero_values_and_unknown_keys_are_ignored() -> None:
 # ---------------------------------------------------------------------------- merge
 
 
-A = kc("""
+A = kc(
+    """
     clusters: [{name: shared, cluster: {server: "https://a", tls-server-name: from-a}}, {name: only-a, cluster: {}}]
     users: [{name: shared, user: {username: a}}]
     contexts: [{name: shared, context: {cluster: shared}}]
-    """, "/a")
-B = kc("""
+    """,
+    "/a",
+)
+B = kc(
+    """
     clusters: [{name: shared, cluster: {server: "https://b", proxy-url: "http://p"}}]
     users: [{name: shared, user: {username: b, as: b}}, {name: only-b, user: {}}]
     contexts: [{name: shared, context: {user: shared}}, {name: only-b, context: {}}]
     current-context: from-b
-    """, "/b")
+    """,
+    "/b",
+)
 C = kc("current-context: from-c\nclusters: [{name: only-c, cluster: {}}]", "/c")
 
 
@@ -454,10 +480,16 @@ def _changed(overrides: Overrides, context: str = "prod") -> tuple[dict[str, Any
     """The cluster and user fields that the overrides changed relative to the kubeconfig."""
     sel = select(TWO, dataclasses.replace(overrides, context=overrides.context or context))
     base_c, base_u = TWO.clusters[sel.cluster_name], TWO.users[sel.user_name]
-    dc = {f.name: getattr(sel.cluster, f.name) for f in dataclasses.fields(Cluster)
-          if getattr(sel.cluster, f.name) != getattr(base_c, f.name)}
-    du = {f.name: getattr(sel.user, f.name) for f in dataclasses.fields(User)
-          if getattr(sel.user, f.name) != getattr(base_u, f.name)}
+    dc = {
+        f.name: getattr(sel.cluster, f.name)
+        for f in dataclasses.fields(Cluster)
+        if getattr(sel.cluster, f.name) != getattr(base_c, f.name)
+    }
+    du = {
+        f.name: getattr(sel.user, f.name)
+        for f in dataclasses.fields(User)
+        if getattr(sel.user, f.name) != getattr(base_u, f.name)
+    }
     return dc, du
 
 
@@ -466,20 +498,41 @@ def _changed(overrides: Overrides, context: str = "prod") -> tuple[dict[str, Any
     [
         # --server replaces the server and clears a kubeconfig tls-server-name (getCluster).
         (Overrides(server="https://other:443"), "prod", {"server": "https://other:443", "tls_server_name": ""}, {}),
-        (Overrides(server="https://other", tls_server_name="n"), "prod", {"server": "https://other", "tls_server_name": "n"}, {}),
+        (
+            Overrides(server="https://other", tls_server_name="n"),
+            "prod",
+            {"server": "https://other", "tls_server_name": "n"},
+            {},
+        ),
         (Overrides(tls_server_name="n"), "prod", {"tls_server_name": "n"}, {}),
         # --insecure-skip-tls-verify=true without a CA flag clears CA file and data.
-        (Overrides(insecure_skip_tls_verify=True), "prod",
-         {"insecure_skip_tls_verify": True, "certificate_authority_data": None}, {}),
-        (Overrides(insecure_skip_tls_verify=True), "dev",
-         {"insecure_skip_tls_verify": True, "certificate_authority": None}, {}),
+        (
+            Overrides(insecure_skip_tls_verify=True),
+            "prod",
+            {"insecure_skip_tls_verify": True, "certificate_authority_data": None},
+            {},
+        ),
+        (
+            Overrides(insecure_skip_tls_verify=True),
+            "dev",
+            {"insecure_skip_tls_verify": True, "certificate_authority": None},
+            {},
+        ),
         # An explicit false cannot undo the kubeconfig's true (client-go merges non-zero only).
         (Overrides(insecure_skip_tls_verify=False), "lab", {}, {}),
         # --certificate-authority replaces the CA, clears CA data and the insecure setting.
-        (Overrides(certificate_authority="/flag/ca.pem"), "prod",
-         {"certificate_authority": "/flag/ca.pem", "certificate_authority_data": None}, {}),
-        (Overrides(certificate_authority="/flag/ca.pem"), "lab",
-         {"certificate_authority": "/flag/ca.pem", "insecure_skip_tls_verify": False}, {}),
+        (
+            Overrides(certificate_authority="/flag/ca.pem"),
+            "prod",
+            {"certificate_authority": "/flag/ca.pem", "certificate_authority_data": None},
+            {},
+        ),
+        (
+            Overrides(certificate_authority="/flag/ca.pem"),
+            "lab",
+            {"certificate_authority": "/flag/ca.pem", "insecure_skip_tls_verify": False},
+            {},
+        ),
         # --token replaces the token and clears tokenFile.
         (Overrides(token="flag-S3CRET"), "prod", {}, {"token": "flag-S3CRET", "token_file": None}),
         # --client-certificate / --client-key replace the files and clear the data.
@@ -487,8 +540,12 @@ def _changed(overrides: Overrides, context: str = "prod") -> tuple[dict[str, Any
         (Overrides(client_certificate="/flag/c.crt"), "dev", {}, {"client_certificate": "/flag/c.crt"}),
         # Impersonation flags replace their own field each (mergo WithOverride).
         (Overrides(impersonate="bob"), "dev", {}, {"impersonate": "bob"}),
-        (Overrides(impersonate="bob", impersonate_groups=("g1", "g2"), impersonate_uid="7"), "dev", {},
-         {"impersonate": "bob", "impersonate_groups": ("g1", "g2"), "impersonate_uid": "7"}),
+        (
+            Overrides(impersonate="bob", impersonate_groups=("g1", "g2"), impersonate_uid="7"),
+            "dev",
+            {},
+            {"impersonate": "bob", "impersonate_groups": ("g1", "g2"), "impersonate_uid": "7"},
+        ),
         (Overrides(impersonate="bob"), "prod", {}, {"impersonate": "bob"}),
     ],
 )
@@ -523,33 +580,71 @@ def test_select_server_flag_alone_is_enough(config: KubeConfig, overrides: Overr
 
 def test_select_flags_only_builds_cluster_and_user() -> None:
     sel = select(KubeConfig(), Overrides(server="https://h", token="t", certificate_authority="/ca", impersonate="b"))
-    assert sel == Selected("", "", "", "default", Cluster(server="https://h", certificate_authority="/ca"),
-                           User(token="t", impersonate="b"))
+    assert sel == Selected(
+        "",
+        "",
+        "",
+        "default",
+        Cluster(server="https://h", certificate_authority="/ca"),
+        User(token="t", impersonate="b"),
+    )
 
 
 @pytest.mark.parametrize(
     ("config", "overrides", "message"),
     [
-        (TWO, Overrides(context="nope"), '--context: context "nope" does not exist; available contexts: dev, lab, prod'),
-        (TWO, Overrides(cluster="nope"), '--cluster: cluster "nope" does not exist; available clusters: dev, lab, prod'),
+        (
+            TWO,
+            Overrides(context="nope"),
+            '--context: context "nope" does not exist; available contexts: dev, lab, prod',
+        ),
+        (
+            TWO,
+            Overrides(cluster="nope"),
+            '--cluster: cluster "nope" does not exist; available clusters: dev, lab, prod',
+        ),
         (TWO, Overrides(user="nope"), '--user: user "nope" does not exist; available users: alice, carol'),
-        (KubeConfig(), Overrides(context="x", server="https://h"),
-         '--context: context "x" does not exist; available contexts: none'),
-        (one(current="gone"), Overrides(),
-         f'{SRC}: current-context: context "gone" does not exist; available contexts: ctx'),
-        (kc("clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
-            "contexts: [{name: x, context: {cluster: gone, user: u}}]\ncurrent-context: x"), Overrides(),
-         f'{SRC}: contexts[x].context.cluster: cluster "gone" does not exist; available clusters: c'),
-        (kc("clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
-            "contexts: [{name: x, context: {cluster: c, user: gone}}]\ncurrent-context: x"), Overrides(),
-         f'{SRC}: contexts[x].context.user: user "gone" does not exist; available users: none'),
+        (
+            KubeConfig(),
+            Overrides(context="x", server="https://h"),
+            '--context: context "x" does not exist; available contexts: none',
+        ),
+        (
+            one(current="gone"),
+            Overrides(),
+            f'{SRC}: current-context: context "gone" does not exist; available contexts: ctx',
+        ),
+        (
+            kc(
+                "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+                "contexts: [{name: x, context: {cluster: gone, user: u}}]\ncurrent-context: x"
+            ),
+            Overrides(),
+            f'{SRC}: contexts[x].context.cluster: cluster "gone" does not exist; available clusters: c',
+        ),
+        (
+            kc(
+                "clusters: [{name: c, cluster: {server: 'https://h'}}]\n"
+                "contexts: [{name: x, context: {cluster: c, user: gone}}]\ncurrent-context: x"
+            ),
+            Overrides(),
+            f'{SRC}: contexts[x].context.user: user "gone" does not exist; available users: none',
+        ),
         (KubeConfig(), Overrides(), "no Kubernetes API server configured: no kubeconfig found and no --server given"),
-        (one(current='""'), Overrides(),
-         ("no Kubernetes API server configured: no current-context is set and no --context or --server "
-          "given; available contexts: ctx")),
+        (
+            one(current='""'),
+            Overrides(),
+            (
+                "no Kubernetes API server configured: no current-context is set and no --context or --server "
+                "given; available contexts: ctx"
+            ),
+        ),
         (one(server='""'), Overrides(), f"{SRC}: clusters[c].cluster.server: is empty"),
-        (kc("contexts: [{name: x, context: {namespace: a}}]\ncurrent-context: x"), Overrides(),
-         f"{SRC}: contexts[x].context.cluster: is empty"),
+        (
+            kc("contexts: [{name: x, context: {namespace: a}}]\ncurrent-context: x"),
+            Overrides(),
+            f"{SRC}: contexts[x].context.cluster: is empty",
+        ),
     ],
 )
 def test_select_errors(config: KubeConfig, overrides: Overrides, message: str) -> None:
@@ -616,34 +711,76 @@ def test_plain_http_sends_no_credentials_but_keeps_impersonation() -> None:
 @pytest.mark.parametrize(
     ("config", "overrides", "message"),
     [
-        (TWO, Overrides(insecure_skip_tls_verify=True, certificate_authority="/ca.pem"),
-         "--insecure-skip-tls-verify and --certificate-authority cannot be used together"),
-        (one(cluster="insecure-skip-tls-verify: true\ncertificate-authority: /ca.pem"), Overrides(),
-         f"{SRC}: clusters[c].cluster: insecure-skip-tls-verify is true and certificate-authority(-data) is set"),
-        (one(cluster=f"insecure-skip-tls-verify: true\ncertificate-authority-data: {CA_B64}"), Overrides(),
-         f"{SRC}: clusters[c].cluster: insecure-skip-tls-verify is true and certificate-authority(-data) is set"),
-        (one(cluster=f"certificate-authority: /ca.pem\ncertificate-authority-data: {CA_B64}"), Overrides(),
-         f"{SRC}: clusters[c].cluster: certificate-authority and certificate-authority-data are both set"),
-        (one(cluster="proxy-url: ftp://S3CRET@proxy"), Overrides(),
-         f'{SRC}: clusters[c].cluster.proxy-url: unsupported scheme "ftp"; must be http, https or socks5'),
-        (one(user=f"client-certificate: /c.crt\nclient-certificate-data: {CA_B64}\nclient-key: /k"), Overrides(),
-         f"{SRC}: users[u].user: client-certificate and client-certificate-data are both set"),
-        (one(user=f"client-certificate: /c.crt\nclient-key: /k\nclient-key-data: {KEY_B64}"), Overrides(),
-         f"{SRC}: users[u].user: client-key and client-key-data are both set"),
-        (one(user="client-certificate: /c.crt"), Overrides(),
-         f"{SRC}: users[u].user: a client certificate needs client-key or client-key-data"),
-        (KubeConfig(), Overrides(server="https://h", client_certificate="/c.crt"),
-         "command line: a client certificate needs client-key or client-key-data"),
-        (one(user=f"token: {TOKEN}\npassword: {PASSWORD}"), Overrides(),
-         f"{SRC}: users[u].user: more than one authentication method (token and username/password)"),
-        (one(user="username: admin"), Overrides(token=TOKEN),
-         f"{SRC}: users[u].user: more than one authentication method (--token and username/password)"),
-        (one(user="exec: {command: p}\nauth-provider: {name: oidc}"), Overrides(),
-         f"{SRC}: users[u].user: exec and auth-provider cannot both be set"),
-        (one(user="as-groups: [admins]"), Overrides(),
-         f"{SRC}: users[u].user: as-uid, as-groups or as-user-extra (or --as-uid/--as-group) need a user"),
-        (KubeConfig(), Overrides(server="https://h", impersonate_groups=("g",)),
-         "command line: as-uid, as-groups or as-user-extra"),
+        (
+            TWO,
+            Overrides(insecure_skip_tls_verify=True, certificate_authority="/ca.pem"),
+            "--insecure-skip-tls-verify and --certificate-authority cannot be used together",
+        ),
+        (
+            one(cluster="insecure-skip-tls-verify: true\ncertificate-authority: /ca.pem"),
+            Overrides(),
+            f"{SRC}: clusters[c].cluster: insecure-skip-tls-verify is true and certificate-authority(-data) is set",
+        ),
+        (
+            one(cluster=f"insecure-skip-tls-verify: true\ncertificate-authority-data: {CA_B64}"),
+            Overrides(),
+            f"{SRC}: clusters[c].cluster: insecure-skip-tls-verify is true and certificate-authority(-data) is set",
+        ),
+        (
+            one(cluster=f"certificate-authority: /ca.pem\ncertificate-authority-data: {CA_B64}"),
+            Overrides(),
+            f"{SRC}: clusters[c].cluster: certificate-authority and certificate-authority-data are both set",
+        ),
+        (
+            one(cluster="proxy-url: ftp://S3CRET@proxy"),
+            Overrides(),
+            f'{SRC}: clusters[c].cluster.proxy-url: unsupported scheme "ftp"; must be http, https or socks5',
+        ),
+        (
+            one(user=f"client-certificate: /c.crt\nclient-certificate-data: {CA_B64}\nclient-key: /k"),
+            Overrides(),
+            f"{SRC}: users[u].user: client-certificate and client-certificate-data are both set",
+        ),
+        (
+            one(user=f"client-certificate: /c.crt\nclient-key: /k\nclient-key-data: {KEY_B64}"),
+            Overrides(),
+            f"{SRC}: users[u].user: client-key and client-key-data are both set",
+        ),
+        (
+            one(user="client-certificate: /c.crt"),
+            Overrides(),
+            f"{SRC}: users[u].user: a client certificate needs client-key or client-key-data",
+        ),
+        (
+            KubeConfig(),
+            Overrides(server="https://h", client_certificate="/c.crt"),
+            "command line: a client certificate needs client-key or client-key-data",
+        ),
+        (
+            one(user=f"token: {TOKEN}\npassword: {PASSWORD}"),
+            Overrides(),
+            f"{SRC}: users[u].user: more than one authentication method (token and username/password)",
+        ),
+        (
+            one(user="username: admin"),
+            Overrides(token=TOKEN),
+            f"{SRC}: users[u].user: more than one authentication method (--token and username/password)",
+        ),
+        (
+            one(user="exec: {command: p}\nauth-provider: {name: oidc}"),
+            Overrides(),
+            f"{SRC}: users[u].user: exec and auth-provider cannot both be set",
+        ),
+        (
+            one(user="as-groups: [admins]"),
+            Overrides(),
+            f"{SRC}: users[u].user: as-uid, as-groups or as-user-extra (or --as-uid/--as-group) need a user",
+        ),
+        (
+            KubeConfig(),
+            Overrides(server="https://h", impersonate_groups=("g",)),
+            "command line: as-uid, as-groups or as-user-extra",
+        ),
     ],
 )
 def test_select_validation_errors(config: KubeConfig, overrides: Overrides, message: str) -> None:
@@ -683,8 +820,10 @@ SECRET_CONFIGS = [
     f"users: [{{name: u, user: {{password: {PASSWORD}, token: {TOKEN}}}}}, {{name: u, user: {{}}}}]",
     f"users:\n- name: u\n  user:\n    token: {TOKEN}\n   password: {PASSWORD}\n",
     f"users:\n- name: u\n  user: {{token: '{TOKEN}\n",
-    (f"clusters: [{{name: c, cluster: {{server: 'https://h', proxy-url: 'ftp://u:{PASSWORD}@p'}}}}]\n"
-     "contexts: [{name: x, context: {cluster: c}}]\ncurrent-context: x"),
+    (
+        f"clusters: [{{name: c, cluster: {{server: 'https://h', proxy-url: 'ftp://u:{PASSWORD}@p'}}}}]\n"
+        "contexts: [{name: x, context: {cluster: c}}]\ncurrent-context: x"
+    ),
 ]
 
 

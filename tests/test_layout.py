@@ -11,14 +11,53 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PURE = ("errors", "filters", "routing", "kubeconfig", "ranges", "service_urls", "egress", "no_proxy", "go_url", "trust", "gonet", "headers")
+PURE = (
+    "errors",
+    "filters",
+    "routing",
+    "kubeconfig",
+    "ranges",
+    "service_urls",
+    "egress",
+    "no_proxy",
+    "go_url",
+    "trust",
+    "gonet",
+    "headers",
+)
 # What a pure module may import besides its siblings: the standard library's data
 # helpers and the regex/YAML parsers; nothing that opens sockets, files or processes.
 ALLOWED = {
-    "__future__", "base64", "binascii", "bisect", "collections", "dataclasses", "enum", "functools", "ipaddress",
-    "json", "os", "posixpath", "re", "re2", "string", "types", "typing", "urllib", "yaml", "html",
-    "collections.abc", "urllib.parse", "os.path", "math", "itertools", "unicodedata", "encodings",
-    "encodings.idna", "cryptography", "datetime",
+    "__future__",
+    "base64",
+    "binascii",
+    "bisect",
+    "collections",
+    "dataclasses",
+    "enum",
+    "functools",
+    "ipaddress",
+    "json",
+    "os",
+    "posixpath",
+    "re",
+    "re2",
+    "string",
+    "types",
+    "typing",
+    "urllib",
+    "yaml",
+    "html",
+    "collections.abc",
+    "urllib.parse",
+    "os.path",
+    "math",
+    "itertools",
+    "unicodedata",
+    "encodings",
+    "encodings.idna",
+    "cryptography",
+    "datetime",
 }
 
 

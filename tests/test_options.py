@@ -79,9 +79,7 @@ def test_bad_flags_name_the_flag(tmp_path: Path, kw: dict[str, object], needles:
 
 def test_missing_www_warns_like_kubectl(tmp_path: Path) -> None:
     opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, www="nowhere")
-    assert opts.warnings == (
-        "Failed to stat static file directory nowhere: stat nowhere: no such file or directory",
-    )
+    assert opts.warnings == ("Failed to stat static file directory nowhere: stat nowhere: no such file or directory",)
     (tmp_path / "file").write_text("x")
     opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, www="file")
     assert opts.warnings == ("Static file directory file is not a directory",)
@@ -90,11 +88,10 @@ def test_missing_www_warns_like_kubectl(tmp_path: Path) -> None:
 def test_disable_filter_warning(tmp_path: Path) -> None:
     opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, disable_filter=True)
     assert opts.request_filter is None
-    assert opts.warnings == (
-        "Request filter disabled, your proxy is vulnerable to XSRF attacks, please be cautious",
+    assert opts.warnings == ("Request filter disabled, your proxy is vulnerable to XSRF attacks, please be cautious",)
+    opts = build(
+        tmp_path, server=SERVER, insecure_skip_tls_verify=True, disable_filter=True, unix_socket=str(tmp_path / "s")
     )
-    opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, disable_filter=True,
-                 unix_socket=str(tmp_path / "s"))
     assert opts.warnings == ()
 
 
@@ -103,8 +100,7 @@ def test_client_certificate_from_kubeconfig(tmp_path: Path) -> None:
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
     path = write_kubeconfig(
         tmp_path,
-        f"    client-certificate-data: {b64(pki.client.cert_pem)}\n"
-        f"    client-key-data: {b64(pki.client.key_pem)}\n",
+        f"    client-certificate-data: {b64(pki.client.cert_pem)}\n    client-key-data: {b64(pki.client.key_pem)}\n",
         f"    certificate-authority-data: {b64(pki.ca_pem)}\n",
     )
     opts = build(tmp_path, kubeconfig=str(path))
@@ -117,8 +113,9 @@ def test_key_that_does_not_match_names_the_fields(tmp_path: Path) -> None:
     other = TestPKI.create()
     (tmp_path / "c.crt").write_bytes(pki.client.cert_pem)
     (tmp_path / "c.key").write_bytes(other.client.key_pem)
-    path = write_kubeconfig(tmp_path, "    client-certificate: c.crt\n    client-key: c.key\n",
-                            "    insecure-skip-tls-verify: true\n")
+    path = write_kubeconfig(
+        tmp_path, "    client-certificate: c.crt\n    client-key: c.key\n", "    insecure-skip-tls-verify: true\n"
+    )
     with pytest.raises(ConfigError) as info:
         build(tmp_path, kubeconfig=str(path))
     message = str(info.value)
@@ -128,7 +125,8 @@ def test_key_that_does_not_match_names_the_fields(tmp_path: Path) -> None:
 
 def test_bad_ca_data_names_the_field(tmp_path: Path) -> None:
     path = write_kubeconfig(
-        tmp_path, "    token: abc\n",
+        tmp_path,
+        "    token: abc\n",
         f"    certificate-authority-data: {base64.b64encode(b'not a certificate').decode()}\n",
     )
     with pytest.raises(ConfigError) as info:
@@ -149,8 +147,9 @@ def test_server_path_warning(tmp_path: Path) -> None:
         "Your kube context contains a server path /k8s/clusters/c-abc, use --append-server-path "
         "to automatically append the path to each request",
     )
-    opts = build(tmp_path, server=SERVER + "/k8s/clusters/c-abc", insecure_skip_tls_verify=True,
-                 append_server_path=True)
+    opts = build(
+        tmp_path, server=SERVER + "/k8s/clusters/c-abc", insecure_skip_tls_verify=True, append_server_path=True
+    )
     assert opts.warnings == ()
 
 
@@ -163,10 +162,15 @@ def test_strict_x509_is_off(tmp_path: Path) -> None:
     assert not ctx.verify_flags & getattr(ssl, "VERIFY_X509_STRICT", 0x20)
 
 
-@pytest.mark.parametrize(("address", "host", "dual"), [
-    ("::1", "::1", False), ("[::1]", "::1", False), ("localhost", "127.0.0.1", False),
-    ("0.0.0.0", "::", True),
-])
+@pytest.mark.parametrize(
+    ("address", "host", "dual"),
+    [
+        ("::1", "::1", False),
+        ("[::1]", "::1", False),
+        ("localhost", "127.0.0.1", False),
+        ("0.0.0.0", "::", True),
+    ],
+)
 def test_addresses(tmp_path: Path, address: str, host: str, dual: bool) -> None:
     opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, address=address)
     assert opts.listen.host == host and opts.listen.dual_stack is dual

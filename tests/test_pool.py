@@ -213,8 +213,12 @@ async def test_truncated_body_aborts_the_client(scripted) -> None:  # type: igno
 
 
 @pytest.mark.parametrize(("method", "status", "connections"), [("GET", 200, 2), ("POST", 502, 1)])
-async def test_only_replayable_requests_are_retried(scripted, method: str, status: int,  # type: ignore[no-untyped-def]
-                                                   connections: int) -> None:
+async def test_only_replayable_requests_are_retried(
+    scripted,
+    method: str,
+    status: int,  # type: ignore[no-untyped-def]
+    connections: int,
+) -> None:
     seen = []
 
     def reply(head: bytes) -> bytes | None:

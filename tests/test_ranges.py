@@ -331,7 +331,9 @@ def test_ten_thousand_ranges() -> None:
         if i % 4:
             networks.append(ipaddress.IPv4Network((rng.getrandbits(32), rng.randint(12, 32)), strict=False))
         else:
-            networks.append(ipaddress.IPv6Network((rng.getrandbits(128) | 1 << 125, rng.randint(20, 128)), strict=False))
+            networks.append(
+                ipaddress.IPv6Network((rng.getrandbits(128) | 1 << 125, rng.randint(20, 128)), strict=False)
+            )
     ranges = AuthorizedRanges.parse(",".join(map(str, networks)))
     assert len(ranges) == 10_000
     assert ranges.networks == tuple(networks)
@@ -380,9 +382,7 @@ def _addresses(networks: list[IPNetwork]) -> st.SearchStrategy[IPAddress]:
         top = 2**network.max_prefixlen - 1
         return cls(min(max(int(network.network_address) + offset, 0), top))
 
-    sizes = st.sampled_from(networks).flatmap(
-        lambda n: st.tuples(st.just(n), st.integers(-2, n.num_addresses + 1))
-    )
+    sizes = st.sampled_from(networks).flatmap(lambda n: st.tuples(st.just(n), st.integers(-2, n.num_addresses + 1)))
     return st.one_of(anywhere, sizes.map(lambda pair: near(*pair)))
 
 

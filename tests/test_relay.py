@@ -63,7 +63,8 @@ async def fetch(session: aiohttp.ClientSession, method: str, url: str) -> tuple[
 
 
 async def test_a_repeated_request_takes_the_fast_path_with_the_same_answer(
-        proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
     url = f"{proxy.url}/api/v1/namespaces/default/pods"
     first = await fetch(session, "GET", url)
     assert fast_taken == []  # the first one makes the verdict the fast path remembers
@@ -74,7 +75,8 @@ async def test_a_repeated_request_takes_the_fast_path_with_the_same_answer(
 
 
 async def test_head_on_the_fast_path_keeps_the_length(
-        proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
     url = f"{proxy.url}/version"
     _, _, body = await fetch(session, "GET", url)
     for _ in range(2):
@@ -84,7 +86,8 @@ async def test_head_on_the_fast_path_keeps_the_length(
 
 
 async def test_an_answer_that_streams_continues_on_the_ordinary_path(
-        proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
     url = f"{proxy.url}/debug/kproxy/chunks?n=3&interval=0.05"
     for _ in range(2):
         status, headers, body = await fetch(session, "GET", url)
@@ -94,7 +97,8 @@ async def test_an_answer_that_streams_continues_on_the_ordinary_path(
 
 
 async def test_a_client_leaving_a_streamed_fast_answer_releases_the_upstream(
-        proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
     url = f"{proxy.url}/api/v1/namespaces/default/configmaps?watch=true"
     before = api.open_watches()
     for _ in range(2):
@@ -107,7 +111,8 @@ async def test_a_client_leaving_a_streamed_fast_answer_releases_the_upstream(
 
 
 async def test_a_connection_the_server_closed_is_retried_as_on_the_ordinary_path(
-        proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
     # Go retries a replayable request that failed on a reused connection before any
     # answer; the fast path must send it exactly as often as the ordinary path does.
     url = f"{proxy.url}/debug/kproxy/hangup"
@@ -123,7 +128,8 @@ async def test_a_connection_the_server_closed_is_retried_as_on_the_ordinary_path
 
 
 async def test_a_malformed_answer_is_not_asked_for_twice(
-        proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
     url = f"{proxy.url}/debug/kproxy/garbage"
     for _ in range(2):
         await fetch(session, "GET", f"{proxy.url}/version")
@@ -135,19 +141,43 @@ async def test_a_malformed_answer_is_not_asked_for_twice(
 
 
 async def test_a_refused_credential_on_the_fast_path_is_refreshed_once(
-        api: FakeAPIServer, tmp_path: Path, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    api: FakeAPIServer, tmp_path: Path, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
     assert api.pki is not None
     plugin = write_plugin(tmp_path / "bin", token="fast-{n}")
     api.auth.tokens["fast-1"] = "exec-user"
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "k", "cluster": {"server": api.url, "certificate-authority-data":
-                                               base64.b64encode(api.pki.ca_pem).decode()}}],
-        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-        "users": [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
-                                                  "command": str(plugin.path), "interactiveMode": "Never"}}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [
+                    {
+                        "name": "k",
+                        "cluster": {
+                            "server": api.url,
+                            "certificate-authority-data": base64.b64encode(api.pki.ca_pem).decode(),
+                        },
+                    }
+                ],
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "users": [
+                    {
+                        "name": "u",
+                        "user": {
+                            "exec": {
+                                "apiVersion": "client.authentication.k8s.io/v1",
+                                "command": str(plugin.path),
+                                "interactiveMode": "Never",
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+    )
     async with ProxyServer(Options.from_flags(Flags(kubeconfig=str(kubeconfig), port=0))) as proxy:
         url = f"{proxy.url}/api/v1/namespaces"
         assert (await fetch(session, "GET", url))[0] == 200
@@ -177,16 +207,21 @@ async def until(condition: object, timeout: float = 5.0) -> None:
 
 
 async def test_pipelined_requests_on_the_fast_path_are_answered_in_order(
-        proxy: ProxyServer, fast_taken: list[str]) -> None:
+    proxy: ProxyServer, fast_taken: list[str]
+) -> None:
     port = int(proxy.url.rsplit(":", 1)[1])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         get = b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
         writer.write(get)
         await reader.readuntil(b"}")  # the first makes the verdict the fast path remembers
-        writer.write(get + b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n" + get
-                     + b"HEAD /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
-                     + b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        writer.write(
+            get
+            + b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            + get
+            + b"HEAD /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            + b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n"
+        )
         data = await asyncio.wait_for(reader.read(-1), 10)  # the HTTP/1.0 answer ends the connection
     finally:
         writer.close()
@@ -199,7 +234,8 @@ async def test_pipelined_requests_on_the_fast_path_are_answered_in_order(
 
 
 async def test_a_request_head_built_before_is_reused_only_for_the_same_request(
-        proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]) -> None:
+    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
     url = f"{proxy.url}/debug/kproxy/echo"
     seen = []
     for value in ("1", "1", "2", "2", "1"):

@@ -306,9 +306,7 @@ def test_route_query_none_and_empty_agree() -> None:
         ),  # §4, --api-prefix=/custom/
     ],
 )
-def test_upstream_path(
-    raw_path: str, server_path: str, append: bool, expected: str
-) -> None:
+def test_upstream_path(raw_path: str, server_path: str, append: bool, expected: str) -> None:
     assert upstream_path(raw_path, server_path, append) == expected
 
 
@@ -333,7 +331,5 @@ def test_upstream_path(
         ("get", "/x", b"", None),  # Go compares the method exactly
     ],
 )
-def test_redirect_body(
-    method: str, location: str, body: bytes, content_type: str | None
-) -> None:
+def test_redirect_body(method: str, location: str, body: bytes, content_type: str | None) -> None:
     assert redirect_body(method, location) == (body, content_type)

@@ -21,8 +21,9 @@ from kproxy.service_urls import InvalidProxyURL, Kind, ProxyTarget, parse, proxy
 NS = "/api/v1/namespaces"
 
 
-def svc(name: str, scheme: str = "", port: str = "", rest: str = "", query: str | None = None,
-        namespace: str = "default") -> ProxyTarget:
+def svc(
+    name: str, scheme: str = "", port: str = "", rest: str = "", query: str | None = None, namespace: str = "default"
+) -> ProxyTarget:
     return ProxyTarget("service", namespace, scheme, name, port, rest, query)
 
 
@@ -37,8 +38,10 @@ VALID = [
     (f"{NS}/default/services/https:nginx:8443/proxy/", svc("nginx", "https", "8443", "/")),
     (f"{NS}/default/services/http:nginx:80/proxy", svc("nginx", "http", "80")),
     # an empty port with a scheme: what kubectl cluster-info prints for metrics-server
-    (f"{NS}/kube-system/services/https:metrics-server:/proxy",
-     svc("metrics-server", "https", "", namespace="kube-system")),
+    (
+        f"{NS}/kube-system/services/https:metrics-server:/proxy",
+        svc("metrics-server", "https", "", namespace="kube-system"),
+    ),
     # two parts are NAME:PORT, so this is service "https", port "nginx" (Go's rule)
     (f"{NS}/default/services/https:nginx/proxy/", svc("https", port="nginx", rest="/")),
     # the remaining path is kept as sent: an encoded slash stays encoded
@@ -61,13 +64,17 @@ VALID = [
     (f"{NS}/default/services/x:1a/proxy", svc("x", port="1a")),
     (f"{NS}/0ns/services/x/proxy", svc("x", namespace="0ns")),  # a DNS-1123 label may start with a digit
     (f"{NS}/default/pods/web-0/proxy/", ProxyTarget("pod", "default", "", "web-0", "", "/")),
-    (f"{NS}/default/pods/web-0.example:8080/proxy/metrics",
-     ProxyTarget("pod", "default", "", "web-0.example", "8080", "/metrics")),
+    (
+        f"{NS}/default/pods/web-0.example:8080/proxy/metrics",
+        ProxyTarget("pod", "default", "", "web-0.example", "8080", "/metrics"),
+    ),
     (f"{NS}/default/pods/0pod/proxy", ProxyTarget("pod", "default", "", "0pod", "")),
     (f"{NS}/default/pods/https:web-0:8443/proxy/", ProxyTarget("pod", "default", "https", "web-0", "8443", "/")),
     ("/api/v1/nodes/demo-node/proxy/stats/summary", ProxyTarget("node", "", "", "demo-node", "", "/stats/summary")),
-    ("/api/v1/nodes/https:10.0.0.1:10250/proxy/metrics",
-     ProxyTarget("node", "", "https", "10.0.0.1", "10250", "/metrics")),
+    (
+        "/api/v1/nodes/https:10.0.0.1:10250/proxy/metrics",
+        ProxyTarget("node", "", "https", "10.0.0.1", "10250", "/metrics"),
+    ),
 ]
 
 
@@ -159,8 +166,11 @@ INVALID = [
     ("/api/v1/pods/web-0/proxy/", "namespace", "pods are namespaced"),
     (f"{NS}/default/nodes/demo-node/proxy/", "namespace", "nodes are not namespaced"),
     # the /api/v1/proxy form, removed in Kubernetes 1.10
-    ("/api/v1/proxy/namespaces/default/services/nginx:80/x?y=1", "path",
-     "use /api/v1/namespaces/default/services/nginx:80/proxy/x?y=1"),
+    (
+        "/api/v1/proxy/namespaces/default/services/nginx:80/x?y=1",
+        "path",
+        "use /api/v1/namespaces/default/services/nginx:80/proxy/x?y=1",
+    ),
     ("/api/v1/proxy/nodes/demo-node/metrics", "path", "use /api/v1/nodes/demo-node/proxy/metrics"),
     ("/api/v1/proxy/whatever", "path", "removed in Kubernetes 1.10"),
 ]
@@ -190,12 +200,22 @@ def test_invalid_proxy_url_is_a_400_status() -> None:
     [
         ({"kind": "service", "name": "nginx"}, f"{NS}/default/services/nginx/proxy"),
         ({"kind": "service", "name": "nginx", "port": "http", "rest": "/"}, f"{NS}/default/services/nginx:http/proxy/"),
-        ({"kind": "service", "name": "m", "scheme": "https", "namespace": "kube-system"},
-         f"{NS}/kube-system/services/https:m:/proxy"),
-        ({"kind": "service", "name": "m", "scheme": "https", "port": "443"}, f"{NS}/default/services/https:m:443/proxy"),
-        ({"kind": "pod", "name": "web-0", "port": "8080", "rest": "/a%2Fb"}, f"{NS}/default/pods/web-0:8080/proxy/a%2Fb"),
-        ({"kind": "node", "name": "demo-node", "namespace": "ignored", "rest": "/metrics"},
-         "/api/v1/nodes/demo-node/proxy/metrics"),
+        (
+            {"kind": "service", "name": "m", "scheme": "https", "namespace": "kube-system"},
+            f"{NS}/kube-system/services/https:m:/proxy",
+        ),
+        (
+            {"kind": "service", "name": "m", "scheme": "https", "port": "443"},
+            f"{NS}/default/services/https:m:443/proxy",
+        ),
+        (
+            {"kind": "pod", "name": "web-0", "port": "8080", "rest": "/a%2Fb"},
+            f"{NS}/default/pods/web-0:8080/proxy/a%2Fb",
+        ),
+        (
+            {"kind": "node", "name": "demo-node", "namespace": "ignored", "rest": "/metrics"},
+            "/api/v1/nodes/demo-node/proxy/metrics",
+        ),
     ],
 )
 def test_proxy_path(kwargs: dict[str, str], path: str) -> None:
@@ -248,7 +268,10 @@ def test_describe_and_url() -> None:
     t = svc("nginx", port="http", rest="/")
     assert t.describe() == "service default/nginx:http"
     assert ProxyTarget("node", "", "https", "n1", "").describe() == "node https:n1:"
-    assert proxy_url("http://127.0.0.1:8001/", t) == "http://127.0.0.1:8001/api/v1/namespaces/default/services/nginx:http/proxy/"
+    assert (
+        proxy_url("http://127.0.0.1:8001/", t)
+        == "http://127.0.0.1:8001/api/v1/namespaces/default/services/nginx:http/proxy/"
+    )
 
 
 # -- properties ---------------------------------------------------------------------
@@ -320,23 +343,41 @@ def _valid_port(port: str) -> bool:
     if port.isdigit():
         return 1 <= int(port) <= 65535
     return (
-        len(port) <= 15 and re.fullmatch(r"[-a-z0-9]+", port) is not None and re.search("[a-z]", port) is not None
-        and "--" not in port and not port.startswith("-") and not port.endswith("-")
+        len(port) <= 15
+        and re.fullmatch(r"[-a-z0-9]+", port) is not None
+        and re.search("[a-z]", port) is not None
+        and "--" not in port
+        and not port.startswith("-")
+        and not port.endswith("-")
     )
 
 
-@given(st.one_of(st.integers(65536, 10**7).map(str), st.just("0"), st.text(alphabet=NAME_NOISE, min_size=1, max_size=20))
-       .filter(lambda p: not _valid_port(p)))
+@given(
+    st.one_of(
+        st.integers(65536, 10**7).map(str), st.just("0"), st.text(alphabet=NAME_NOISE, min_size=1, max_size=20)
+    ).filter(lambda p: not _valid_port(p))
+)
 def test_property_invalid_ports_rejected(port: str) -> None:
     with pytest.raises(InvalidProxyURL) as info:
         parse(svc("nginx", port=port, rest="/").path())
     assert info.value.part == "port"
 
 
-FORMS = st.sampled_from([f"{NS}/default/services/", f"{NS}/x/pods/", "/api/v1/nodes/", "/api/v1/services/",
-                         f"{NS}/default/nodes/", "/api/v1/proxy/nodes/", f"{NS}/"])
+FORMS = st.sampled_from(
+    [
+        f"{NS}/default/services/",
+        f"{NS}/x/pods/",
+        "/api/v1/nodes/",
+        "/api/v1/services/",
+        f"{NS}/default/nodes/",
+        "/api/v1/proxy/nodes/",
+        f"{NS}/",
+    ]
+)
 IDS = st.text(alphabet="abcnx-.:%2FA09", max_size=12)
-TAILS = st.sampled_from(["/proxy", "/proxy/", "/proxy/a%2Fb", "/proxy?q", "", "/", "/status", "/proxyx", "/proxy/x?y=/"])
+TAILS = st.sampled_from(
+    ["/proxy", "/proxy/", "/proxy/a%2Fb", "/proxy?q", "", "/", "/status", "/proxyx", "/proxy/x?y=/"]
+)
 
 
 @given(FORMS, IDS, TAILS)

@@ -30,7 +30,9 @@ def make_cert(
     not_after: datetime = NOW + timedelta(days=365),
 ) -> str:
     """A self-signed certificate; ``ca=None`` leaves out basicConstraints."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Corp")])
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, name), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Corp")]
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -109,21 +111,41 @@ BROKEN_BODY = ROOT.replace(ROOT.splitlines()[3], "AAAA" * 16)
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (f"{ROOT}\nhello world\n", f"block 2 (line {L2}): not PEM: 'hello world'; expected -----BEGIN CERTIFICATE-----"),
+        (
+            f"{ROOT}\nhello world\n",
+            f"block 2 (line {L2}): not PEM: 'hello world'; expected -----BEGIN CERTIFICATE-----",
+        ),
         (f"# Corp root\n{ROOT}", "block 1 (line 1): not PEM: '# Corp root'"),
         (f"{ROOT}\n{KEY_PEM}", f"block 2 (line {L2}): a PEM PRIVATE KEY block, not a CERTIFICATE"),
         (ROOT.replace("CERTIFICATE", "TRUSTED CERTIFICATE"), "block 1 (line 1): a PEM TRUSTED CERTIFICATE block"),
         (f"{ROOT}\n{BROKEN_BODY}", f"block 2 (line {L2}): not a valid certificate"),
-        ("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
-         "block 1 (line 1): not a valid certificate"),
-        (ROOT.rsplit("-----END", 1)[0], "block 1 (line 1): no -----END CERTIFICATE----- line before the end of the file"),
-        (ROOT.rsplit("-----END", 1)[0] + "\n" + PROXY_CA,
-         f"block 1 (line 1): no -----END CERTIFICATE----- line before line {L2 - 2}"),
+        (
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+            "block 1 (line 1): not a valid certificate",
+        ),
+        (
+            ROOT.rsplit("-----END", 1)[0],
+            "block 1 (line 1): no -----END CERTIFICATE----- line before the end of the file",
+        ),
+        (
+            ROOT.rsplit("-----END", 1)[0] + "\n" + PROXY_CA,
+            f"block 1 (line 1): no -----END CERTIFICATE----- line before line {L2 - 2}",
+        ),
         ("", "no certificates"),
         ("\n  \n", "no certificates"),
     ],
-    ids=["garbage", "comment", "key", "trusted-cert", "broken-body", "not-der", "no-end", "no-end-blank", "empty",
-         "blank"],
+    ids=[
+        "garbage",
+        "comment",
+        "key",
+        "trusted-cert",
+        "broken-body",
+        "not-der",
+        "no-end",
+        "no-end-blank",
+        "empty",
+        "blank",
+    ],
 )
 def test_bad_blocks_are_errors_naming_the_block(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -142,12 +164,18 @@ def test_binary_data_is_not_pem() -> None:
     ("cert", "warning"),
     [
         (make_cert("Old CA", not_after=NOW - timedelta(days=1)), "certificate O=Corp,CN=Old CA expired on 2030-05-31"),
-        (make_cert("Future CA", not_before=NOW + timedelta(days=2)),
-         "certificate O=Corp,CN=Future CA is not valid until 2030-06-03"),
-        (make_cert("leaf.example", ca=False),
-         "certificate O=Corp,CN=leaf.example is not a CA certificate (basicConstraints CA:FALSE)"),
-        (make_cert("v1-style", ca=None),
-         "certificate O=Corp,CN=v1-style is not a CA certificate (no basicConstraints extension)"),
+        (
+            make_cert("Future CA", not_before=NOW + timedelta(days=2)),
+            "certificate O=Corp,CN=Future CA is not valid until 2030-06-03",
+        ),
+        (
+            make_cert("leaf.example", ca=False),
+            "certificate O=Corp,CN=leaf.example is not a CA certificate (basicConstraints CA:FALSE)",
+        ),
+        (
+            make_cert("v1-style", ca=None),
+            "certificate O=Corp,CN=v1-style is not a CA certificate (no basicConstraints extension)",
+        ),
     ],
 )
 def test_certificate_warnings(cert: str, warning: str) -> None:
@@ -168,7 +196,7 @@ def test_trusted_ca_base64() -> None:
     bundle = parse_trusted_ca(value, "/etc/aks.json", now=NOW)
     assert len(bundle.certificates) == 2
     assert bundle.origins[0] == "/etc/aks.json trustedCa block 1"
-    wrapped = "\n".join(value[i:i + 76] for i in range(0, len(value), 76))  # `base64` without -w0
+    wrapped = "\n".join(value[i : i + 76] for i in range(0, len(value), 76))  # `base64` without -w0
     assert parse_trusted_ca(wrapped, "/etc/aks.json", now=NOW).pem == bundle.pem
 
 

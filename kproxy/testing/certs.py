@@ -104,9 +104,7 @@ class TestPKI:
             ExtendedKeyUsageOID.SERVER_AUTH,
             sans,
         )
-        client = _issue(
-            ca_cert, ca_key, _client_name(CLIENT_CN, (CLIENT_GROUP,)), ExtendedKeyUsageOID.CLIENT_AUTH, []
-        )
+        client = _issue(ca_cert, ca_key, _client_name(CLIENT_CN, (CLIENT_GROUP,)), ExtendedKeyUsageOID.CLIENT_AUTH, [])
         return cls(ca_pem=ca_pem, server=server, client=client, ca_key_pem=_key_pem(ca_key))
 
     def issue_client(self, common_name: str, organizations: Sequence[str] = ()) -> CertPair:

@@ -127,7 +127,7 @@ class CoreV1API:
         if kind and kind != rtype.kind:
             raise ApiError.bad_request(
                 f'{kind} in version "{body.get("apiVersion", "v1")}" cannot be handled as a {rtype.kind}: '
-                f"no kind \"{kind}\" is registered for version \"v1\""
+                f'no kind "{kind}" is registered for version "v1"'
             )
         return body
 
@@ -174,7 +174,10 @@ class CoreV1API:
             for item in items["items"]:
                 meta = item["metadata"]
                 deleted.append(self.store.delete(rtype.name, meta["name"], meta.get("namespace")))
-            result = {**items, "items": [{k: v for k, v in d.items() if k not in ("kind", "apiVersion")} for d in deleted]}
+            result = {
+                **items,
+                "items": [{k: v for k, v in d.items() if k not in ("kind", "apiVersion")} for d in deleted],
+            }
             return wire.respond(request, result)
         raise not_allowed()
 
@@ -218,7 +221,9 @@ class CoreV1API:
             if negotiated.shape == "Table":
                 meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
                 include = query.get("includeObject", "Metadata")
-                table = tables.to_table(rtype.name, [obj], meta, include_object=include, api_version=negotiated.api_version)
+                table = tables.to_table(
+                    rtype.name, [obj], meta, include_object=include, api_version=negotiated.api_version
+                )
                 return wire.respond(request, table, fmt=negotiated.fmt)
             if negotiated.shape == "PartialObjectMetadata":
                 return wire.respond(request, tables.partial_metadata(obj, negotiated.api_version), fmt=negotiated.fmt)
@@ -303,7 +308,9 @@ class CoreV1API:
                 await response.write(wire.dump({"type": event.type, "object": shape(event)}))
         return response
 
-    async def _log(self, request: web.BaseRequest, namespace: str, name: str, query: dict[str, str]) -> web.StreamResponse:
+    async def _log(
+        self, request: web.BaseRequest, namespace: str, name: str, query: dict[str, str]
+    ) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             raise not_allowed()
         pod = self.store.get("pods", name, namespace, copy=False)

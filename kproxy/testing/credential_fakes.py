@@ -31,7 +31,7 @@ from .certs import TestPKI
 
 __all__ = ["FakeOIDCIssuer", "Plugin", "make_jwt", "write_plugin"]
 
-_SCRIPT = r'''#!{python}
+_SCRIPT = r"""#!{python}
 import json, os, sys, time, datetime
 here = {spec!r}
 spec = json.load(open(here))
@@ -63,7 +63,7 @@ if spec.get("expires_in") is not None:
 out = {{"apiVersion": spec.get("apiVersion", "client.authentication.k8s.io/v1"),
        "kind": spec.get("kind", "ExecCredential"), "status": status}}
 print(json.dumps(out))
-'''
+"""
 
 
 class Plugin:
@@ -184,8 +184,9 @@ class FakeOIDCIssuer:
 
     async def _discovery(self, request: web.Request) -> web.Response:
         self.discovery_requests += 1
-        return web.json_response({"issuer": self.url, "token_endpoint": self.url + "/token",
-                                  "authorization_endpoint": self.url + "/auth"})
+        return web.json_response(
+            {"issuer": self.url, "token_endpoint": self.url + "/token", "authorization_endpoint": self.url + "/auth"}
+        )
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
@@ -203,15 +204,19 @@ class FakeOIDCIssuer:
             status, body = self.fail_with
             return web.json_response(body, status=status)
         if form.get("grant_type") != "refresh_token" or form.get("refresh_token") not in self.refresh_tokens:
-            return web.json_response({"error": "invalid_grant", "error_description": "unknown refresh token"},
-                                     status=400)
+            return web.json_response(
+                {"error": "invalid_grant", "error_description": "unknown refresh token"}, status=400
+            )
         self._count += 1
         id_token = make_jwt(time.time() + self.lifetime, nonce=str(self._count))
         self.issued.append(id_token)
         if self.on_issue is not None:
             self.on_issue(id_token)
-        answer: dict[str, Any] = {"access_token": f"access-{self._count}", "token_type": "Bearer",
-                                  "expires_in": int(self.lifetime)}
+        answer: dict[str, Any] = {
+            "access_token": f"access-{self._count}",
+            "token_type": "Bearer",
+            "expires_in": int(self.lifetime),
+        }
         if not self.omit_id_token:
             answer["id_token"] = id_token
         if self.rotate_refresh:

@@ -259,7 +259,9 @@ class FakeAPIServer:
             "kind": "Config",
             "clusters": [{"name": "fake", "cluster": cluster}],
             "users": [{"name": f"fake-{auth}", "user": user}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": f"fake-{auth}", "namespace": "default"}}],
+            "contexts": [
+                {"name": "fake", "context": {"cluster": "fake", "user": f"fake-{auth}", "namespace": "default"}}
+            ],
             "current-context": "fake",
             "preferences": {},
         }

@@ -84,7 +84,10 @@ def validate(rtype: ResourceType, obj: Obj) -> None:
     name = meta.get("name") or ""
     if not isinstance(name, str) or not name:
         raise _invalid(
-            rtype.kind, "", "metadata.name", "FieldValueRequired",
+            rtype.kind,
+            "",
+            "metadata.name",
+            "FieldValueRequired",
             "Required value: name or generateName is required",
         )
     pattern, help_text = (
@@ -249,7 +252,9 @@ def json_patch(target: Obj, operations: Any) -> Obj:
         try:
             doc = _apply_op(doc, op)
         except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from None
+            raise ApiError(
+                422, "Invalid", f"the server rejected our request due to an error in our request: {exc}"
+            ) from None
     if not isinstance(doc, dict):
         raise ApiError.bad_request("json patch produced a non-object")
     return doc
@@ -444,7 +449,11 @@ def seed_objects(now: datetime.datetime, ca_pem: bytes | None) -> list[tuple[str
                     },
                     "spec": {
                         "containers": [
-                            {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80, "protocol": "TCP"}]}
+                            {
+                                "name": "nginx",
+                                "image": "nginx:1.27",
+                                "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                            }
                         ]
                     },
                 },

@@ -108,8 +108,10 @@ def decode_object(data: bytes) -> dict[str, Any]:
     """A ``k8s\\0``-prefixed protobuf object as the JSON-shaped dict it stands for."""
     if not data.startswith(MAGIC):
         raise ProtobufError("missing the k8s protobuf magic prefix")
-    envelope = _message(data[len(MAGIC) :], {1: ("typeMeta", {1: ("apiVersion", "string"), 2: ("kind", "string")}),
-                                              2: ("raw", "rawbytes")})
+    envelope = _message(
+        data[len(MAGIC) :],
+        {1: ("typeMeta", {1: ("apiVersion", "string"), 2: ("kind", "string")}), 2: ("raw", "rawbytes")},
+    )
     type_meta = envelope.get("typeMeta", {})
     kind = type_meta.get("kind", "")
     schema = _KINDS.get(kind)

@@ -383,7 +383,9 @@ async def _tar(p: Process) -> int:
         await p.err(f"tar: {archive}: the fake reads and writes archives only on stdin/stdout\n")
         return 2
     if not p.fs.is_dir(directory):
-        await p.err(f"tar: {directory}: Cannot open: No such file or directory\ntar: Error is not recoverable: exiting now\n")
+        await p.err(
+            f"tar: {directory}: Cannot open: No such file or directory\ntar: Error is not recoverable: exiting now\n"
+        )
         return 2
     if mode == "c":
         return await _tar_create(p, directory, operands)
@@ -442,7 +444,9 @@ async def _tar_extract(p: Process, directory: str, list_only: bool) -> int:
         return 2
     if not data.strip(b"\x00"):
         if not data:
-            await p.err("tar: This does not look like a tar archive\ntar: Exiting with failure status due to previous errors\n")
+            await p.err(
+                "tar: This does not look like a tar archive\ntar: Exiting with failure status due to previous errors\n"
+            )
             return 2
         return 0  # only end-of-archive blocks: an empty archive
     failed = False
@@ -522,7 +526,9 @@ class _Streams(Protocol):
 
 
 async def _run(req: ExecRequest, streams: _Streams, fs: PodFilesystem, record: UpgradeSession) -> None:
-    process = Process(req.command, streams.stdin, streams.stdout, streams.stderr, fs, req.pod, req.namespace, req.container)
+    process = Process(
+        req.command, streams.stdin, streams.stdout, streams.stderr, fs, req.pod, req.namespace, req.container
+    )
     main = _attach_main(process) if req.kind == "attach" else run_command(process)
     task = asyncio.ensure_future(main)
     gone = asyncio.ensure_future(streams.gone.wait())
@@ -658,7 +664,9 @@ class _Discard:
         return None
 
 
-async def _accept_streams(session: SpdySession, req: ExecRequest, record: UpgradeSession) -> dict[str, SpdyStream] | None:
+async def _accept_streams(
+    session: SpdySession, req: ExecRequest, record: UpgradeSession
+) -> dict[str, SpdyStream] | None:
     expected = {"error"}
     if req.stdin:
         expected.add("stdin")

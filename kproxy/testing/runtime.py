@@ -82,9 +82,7 @@ class PodFilesystem:
             raise FileNotFoundError(path)
         prefix = path.rstrip("/") + "/"
         names = {
-            p[len(prefix) :].split("/", 1)[0]
-            for p in (*self.dirs, *self.files)
-            if p.startswith(prefix) and p != path
+            p[len(prefix) :].split("/", 1)[0] for p in (*self.dirs, *self.files) if p.startswith(prefix) and p != path
         }
         return sorted(names)
 

@@ -81,16 +81,71 @@ _MAX_HEADER_BLOCK = 1 << 20  # decompressed; kubectl's blocks are a few dozen by
 # Adler-32 goes on the wire (zlib's DICTID), so a single wrong byte breaks every header
 # block in both directions.
 _DICTIONARY_WORDS = (
-    "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset",
-    "accept-encoding", "accept-language", "accept-ranges", "age", "allow", "authorization",
-    "cache-control", "connection", "content-base", "content-encoding", "content-language",
-    "content-length", "content-location", "content-md5", "content-range", "content-type",
-    "date", "etag", "expect", "expires", "from", "host", "if-match", "if-modified-since",
-    "if-none-match", "if-range", "if-unmodified-since", "last-modified", "location",
-    "max-forwards", "pragma", "proxy-authenticate", "proxy-authorization", "range", "referer",
-    "retry-after", "server", "te", "trailer", "transfer-encoding", "upgrade", "user-agent",
-    "vary", "via", "warning", "www-authenticate", "method", "get", "status", "200 OK",
-    "version", "HTTP/1.1", "url", "public", "set-cookie", "keep-alive", "origin",
+    "options",
+    "head",
+    "post",
+    "put",
+    "delete",
+    "trace",
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "accept-ranges",
+    "age",
+    "allow",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-base",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-location",
+    "content-md5",
+    "content-range",
+    "content-type",
+    "date",
+    "etag",
+    "expect",
+    "expires",
+    "from",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "last-modified",
+    "location",
+    "max-forwards",
+    "pragma",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "range",
+    "referer",
+    "retry-after",
+    "server",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+    "vary",
+    "via",
+    "warning",
+    "www-authenticate",
+    "method",
+    "get",
+    "status",
+    "200 OK",
+    "version",
+    "HTTP/1.1",
+    "url",
+    "public",
+    "set-cookie",
+    "keep-alive",
+    "origin",
 )
 _DICTIONARY_TAIL = (
     "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
@@ -272,8 +327,10 @@ class FrameDecoder:
                 (ping_id,) = struct.unpack_from(">I", payload)
                 return Ping(ping_id)
             if kind == TYPE_GOAWAY:
-                last_good, status = struct.unpack_from(">II", payload) if len(payload) >= 8 else (
-                    struct.unpack_from(">I", payload)[0], 0
+                last_good, status = (
+                    struct.unpack_from(">II", payload)
+                    if len(payload) >= 8
+                    else (struct.unpack_from(">I", payload)[0], 0)
                 )
                 return GoAway(last_good & 0x7FFFFFFF, status)
             if kind == TYPE_WINDOW_UPDATE:

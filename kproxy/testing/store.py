@@ -243,9 +243,7 @@ class Store:
         objects.default(rtype, obj, self._allocator, created=meta["creationTimestamp"])
         return self._commit("ADDED", rtype, ns, obj, None)
 
-    def update(
-        self, resource: str, obj: Obj, namespace: str | None = None, *, subresource: str = ""
-    ) -> Obj:
+    def update(self, resource: str, obj: Obj, namespace: str | None = None, *, subresource: str = "") -> Obj:
         """Replace an object (PUT); a stale ``metadata.resourceVersion`` is a 409 Conflict."""
         rtype = _rtype(resource)
         obj = copy_module.deepcopy(obj)
@@ -418,7 +416,7 @@ class Store:
         allowed = _COMMON_FIELDS + _RESOURCE_FIELDS.get(rtype.name, ())
         for req in requirements:
             if req.path not in allowed:
-                raise ApiError.bad_request(f'field label not supported: {req.path}')
+                raise ApiError.bad_request(f"field label not supported: {req.path}")
         return _Filter(
             rtype.name,
             namespace if rtype.namespaced and namespace else None,

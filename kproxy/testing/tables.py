@@ -65,7 +65,9 @@ _COLUMNS: dict[str, list[Obj]] = {
         _col("External-IP", "externalIPs is a list of IP addresses for which nodes in the cluster accept traffic."),
         _col("Port(s)", "The list of ports that are exposed by this service."),
         _AGE,
-        _col("Selector", "Route service traffic to pods with label keys and values matching this selector.", priority=1),
+        _col(
+            "Selector", "Route service traffic to pods with label keys and values matching this selector.", priority=1
+        ),
     ],
     "configmaps": [
         _NAME,

@@ -55,8 +55,13 @@ PATCH_TYPES = {
 _GZIP_THRESHOLD = 128 * 1024  # kube-apiserver's defaultGzipThresholdBytes
 _FLOW_SCHEMA_UID = "f5c6a6a0-3f4e-4c7b-9b8e-6f2d6c1a7e01"
 _PRIORITY_LEVEL_UID = "0b8e1c3d-5a2f-4e6b-8c9d-7a1e2f3b4c02"
-_JSON_BODIES = {JSON, "", "application/merge-patch+json", "application/strategic-merge-patch+json",
-                "application/json-patch+json"}
+_JSON_BODIES = {
+    JSON,
+    "",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/json-patch+json",
+}
 _YAML_BODIES = {YAML, "application/apply-patch+yaml", "application/x-yaml", "text/yaml"}
 _SHAPES = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
 
@@ -101,7 +106,9 @@ def negotiate(request: web.BaseRequest, *, allow_shapes: bool) -> Negotiated:
         group, version = media.params.get("g", ""), media.params.get("v", "")
         if allow_shapes and group == META_GROUP and version in ("v1", "v1beta1") and shape in _SHAPES:
             return Negotiated(fmt, shape, f"{group}/{version}")
-    raise ApiError(406, "NotAcceptable", "only the following media types are accepted: application/json, application/yaml")
+    raise ApiError(
+        406, "NotAcceptable", "only the following media types are accepted: application/json, application/yaml"
+    )
 
 
 def dump(obj: Any, fmt: str = JSON) -> bytes:

@@ -33,7 +33,9 @@ def free_port() -> int:
 def require(*programs: str) -> None:
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (.ci/run installs them: apt-get install tinyproxy stunnel4 dante-server)")
+        pytest.skip(
+            f"{', '.join(missing)} not installed (.ci/run installs them: apt-get install tinyproxy stunnel4 dante-server)"
+        )
 
 
 def require_root_namespaces() -> None:
@@ -59,15 +61,26 @@ class ProxyProcess:
         argv = self._argv
         if self._hosts is not None:
             hosts = self.workdir / f"hosts-{self.port}"
-            hosts.write_text("127.0.0.1 localhost\n::1 localhost\n"
-                             + "".join(f"{ip} {name}\n" for name, ip in self._hosts.items()))
+            hosts.write_text(
+                "127.0.0.1 localhost\n::1 localhost\n" + "".join(f"{ip} {name}\n" for name, ip in self._hosts.items())
+            )
             hosts.chmod(0o644)
             # unshare execs sh, which execs the proxy: the PID we hold is the proxy's.
-            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                    'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *argv]
+            argv = [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                'mount --bind "$0" /etc/hosts && exec "$@"',
+                str(hosts),
+                *argv,
+            ]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=self.workdir)
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir
+            )
         deadline = time.monotonic() + 15
         while True:
             if self.proc.poll() is not None:
@@ -116,12 +129,20 @@ class Tinyproxy(ProxyProcess):
 
     name = "tinyproxy"
 
-    def __init__(self, workdir: Path, *, auth: tuple[str, str] | None = None,
-                 hosts: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, auth: tuple[str, str] | None = None, hosts: Mapping[str, str] | None = None
+    ) -> None:
         port = free_port()
         conf = workdir / f"tinyproxy-{port}.conf"
-        lines = [f"Port {port}", "Listen 127.0.0.1", "Timeout 60", "LogLevel Connect", "MaxClients 100",
-                 "User nobody", "Group nogroup"]
+        lines = [
+            f"Port {port}",
+            "Listen 127.0.0.1",
+            "Timeout 60",
+            "LogLevel Connect",
+            "MaxClients 100",
+            "User nobody",
+            "Group nogroup",
+        ]
         if auth is not None:
             lines.append(f"BasicAuth {auth[0]} {auth[1]}")
         conf.write_text("\n".join(lines) + "\n")
@@ -140,10 +161,21 @@ class Stunnel(ProxyProcess):
         key.write_bytes(key_pem)
         key.chmod(0o600)
         conf = workdir / f"stunnel-{port}.conf"
-        conf.write_text("\n".join([
-            "foreground = yes", "pid =", "debug = notice", "[https-proxy]",
-            f"accept = 127.0.0.1:{port}", f"connect = 127.0.0.1:{target_port}", f"cert = {cert}", f"key = {key}",
-        ]) + "\n")
+        conf.write_text(
+            "\n".join(
+                [
+                    "foreground = yes",
+                    "pid =",
+                    "debug = notice",
+                    "[https-proxy]",
+                    f"accept = 127.0.0.1:{port}",
+                    f"connect = 127.0.0.1:{target_port}",
+                    f"cert = {cert}",
+                    f"key = {key}",
+                ]
+            )
+            + "\n"
+        )
         super().__init__(workdir, [shutil.which("stunnel4") or "stunnel", str(conf)], port)
 
     @property
@@ -159,12 +191,28 @@ class Dante(ProxyProcess):
     def __init__(self, workdir: Path, *, hosts: Mapping[str, str] | None = None) -> None:
         port = free_port()
         conf = workdir / f"danted-{port}.conf"
-        conf.write_text("\n".join([
-            "logoutput: stderr", f"internal: 127.0.0.1 port = {port}", "external: 127.0.0.1",
-            "clientmethod: none", "socksmethod: none", "user.privileged: root", "user.unprivileged: nobody",
-            "client pass {", "  from: 0.0.0.0/0 to: 0.0.0.0/0", "  log: connect disconnect error", "}",
-            "socks pass {", "  from: 0.0.0.0/0 to: 0.0.0.0/0", "  log: connect disconnect error", "}",
-        ]) + "\n")
+        conf.write_text(
+            "\n".join(
+                [
+                    "logoutput: stderr",
+                    f"internal: 127.0.0.1 port = {port}",
+                    "external: 127.0.0.1",
+                    "clientmethod: none",
+                    "socksmethod: none",
+                    "user.privileged: root",
+                    "user.unprivileged: nobody",
+                    "client pass {",
+                    "  from: 0.0.0.0/0 to: 0.0.0.0/0",
+                    "  log: connect disconnect error",
+                    "}",
+                    "socks pass {",
+                    "  from: 0.0.0.0/0 to: 0.0.0.0/0",
+                    "  log: connect disconnect error",
+                    "}",
+                ]
+            )
+            + "\n"
+        )
         super().__init__(workdir, ["danted", "-f", str(conf)], port, hosts)
 
     @property

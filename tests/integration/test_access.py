@@ -33,13 +33,22 @@ async def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-
         await asyncio.sleep(0.1)
 
 
-async def test_allowed_and_denied_by_source_address(kubeconfig: Path, start_kproxy: StartKproxy,
-                                                    tmp_path: Path, api: FakeAPIServer) -> None:
+async def test_allowed_and_denied_by_source_address(
+    kubeconfig: Path, start_kproxy: StartKproxy, tmp_path: Path, api: FakeAPIServer
+) -> None:
     www = tmp_path / "www"
     www.mkdir()
     (www / "f.txt").write_text("static")
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--www", str(www),
-                            "--authorized-ip-ranges", "127.0.0.2/32, 10.0.0.0/8")
+    kp = await start_kproxy(
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--www",
+        str(www),
+        "--authorized-ip-ranges",
+        "127.0.0.2/32, 10.0.0.0/8",
+    )
     status, body = await get_from("127.0.0.2", kp)
     assert status == 200 and body["major"] == "1"
     before = len(api.requests)
@@ -68,8 +77,16 @@ async def test_denial_log_is_rate_limited(kubeconfig: Path, start_kproxy: StartK
 
 
 async def test_ipv6_and_mapped_clients(kubeconfig: Path, start_kproxy: StartKproxy) -> None:
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--address", "0.0.0.0",
-                            "--authorized-ip-ranges", "::1,127.0.0.2")
+    kp = await start_kproxy(
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--address",
+        "0.0.0.0",
+        "--authorized-ip-ranges",
+        "::1,127.0.0.2",
+    )
     # On the dual-stack listener the IPv4 client arrives as ::ffff:127.0.0.2, matched as IPv4.
     status, _ = await get_from("127.0.0.2", kp)
     assert status == 200
@@ -97,16 +114,14 @@ async def test_this_machine_only(kubeconfig: Path, start_kproxy: StartKproxy) ->
         assert status == 200
 
 
-async def test_unix_socket_clients_are_admitted(kubeconfig: Path, start_kproxy: StartKproxy,
-                                                tmp_path: Path) -> None:
+async def test_unix_socket_clients_are_admitted(kubeconfig: Path, start_kproxy: StartKproxy, tmp_path: Path) -> None:
     sock = tmp_path / "k.sock"
     await start_kproxy("-u", str(sock), "--kubeconfig", str(kubeconfig), "--authorized-ip-ranges", "10.0.0.0/8")
     code, out, _ = await curl("--unix-socket", str(sock), "http://localhost/version")
     assert json.loads(out)["major"] == "1"
 
 
-async def test_reload_on_sighup_and_on_change(kubeconfig: Path, start_kproxy: StartKproxy,
-                                              tmp_path: Path) -> None:
+async def test_reload_on_sighup_and_on_change(kubeconfig: Path, start_kproxy: StartKproxy, tmp_path: Path) -> None:
     ranges = tmp_path / "ranges.txt"
     ranges.write_text("# team\n127.0.0.2/32\n")
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--authorized-ip-ranges-file", str(ranges))
@@ -142,12 +157,14 @@ async def test_reload_on_sighup_and_on_change(kubeconfig: Path, start_kproxy: St
     assert await kp.stop() == 0
 
 
-async def test_upgraded_session_closed_when_its_range_goes(kubeconfig: Path, start_kproxy: StartKproxy,
-                                                           tmp_path: Path, api: FakeAPIServer) -> None:
+async def test_upgraded_session_closed_when_its_range_goes(
+    kubeconfig: Path, start_kproxy: StartKproxy, tmp_path: Path, api: FakeAPIServer
+) -> None:
     ranges = tmp_path / "ranges.txt"
     ranges.write_text("127.0.0.2\n127.0.0.3\n")
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--reject-paths=",
-                            "--authorized-ip-ranges-file", str(ranges))
+    kp = await start_kproxy(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--reject-paths=", "--authorized-ip-ranges-file", str(ranges)
+    )
     code, out, _ = await curl("--interface", "127.0.0.2", f"{kp.url}/api/v1/namespaces/default/pods")
     pod = json.loads(out)["items"][0]["metadata"]["name"]
     sessions = {}
@@ -179,8 +196,16 @@ async def test_upgraded_session_closed_when_its_range_goes(kubeconfig: Path, sta
 
 
 async def test_trusted_front_proxies(kubeconfig: Path, start_kproxy: StartKproxy) -> None:
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig),
-                            "--authorized-ip-ranges", "10.1.0.0/16", "--trusted-proxies", "127.0.0.2")
+    kp = await start_kproxy(
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--authorized-ip-ranges",
+        "10.1.0.0/16",
+        "--trusted-proxies",
+        "127.0.0.2",
+    )
     # From the trusted proxy, X-Forwarded-For names the client.
     status, _ = await get_from("127.0.0.2", kp, "/version", "-H", "X-Forwarded-For: 10.1.2.3")
     assert status == 200
@@ -192,12 +217,23 @@ async def test_trusted_front_proxies(kubeconfig: Path, start_kproxy: StartKproxy
 
 
 async def test_exposure_warning(kubeconfig: Path, start_kproxy: StartKproxy) -> None:
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--address", "0.0.0.0",
-                            "--accept-hosts", ".*")
+    kp = await start_kproxy(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--address", "0.0.0.0", "--accept-hosts", ".*"
+    )
     await asyncio.sleep(0.2)
     assert "relaxed --accept-hosts and no --authorized-ip-ranges" in kp.stderr
-    kp2 = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--address", "0.0.0.0",
-                             "--accept-hosts", ".*", "--authorized-ip-ranges", "127.0.0.1")
+    kp2 = await start_kproxy(
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--address",
+        "0.0.0.0",
+        "--accept-hosts",
+        ".*",
+        "--authorized-ip-ranges",
+        "127.0.0.1",
+    )
     await asyncio.sleep(0.2)
     assert "relaxed" not in kp2.stderr
 
@@ -207,7 +243,11 @@ async def test_exposure_warning(kubeconfig: Path, start_kproxy: StartKproxy) -> 
     [
         (["--check-ip", "10.1.2.3", "--authorized-ip-ranges", "10.0.0.0/8"], 0, "10.1.2.3 is allowed by 10.0.0.0/8"),
         (["--check-ip", "::ffff:10.1.2.3", "--authorized-ip-ranges", "10.0.0.0/8"], 0, "is allowed by 10.0.0.0/8"),
-        (["--check-ip", "11.0.0.1", "--authorized-ip-ranges", "10.0.0.0/8"], 1, "11.0.0.1 is not in the authorized IP ranges"),
+        (
+            ["--check-ip", "11.0.0.1", "--authorized-ip-ranges", "10.0.0.0/8"],
+            1,
+            "11.0.0.1 is not in the authorized IP ranges",
+        ),
         (["--check-ip", "11.0.0.1"], 0, "check is off"),
     ],
 )
@@ -221,11 +261,13 @@ async def test_check_ip(args: list[str], code: int, needle: str) -> None:
 async def test_bad_ranges_exit_naming_entry(tmp_path: Path) -> None:
     from .test_process import run_to_exit
 
-    rc, out, err = await run_to_exit("--port", "0", "--server", "http://127.0.0.1:1",
-                                     "--authorized-ip-ranges", "10.0.0.0/8,137.117.106.90/29")
+    rc, out, err = await run_to_exit(
+        "--port", "0", "--server", "http://127.0.0.1:1", "--authorized-ip-ranges", "10.0.0.0/8,137.117.106.90/29"
+    )
     assert rc == 1 and "entry 2" in err and "use '137.117.106.88/29'" in err
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing yet\n")
-    rc, out, err = await run_to_exit("--port", "0", "--server", "http://127.0.0.1:1",
-                                     "--authorized-ip-ranges-file", str(empty))
+    rc, out, err = await run_to_exit(
+        "--port", "0", "--server", "http://127.0.0.1:1", "--authorized-ip-ranges-file", str(empty)
+    )
     assert rc == 1 and str(empty) in err

@@ -36,18 +36,35 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def write_kubeconfig(api: FakeAPIServer, directory: Path, user: dict[str, Any], *,
-                     cluster: dict[str, Any] | None = None, name: str = "kubeconfig") -> Path:
+def write_kubeconfig(
+    api: FakeAPIServer,
+    directory: Path,
+    user: dict[str, Any],
+    *,
+    cluster: dict[str, Any] | None = None,
+    name: str = "kubeconfig",
+) -> Path:
     assert api.pki is not None
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "fake", "cluster": cluster or {
-            "server": api.url, "certificate-authority-data": b64(api.pki.ca_pem)}}],
-        "contexts": [{"name": "c", "context": {"cluster": "fake", "user": "me"}}],
-        "users": [{"name": "me", "user": user}],
-    }, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [
+                    {
+                        "name": "fake",
+                        "cluster": cluster or {"server": api.url, "certificate-authority-data": b64(api.pki.ca_pem)},
+                    }
+                ],
+                "contexts": [{"name": "c", "context": {"cluster": "fake", "user": "me"}}],
+                "users": [{"name": "me", "user": user}],
+            },
+            sort_keys=False,
+        )
+    )
     path.chmod(0o600)
     return path
 
@@ -62,8 +79,7 @@ def exec_user(plugin: Plugin | str, api_version: str = V1, **extra: Any) -> dict
     return {"exec": {"apiVersion": api_version, "command": command, "interactiveMode": "Never", **extra}}
 
 
-async def get(kp: KproxyProcess, path: str = NAMESPACES, method: str = "GET",
-              **kwargs: Any) -> tuple[int, Any]:
+async def get(kp: KproxyProcess, path: str = NAMESPACES, method: str = "GET", **kwargs: Any) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as session, session.request(method, kp.url + path, **kwargs) as resp:
         body = await resp.read()
         try:
@@ -97,12 +113,15 @@ async def test_exec_plugin_token_runs_once_for_concurrent_requests(
     plugin = write_plugin(tmp_path / "bin", token="exec-tok-{n}", record_env=["FROM_KUBECONFIG"])
     accept(api, "exec-tok-1")
     config = write_kubeconfig(
-        api, tmp_path,
+        api,
+        tmp_path,
         exec_user(plugin, env=[{"name": "FROM_KUBECONFIG", "value": "yes"}], provideClusterInfo=True),
-        cluster={"server": api.url, "certificate-authority-data": b64(api.pki.ca_pem),
-                 "tls-server-name": "localhost",
-                 "extensions": [{"name": "client.authentication.k8s.io/exec",
-                                 "extension": {"audience": "fake-cluster"}}]},
+        cluster={
+            "server": api.url,
+            "certificate-authority-data": b64(api.pki.ca_pem),
+            "tls-server-name": "localhost",
+            "extensions": [{"name": "client.authentication.k8s.io/exec", "extension": {"audience": "fake-cluster"}}],
+        },
     )
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(config))
     results = await asyncio.gather(*(get(kp) for _ in range(20)))
@@ -112,16 +131,21 @@ async def test_exec_plugin_token_runs_once_for_concurrent_requests(
     recorded = plugin.last_exec_info()
     assert recorded["env"] == {"FROM_KUBECONFIG": "yes"}
     assert recorded["info"] == {
-        "kind": "ExecCredential", "apiVersion": V1,
-        "spec": {"cluster": {"server": api.url, "tls-server-name": "localhost",
-                             "certificate-authority-data": b64(api.pki.ca_pem),
-                             "config": {"audience": "fake-cluster"}},
-                 "interactive": False},
+        "kind": "ExecCredential",
+        "apiVersion": V1,
+        "spec": {
+            "cluster": {
+                "server": api.url,
+                "tls-server-name": "localhost",
+                "certificate-authority-data": b64(api.pki.ca_pem),
+                "config": {"audience": "fake-cluster"},
+            },
+            "interactive": False,
+        },
     }
 
 
-async def test_exec_token_expiry_and_revocation(api: FakeAPIServer, tmp_path: Path,
-                                                start_kproxy: StartKproxy) -> None:
+async def test_exec_token_expiry_and_revocation(api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy) -> None:
     plugin = write_plugin(tmp_path / "bin", apiVersion=V1BETA1, token="tok-{n}", expires_in=1)
     accept(api, "tok-1", "tok-2")
     config = write_kubeconfig(api, tmp_path, exec_user(plugin, V1BETA1))  # v1beta1: interactiveMode defaults
@@ -144,10 +168,10 @@ async def test_exec_token_expiry_and_revocation(api: FakeAPIServer, tmp_path: Pa
     assert seen(api) == [("Bearer tok-3", None), ("Bearer tok-4", TOKEN_USER)]
     # A small body is kept so that the request can be sent again.
     revoke(api, "tok-4")
-    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after-401"},
-                       "data": {"k": "v"}})
-    status, answer = await get(kp, "/api/v1/namespaces/default/configmaps", "POST", data=body,
-                               headers={"Content-Type": "application/json"})
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after-401"}, "data": {"k": "v"}})
+    status, answer = await get(
+        kp, "/api/v1/namespaces/default/configmaps", "POST", data=body, headers={"Content-Type": "application/json"}
+    )
     assert status == 201 and answer["data"] == {"k": "v"} and plugin.runs == 5
     # A second 401 goes to the client as it came, after one refresh only.
     revoke(api, "tok-5", "tok-6")
@@ -157,8 +181,7 @@ async def test_exec_token_expiry_and_revocation(api: FakeAPIServer, tmp_path: Pa
     assert plugin.runs == 6 and len(seen(api)) == 2
 
 
-async def test_exec_upgrade_retried_after_401(api: FakeAPIServer, tmp_path: Path,
-                                              start_kproxy: StartKproxy) -> None:
+async def test_exec_upgrade_retried_after_401(api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy) -> None:
     plugin = write_plugin(tmp_path / "bin", token="up-{n}")
     accept(api, "up-1")
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(write_kubeconfig(api, tmp_path, exec_user(plugin))))
@@ -166,15 +189,21 @@ async def test_exec_upgrade_retried_after_401(api: FakeAPIServer, tmp_path: Path
     revoke(api, "up-1")
     accept(api, "up-2")
     path = "/api/v1/namespaces/default/pods/no-such-pod/portforward?ports=80"
-    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "v4.channel.k8s.io"}
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Protocol": "v4.channel.k8s.io",
+    }
     status, answer = await get(kp, path, headers=headers)
     assert status == 404 and answer["reason"] == "NotFound"  # authenticated on the second try
     assert plugin.runs == 2
 
 
-async def test_clients_own_authorization_is_left_alone(api: FakeAPIServer, tmp_path: Path,
-                                                       start_kproxy: StartKproxy) -> None:
+async def test_clients_own_authorization_is_left_alone(
+    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     plugin = write_plugin(tmp_path / "bin", token="never-used")
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(write_kubeconfig(api, tmp_path, exec_user(plugin))))
     assert (await get(kp, headers={"Authorization": "Bearer test-token"}))[0] == 200
@@ -183,11 +212,11 @@ async def test_clients_own_authorization_is_left_alone(api: FakeAPIServer, tmp_p
     assert [auth for auth, _ in seen(api)] == ["Bearer test-token", "Bearer wrong"]
 
 
-async def test_exec_plugin_client_certificate_rotates(api: FakeAPIServer, pki: TestPKI, tmp_path: Path,
-                                                      start_kproxy: StartKproxy) -> None:
+async def test_exec_plugin_client_certificate_rotates(
+    api: FakeAPIServer, pki: TestPKI, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     first, second = pki.issue_client("exec-cert-user"), pki.issue_client("exec-cert-rotated")
-    plugin = write_plugin(tmp_path / "bin", cert=first.cert_pem.decode(), key=first.key_pem.decode(),
-                          expires_in=1)
+    plugin = write_plugin(tmp_path / "bin", cert=first.cert_pem.decode(), key=first.key_pem.decode(), expires_in=1)
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(write_kubeconfig(api, tmp_path, exec_user(plugin))))
     for _ in range(3):
         assert (await get(kp))[0] == 200
@@ -229,8 +258,9 @@ async def test_exec_plugin_failures_are_statuses_and_the_next_request_tries_agai
     assert any("Error while proxying request: getting credentials" in line for line in kp.stderr_lines)
 
 
-async def test_missing_plugin_shows_its_install_hint(api: FakeAPIServer, tmp_path: Path,
-                                                     start_kproxy: StartKproxy) -> None:
+async def test_missing_plugin_shows_its_install_hint(
+    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     hint = "kproxy-test-auth is needed: install it with `pip install kproxy-test-auth`"
     config = write_kubeconfig(api, tmp_path, exec_user("kproxy-test-auth", installHint=hint))
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(config))
@@ -244,8 +274,9 @@ GKE_PLUGIN = shutil.which("gke-gcloud-auth-plugin")
 
 
 @pytest.mark.skipif(GKE_PLUGIN is None, reason="gke-gcloud-auth-plugin is not on PATH")
-async def test_real_gke_gcloud_auth_plugin_failure_is_clear(api: FakeAPIServer, tmp_path: Path,
-                                                            start_kproxy: StartKproxy) -> None:
+async def test_real_gke_gcloud_auth_plugin_failure_is_clear(
+    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     # What `gcloud container clusters get-credentials` writes, plus an empty gcloud
     # configuration that keeps it offline: no account, no metadata-server probe (checked
     # with strace: no network connection is attempted), no prompts, no update check.
@@ -258,12 +289,16 @@ async def test_real_gke_gcloud_auth_plugin_failure_is_clear(api: FakeAPIServer, 
         "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1",
         "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
     }
-    user = {"exec": {
-        "apiVersion": V1BETA1, "command": "gke-gcloud-auth-plugin", "provideClusterInfo": True,
-        "installHint": "Install gke-gcloud-auth-plugin for use with kubectl by following "
-                       "https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin",
-        "env": [{"name": k, "value": v} for k, v in offline.items()],
-    }}
+    user = {
+        "exec": {
+            "apiVersion": V1BETA1,
+            "command": "gke-gcloud-auth-plugin",
+            "provideClusterInfo": True,
+            "installHint": "Install gke-gcloud-auth-plugin for use with kubectl by following "
+            "https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access-for-kubectl#install_plugin",
+            "env": [{"name": k, "value": v} for k, v in offline.items()],
+        }
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDSDK_", "GOOGLE_"))}
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(write_kubeconfig(api, tmp_path, user)), env=env)
     status, answer = await get(kp)
@@ -277,8 +312,9 @@ async def test_real_gke_gcloud_auth_plugin_failure_is_clear(api: FakeAPIServer, 
 # --------------------------------------------------------------------------- files
 
 
-async def test_token_file_rewritten_while_serving(api: FakeAPIServer, tmp_path: Path,
-                                                  start_kproxy: StartKproxy) -> None:
+async def test_token_file_rewritten_while_serving(
+    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("file-token-1\n")
     accept(api, "file-token-1")
@@ -296,8 +332,9 @@ async def test_token_file_rewritten_while_serving(api: FakeAPIServer, tmp_path: 
     assert seen(api)[-1] == ("Bearer file-token-2", TOKEN_USER)
 
 
-async def test_certificate_pair_replaced_while_serving(api: FakeAPIServer, pki: TestPKI, tmp_path: Path,
-                                                       start_kproxy: StartKproxy) -> None:
+async def test_certificate_pair_replaced_while_serving(
+    api: FakeAPIServer, pki: TestPKI, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     config = api.kubeconfig(tmp_path, auth="cert", embed=False)
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(config))
     assert (await get(kp))[0] == 200
@@ -320,15 +357,29 @@ async def test_certificate_pair_replaced_while_serving(api: FakeAPIServer, pki: 
 
 
 def oidc_user(issuer: FakeOIDCIssuer, id_token: str, refresh_token: str) -> dict[str, Any]:
-    return {"auth-provider": {"name": "oidc", "config": {
-        "idp-issuer-url": issuer.url, "client-id": issuer.client_id, "client-secret": issuer.client_secret,
-        "id-token": id_token, "refresh-token": refresh_token}}}
+    return {
+        "auth-provider": {
+            "name": "oidc",
+            "config": {
+                "idp-issuer-url": issuer.url,
+                "client-id": issuer.client_id,
+                "client-secret": issuer.client_secret,
+                "id-token": id_token,
+                "refresh-token": refresh_token,
+            },
+        }
+    }
 
 
-async def test_oidc_refreshes_an_expired_id_token(api: FakeAPIServer, pki: TestPKI, tmp_path: Path,
-                                                  start_kproxy: StartKproxy) -> None:
-    issuer = FakeOIDCIssuer(client_secret="oidc-client-secret", refresh_token="refresh-1", pki=pki,
-                            on_issue=lambda token: accept(api, token, user="oidc-user"))
+async def test_oidc_refreshes_an_expired_id_token(
+    api: FakeAPIServer, pki: TestPKI, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
+    issuer = FakeOIDCIssuer(
+        client_secret="oidc-client-secret",
+        refresh_token="refresh-1",
+        pki=pki,
+        on_issue=lambda token: accept(api, token, user="oidc-user"),
+    )
     async with issuer:
         user = oidc_user(issuer, make_jwt(time.time() - 60), "refresh-1")
         user["auth-provider"]["config"]["idp-certificate-authority-data"] = b64(pki.ca_pem)
@@ -368,17 +419,29 @@ async def test_removed_auth_providers_stop_kproxy_with_kubectls_message(
 # --------------------------------------------------------------------------- impersonation
 
 
-async def test_impersonation_from_kubeconfig_flags_and_client(api: FakeAPIServer, tmp_path: Path,
-                                                              start_kproxy: StartKproxy) -> None:
-    user = {"token": "test-token", "as": "jane", "as-uid": "1001", "as-groups": ["dev", "ops"],
-            "as-user-extra": {"example.com/reason": ["on call"], "scopes": ["a", "b"]}}
+async def test_impersonation_from_kubeconfig_flags_and_client(
+    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
+    user = {
+        "token": "test-token",
+        "as": "jane",
+        "as-uid": "1001",
+        "as-groups": ["dev", "ops"],
+        "as-user-extra": {"example.com/reason": ["on call"], "scopes": ["a", "b"]},
+    }
     config = write_kubeconfig(api, tmp_path, user)
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(config))
     assert (await get(kp))[0] == 200
     raw = [(n.decode(), v.decode()) for n, v in api.requests[-1].raw_headers if n.lower().startswith(b"impersonate")]
-    assert raw == [("Impersonate-User", "jane"), ("Impersonate-Uid", "1001"), ("Impersonate-Group", "dev"),
-                   ("Impersonate-Group", "ops"), ("Impersonate-Extra-Example.com%2freason", "on call"),
-                   ("Impersonate-Extra-Scopes", "a"), ("Impersonate-Extra-Scopes", "b")]
+    assert raw == [
+        ("Impersonate-User", "jane"),
+        ("Impersonate-Uid", "1001"),
+        ("Impersonate-Group", "dev"),
+        ("Impersonate-Group", "ops"),
+        ("Impersonate-Extra-Example.com%2freason", "on call"),
+        ("Impersonate-Extra-Scopes", "a"),
+        ("Impersonate-Extra-Scopes", "b"),
+    ]
     # A client's own Impersonate-User replaces the whole configured set (client-go).
     assert (await get(kp, headers={"Impersonate-User": "bob"}))[0] == 200
     raw = [(n.decode(), v.decode()) for n, v in api.requests[-1].raw_headers if n.lower().startswith(b"impersonate")]
@@ -394,8 +457,9 @@ async def test_impersonation_from_kubeconfig_flags_and_client(api: FakeAPIServer
 # --------------------------------------------------------------------------- in-cluster
 
 
-async def test_in_cluster_service_account(api: FakeAPIServer, pki: TestPKI, tmp_path: Path,
-                                          start_kproxy: StartKproxy) -> None:
+async def test_in_cluster_service_account(
+    api: FakeAPIServer, pki: TestPKI, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     sa = tmp_path / "serviceaccount"
     sa.mkdir()
     (sa / "token").write_text("sa-token-1")
@@ -403,8 +467,9 @@ async def test_in_cluster_service_account(api: FakeAPIServer, pki: TestPKI, tmp_
     (sa / "namespace").write_text("default")
     accept(api, "sa-token-1", user="system:serviceaccount:default:kproxy")
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env.update(KUBERNETES_SERVICE_HOST="127.0.0.1", KUBERNETES_SERVICE_PORT=str(api.port),
-               KPROXY_SERVICE_ACCOUNT_DIR=str(sa))
+    env.update(
+        KUBERNETES_SERVICE_HOST="127.0.0.1", KUBERNETES_SERVICE_PORT=str(api.port), KPROXY_SERVICE_ACCOUNT_DIR=str(sa)
+    )
     kp = await start_kproxy("--port", "0", env=env)
     assert (await get(kp))[0] == 200
     # The kubelet rotates the projected token (atomically, through a symlink swap).
@@ -429,18 +494,19 @@ async def test_relative_paths_resolve_against_the_kubeconfig_directory(
     (conf / "certs" / "user.key").write_bytes(pki.client.key_pem)
     write_plugin(conf / "bin", "relative-plugin", token="test-token")
     cluster = {"server": api.url, "certificate-authority": "certs/ca.crt"}
-    cert_config = write_kubeconfig(api, conf, {"client-certificate": "certs/user.crt",
-                                               "client-key": "./certs/../certs/user.key"},
-                                   cluster=cluster, name="certs.yaml")
-    exec_config = write_kubeconfig(api, conf, exec_user("./bin/relative-plugin"), cluster=cluster,
-                                   name="exec.yaml")
+    cert_config = write_kubeconfig(
+        api,
+        conf,
+        {"client-certificate": "certs/user.crt", "client-key": "./certs/../certs/user.key"},
+        cluster=cluster,
+        name="certs.yaml",
+    )
+    exec_config = write_kubeconfig(api, conf, exec_user("./bin/relative-plugin"), cluster=cluster, name="exec.yaml")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(cert_config), cwd=str(elsewhere),
-                            env=elsewhere_env())
+    kp = await start_kproxy("--port", "0", "--kubeconfig", str(cert_config), cwd=str(elsewhere), env=elsewhere_env())
     assert (await get(kp))[0] == 200 and api.requests[-1].client_cert_cn == "kproxy-test-user"
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(exec_config), cwd=str(elsewhere),
-                            env=elsewhere_env())
+    kp = await start_kproxy("--port", "0", "--kubeconfig", str(exec_config), cwd=str(elsewhere), env=elsewhere_env())
     assert (await get(kp))[0] == 200 and api.requests[-1].user == TOKEN_USER
 
 
@@ -465,8 +531,9 @@ async def test_no_secret_appears_in_output_or_answers(api: FakeAPIServer, pki: T
     processes: list[KproxyProcess] = []
     answers: list[str] = []
 
-    async def run(config: Path | None, *extra: str, requests: Iterable[dict[str, Any]] = ({},),
-                  env: dict[str, str] | None = None) -> KproxyProcess:
+    async def run(
+        config: Path | None, *extra: str, requests: Iterable[dict[str, Any]] = ({},), env: dict[str, str] | None = None
+    ) -> KproxyProcess:
         args = ["--port", "0", "--v=5", *extra]
         if config is not None:
             args += ["--kubeconfig", str(config)]
@@ -477,25 +544,33 @@ async def test_no_secret_appears_in_output_or_answers(api: FakeAPIServer, pki: T
             answers.append(json.dumps(body) if not isinstance(body, str) else body)
         return kp
 
-    async with FakeOIDCIssuer(client_secret=secrets["oidc-client"], refresh_token=secrets["oidc-refresh"],
-                              on_issue=lambda token: accept(api, token)) as issuer:
+    async with FakeOIDCIssuer(
+        client_secret=secrets["oidc-client"],
+        refresh_token=secrets["oidc-refresh"],
+        on_issue=lambda token: accept(api, token),
+    ) as issuer:
         # exec: success, 401 refresh, bad output quoting the secret, failure with the secret on stdout.
         plugin = write_plugin(tmp_path / "bin", token=secrets["exec-token"] + "-{n}")
         accept(api, secrets["exec-token"] + "-1")
-        user = exec_user(plugin, args=[f"--key={secrets['exec-arg']}"],
-                         env=[{"name": "PLUGIN_SECRET", "value": secrets["exec-env"]}])
+        user = exec_user(
+            plugin, args=[f"--key={secrets['exec-arg']}"], env=[{"name": "PLUGIN_SECRET", "value": secrets["exec-env"]}]
+        )
         kp = await run(write_kubeconfig(api, tmp_path / "exec", user))
         plugin.configure(stdout=f"token: {secrets['exec-token']}")
         revoke(api, secrets["exec-token"] + "-1")
         answers.append(json.dumps((await get(kp))[1]))
-        plugin.configure(stdout=json.dumps({"apiVersion": V1BETA1, "kind": "ExecCredential",
-                                            "status": {"token": secrets["exec-token"]}}))
+        plugin.configure(
+            stdout=json.dumps(
+                {"apiVersion": V1BETA1, "kind": "ExecCredential", "status": {"token": secrets["exec-token"]}}
+            )
+        )
         answers.append(json.dumps((await get(kp))[1]))
         plugin.configure(stdout=secrets["exec-token"], exit=2)
         answers.append(json.dumps((await get(kp))[1]))
         # exec client certificate
-        cert_plugin = write_plugin(tmp_path / "bin", "cert-plugin", cert=key_pem.cert_pem.decode(),
-                                   key=key_pem.key_pem.decode())
+        cert_plugin = write_plugin(
+            tmp_path / "bin", "cert-plugin", cert=key_pem.cert_pem.decode(), key=key_pem.key_pem.decode()
+        )
         await run(write_kubeconfig(api, tmp_path / "exec-cert", exec_user(cert_plugin)))
         # token file, rotated to a refused token
         (tmp_path / "token").write_text(secrets["file-token"])

@@ -128,8 +128,9 @@ async def plain_api() -> AsyncIterator[FakeAPIServer]:
         yield server
 
 
-def kubeconfig_for(api: FakeAPIServer, directory: Path, *, server: str = "", proxy_url: str = "",
-                   ca: bool = True) -> Path:
+def kubeconfig_for(
+    api: FakeAPIServer, directory: Path, *, server: str = "", proxy_url: str = "", ca: bool = True
+) -> Path:
     path = api.kubeconfig(directory, auth="token" if api.pki else "none")
     doc = yaml.safe_load(path.read_text())
     cluster = doc["clusters"][0]["cluster"]
@@ -168,7 +169,11 @@ def dead_port() -> int:
 
 
 async def test_connect_tunnel_to_a_name_only_the_proxy_resolves(
-    api: FakeAPIServer, tinyproxy: Tinyproxy, private_name: str, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    tinyproxy: Tinyproxy,
+    private_name: str,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     target = f"{private_name}:{api.port}"
     kubeconfig = kubeconfig_for(api, tmp_path, server=f"https://{target}")
@@ -200,14 +205,25 @@ async def test_connect_tunnel_to_a_name_only_the_proxy_resolves(
     ],
 )
 async def test_no_proxy_decides_direct_or_proxied(
-    api: FakeAPIServer, tinyproxy: Tinyproxy, private_name: str, tmp_path: Path, start_kproxy: StartKproxy,
-    name: str, value: str, proxied: bool,
+    api: FakeAPIServer,
+    tinyproxy: Tinyproxy,
+    private_name: str,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+    name: str,
+    value: str,
+    proxied: bool,
 ) -> None:
     target = f"{private_name}:{api.port}"
     kubeconfig = kubeconfig_for(api, tmp_path, server=f"https://{target}")
     mark = tinyproxy.mark()
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig),
-                            env=env(HTTPS_PROXY=tinyproxy.url, **{name: value.format(port=api.port)}))
+    kp = await start_kproxy(
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        env=env(HTTPS_PROXY=tinyproxy.url, **{name: value.format(port=api.port)}),
+    )
     status, body = await get(kp.url + NAMESPACES)
     if proxied:
         assert status == 200, body
@@ -221,7 +237,11 @@ async def test_no_proxy_decides_direct_or_proxied(
 
 
 async def test_socks5_resolves_the_name_on_the_proxy(
-    api: FakeAPIServer, dante: Dante, private_name: str, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    dante: Dante,
+    private_name: str,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     kubeconfig = kubeconfig_for(api, tmp_path, server=f"https://{private_name}:{api.port}")
     mark = dante.mark()
@@ -233,7 +253,10 @@ async def test_socks5_resolves_the_name_on_the_proxy(
 
 
 async def test_socks5_proxy_url_from_the_kubeconfig(
-    api: FakeAPIServer, dante: Dante, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    dante: Dante,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=dante.url)
     mark = dante.mark()
@@ -247,13 +270,15 @@ async def test_socks5_proxy_url_from_the_kubeconfig(
 
 
 async def test_proxy_url_wins_over_the_environment_and_proxies_loopback(
-    api: FakeAPIServer, tinyproxy: Tinyproxy, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    tinyproxy: Tinyproxy,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=tinyproxy.url)
     mark = tinyproxy.mark()
     dead = f"http://127.0.0.1:{dead_port()}"
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig),
-                            env=env(HTTPS_PROXY=dead, NO_PROXY="*"))
+    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), env=env(HTTPS_PROXY=dead, NO_PROXY="*"))
     status, body = await get(kp.url + NAMESPACES)
     assert status == 200, body
     assert connects(tinyproxy.since(mark), f"127.0.0.1:{api.port}") == 1
@@ -261,15 +286,22 @@ async def test_proxy_url_wins_over_the_environment_and_proxies_loopback(
 
 
 async def test_http_proxy_config_wins_over_proxy_url(
-    api: FakeAPIServer, tinyproxy: Tinyproxy, private_name: str, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    tinyproxy: Tinyproxy,
+    private_name: str,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     dead = f"http://127.0.0.1:{dead_port()}"
     kubeconfig = kubeconfig_for(api, tmp_path, server=f"https://{private_name}:{api.port}", proxy_url=dead)
     config = tmp_path / "proxy.json"
-    config.write_text(json.dumps({"httpProxy": dead, "httpsProxy": tinyproxy.url, "noProxy": ["localhost", "10.0.0.0/8"]}))
+    config.write_text(
+        json.dumps({"httpProxy": dead, "httpsProxy": tinyproxy.url, "noProxy": ["localhost", "10.0.0.0/8"]})
+    )
     mark = tinyproxy.mark()
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--http-proxy-config", str(config),
-                            env=env(HTTPS_PROXY=dead))
+    kp = await start_kproxy(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--http-proxy-config", str(config), env=env(HTTPS_PROXY=dead)
+    )
     status, body = await get(kp.url + NAMESPACES)
     assert status == 200, body
     assert connects(tinyproxy.since(mark), f"{private_name}:{api.port}") == 1
@@ -280,7 +312,10 @@ async def test_http_proxy_config_wins_over_proxy_url(
 
 
 async def test_http_api_server_absolute_form_with_proxy_credentials(
-    plain_api: FakeAPIServer, auth_proxy: Tinyproxy, tmp_path: Path, start_kproxy: StartKproxy,
+    plain_api: FakeAPIServer,
+    auth_proxy: Tinyproxy,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     proxy_url = f"http://{AUTH_USERINFO}@127.0.0.1:{auth_proxy.port}"
     kubeconfig = kubeconfig_for(plain_api, tmp_path, proxy_url=proxy_url)
@@ -304,8 +339,13 @@ async def test_http_api_server_absolute_form_with_proxy_credentials(
     [("http", ""), ("https", ""), ("https", "alice:wrong@")],
 )
 async def test_proxy_authentication_required_is_502(
-    api: FakeAPIServer, plain_api: FakeAPIServer, auth_proxy: Tinyproxy, tmp_path: Path,
-    start_kproxy: StartKproxy, scheme: str, userinfo: str,
+    api: FakeAPIServer,
+    plain_api: FakeAPIServer,
+    auth_proxy: Tinyproxy,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+    scheme: str,
+    userinfo: str,
 ) -> None:
     server = api if scheme == "https" else plain_api
     kubeconfig = kubeconfig_for(server, tmp_path, proxy_url=f"http://{userinfo}127.0.0.1:{auth_proxy.port}")
@@ -324,7 +364,10 @@ async def test_proxy_authentication_required_is_502(
 
 
 async def test_connect_with_proxy_credentials(
-    api: FakeAPIServer, auth_proxy: Tinyproxy, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    auth_proxy: Tinyproxy,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=f"http://{AUTH_USERINFO}@127.0.0.1:{auth_proxy.port}")
     mark = auth_proxy.mark()
@@ -343,14 +386,19 @@ def write_ca(path: Path, ca: trustme.CA) -> Path:
 
 
 async def test_https_proxy_trusted_with_custom_ca_file(
-    api: FakeAPIServer, https_proxy: Stunnel, tinyproxy: Tinyproxy, proxy_ca: trustme.CA, tmp_path: Path,
+    api: FakeAPIServer,
+    https_proxy: Stunnel,
+    tinyproxy: Tinyproxy,
+    proxy_ca: trustme.CA,
+    tmp_path: Path,
     start_kproxy: StartKproxy,
 ) -> None:
     kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=https_proxy.url)
     ca_file = write_ca(tmp_path / "corp-ca.pem", proxy_ca)
     mark = tinyproxy.mark()
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates",
-                           str(ca_file))
+    kp = await start_kproxy(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates", str(ca_file)
+    )
     for _ in range(2):
         status, body = await get(kp.url + NAMESPACES)
         assert status == 200, body
@@ -359,7 +407,10 @@ async def test_https_proxy_trusted_with_custom_ca_file(
 
 
 async def test_https_proxy_unknown_authority(
-    api: FakeAPIServer, https_proxy: Stunnel, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    https_proxy: Stunnel,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=https_proxy.url)
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig))
@@ -372,27 +423,43 @@ async def test_https_proxy_unknown_authority(
 
 
 async def test_https_proxy_name_mismatch(
-    api: FakeAPIServer, https_proxy: Stunnel, proxy_ca: trustme.CA, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    https_proxy: Stunnel,
+    proxy_ca: trustme.CA,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=f"https://127.0.0.1:{https_proxy.port}")
     ca_file = write_ca(tmp_path / "corp-ca.pem", proxy_ca)
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig),
-                            "--custom-ca-trust-certificates", str(ca_file))
+    kp = await start_kproxy(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates", str(ca_file)
+    )
     status, body = await get(kp.url + NAMESPACES)
     assert status == 502, body
     assert "x509: certificate is valid for localhost, not 127.0.0.1" in body["message"]
 
 
 async def test_https_proxy_trusted_ca_from_http_proxy_config(
-    api: FakeAPIServer, https_proxy: Stunnel, tinyproxy: Tinyproxy, proxy_ca: trustme.CA, private_name: str,
-    tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    https_proxy: Stunnel,
+    tinyproxy: Tinyproxy,
+    proxy_ca: trustme.CA,
+    private_name: str,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     kubeconfig = kubeconfig_for(api, tmp_path, server=f"https://{private_name}:{api.port}")
     config = tmp_path / "proxy.json"
-    config.write_text(json.dumps({
-        "httpProxy": tinyproxy.url, "httpsProxy": https_proxy.url, "noProxy": ["localhost", "127.0.0.1"],
-        "trustedCA": base64.b64encode(proxy_ca.cert_pem.bytes()).decode(),  # the AKS example's spelling
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "httpProxy": tinyproxy.url,
+                "httpsProxy": https_proxy.url,
+                "noProxy": ["localhost", "127.0.0.1"],
+                "trustedCA": base64.b64encode(proxy_ca.cert_pem.bytes()).decode(),  # the AKS example's spelling
+            }
+        )
+    )
     mark = tinyproxy.mark()
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--http-proxy-config", str(config))
     status, body = await get(kp.url + NAMESPACES)
@@ -401,13 +468,18 @@ async def test_https_proxy_trusted_ca_from_http_proxy_config(
 
 
 async def test_tls_in_tls_on_the_standard_event_loop(
-    api: FakeAPIServer, https_proxy: Stunnel, tinyproxy: Tinyproxy, proxy_ca: trustme.CA, tmp_path: Path,
+    api: FakeAPIServer,
+    https_proxy: Stunnel,
+    tinyproxy: Tinyproxy,
+    proxy_ca: trustme.CA,
+    tmp_path: Path,
 ) -> None:
     """The CLI runs uvloop; embedders may run asyncio's own loop: start_tls there too."""
     kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=https_proxy.url)
     ca_file = write_ca(tmp_path / "corp-ca.pem", proxy_ca)
-    options = Options.from_flags(Flags(port=0, kubeconfig=str(kubeconfig),
-                                       custom_ca_trust_certificates=str(ca_file)), environ={})
+    options = Options.from_flags(
+        Flags(port=0, kubeconfig=str(kubeconfig), custom_ca_trust_certificates=str(ca_file)), environ={}
+    )
     mark = tinyproxy.mark()
     async with ProxyServer(options) as server:
         status, body = await get(server.url + NAMESPACES)
@@ -429,18 +501,26 @@ def cn_only_pki(pki: TestPKI, common_name: str) -> TestPKI:
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .sign(ca_key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return replace(pki, server=CertPair(cert.public_bytes(serialization.Encoding.PEM), key_pem))
 
 
 @pytest.mark.parametrize("via_proxy", [True, False])
 async def test_api_server_tls_failures_are_explained(
-    api: FakeAPIServer, corp_pki: TestPKI, tinyproxy: Tinyproxy, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    corp_pki: TestPKI,
+    tinyproxy: Tinyproxy,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
     via_proxy: bool,
 ) -> None:
     proxy_url = tinyproxy.url if via_proxy else ""
@@ -451,13 +531,17 @@ async def test_api_server_tls_failures_are_explained(
     status, body = await get(kp.url + NAMESPACES)
     assert status == 502, body
     message = body["message"]
-    assert message.startswith(f"cannot verify the TLS certificate of the API server https://127.0.0.1:{api.port}{via}: "
-                              "x509: certificate signed by unknown authority (issued by CN=kproxy-test-ca)")
+    assert message.startswith(
+        f"cannot verify the TLS certificate of the API server https://127.0.0.1:{api.port}{via}: "
+        "x509: certificate signed by unknown authority (issued by CN=kproxy-test-ca)"
+    )
     assert "trusted: the system trust store" in message and "--custom-ca-trust-certificates" in message
     # ... which the custom CA file fixes, next to the system store.
     ca_file = tmp_path / "cluster-ca.pem"
     ca_file.write_bytes(corp_pki.ca_pem)
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates", str(ca_file))
+    kp = await start_kproxy(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates", str(ca_file)
+    )
     status, body = await get(kp.url + NAMESPACES)
     assert status == 200, body
     # 2. A name the certificate does not list.
@@ -465,17 +549,23 @@ async def test_api_server_tls_failures_are_explained(
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--tls-server-name", "wrong.example")
     status, body = await get(kp.url + NAMESPACES)
     assert status == 502, body
-    assert (f"x509: certificate is valid for {PRIVATE_NAME}, localhost, 127.0.0.1, not wrong.example; "
-            "set tls-server-name") in body["message"]
+    assert (
+        f"x509: certificate is valid for {PRIVATE_NAME}, localhost, 127.0.0.1, not wrong.example; set tls-server-name"
+    ) in body["message"]
 
 
 @pytest.mark.parametrize("via_proxy", [True, False])
 async def test_common_name_only_certificate_is_explained(
-    corp_pki: TestPKI, tinyproxy: Tinyproxy, tmp_path: Path, start_kproxy: StartKproxy, via_proxy: bool,
+    corp_pki: TestPKI,
+    tinyproxy: Tinyproxy,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+    via_proxy: bool,
 ) -> None:
     async with FakeAPIServer(pki=cn_only_pki(corp_pki, "localhost"), tokens=("test-token",)) as cn_api:
-        kubeconfig = kubeconfig_for(cn_api, tmp_path, server=f"https://localhost:{cn_api.port}",
-                                    proxy_url=tinyproxy.url if via_proxy else "")
+        kubeconfig = kubeconfig_for(
+            cn_api, tmp_path, server=f"https://localhost:{cn_api.port}", proxy_url=tinyproxy.url if via_proxy else ""
+        )
         kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig))
         status, body = await get(kp.url + NAMESPACES)
     assert status == 502, body
@@ -490,8 +580,13 @@ async def test_common_name_only_certificate_is_explained(
 @pytest.mark.parametrize("transport", ["websocket", "spdy"])
 @pytest.mark.parametrize("scheme", ["https", "http"])
 async def test_kubectl_exec_through_the_proxy(
-    api: FakeAPIServer, plain_api: FakeAPIServer, tinyproxy: Tinyproxy, tmp_path: Path,
-    start_kproxy: StartKproxy, transport: str, scheme: str,
+    api: FakeAPIServer,
+    plain_api: FakeAPIServer,
+    tinyproxy: Tinyproxy,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+    transport: str,
+    scheme: str,
 ) -> None:
     server = api if scheme == "https" else plain_api
     kubeconfig = kubeconfig_for(server, tmp_path, proxy_url=tinyproxy.url)
@@ -519,8 +614,14 @@ async def kubectl(kp: KproxyProcess, tmp_path: Path, transport: str, *args: str)
     forced = "true" if transport == "websocket" else "false"
     environ["KUBECTL_REMOTE_COMMAND_WEBSOCKETS"] = forced
     proc = await asyncio.create_subprocess_exec(
-        "kubectl", "--server", kp.url, *args, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ,
+        "kubectl",
+        "--server",
+        kp.url,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environ,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -531,20 +632,26 @@ async def kubectl(kp: KproxyProcess, tmp_path: Path, transport: str, *args: str)
 
 
 async def test_proxy_unreachable_is_502_naming_the_proxy(
-    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     port = dead_port()
     kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=f"http://{AUTH_USERINFO}@127.0.0.1:{port}")
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig))
     status, body = await get(kp.url + NAMESPACES)
     assert status == 502, body
-    assert body["message"] == (f"cannot connect to the proxy http://127.0.0.1:{port} (from kubeconfig proxy-url): "
-                               "Connection refused")
+    assert body["message"] == (
+        f"cannot connect to the proxy http://127.0.0.1:{port} (from kubeconfig proxy-url): Connection refused"
+    )
     assert "al%69ce" not in body["message"] and "w0rd" not in kp.stderr
 
 
 async def test_connect_refused_is_502_with_the_proxy_status_line(
-    api: FakeAPIServer, tinyproxy: Tinyproxy, tmp_path: Path, start_kproxy: StartKproxy,
+    api: FakeAPIServer,
+    tinyproxy: Tinyproxy,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
 ) -> None:
     port = dead_port()
     kubeconfig = kubeconfig_for(api, tmp_path, server=f"https://127.0.0.1:{port}", proxy_url=tinyproxy.url)
@@ -552,12 +659,16 @@ async def test_connect_refused_is_502_with_the_proxy_status_line(
     status, body = await get(kp.url + NAMESPACES)
     assert status == 502, body
     assert body["message"].startswith(
-        f"the proxy {tinyproxy.url} (from kubeconfig proxy-url) refused CONNECT 127.0.0.1:{port}: HTTP/1.1 500 ")
+        f"the proxy {tinyproxy.url} (from kubeconfig proxy-url) refused CONNECT 127.0.0.1:{port}: HTTP/1.1 500 "
+    )
 
 
 @pytest.mark.parametrize("behaviour", ["silent", "slow-tls"])
 async def test_a_silent_proxy_times_out_as_504(
-    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy, behaviour: str,
+    api: FakeAPIServer,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+    behaviour: str,
 ) -> None:
     """A proxy that accepts and never answers CONNECT (or never finishes TLS) is bounded by
     --connect-timeout."""
@@ -574,8 +685,10 @@ async def test_a_silent_proxy_times_out_as_504(
         kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--connect-timeout", "1s")
         status, body = await asyncio.wait_for(get(kp.url + NAMESPACES), 20)
         assert status == 504, body
-        assert body["message"] == (f"timed out after 1s connecting to the API server https://127.0.0.1:{api.port} "
-                                   f"through the proxy {scheme}://127.0.0.1:{port}")
+        assert body["message"] == (
+            f"timed out after 1s connecting to the API server https://127.0.0.1:{api.port} "
+            f"through the proxy {scheme}://127.0.0.1:{port}"
+        )
     finally:
         for writer in held:
             writer.close()
@@ -588,8 +701,11 @@ async def test_a_silent_proxy_times_out_as_504(
 
 async def run_to_exit(*args: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *kproxy_cmd(*args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL, env=environ if environ is not None else dict(os.environ),
+        *kproxy_cmd(*args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env=environ if environ is not None else dict(os.environ),
     )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode is not None
@@ -600,7 +716,10 @@ async def run_to_exit(*args: str, environ: dict[str, str] | None = None) -> tupl
     ("content", "needles"),
     [
         ("{", ["not valid JSON"]),
-        ('{"httpProxy": "https://proxy:3128"}', ["httpProxy", "'https://proxy:3128'", "must be a URL starting with http://"]),
+        (
+            '{"httpProxy": "https://proxy:3128"}',
+            ["httpProxy", "'https://proxy:3128'", "must be a URL starting with http://"],
+        ),
         ('{"httpProxy": 3128}', ["httpProxy must be a string", "3128"]),
         ('{"httpsProxy": "ftp://proxy:21"}', ["httpsProxy", "'ftp://proxy:21'", "http:// or https://"]),
         ('{"noProxy": "localhost"}', ["noProxy must be a list", "'localhost'"]),
@@ -611,11 +730,16 @@ async def run_to_exit(*args: str, environ: dict[str, str] | None = None) -> tupl
     ],
 )
 async def test_malformed_http_proxy_config_exits_1(
-    kubeconfig: Path, tmp_path: Path, content: str, needles: list[str],
+    kubeconfig: Path,
+    tmp_path: Path,
+    content: str,
+    needles: list[str],
 ) -> None:
     config = tmp_path / "proxy.json"
     config.write_text(content)
-    code, out, err = await run_to_exit("--port", "0", "--kubeconfig", str(kubeconfig), "--http-proxy-config", str(config))
+    code, out, err = await run_to_exit(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--http-proxy-config", str(config)
+    )
     assert code == 1 and out == "", err
     assert err.startswith(f"error: {config}: "), err
     for needle in needles:
@@ -633,8 +757,9 @@ async def test_malformed_http_proxy_config_exits_1(
 async def test_malformed_custom_ca_file_exits_1(kubeconfig: Path, tmp_path: Path, content: str, needle: str) -> None:
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text(content)
-    code, out, err = await run_to_exit("--port", "0", "--kubeconfig", str(kubeconfig),
-                                       "--custom-ca-trust-certificates", str(ca_file))
+    code, out, err = await run_to_exit(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates", str(ca_file)
+    )
     assert code == 1 and out == ""
     assert err.startswith(f"error: {ca_file}: {needle}"), err
 
@@ -646,9 +771,16 @@ async def test_explain_egress(kubeconfig: Path, tmp_path: Path, pki: TestPKI) ->
     ca_file = tmp_path / "ca.pem"
     ca_file.write_bytes(pki.ca_pem)
     environ = env(HTTPS_PROXY="http://alice:secret@proxy.corp:3128", NO_PROXY=".svc,10.0.0.0/8")
-    code, out, err = await run_to_exit("--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates", str(ca_file),
-                                       "--explain-egress", "https://example.com/", "https://kubernetes.svc/",
-                                       environ=environ)
+    code, out, err = await run_to_exit(
+        "--kubeconfig",
+        str(kubeconfig),
+        "--custom-ca-trust-certificates",
+        str(ca_file),
+        "--explain-egress",
+        "https://example.com/",
+        "https://kubernetes.svc/",
+        environ=environ,
+    )
     assert code == 0, err
     assert "secret" not in out
     lines = out.splitlines()
@@ -660,8 +792,10 @@ async def test_explain_egress(kubeconfig: Path, tmp_path: Path, pki: TestPKI) ->
         "API server https://10.1.2.3:6443",
     ]
     assert lines[5] == "  direct: NO_PROXY entry 10.0.0.0/8 matches 10.1.2.3"
-    assert lines[6].startswith("  TLS: server name 10.1.2.3; trusted: clusters[fake].cluster.certificate-authority-data"
-                               f" and 1 custom CA(s) from {ca_file}")
+    assert lines[6].startswith(
+        "  TLS: server name 10.1.2.3; trusted: clusters[fake].cluster.certificate-authority-data"
+        f" and 1 custom CA(s) from {ca_file}"
+    )
     assert lines[7:11] == [
         "https://example.com/",
         "  proxy http://alice:xxxxx@proxy.corp:3128 from HTTPS_PROXY (no NO_PROXY entry matches example.com)",

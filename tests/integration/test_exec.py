@@ -101,9 +101,14 @@ class Kubectl:
 
     async def start(self, *args: str, stdin: bool = False) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            "kubectl", "--server", self.server, *args,
+            "kubectl",
+            "--server",
+            self.server,
+            *args,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env,
         )
 
     async def run(self, *args: str, stdin: bytes | None = None, timeout: float = 60) -> tuple[int, bytes, str]:
@@ -211,9 +216,7 @@ async def baseline(kp: KproxyProcess) -> Baseline:
 async def assert_no_leaks(api: FakeAPIServer, kp: KproxyProcess, before: Baseline) -> None:
     assert await eventually(lambda: api.runtime.open_sessions() == 0), api.runtime.sessions
     assert await eventually(lambda: kproxy_sockets(kp) <= before.sockets), (kproxy_sockets(kp), before.sockets)
-    assert await eventually(lambda: task_count() <= before.tasks), (
-        task_count(), before.tasks, asyncio.all_tasks()
-    )
+    assert await eventually(lambda: task_count() <= before.tasks), (task_count(), before.tasks, asyncio.all_tasks())
 
 
 async def raw_upgrade(port: int, path: str, kind: str) -> tuple[bytes, asyncio.StreamReader, asyncio.StreamWriter]:
@@ -282,7 +285,9 @@ async def test_attach(kubectl: Kubectl, api: FakeAPIServer) -> None:
     code, out, err = await kubectl.run("attach", POD)
     assert (code, out) == (0, greeting), err
     assert_sessions(api, kubectl.transport, "attach", 2)
-    assert [r.method for r in upgrade_requests(api, "attach")] == ["GET" if kubectl.transport == "websocket" else "POST"] * 2
+    assert [r.method for r in upgrade_requests(api, "attach")] == [
+        "GET" if kubectl.transport == "websocket" else "POST"
+    ] * 2
 
 
 async def test_cp_both_ways(kubectl: Kubectl, api: FakeAPIServer, tmp_path: Path) -> None:
@@ -317,8 +322,15 @@ async def test_cp_both_ways(kubectl: Kubectl, api: FakeAPIServer, tmp_path: Path
     assert (back / "tree" / "sub" / "b.txt").read_text() == "beta\n"
 
     commands = [s.command[:2] for s in api.runtime.sessions]
-    assert commands == [("test", "-d"), ("tar", "-xmf"), ("test", "-d"), ("tar", "-xmf"), ("cat", "/tmp/tree/sub/b.txt"),
-                        ("tar", "cf"), ("tar", "cf")]
+    assert commands == [
+        ("test", "-d"),
+        ("tar", "-xmf"),
+        ("test", "-d"),
+        ("tar", "-xmf"),
+        ("cat", "/tmp/tree/sub/b.txt"),
+        ("tar", "cf"),
+        ("tar", "cf"),
+    ]
     assert_sessions(api, kubectl.transport, "exec", 7)
 
 
@@ -461,9 +473,7 @@ async def test_upstream_closes_mid_session(kubectl: Kubectl, api: FakeAPIServer,
     await assert_no_leaks(api, exec_proxy, before)
 
 
-async def test_client_vanishes_upstream_closes(
-    kubectl: Kubectl, api: FakeAPIServer, exec_proxy: KproxyProcess
-) -> None:
+async def test_client_vanishes_upstream_closes(kubectl: Kubectl, api: FakeAPIServer, exec_proxy: KproxyProcess) -> None:
     await warm_up(kubectl)
     before = await baseline(exec_proxy)
     proc = await kubectl.start("exec", "-i", POD, "--", "sleep", "60", stdin=True)
@@ -479,11 +489,11 @@ async def test_client_vanishes_upstream_closes(
 
 
 @pytest.mark.parametrize("kind", ["websocket", "spdy"])
-async def test_garbage_after_101_is_relayed_opaquely(
-    api: FakeAPIServer, exec_proxy: KproxyProcess, kind: str
-) -> None:
+async def test_garbage_after_101_is_relayed_opaquely(api: FakeAPIServer, exec_proxy: KproxyProcess, kind: str) -> None:
     before = await baseline(exec_proxy)
-    head, reader, writer = await raw_upgrade(exec_proxy.port, f"/api/v1/namespaces/default/pods/{POD}/exec?command=garbage", kind)
+    head, reader, writer = await raw_upgrade(
+        exec_proxy.port, f"/api/v1/namespaces/default/pods/{POD}/exec?command=garbage", kind
+    )
     try:
         assert head.startswith(b"HTTP/1.1 101 "), head
         assert await asyncio.wait_for(reader.readexactly(len(GARBAGE)), 5) == GARBAGE
@@ -561,7 +571,9 @@ async def test_failed_upgrade_closes_the_connection(start_kproxy: StartKproxy) -
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     kp = await start_kproxy("--port", "0", "--server", f"http://127.0.0.1:{port}", "--reject-paths=")
-    head, reader, writer = await raw_upgrade(kp.port, f"/api/v1/namespaces/default/pods/{POD}/exec?command=echo", "spdy")
+    head, reader, writer = await raw_upgrade(
+        kp.port, f"/api/v1/namespaces/default/pods/{POD}/exec?command=echo", "spdy"
+    )
     try:
         assert head.startswith(b"HTTP/1.1 502 ")
         await read_body(head, reader)
@@ -627,7 +639,10 @@ async def test_websocket_channels_v4_v5_status_and_resize(ws_client: WsConnect, 
         await ws.send_bytes(b'\x04{"Width":120,"Height":50}')
         assert await eventually(lambda: api.runtime.sessions[-1].resizes == [(100, 40), (120, 50)])
     assert [(s.protocol, s.tty) for s in api.runtime.sessions] == [
-        ("v4.channel.k8s.io", False), ("v5.channel.k8s.io", False), ("v5.channel.k8s.io", False), ("v5.channel.k8s.io", True)
+        ("v4.channel.k8s.io", False),
+        ("v5.channel.k8s.io", False),
+        ("v5.channel.k8s.io", False),
+        ("v5.channel.k8s.io", True),
     ]
     assert await eventually(lambda: api.runtime.open_sessions() == 0)
 

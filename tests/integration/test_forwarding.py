@@ -69,9 +69,20 @@ async def test_startup_line_and_quiet_stderr(proxy: KproxyProcess) -> None:
 
 async def test_credentials_host_and_forwarded_headers(proxy: KproxyProcess, api: FakeAPIServer) -> None:
     code, out, _ = await curl(
-        "-H", "x-dup: 1", "-H", "X-Dup: 2", "-H", "Connection: x-private",
-        "-H", "X-Private: secret-hop", "-H", "Keep-Alive: timeout=5",
-        "-H", "Proxy-Authorization: Basic Zm9vOmJhcg==", "-H", "X-Forwarded-For: 10.0.0.1",
+        "-H",
+        "x-dup: 1",
+        "-H",
+        "X-Dup: 2",
+        "-H",
+        "Connection: x-private",
+        "-H",
+        "X-Private: secret-hop",
+        "-H",
+        "Keep-Alive: timeout=5",
+        "-H",
+        "Proxy-Authorization: Basic Zm9vOmJhcg==",
+        "-H",
+        "X-Forwarded-For: 10.0.0.1",
         f"{proxy.url}{ECHO}?a=%20b&c=d+e&&f;g=1&a=2",
     )
     assert code == 0, out
@@ -162,8 +173,15 @@ async def test_not_found_outside_prefix(api: FakeAPIServer, kubeconfig: Path, st
 
 async def test_append_server_path(api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy) -> None:
     kp = await start_kproxy(
-        "--port", "0", "--server", f"{api.url}/debug/kproxy", "--token", "test-token",
-        "--certificate-authority", str(api_ca(api, tmp_path)), "--append-server-path",
+        "--port",
+        "0",
+        "--server",
+        f"{api.url}/debug/kproxy",
+        "--token",
+        "test-token",
+        "--certificate-authority",
+        str(api_ca(api, tmp_path)),
+        "--append-server-path",
     )
     code, out, _ = await curl(f"{kp.url}/echo?q=1")
     body = json.loads(out)
@@ -173,8 +191,14 @@ async def test_append_server_path(api: FakeAPIServer, tmp_path: Path, start_kpro
 
 async def test_server_path_warning(api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy) -> None:
     kp = await start_kproxy(
-        "--port", "0", "--server", f"{api.url}/k8s/clusters/c-abc", "--token", "test-token",
-        "--certificate-authority", str(api_ca(api, tmp_path)),
+        "--port",
+        "0",
+        "--server",
+        f"{api.url}/k8s/clusters/c-abc",
+        "--token",
+        "test-token",
+        "--certificate-authority",
+        str(api_ca(api, tmp_path)),
     )
     await asyncio.sleep(0.2)
     assert kp.stderr.endswith(
@@ -208,13 +232,15 @@ async def test_watch_streams_event_by_event(proxy: KproxyProcess, api: FakeAPISe
 
 async def test_gzip_passes_through(proxy: KproxyProcess) -> None:
     async with aiohttp.ClientSession(auto_decompress=False) as session:
-        async with session.get(f"{proxy.url}/debug/kproxy/gzip?size=100000",
-                               headers={"Accept-Encoding": "gzip"}) as resp:
+        async with session.get(
+            f"{proxy.url}/debug/kproxy/gzip?size=100000", headers={"Accept-Encoding": "gzip"}
+        ) as resp:
             assert resp.headers["Content-Encoding"] == "gzip"
             raw = await resp.read()
         assert len(gzip.decompress(raw)) == 100000
-        async with session.get(f"{proxy.url}/debug/kproxy/gzip?size=1000",
-                               headers={"Accept-Encoding": "identity"}) as resp:
+        async with session.get(
+            f"{proxy.url}/debug/kproxy/gzip?size=1000", headers={"Accept-Encoding": "identity"}
+        ) as resp:
             assert "Content-Encoding" not in resp.headers
             assert len(await resp.read()) == 1000
 
@@ -287,8 +313,15 @@ async def test_stalled_tls_handshake_is_504(start_kproxy: StartKproxy) -> None:
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        kp = await start_kproxy("--port", "0", "--server", f"https://127.0.0.1:{port}",
-                                "--insecure-skip-tls-verify", "--connect-timeout", "1s")
+        kp = await start_kproxy(
+            "--port",
+            "0",
+            "--server",
+            f"https://127.0.0.1:{port}",
+            "--insecure-skip-tls-verify",
+            "--connect-timeout",
+            "1s",
+        )
         code, out, _ = await curl("-i", "--max-time", "20", f"{kp.url}/api")
         head, _, body = out.partition("\r\n\r\n")
         assert head.split(" ")[1] == "504"
@@ -322,8 +355,9 @@ async def test_malformed_and_oversized_requests(proxy: KproxyProcess) -> None:
     assert json.loads(out)["major"] == "1"
 
 
-async def test_upgrade_echo_websocket_and_spdy(proxy: KproxyProcess, start_kproxy: StartKproxy,
-                                               kubeconfig: Path) -> None:
+async def test_upgrade_echo_websocket_and_spdy(
+    proxy: KproxyProcess, start_kproxy: StartKproxy, kubeconfig: Path
+) -> None:
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--reject-paths=")
     pod = "/api/v1/namespaces/default/pods/{}/exec?command=echo"
     code, out, _ = await curl(f"{kp.url}/api/v1/namespaces/default/pods")

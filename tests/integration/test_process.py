@@ -23,9 +23,12 @@ from .test_forwarding import curl
 
 async def kubectl(home: Path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        "kubectl", *args,
+        "kubectl",
+        *args,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=kubectl_env(home),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=kubectl_env(home),
     )
     out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     assert proc.returncode is not None
@@ -34,28 +37,33 @@ async def kubectl(home: Path, *args: str, stdin: bytes | None = None) -> tuple[i
 
 async def run_to_exit(*args: str, cwd: str | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        *kproxy_cmd(*args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL, cwd=cwd,
+        *kproxy_cmd(*args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_kubectl_get_create_delete_through_kproxy(proxy: KproxyProcess, tmp_path: Path,
-                                                        api: FakeAPIServer) -> None:
+async def test_kubectl_get_create_delete_through_kproxy(
+    proxy: KproxyProcess, tmp_path: Path, api: FakeAPIServer
+) -> None:
     server = ["--server", proxy.url]
     code, out, err = await kubectl(tmp_path, *server, "get", "pods", "-n", "default")
     assert code == 0, err
     assert "NAME" in out and "nginx" in out
-    code, out, err = await kubectl(tmp_path, *server, "create", "configmap", "via-kproxy",
-                                   "--from-literal=k=v")
+    code, out, err = await kubectl(tmp_path, *server, "create", "configmap", "via-kproxy", "--from-literal=k=v")
     assert code == 0, err
     assert "configmap/via-kproxy created" in out
     code, out, err = await kubectl(tmp_path, *server, "get", "configmap", "via-kproxy", "-o", "json")
     assert code == 0 and json.loads(out)["data"] == {"k": "v"}
-    manifest = (b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: from-file\nspec:\n"
-                b"  containers:\n  - name: c\n    image: busybox\n")
+    manifest = (
+        b"apiVersion: v1\nkind: Pod\nmetadata:\n  name: from-file\nspec:\n"
+        b"  containers:\n  - name: c\n    image: busybox\n"
+    )
     code, out, err = await kubectl(tmp_path, *server, "create", "-f", "-", stdin=manifest)
     assert code == 0, err
     code, out, err = await kubectl(tmp_path, *server, "delete", "configmap", "via-kproxy")
@@ -69,8 +77,7 @@ async def test_kubectl_get_create_delete_through_kproxy(proxy: KproxyProcess, tm
     assert err.count("\n") <= 1
 
 
-async def test_client_certificate_upstream(api: FakeAPIServer, tmp_path: Path,
-                                           start_kproxy: StartKproxy) -> None:
+async def test_client_certificate_upstream(api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy) -> None:
     for embed in (True, False):
         config = api.kubeconfig(tmp_path, auth="cert", embed=embed)
         kp = await start_kproxy("--port", "0", "--kubeconfig", str(config))
@@ -80,13 +87,24 @@ async def test_client_certificate_upstream(api: FakeAPIServer, tmp_path: Path,
         assert api.requests[-1].client_cert_cn == "kproxy-test-user"
 
 
-async def test_basic_auth_and_impersonation(pki: TestPKI, tmp_path: Path,
-                                            start_kproxy: StartKproxy) -> None:
+async def test_basic_auth_and_impersonation(pki: TestPKI, tmp_path: Path, start_kproxy: StartKproxy) -> None:
     api = FakeAPIServer(pki=pki, basic_auth=[("admin", "pa:ss")])
     await api.start()
     config = api.kubeconfig(tmp_path, auth="basic")
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(config),
-                            "--as", "bob", "--as-group", "devs", "--as-group", "ops", "--as-uid", "42")
+    kp = await start_kproxy(
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(config),
+        "--as",
+        "bob",
+        "--as-group",
+        "devs",
+        "--as-group",
+        "ops",
+        "--as-uid",
+        "42",
+    )
     code, out, _ = await curl(f"{kp.url}/debug/kproxy/echo")
     headers = json.loads(out)["headers"]
     assert ["Impersonate-User", "bob"] in headers
@@ -120,8 +138,9 @@ async def test_several_kubeconfig_files_first_wins(api: FakeAPIServer, tmp_path:
         await kp.stop()
 
 
-async def test_static_files_through_the_process(api: FakeAPIServer, kubeconfig: Path, tmp_path: Path,
-                                                start_kproxy: StartKproxy) -> None:
+async def test_static_files_through_the_process(
+    api: FakeAPIServer, kubeconfig: Path, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     www = tmp_path / "www"
     www.mkdir()
     (www / "hello.txt").write_text("hello\n")
@@ -151,10 +170,8 @@ async def test_static_files_through_the_process(api: FakeAPIServer, kubeconfig: 
     assert json.loads(out)["major"] == "1"
 
 
-async def test_missing_www_warns_word_for_word(kubeconfig: Path, start_kproxy: StartKproxy,
-                                               tmp_path: Path) -> None:
-    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--www", "missing-dir",
-                            cwd=str(tmp_path))
+async def test_missing_www_warns_word_for_word(kubeconfig: Path, start_kproxy: StartKproxy, tmp_path: Path) -> None:
+    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), "--www", "missing-dir", cwd=str(tmp_path))
     code, out, _ = await curl("-i", f"{kp.url}/static/x")
     assert " 404 " in out.splitlines()[0]
     assert kp.stderr.endswith(
@@ -226,10 +243,12 @@ async def test_port_in_use(kubeconfig: Path) -> None:
     [
         ("clusters: [\n", ["invalid YAML"]),
         ("current-context: nope\n", ['"nope"']),
-        ("clusters:\n- name: c\n  cluster:\n    server: https://h\n    certificate-authority-data: '!!!'\n"
-         "contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n"
-         "users:\n- name: u\n  user: {token: SECRET-VALUE}\n",
-         ["clusters[c].cluster.certificate-authority-data"]),
+        (
+            "clusters:\n- name: c\n  cluster:\n    server: https://h\n    certificate-authority-data: '!!!'\n"
+            "contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n"
+            "users:\n- name: u\n  user: {token: SECRET-VALUE}\n",
+            ["clusters[c].cluster.certificate-authority-data"],
+        ),
     ],
 )
 async def test_malformed_kubeconfig(tmp_path: Path, content: str, needles: list[str]) -> None:
@@ -291,10 +310,21 @@ async def test_embedding_api(api: FakeAPIServer, kubeconfig: Path) -> None:
 
 
 def test_public_api_is_small() -> None:
-    assert sorted(kproxy.__all__) == sorted([
-        "BadRequest", "ConfigError", "Flags", "Forbidden", "KproxyError", "Options", "ProxyServer",
-        "RequestError", "UpstreamError", "UpstreamTimeout", "__version__",
-    ])
+    assert sorted(kproxy.__all__) == sorted(
+        [
+            "BadRequest",
+            "ConfigError",
+            "Flags",
+            "Forbidden",
+            "KproxyError",
+            "Options",
+            "ProxyServer",
+            "RequestError",
+            "UpstreamError",
+            "UpstreamTimeout",
+            "__version__",
+        ]
+    )
     for name in kproxy.__all__:
         assert hasattr(kproxy, name)
 
@@ -307,8 +337,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command in (root / ".ci" / "run").read_text()
 
 
-async def test_verbose_logs_requests_but_never_credentials(api: FakeAPIServer, tmp_path: Path,
-                                                           start_kproxy: StartKproxy) -> None:
+async def test_verbose_logs_requests_but_never_credentials(
+    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
     config = api.kubeconfig(tmp_path, auth="token", token="test-token")
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(config), "-v=5")
     await curl(f"{kp.url}/api/v1/namespaces?token=query-secret")

@@ -114,13 +114,20 @@ async def test_service_by_name_port_number_and_port_name(
 ) -> None:
     web_http = await make_backend("web-http")
     web_metrics = await make_backend("web-metrics")
-    api.store.create("services", _service("web", [{"name": "http", "port": 80}, {"name": "metrics", "port": 9090}]), "default")
+    api.store.create(
+        "services", _service("web", [{"name": "http", "port": 80}, {"name": "metrics", "port": 9090}]), "default"
+    )
     api.register_backend("service", "default", "web", "http", web_http.url)
     api.register_backend("service", "default", "web", 9090, web_metrics.url)
     base = f"{proxy.url}{NS}/default/services"
 
-    for spec, backend in (("web:http", web_http), ("web:80", web_http), ("web:metrics", web_metrics),
-                          ("web:9090", web_metrics), ("http:web:http", web_http)):
+    for spec, backend in (
+        ("web:http", web_http),
+        ("web:80", web_http),
+        ("web:metrics", web_metrics),
+        ("web:9090", web_metrics),
+        ("http:web:http", web_http),
+    ):
         status, headers, body = await curl(f"{base}/{spec}/proxy/hello/a%2Fb?x=1&y=%20")
         assert status == 200, (spec, body)
         seen = json.loads(body)
@@ -173,7 +180,10 @@ async def test_https_scheme_and_empty_port(
 async def test_pod_and_node_proxy(proxy: KproxyProcess, api: FakeAPIServer, make_backend: MakeBackend) -> None:
     pod_backend = await make_backend("pod")
     kubelet = await make_backend("kubelet")
-    pod = {"metadata": {"name": "web-0"}, "spec": {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 8080}]}]}}
+    pod = {
+        "metadata": {"name": "web-0"},
+        "spec": {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 8080}]}]},
+    }
     api.store.create("pods", pod, "default")
     api.register_backend("pod", "default", "web-0", 8080, pod_backend.url)
     api.register_backend("node", "", "demo-node", 10250, kubelet.url)
@@ -208,7 +218,9 @@ async def test_malformed_proxy_urls_answered_400_by_kproxy(proxy: KproxyProcess,
         assert len(api.requests) == before  # nothing went upstream
 
 
-async def test_kproxy_url_opens_the_service(proxy: KproxyProcess, api: FakeAPIServer, make_backend: MakeBackend) -> None:
+async def test_kproxy_url_opens_the_service(
+    proxy: KproxyProcess, api: FakeAPIServer, make_backend: MakeBackend
+) -> None:
     backend = await make_backend("nginx")
     api.register_backend("service", "default", "nginx", "http", backend.url)
     code, out, err = await kproxy("url", "svc/nginx:http", "--proxy-url", proxy.url)
@@ -227,12 +239,22 @@ async def test_kproxy_url_opens_the_service(proxy: KproxyProcess, api: FakeAPISe
     ("args", "url"),
     [
         (("svc/nginx",), "http://127.0.0.1:8001/api/v1/namespaces/default/services/nginx/proxy/"),
-        (("svc/metrics-server", "-n", "kube-system", "--https"),
-         "http://127.0.0.1:8001/api/v1/namespaces/kube-system/services/https:metrics-server:/proxy/"),
-        (("svc/web:8443", "--https", "healthz"), "http://127.0.0.1:8001/api/v1/namespaces/default/services/https:web:8443/proxy/healthz"),
-        (("pod/web-0:8080", "/a%2Fb?x=1", "--proxy-url", "http://localhost:9/custom/"),
-         "http://localhost:9/custom/api/v1/namespaces/default/pods/web-0:8080/proxy/a%2Fb?x=1"),
-        (("no/demo-node:10250", "-n", "ignored", "metrics"), "http://127.0.0.1:8001/api/v1/nodes/demo-node:10250/proxy/metrics"),
+        (
+            ("svc/metrics-server", "-n", "kube-system", "--https"),
+            "http://127.0.0.1:8001/api/v1/namespaces/kube-system/services/https:metrics-server:/proxy/",
+        ),
+        (
+            ("svc/web:8443", "--https", "healthz"),
+            "http://127.0.0.1:8001/api/v1/namespaces/default/services/https:web:8443/proxy/healthz",
+        ),
+        (
+            ("pod/web-0:8080", "/a%2Fb?x=1", "--proxy-url", "http://localhost:9/custom/"),
+            "http://localhost:9/custom/api/v1/namespaces/default/pods/web-0:8080/proxy/a%2Fb?x=1",
+        ),
+        (
+            ("no/demo-node:10250", "-n", "ignored", "metrics"),
+            "http://127.0.0.1:8001/api/v1/nodes/demo-node:10250/proxy/metrics",
+        ),
     ],
 )
 def test_build_url(args: tuple[str, ...], url: str) -> None:
@@ -268,11 +290,15 @@ def test_build_url_rejects(spec: str, https: bool, error: type[Exception]) -> No
 
 def test_render_cluster_info_load_balancer_and_names() -> None:
     services: list[dict[str, Any]] = [
-        {"metadata": {"name": "lb", "namespace": "kube-system"},
-         "spec": {"ports": [{"port": 80}, {"port": 443}]},
-         "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}}},
-        {"metadata": {"name": "dash", "namespace": "kube-system", "labels": {"kubernetes.io/name": "Dashboard"}},
-         "spec": {"ports": [{"name": "https", "port": 8443}]}},
+        {
+            "metadata": {"name": "lb", "namespace": "kube-system"},
+            "spec": {"ports": [{"port": 80}, {"port": 443}]},
+            "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}},
+        },
+        {
+            "metadata": {"name": "dash", "namespace": "kube-system", "labels": {"kubernetes.io/name": "Dashboard"}},
+            "spec": {"ports": [{"name": "https", "port": 8443}]},
+        },
         {"metadata": {"name": "bare", "namespace": "kube-system"}, "spec": {}},
     ]
     assert render_cluster_info("http://h", services) == (
@@ -289,8 +315,11 @@ async def test_cluster_info_matches_kubectl(proxy: KproxyProcess, api: FakeAPISe
     api.store.create("services", _service("metrics-server", [{"port": 443, "targetPort": 4443}], labels), "kube-system")
     dash = _service("dashboard", [{"name": "https", "port": 8443}], {**labels, "kubernetes.io/name": "Dashboard"})
     api.store.create("services", dash, "kube-system")
-    lb = api.store.create("services", _service("ingress", [{"name": "http", "port": 80}, {"port": 443, "name": "tls"}], labels),
-                          "kube-system")
+    lb = api.store.create(
+        "services",
+        _service("ingress", [{"name": "http", "port": 80}, {"port": 443, "name": "tls"}], labels),
+        "kube-system",
+    )
     lb["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}
     api.store.update("services", lb, "kube-system", subresource="status")
     (tmp_path / "home").mkdir(exist_ok=True)
@@ -319,8 +348,9 @@ async def test_cluster_info_without_a_proxy() -> None:
     )
 
 
-async def test_access_log_names_the_proxy_target(api: FakeAPIServer, kubeconfig: Path,
-                                                 start_kproxy: StartKproxy, make_backend: MakeBackend) -> None:
+async def test_access_log_names_the_proxy_target(
+    api: FakeAPIServer, kubeconfig: Path, start_kproxy: StartKproxy, make_backend: MakeBackend
+) -> None:
     backend = await make_backend("logged")
     api.store.create("services", _service("logged", [{"name": "http", "port": 80}]), "default")
     api.register_backend("service", "default", "logged", "http", backend.url)
