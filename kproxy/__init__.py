@@ -11,18 +11,10 @@
 Only the names in ``__all__`` are public; every other module is private.
 """
 
-from ._version import __version__
-from .errors import (
-    BadRequest,
-    ConfigError,
-    Forbidden,
-    KproxyError,
-    RequestError,
-    UpstreamError,
-    UpstreamTimeout,
-)
-from .options import Flags, Options
-from .server import ProxyServer
+from kproxy._version import __version__
+from kproxy.config.options import Flags, Options
+from kproxy.errors import BadRequest, ConfigError, Forbidden, KproxyError, RequestError, UpstreamError, UpstreamTimeout
+from kproxy.server import ProxyServer
 
 __all__ = [
     "BadRequest",

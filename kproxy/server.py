@@ -1,6 +1,6 @@
 """ProxyServer: the lifecycle of one kproxy listener, embeddable in any asyncio program.
 
-In: :class:`~kproxy.options.Options`. Out: a listening socket (TCP, port 0 allowed, or
+In: :class:`~kproxy.config.options.Options`. Out: a listening socket (TCP, port 0 allowed, or
 a unix socket), its address, and a graceful stop: stop accepting, let in-flight
 requests finish within a grace period, then close everything, upstream connections
 and the unix socket file included. No signal handlers are installed here; that is
@@ -15,16 +15,16 @@ import socket
 import stat
 from types import TracebackType
 
-from .access import ClientGate
-from .app import build_pipeline
-from .dialer import Dialer
-from .errors import ConfigError
-from .http1 import HTTPServer
-from .log import NOTICE, log
-from .options import Options, combine_ranges, load_ranges_file
-from .pool import ConnectionPool
-from .relay import Relay
-from .static import StaticFiles
+from kproxy.config.options import Options, combine_ranges, load_ranges_file
+from kproxy.errors import ConfigError
+from kproxy.http.server import HTTPServer
+from kproxy.log import NOTICE, log
+from kproxy.proxy.access import ClientGate
+from kproxy.proxy.pipeline import build_pipeline
+from kproxy.proxy.relay import Relay
+from kproxy.proxy.static import StaticFiles
+from kproxy.upstream.dialer import Dialer
+from kproxy.upstream.pool import ConnectionPool
 
 __all__ = ["ProxyServer"]
 

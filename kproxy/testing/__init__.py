@@ -8,11 +8,11 @@ kube-apiserver.
 
 from __future__ import annotations
 
-from .certs import CertPair, TestPKI
-from .debug import pattern as debug_pattern
-from .fake_apiserver import TOKEN_USER, FakeAPIServer, RecordedRequest
-from .status import ApiError
-from .store import Store, Watch, WatchEvent
+from kproxy.testing.certs import CertPair, TestPKI
+from kproxy.testing.debug import pattern as debug_pattern
+from kproxy.testing.fake_apiserver import TOKEN_USER, FakeAPIServer, RecordedRequest
+from kproxy.testing.status import ApiError
+from kproxy.testing.store import Store, Watch, WatchEvent
 
 __all__ = [
     "TOKEN_USER",

@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 
 from aiohttp import web
 
-from .upgrade import BEARER_PROTOCOL_PREFIX
+from kproxy.testing.upgrade import BEARER_PROTOCOL_PREFIX
 
 __all__ = ["ANONYMOUS_USER", "TOKEN_USER", "Authenticator", "client_cert_cn"]
 

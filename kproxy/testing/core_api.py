@@ -27,12 +27,12 @@ from typing import Any
 
 from aiohttp import web
 
-from . import resources, tables, wire
-from .proxying import Backends, handle_proxy
-from .runtime import PodRuntime
-from .status import ApiError
-from .store import Store, Watch, WatchEvent
-from .upgrade import serve_upgrade
+from kproxy.testing import resources, tables, wire
+from kproxy.testing.proxying import Backends, handle_proxy
+from kproxy.testing.runtime import PodRuntime
+from kproxy.testing.status import ApiError
+from kproxy.testing.store import Store, Watch, WatchEvent
+from kproxy.testing.upgrade import serve_upgrade
 
 __all__ = ["CoreV1API", "not_allowed", "unknown_resource"]
 

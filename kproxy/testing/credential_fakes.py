@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from .certs import TestPKI
+from kproxy.testing.certs import TestPKI
 
 __all__ = ["FakeOIDCIssuer", "Plugin", "make_jwt", "write_plugin"]
 

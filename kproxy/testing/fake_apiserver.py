@@ -50,14 +50,14 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import debug, resources, wire
-from .auth import TOKEN_USER, Authenticator, client_cert_cn
-from .certs import TestPKI
-from .core_api import CoreV1API, not_allowed, unknown_resource
-from .objects import seed_objects
-from .runtime import PodRuntime
-from .status import ApiError
-from .store import Store
+from kproxy.testing import debug, resources, wire
+from kproxy.testing.auth import TOKEN_USER, Authenticator, client_cert_cn
+from kproxy.testing.certs import TestPKI
+from kproxy.testing.core_api import CoreV1API, not_allowed, unknown_resource
+from kproxy.testing.objects import seed_objects
+from kproxy.testing.runtime import PodRuntime
+from kproxy.testing.status import ApiError
+from kproxy.testing.store import Store
 
 __all__ = ["TOKEN_USER", "FakeAPIServer", "RecordedRequest"]
 

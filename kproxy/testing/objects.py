@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .resources import KUBERNETES_VERSION, ResourceType
-from .status import ApiError
+from kproxy.testing.resources import KUBERNETES_VERSION, ResourceType
+from kproxy.testing.status import ApiError
 
 __all__ = ["Allocator", "default", "json_patch", "merge_patch", "seed_objects", "validate"]
 

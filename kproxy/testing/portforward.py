@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from .runtime import PodRuntime, UpgradeSession
-from .spdy import SpdySession, SpdyStream
+from kproxy.testing.runtime import PodRuntime, UpgradeSession
+from kproxy.testing.spdy import SpdySession, SpdyStream
 
 __all__ = ["PORTFORWARD_PROTOCOL", "WEBSOCKET_TUNNEL_PROTOCOL", "serve_portforward"]
 

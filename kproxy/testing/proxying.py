@@ -46,8 +46,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from .status import ApiError
-from .store import Store
+from kproxy.testing.status import ApiError
+from kproxy.testing.store import Store
 
 __all__ = ["Backends", "handle_proxy"]
 

@@ -46,8 +46,8 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from .runtime import PodFilesystem, UpgradeSession
-from .spdy import SpdySession, SpdyStream
+from kproxy.testing.runtime import PodFilesystem, UpgradeSession
+from kproxy.testing.spdy import SpdySession, SpdyStream
 
 __all__ = [
     "EXEC_PROTOCOLS",

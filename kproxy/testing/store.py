@@ -34,10 +34,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import objects
-from .resources import ResourceType, resource_by_name
-from .selectors import SelectorError, parse_field_selector, parse_label_selector
-from .status import ApiError
+from kproxy.testing import objects
+from kproxy.testing.resources import ResourceType, resource_by_name
+from kproxy.testing.selectors import SelectorError, parse_field_selector, parse_label_selector
+from kproxy.testing.status import ApiError
 
 __all__ = ["ApiError", "Store", "Watch", "WatchEvent"]
 

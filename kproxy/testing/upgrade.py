@@ -38,13 +38,13 @@ from urllib.parse import parse_qs
 
 from aiohttp import WSMsgType, web
 
-from .portforward import PORTFORWARD_PROTOCOL, WEBSOCKET_TUNNEL_PROTOCOL, serve_portforward
-from .remotecommand import EXEC_PROTOCOLS, ExecRequest
-from .remotecommand import serve_spdy as serve_exec_spdy
-from .remotecommand import serve_websocket as serve_exec_websocket
-from .runtime import PodRuntime, UpgradeSession
-from .spdy import SpdySession
-from .status import ApiError
+from kproxy.testing.portforward import PORTFORWARD_PROTOCOL, WEBSOCKET_TUNNEL_PROTOCOL, serve_portforward
+from kproxy.testing.remotecommand import EXEC_PROTOCOLS, ExecRequest
+from kproxy.testing.remotecommand import serve_spdy as serve_exec_spdy
+from kproxy.testing.remotecommand import serve_websocket as serve_exec_websocket
+from kproxy.testing.runtime import PodRuntime, UpgradeSession
+from kproxy.testing.spdy import SpdySession
+from kproxy.testing.status import ApiError
 
 __all__ = ["BEARER_PROTOCOL_PREFIX", "GARBAGE", "is_upgrade", "serve_upgrade", "upgrade_and_echo"]
 

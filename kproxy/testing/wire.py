@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import protobuf
-from .status import ApiError
+from kproxy.testing import protobuf
+from kproxy.testing.status import ApiError
 
 __all__ = [
     "JSON",

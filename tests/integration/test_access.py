@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from kproxy.testing import FakeAPIServer
-
-from ..conftest import KproxyProcess, StartKproxy
-from .test_forwarding import curl
+from tests.conftest import KproxyProcess, StartKproxy
+from tests.integration.test_forwarding import curl
 
 
 async def get_from(source: str, kp: KproxyProcess, path: str = "/version", *extra: str) -> tuple[int, dict]:
@@ -252,14 +251,14 @@ async def test_exposure_warning(kubeconfig: Path, start_kproxy: StartKproxy) -> 
     ],
 )
 async def test_check_ip(args: list[str], code: int, needle: str) -> None:
-    from .test_process import run_to_exit
+    from tests.integration.test_process import run_to_exit
 
     rc, out, err = await run_to_exit(*args)
     assert rc == code and needle in out, err
 
 
 async def test_bad_ranges_exit_naming_entry(tmp_path: Path) -> None:
-    from .test_process import run_to_exit
+    from tests.integration.test_process import run_to_exit
 
     rc, out, err = await run_to_exit(
         "--port", "0", "--server", "http://127.0.0.1:1", "--authorized-ip-ranges", "10.0.0.0/8,137.117.106.90/29"

@@ -23,8 +23,7 @@ import yaml
 
 from kproxy.testing import TOKEN_USER, FakeAPIServer, TestPKI
 from kproxy.testing.credential_fakes import FakeOIDCIssuer, Plugin, make_jwt, write_plugin
-
-from ..conftest import KproxyProcess, StartKproxy, run_kproxy
+from tests.conftest import KproxyProcess, StartKproxy, run_kproxy
 
 ROOT = Path(__file__).resolve().parents[2]
 V1 = "client.authentication.k8s.io/v1"

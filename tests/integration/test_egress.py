@@ -33,9 +33,16 @@ from cryptography.x509.oid import NameOID
 from kproxy import Flags, Options, ProxyServer
 from kproxy.testing import FakeAPIServer, TestPKI
 from kproxy.testing.certs import CertPair
-
-from ..conftest import KproxyProcess, StartKproxy, kproxy_cmd, kubectl_env
-from .forward_proxies import PRIVATE_NAME, Dante, Stunnel, Tinyproxy, free_port, require, require_root_namespaces
+from tests.conftest import KproxyProcess, StartKproxy, kproxy_cmd, kubectl_env
+from tests.integration.forward_proxies import (
+    PRIVATE_NAME,
+    Dante,
+    Stunnel,
+    Tinyproxy,
+    free_port,
+    require,
+    require_root_namespaces,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -53,8 +53,7 @@ from kproxy.testing.spdy import (
     SynStream,
 )
 from kproxy.testing.upgrade import GARBAGE
-
-from ..conftest import KproxyProcess, StartKproxy, kubectl_env
+from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
 
 pytestmark = pytest.mark.timeout(120)
 

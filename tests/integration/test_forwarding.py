@@ -14,8 +14,7 @@ import aiohttp
 import pytest
 
 from kproxy.testing import FakeAPIServer
-
-from ..conftest import KproxyProcess, StartKproxy
+from tests.conftest import KproxyProcess, StartKproxy
 
 ECHO = "/debug/kproxy/echo"
 

@@ -16,9 +16,8 @@ import pytest
 
 import kproxy
 from kproxy.testing import FakeAPIServer, TestPKI
-
-from ..conftest import KproxyProcess, StartKproxy, kproxy_cmd, kubectl_env, run_kproxy
-from .test_forwarding import curl
+from tests.conftest import KproxyProcess, StartKproxy, kproxy_cmd, kubectl_env, run_kproxy
+from tests.integration.test_forwarding import curl
 
 
 async def kubectl(home: Path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:

@@ -20,12 +20,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from kproxy.cluster_info import build_url, render_cluster_info
+from kproxy.cli.cluster_info import build_url, render_cluster_info
 from kproxy.errors import ConfigError
-from kproxy.service_urls import InvalidProxyURL
+from kproxy.policy.service_urls import InvalidProxyURL
 from kproxy.testing import FakeAPIServer, TestPKI
-
-from ..conftest import KproxyProcess, StartKproxy, kubectl_env
+from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
 
 NS = "/api/v1/namespaces"
 

@@ -1,0 +1,1 @@
+"""Start-up configuration: flags, the environment and files become one frozen Options."""

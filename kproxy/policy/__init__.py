@@ -1,0 +1,1 @@
+"""Pure policy: functions and frozen data on plain values, no I/O."""

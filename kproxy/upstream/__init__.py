@@ -1,0 +1,1 @@
+"""The upstream side: dialing (direct, CONNECT, TLS in TLS, SOCKS), connections and the pool."""
