@@ -6,6 +6,7 @@
     ├── ConfigError          bad flags, kubeconfig, files: reported at start-up, exit 1
     └── RequestError         a request that cannot be served: rendered as a Kubernetes Status
         ├── BadRequest       400 (service_urls.InvalidProxyURL: a malformed proxy URL)
+        │   └── MalformedRequest  400 as Go's server gives it (plain text, connection closed)
         ├── Forbidden        403
         ├── UpstreamError    502: the API server could not be reached (connect, DNS, TLS)
         └── UpstreamTimeout  504: connecting to the API server took too long
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "Forbidden",
     "KproxyError",
+    "MalformedRequest",
     "RequestError",
     "UpstreamError",
     "UpstreamTimeout",
@@ -56,6 +58,11 @@ class RequestError(KproxyError):
 class BadRequest(RequestError):
     status = 400
     reason = "BadRequest"
+
+
+class MalformedRequest(BadRequest):
+    """What Go's HTTP server refuses before any handler runs (too many or no ``Host``,
+    a malformed ``Host``): answered in Go's words as plain text, and the connection ends."""
 
 
 class Forbidden(RequestError):

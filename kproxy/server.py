@@ -17,7 +17,7 @@ from types import TracebackType
 
 from kproxy.config.options import Options, combine_ranges, load_ranges_file
 from kproxy.errors import ConfigError
-from kproxy.http.server import HTTPServer
+from kproxy.http import HTTPServer
 from kproxy.log import NOTICE, log
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.pipeline import build_pipeline

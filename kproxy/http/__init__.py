@@ -1,1 +1,44 @@
-"""The client-facing HTTP/1.1 server; it imports nothing of kproxy's proxying."""
+"""The client-facing HTTP/1.1 server; it imports nothing of kproxy's proxying.
+
+``server`` (the factory and graceful shutdown), ``connection`` (one connection's phases,
+parsing, dispatch and writing), ``messages`` (requests, bodies, and the contract a
+handler may use), ``responses`` (answers), ``framing`` (the bytes of heads and bodies,
+pure) and ``flow`` (backpressure both ways). The names below are what the rest of
+kproxy uses.
+"""
+
+from kproxy.http.connection import ClientConnection, Phase
+from kproxy.http.messages import Attachment, Body, Connection, RawSink, Request, Resume
+from kproxy.http.responses import (
+    TEXT_PLAIN,
+    Answer,
+    Response,
+    Sent,
+    StreamResponse,
+    http_date,
+    http_error,
+    status_line,
+)
+from kproxy.http.server import FastPath, Handler, HTTPServer
+
+__all__ = [
+    "TEXT_PLAIN",
+    "Answer",
+    "Attachment",
+    "Body",
+    "ClientConnection",
+    "Connection",
+    "FastPath",
+    "HTTPServer",
+    "Handler",
+    "Phase",
+    "RawSink",
+    "Request",
+    "Response",
+    "Resume",
+    "Sent",
+    "StreamResponse",
+    "http_date",
+    "http_error",
+    "status_line",
+]

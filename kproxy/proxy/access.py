@@ -12,20 +12,18 @@ Unix-socket clients have no address and are always admitted: the socket file's m
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kproxy.errors import Forbidden
-from kproxy.http.server import Request
+from kproxy.http import Request
+from kproxy.log import log
 from kproxy.policy.gonet import unmap_ipv4
 from kproxy.policy.ranges import THIS_MACHINE, AuthorizedRanges, IPNetwork, client_address, normalize_address
 
 __all__ = ["ClientGate"]
-
-log = logging.getLogger("kproxy")
 
 # A scan must not flood the log: one line per interval, with a count of the rest.
 _DENIAL_LOG_INTERVAL = 5.0

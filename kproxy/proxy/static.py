@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from kproxy.http.server import Answer, Request, Response, StreamResponse
+from kproxy.http import Answer, Request, Response, StreamResponse
 
 __all__ = ["StaticFiles"]
 

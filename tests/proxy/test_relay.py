@@ -1,6 +1,6 @@
-"""kproxy.proxy.relay's fast path against the fake API server, through an embedded ProxyServer.
+"""kproxy.proxy.fast against the fake API server, through an embedded ProxyServer.
 
-A request like one forwarded before is sent and answered on callbacks (Relay.start_fast);
+A request like one forwarded before is sent and answered on callbacks (FastPath._start);
 what it cannot finish goes back to the ordinary path. The answers must be the ordinary
 path's, byte for byte where the upstream's are, and failures must be retried exactly as
 the ordinary path (Go's transport) retries them.
@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 
 from kproxy import Flags, Options, ProxyServer
-from kproxy.http.server import Request
-from kproxy.proxy.relay import Relay
+from kproxy.http import Request
+from kproxy.proxy.fast import FastPath
 from kproxy.testing import FakeAPIServer
 from kproxy.testing.credential_fakes import write_plugin
 
@@ -30,15 +30,15 @@ VARYING = {"Date", "Audit-Id"}
 def fast_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Targets of the requests the fast path took."""
     taken: list[str] = []
-    start_fast = Relay.start_fast
+    start = FastPath._start
 
-    def spy(self: Relay, request: Request, target: bytes) -> bool:
-        took = start_fast(self, request, target)
+    def spy(self: FastPath, request: Request, target: bytes) -> bool:
+        took = start(self, request, target)
         if took:
             taken.append(target.decode())
         return took
 
-    monkeypatch.setattr(Relay, "start_fast", spy)
+    monkeypatch.setattr(FastPath, "_start", spy)
     return taken
 
 

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from kproxy.http.server import Answer, HTTPServer, Request
+from kproxy.http import Answer, HTTPServer, Request
 from kproxy.proxy import static
 from kproxy.proxy.static import StaticFiles
 

@@ -1,0 +1,58 @@
+"""The answers kproxy gives itself, in one place: Kubernetes ``Status`` objects for its
+errors, kubectl's filter refusal, and Go's server's own plain-text 400s.
+
+In: a :class:`~kproxy.errors.RequestError` (or a rule name). Out: a
+:class:`~kproxy.http.Response`. Both the pipeline and the fast path's hand-backs answer
+errors through :func:`error_answer`, so an error reads the same whichever path met it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from kproxy.errors import BadRequest, Forbidden, MalformedRequest, RequestError
+from kproxy.http import TEXT_PLAIN, Answer, Request, Response, http_error
+from kproxy.log import log
+
+__all__ = ["error_answer", "forbidden", "guarded", "status_response"]
+
+
+def status_response(exc: RequestError) -> Response:
+    """A Kubernetes ``Status`` answer for an error kproxy reports itself."""
+    return Response(status=exc.status, body=exc.body(), headers={"Content-Type": "application/json"})
+
+
+def forbidden(rule: str) -> Response:
+    """kubectl's exact filter answer, plus a header naming the rule, so users can see why."""
+    safe = rule.encode("ascii", "backslashreplace").decode()[:500]
+    return http_error(403, "Forbidden", {"X-Kproxy-Rejected-By": safe})
+
+
+def error_answer(exc: RequestError) -> Response:
+    """Go's server's own 400 for what it refuses before any handler (plain text, no
+    newline, ``Connection: close``, net/http server.go); a ``Status`` for the rest, with a
+    log line for errors that are not the client's."""
+    if isinstance(exc, MalformedRequest):
+        response = Response(
+            status=400, body=f"400 Bad Request: {exc.message}".encode(), headers={"Content-Type": TEXT_PLAIN}
+        )
+        response.force_close()
+        return response
+    if not isinstance(exc, Forbidden | BadRequest):
+        log.error("Error while proxying request: %s", exc.message)
+    return status_response(exc)
+
+
+async def guarded(request: Request, run: Callable[[], Awaitable[Answer]]) -> Answer:
+    """``run()``'s answer, or the error answer kproxy gives when it raises."""
+    try:
+        return await run()
+    except RequestError as exc:
+        return error_answer(exc)
+    except (ConnectionError, asyncio.CancelledError):
+        raise  # the client went away: nothing to answer
+    except Exception:
+        # A bug of ours: say so plainly in the log and to the client, keep serving.
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return status_response(RequestError("kproxy internal error; see its log"))
