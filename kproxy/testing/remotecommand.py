@@ -47,7 +47,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 
 from kproxy.testing.runtime import PodFilesystem, UpgradeSession
-from kproxy.testing.spdy import SpdySession, SpdyStream
+from kproxy.testing.spdy_session import SpdySession, SpdyStream
 
 __all__ = [
     "EXEC_PROTOCOLS",

@@ -11,7 +11,7 @@ kube-apiserver hands these connections to the kubelet; the fake serves them itse
 * **SPDY** (``Upgrade: SPDY/3.1``, a POST): the first protocol of the client's
   ``X-Stream-Protocol-Version`` list the fake supports (``v5``/``v4.channel.k8s.io``;
   ``portforward.k8s.io``), else ``403`` with kubelet's message; then SPDY/3.1 frames
-  (``spdy``). aiohttp's parser treats only ``websocket`` as an upgrade, so the later bytes
+  (``spdy_session``). aiohttp's parser treats only ``websocket`` as an upgrade, so the later bytes
   would be parsed as new HTTP requests: ``request.protocol.set_parser()`` (what aiohttp's
   own ``WebSocketResponse`` does) sends every byte after the 101 to the session instead.
 
@@ -43,7 +43,7 @@ from kproxy.testing.remotecommand import EXEC_PROTOCOLS, ExecRequest
 from kproxy.testing.remotecommand import serve_spdy as serve_exec_spdy
 from kproxy.testing.remotecommand import serve_websocket as serve_exec_websocket
 from kproxy.testing.runtime import PodRuntime, UpgradeSession
-from kproxy.testing.spdy import SpdySession
+from kproxy.testing.spdy_session import SpdySession
 from kproxy.testing.status import ApiError
 
 __all__ = ["BEARER_PROTOCOL_PREFIX", "GARBAGE", "is_upgrade", "serve_upgrade", "upgrade_and_echo"]

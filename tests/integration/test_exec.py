@@ -28,7 +28,6 @@ import signal
 import socket
 import tarfile
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +39,6 @@ import pytest
 from kproxy.testing import TOKEN_USER, FakeAPIServer, RecordedRequest, debug_pattern
 from kproxy.testing.remotecommand import ByteQueue, Process, run_command
 from kproxy.testing.runtime import PodFilesystem
-from kproxy.testing.spdy import (
-    SPDY3_DICTIONARY,
-    Data,
-    FrameDecoder,
-    FrameEncoder,
-    GoAway,
-    Headers,
-    Ping,
-    RstStream,
-    SynReply,
-    SynStream,
-)
 from kproxy.testing.upgrade import GARBAGE
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
 
@@ -660,28 +647,6 @@ async def test_unsupported_subprotocol_is_refused_before_the_upgrade(exec_proxy:
         assert "v5.channel.k8s.io" in json.loads(await read_body(head, reader))["message"]
     finally:
         await close_writer(writer)
-
-
-def test_spdy_framing_round_trip() -> None:
-    assert len(SPDY3_DICTIONARY) == 1423
-    assert zlib.adler32(SPDY3_DICTIONARY) == 0xE3C6A7C2  # the DICTID every SPDY/3 peer checks
-    encoder, decoder = FrameEncoder(), FrameDecoder()
-    frames = [
-        SynStream(1, Headers([("streamtype", "error"), ("port", "80"), ("requestid", "0")])),
-        SynStream(3, Headers([("streamtype", "data"), ("x-multi", "a"), ("x-multi", "b")]), fin=True),
-        SynReply(1),
-        Data(1, b"payload", fin=True),
-        Data(3, b""),
-        Ping(7),
-        RstStream(3, 5),
-        GoAway(3),
-    ]
-    wire = b"".join(encoder.encode(frame) for frame in frames)
-    decoded = []
-    for i in range(0, len(wire), 7):  # arbitrary splits: frames span reads
-        decoded += decoder.feed(wire[i : i + 7])
-    assert decoded == frames
-    assert decoded[1].headers.getall("x-multi") == ["a", "b"]  # type: ignore[union-attr]
 
 
 async def test_tar_members_as_gnu_tar_writes_them() -> None:
