@@ -21,12 +21,10 @@ to where it was, no task left behind in this process (where the fake runs).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import signal
 import socket
-import tarfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -37,8 +35,6 @@ import aiohttp
 import pytest
 
 from kproxy.testing import TOKEN_USER, FakeAPIServer, RecordedRequest, debug_pattern
-from kproxy.testing.remotecommand import ByteQueue, Process, run_command
-from kproxy.testing.runtime import PodFilesystem
 from kproxy.testing.upgrade import GARBAGE
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
 
@@ -647,30 +643,3 @@ async def test_unsupported_subprotocol_is_refused_before_the_upgrade(exec_proxy:
         assert "v5.channel.k8s.io" in json.loads(await read_body(head, reader))["message"]
     finally:
         await close_writer(writer)
-
-
-async def test_tar_members_as_gnu_tar_writes_them() -> None:
-    # What ``tar cf - /tmp/d`` produces, checked without kubectl: names relative, dirs first.
-    fs = PodFilesystem(hostname=POD)
-    fs.mkdir("/tmp/d/e")
-    fs.write("/tmp/d/e/f.txt", b"f")
-    out, err = Buffer(), Buffer()
-    code = await run_command(Process(("tar", "cf", "-", "/tmp/d"), None, out, err, fs, POD))
-    assert code == 0 and err.data == b"tar: Removing leading `/' from member names\n"
-    with tarfile.open(fileobj=io.BytesIO(bytes(out.data))) as archive:
-        assert [(m.name, m.isdir()) for m in archive] == [("tmp/d", True), ("tmp/d/e", True), ("tmp/d/e/f.txt", False)]
-    # And back in, under another directory, as ``kubectl cp`` runs it.
-    fs.mkdir("/restore")
-    stdin = ByteQueue()
-    stdin.feed(bytes(out.data))
-    stdin.end()
-    code = await run_command(Process(("tar", "-xmf", "-", "-C", "/restore"), stdin, Buffer(), err, fs, POD))
-    assert code == 0 and fs.read("/restore/tmp/d/e/f.txt") == b"f"
-
-
-class Buffer:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    async def write(self, data: bytes) -> None:
-        self.data += data
