@@ -50,6 +50,7 @@ import yaml
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from kproxy.policy.gonet import join_host_port
 from kproxy.testing import debug, resources, wire
 from kproxy.testing.auth import TOKEN_USER, Authenticator, client_cert_cn
 from kproxy.testing.certs import TestPKI
@@ -141,8 +142,7 @@ class FakeAPIServer:
     def url(self) -> str:
         if not self._bound:
             raise RuntimeError("FakeAPIServer.url is known once start() has returned")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.pki else 'http'}://{host}:{self.port}"
+        return f"{'https' if self.pki else 'http'}://{join_host_port(self.host, str(self.port))}"
 
     async def start(self) -> None:
         if self._runner is not None:
@@ -361,6 +361,6 @@ class FakeAPIServer:
                     return wire.respond(request, doc, content_type=ctype)
             elif "as" not in media.params:
                 break
-        address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        address = join_host_port(self.host, str(self.port))
         legacy = resources.api_versions(address) if core else resources.api_group_list()
         return wire.respond(request, legacy)

@@ -17,6 +17,7 @@ import copy
 import datetime
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ _LABEL_HELP = (
 )
 # Namespaces and services are named by DNS labels; the others by DNS subdomains.
 _LABEL_NAMED = frozenset({"namespaces", "services"})
+_SEED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 @dataclass
@@ -321,142 +323,131 @@ def _remove(doc: Any, parts: list[str]) -> Any:
 def seed_objects(now: datetime.datetime, ca_pem: bytes | None) -> list[tuple[str, Obj]]:
     """The demo cluster: (resource, object) pairs in creation order, with ages that look lived-in."""
 
-    def ago(**delta: float) -> str:
-        return (now - datetime.timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def ago(days: float) -> str:
+        return (now - datetime.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    boot = ago(days=12)
-    out: list[tuple[str, Obj]] = []
-    for ns in ("default", "kube-system", "kube-public"):
-        out.append(("namespaces", {"metadata": {"name": ns, "creationTimestamp": boot}}))
-    out.append(
-        (
-            "nodes",
-            {
-                "metadata": {
-                    "name": NODE_NAME,
-                    "creationTimestamp": boot,
-                    "labels": {
-                        "kubernetes.io/hostname": NODE_NAME,
-                        "kubernetes.io/os": "linux",
-                        "kubernetes.io/arch": "amd64",
-                        "node-role.kubernetes.io/control-plane": "",
-                    },
-                }
-            },
-        )
-    )
+    boot = ago(12)
+    return [
+        *_seed_namespaces_and_node(boot),
+        *_seed_configmaps(boot, ago(3), ca_pem),
+        *_seed_services(boot, ago(2)),
+        *_seed_pods(boot, ago),
+    ]
+
+
+def _seed_namespaces_and_node(boot: str) -> list[tuple[str, Obj]]:
+    """The namespaces of a fresh cluster, and its one control-plane node."""
+    out: list[tuple[str, Obj]] = [
+        ("namespaces", {"metadata": {"name": ns, "creationTimestamp": boot}}) for ns in _SEED_NAMESPACES
+    ]
+    node_labels = {
+        "kubernetes.io/hostname": NODE_NAME,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node-role.kubernetes.io/control-plane": "",
+    }
+    out.append(("nodes", {"metadata": {"name": NODE_NAME, "creationTimestamp": boot, "labels": node_labels}}))
+    return out
+
+
+def _seed_configmaps(boot: str, created: str, ca_pem: bytes | None) -> list[tuple[str, Obj]]:
+    """``kube-root-ca.crt`` in every namespace (kube-controller-manager publishes it), and
+    the demo's own configmap."""
     root_ca = (ca_pem or b"").decode()
-    for ns in ("default", "kube-system", "kube-public"):
-        out.append(
-            (
-                "configmaps",
-                {
-                    "metadata": {"name": "kube-root-ca.crt", "namespace": ns, "creationTimestamp": boot},
-                    "data": {"ca.crt": root_ca},
-                },
-            )
-        )
-    out.append(
+    out: list[tuple[str, Obj]] = [
         (
             "configmaps",
             {
-                "metadata": {"name": "demo-config", "namespace": "default", "creationTimestamp": ago(days=3)},
-                "data": {"greeting": "hello from kproxy's demo cluster", "replicas": "2"},
+                "metadata": {"name": "kube-root-ca.crt", "namespace": ns, "creationTimestamp": boot},
+                "data": {"ca.crt": root_ca},
             },
         )
-    )
-    out.append(
-        (
-            "services",
-            {
-                "metadata": {
-                    "name": "kubernetes",
-                    "namespace": "default",
-                    "creationTimestamp": boot,
-                    "labels": {"component": "apiserver", "provider": "kubernetes"},
-                },
-                "spec": {
-                    "clusterIP": "10.96.0.1",
-                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
-                },
+        for ns in _SEED_NAMESPACES
+    ]
+    demo = {
+        "metadata": {"name": "demo-config", "namespace": "default", "creationTimestamp": created},
+        "data": {"greeting": "hello from kproxy's demo cluster", "replicas": "2"},
+    }
+    out.append(("configmaps", demo))
+    return out
+
+
+def _seed_services(boot: str, nginx_created: str) -> list[tuple[str, Obj]]:
+    """``kubernetes`` and ``kube-dns`` as every cluster has them, and the demo's nginx."""
+    kubernetes = {
+        "metadata": {
+            "name": "kubernetes",
+            "namespace": "default",
+            "creationTimestamp": boot,
+            "labels": {"component": "apiserver", "provider": "kubernetes"},
+        },
+        "spec": {
+            "clusterIP": "10.96.0.1",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+        },
+    }
+    kube_dns = {
+        "metadata": {
+            "name": "kube-dns",
+            "namespace": "kube-system",
+            "creationTimestamp": boot,
+            "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
             },
-        )
-    )
-    out.append(
-        (
-            "services",
-            {
-                "metadata": {
-                    "name": "kube-dns",
-                    "namespace": "kube-system",
-                    "creationTimestamp": boot,
-                    "labels": {
-                        "k8s-app": "kube-dns",
-                        "kubernetes.io/cluster-service": "true",
-                        "kubernetes.io/name": "CoreDNS",
-                    },
-                },
-                "spec": {
-                    "clusterIP": "10.96.0.10",
-                    "selector": {"k8s-app": "kube-dns"},
-                    "ports": [
-                        {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                        {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
-                    ],
-                },
-            },
-        )
-    )
-    out.append(
-        (
-            "services",
-            {
-                "metadata": {
-                    "name": "nginx",
-                    "namespace": "default",
-                    "creationTimestamp": ago(days=2),
-                    "labels": {"app": "nginx"},
-                },
-                "spec": {"selector": {"app": "nginx"}, "ports": [{"name": "http", "port": 80, "targetPort": 80}]},
-            },
-        )
-    )
-    out.append(
-        (
-            "pods",
-            {
-                "metadata": {
-                    "name": "coredns-668d6bf9bc-7xk2p",
-                    "namespace": "kube-system",
-                    "creationTimestamp": boot,
-                    "labels": {"k8s-app": "kube-dns", "pod-template-hash": "668d6bf9bc"},
-                },
-                "spec": {"containers": [{"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.11.3"}]},
-            },
-        )
-    )
+        },
+        "spec": {
+            "clusterIP": "10.96.0.10",
+            "selector": {"k8s-app": "kube-dns"},
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+            ],
+        },
+    }
+    nginx = {
+        "metadata": {
+            "name": "nginx",
+            "namespace": "default",
+            "creationTimestamp": nginx_created,
+            "labels": {"app": "nginx"},
+        },
+        "spec": {"selector": {"app": "nginx"}, "ports": [{"name": "http", "port": 80, "targetPort": 80}]},
+    }
+    return [("services", kubernetes), ("services", kube_dns), ("services", nginx)]
+
+
+def _seed_pods(boot: str, ago: Callable[[float], str]) -> list[tuple[str, Obj]]:
+    """CoreDNS, and the two replicas of the demo's nginx behind the ``nginx`` service."""
+    coredns = {
+        "metadata": {
+            "name": "coredns-668d6bf9bc-7xk2p",
+            "namespace": "kube-system",
+            "creationTimestamp": boot,
+            "labels": {"k8s-app": "kube-dns", "pod-template-hash": "668d6bf9bc"},
+        },
+        "spec": {"containers": [{"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.11.3"}]},
+    }
+    out: list[tuple[str, Obj]] = [("pods", coredns)]
     for suffix, age in (("2xkqw", 2.0), ("8hvzn", 1.5)):
-        out.append(
-            (
-                "pods",
-                {
-                    "metadata": {
-                        "name": f"nginx-7c5ddbdf54-{suffix}",
-                        "namespace": "default",
-                        "creationTimestamp": ago(days=age),
-                        "labels": {"app": "nginx", "pod-template-hash": "7c5ddbdf54"},
-                    },
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "nginx",
-                                "image": "nginx:1.27",
-                                "ports": [{"containerPort": 80, "protocol": "TCP"}],
-                            }
-                        ]
-                    },
-                },
-            )
-        )
+        nginx = {
+            "metadata": {
+                "name": f"nginx-7c5ddbdf54-{suffix}",
+                "namespace": "default",
+                "creationTimestamp": ago(age),
+                "labels": {"app": "nginx", "pod-template-hash": "7c5ddbdf54"},
+            },
+            "spec": {
+                "containers": [
+                    {
+                        "name": "nginx",
+                        "image": "nginx:1.27",
+                        "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                    }
+                ]
+            },
+        }
+        out.append(("pods", nginx))
     return out

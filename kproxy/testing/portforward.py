@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 
 from kproxy.testing.runtime import PodRuntime, UpgradeSession
-from kproxy.testing.spdy import SpdySession, SpdyStream
+from kproxy.testing.spdy_session import SpdySession, SpdyStream
 
 __all__ = ["PORTFORWARD_PROTOCOL", "WEBSOCKET_TUNNEL_PROTOCOL", "serve_portforward"]
 

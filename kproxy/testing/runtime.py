@@ -4,7 +4,7 @@ There are no containers behind the fake, so ``exec``, ``attach``, ``cp`` and
 ``port-forward`` are served from here:
 
 * :class:`PodFilesystem`: an in-memory tree per container (``/``, ``/tmp``, ``/etc``,
-  ``/etc/hostname``, ``/root`` to start with), for the commands of ``remotecommand``
+  ``/etc/hostname``, ``/root`` to start with), for the commands of ``shell`` and ``tar``
   (``cat FILE``, ``tar`` for ``kubectl cp``, ``test -d``).
 * Port targets: a test maps a pod's port to a TCP address it listens on
   (:meth:`PodRuntime.forward_port`); ``portforward`` connects streams there.

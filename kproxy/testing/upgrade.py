@@ -4,16 +4,17 @@ kube-apiserver hands these connections to the kubelet; the fake serves them itse
 
 * **WebSocket** (``Upgrade: websocket``, a GET): ``Sec-WebSocket-Accept`` computed from
   ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2), the subprotocol chosen from the client's list:
-  ``v5.channel.k8s.io`` or ``v4.channel.k8s.io`` for exec/attach (``remotecommand``),
+  ``v5.channel.k8s.io`` or ``v4.channel.k8s.io`` for exec/attach (``exec_websocket``),
   ``SPDY/3.1+portforward.k8s.io`` for port-forward (SPDY tunneled in binary messages,
   ``portforward``). Offering none of them is a ``400``, which kubectl takes as "upgrade
   failed" and retries over SPDY.
 * **SPDY** (``Upgrade: SPDY/3.1``, a POST): the first protocol of the client's
   ``X-Stream-Protocol-Version`` list the fake supports (``v5``/``v4.channel.k8s.io``;
   ``portforward.k8s.io``), else ``403`` with kubelet's message; then SPDY/3.1 frames
-  (``spdy``). aiohttp's parser treats only ``websocket`` as an upgrade, so the later bytes
-  would be parsed as new HTTP requests: ``request.protocol.set_parser()`` (what aiohttp's
-  own ``WebSocketResponse`` does) sends every byte after the 101 to the session instead.
+  (``spdy_session``, with exec/attach in ``exec_spdy``). aiohttp's parser treats only
+  ``websocket`` as an upgrade, so the later bytes would be parsed as new HTTP requests:
+  ``request.protocol.set_parser()`` (what aiohttp's own ``WebSocketResponse`` does) sends
+  every byte after the 101 to the session instead.
 
 Every upgraded connection is recorded in the server's
 :class:`~kproxy.testing.runtime.PodRuntime` (transport, subprotocol, command, open or not).
@@ -38,12 +39,12 @@ from urllib.parse import parse_qs
 
 from aiohttp import WSMsgType, web
 
+from kproxy.testing.exec_session import EXEC_PROTOCOLS, ExecRequest
+from kproxy.testing.exec_spdy import serve_spdy as serve_exec_spdy
+from kproxy.testing.exec_websocket import serve_websocket as serve_exec_websocket
 from kproxy.testing.portforward import PORTFORWARD_PROTOCOL, WEBSOCKET_TUNNEL_PROTOCOL, serve_portforward
-from kproxy.testing.remotecommand import EXEC_PROTOCOLS, ExecRequest
-from kproxy.testing.remotecommand import serve_spdy as serve_exec_spdy
-from kproxy.testing.remotecommand import serve_websocket as serve_exec_websocket
 from kproxy.testing.runtime import PodRuntime, UpgradeSession
-from kproxy.testing.spdy import SpdySession
+from kproxy.testing.spdy_session import SpdySession
 from kproxy.testing.status import ApiError
 
 __all__ = ["BEARER_PROTOCOL_PREFIX", "GARBAGE", "is_upgrade", "serve_upgrade", "upgrade_and_echo"]

@@ -21,14 +21,11 @@ to where it was, no task left behind in this process (where the fake runs).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import signal
 import socket
-import tarfile
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,20 +35,6 @@ import aiohttp
 import pytest
 
 from kproxy.testing import TOKEN_USER, FakeAPIServer, RecordedRequest, debug_pattern
-from kproxy.testing.remotecommand import ByteQueue, Process, run_command
-from kproxy.testing.runtime import PodFilesystem
-from kproxy.testing.spdy import (
-    SPDY3_DICTIONARY,
-    Data,
-    FrameDecoder,
-    FrameEncoder,
-    GoAway,
-    Headers,
-    Ping,
-    RstStream,
-    SynReply,
-    SynStream,
-)
 from kproxy.testing.upgrade import GARBAGE
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
 
@@ -660,52 +643,3 @@ async def test_unsupported_subprotocol_is_refused_before_the_upgrade(exec_proxy:
         assert "v5.channel.k8s.io" in json.loads(await read_body(head, reader))["message"]
     finally:
         await close_writer(writer)
-
-
-def test_spdy_framing_round_trip() -> None:
-    assert len(SPDY3_DICTIONARY) == 1423
-    assert zlib.adler32(SPDY3_DICTIONARY) == 0xE3C6A7C2  # the DICTID every SPDY/3 peer checks
-    encoder, decoder = FrameEncoder(), FrameDecoder()
-    frames = [
-        SynStream(1, Headers([("streamtype", "error"), ("port", "80"), ("requestid", "0")])),
-        SynStream(3, Headers([("streamtype", "data"), ("x-multi", "a"), ("x-multi", "b")]), fin=True),
-        SynReply(1),
-        Data(1, b"payload", fin=True),
-        Data(3, b""),
-        Ping(7),
-        RstStream(3, 5),
-        GoAway(3),
-    ]
-    wire = b"".join(encoder.encode(frame) for frame in frames)
-    decoded = []
-    for i in range(0, len(wire), 7):  # arbitrary splits: frames span reads
-        decoded += decoder.feed(wire[i : i + 7])
-    assert decoded == frames
-    assert decoded[1].headers.getall("x-multi") == ["a", "b"]  # type: ignore[union-attr]
-
-
-async def test_tar_members_as_gnu_tar_writes_them() -> None:
-    # What ``tar cf - /tmp/d`` produces, checked without kubectl: names relative, dirs first.
-    fs = PodFilesystem(hostname=POD)
-    fs.mkdir("/tmp/d/e")
-    fs.write("/tmp/d/e/f.txt", b"f")
-    out, err = Buffer(), Buffer()
-    code = await run_command(Process(("tar", "cf", "-", "/tmp/d"), None, out, err, fs, POD))
-    assert code == 0 and err.data == b"tar: Removing leading `/' from member names\n"
-    with tarfile.open(fileobj=io.BytesIO(bytes(out.data))) as archive:
-        assert [(m.name, m.isdir()) for m in archive] == [("tmp/d", True), ("tmp/d/e", True), ("tmp/d/e/f.txt", False)]
-    # And back in, under another directory, as ``kubectl cp`` runs it.
-    fs.mkdir("/restore")
-    stdin = ByteQueue()
-    stdin.feed(bytes(out.data))
-    stdin.end()
-    code = await run_command(Process(("tar", "-xmf", "-", "-C", "/restore"), stdin, Buffer(), err, fs, POD))
-    assert code == 0 and fs.read("/restore/tmp/d/e/f.txt") == b"f"
-
-
-class Buffer:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    async def write(self, data: bytes) -> None:
-        self.data += data

@@ -22,7 +22,6 @@ import pytest
 
 from kproxy.testing import TOKEN_USER, ApiError, FakeAPIServer, TestPKI, debug_pattern
 from kproxy.testing.certs import CLIENT_CN
-from kproxy.testing.selectors import SelectorError, parse_field_selector, parse_label_selector
 
 TOKEN = "fake-test-token"
 POD = "nginx-7c5ddbdf54-2xkqw"
@@ -588,37 +587,3 @@ async def test_debug_bytes_upload_chunks_gzip(fake: FakeAPIServer) -> None:
         async with client.get("/debug/kproxy/gzip?size=5000", headers={"Accept-Encoding": "identity"}) as resp:
             assert "Content-Encoding" not in resp.headers
             assert await resp.read() == debug_pattern(5000)
-
-
-@pytest.mark.parametrize(
-    ("selector", "labels", "matches"),
-    [
-        ("", {}, True),
-        ("app=nginx", {"app": "nginx"}, True),
-        ("app==nginx", {"app": "web"}, False),
-        ("app!=nginx", {}, True),
-        ("app in (a, nginx),tier", {"app": "nginx", "tier": "x"}, True),
-        ("app notin (nginx)", {"app": "nginx"}, False),
-        ("!tier", {"app": "nginx"}, True),
-        ("kubernetes.io/cluster-service=true", {"kubernetes.io/cluster-service": "true"}, True),
-    ],
-)
-def test_label_selectors(selector: str, labels: dict[str, str], matches: bool) -> None:
-    assert parse_label_selector(selector)(labels) is matches
-
-
-def test_selector_errors_and_field_escapes() -> None:
-    with pytest.raises(SelectorError):
-        parse_label_selector("a=b,,=c")
-    (req,) = parse_field_selector(r"metadata.name=a\,b")
-    assert (req.path, req.value, req.equal) == ("metadata.name", "a,b", True)
-
-
-def test_pki_files(pki: TestPKI, tmp_path: Path) -> None:
-    paths = pki.write(tmp_path)
-    assert sorted(paths) == ["ca.crt", "client.crt", "client.key", "server.crt", "server.key"]
-    assert paths["client.key"].stat().st_mode & 0o777 == 0o600
-    assert "key_pem" not in repr(pki.client)
-    strict = ssl.create_default_context(cafile=paths["ca.crt"])
-    strict.verify_flags |= ssl.VERIFY_X509_STRICT
-    strict.load_cert_chain(paths["client.crt"], paths["client.key"])

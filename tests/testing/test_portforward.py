@@ -13,7 +13,8 @@ import asyncio
 
 from kproxy.testing.portforward import _forward
 from kproxy.testing.runtime import PodRuntime, UpgradeSession
-from kproxy.testing.spdy import Headers, SpdySession, SpdyStream
+from kproxy.testing.spdy_frames import Headers
+from kproxy.testing.spdy_session import SpdySession, SpdyStream
 
 
 async def test_a_cancelled_forward_always_closes_the_pod_side() -> None:

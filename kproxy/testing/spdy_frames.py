@@ -1,11 +1,11 @@
-"""SPDY/3.1 framing and sessions, the server half of kubectl's legacy streaming transport.
+"""SPDY/3.1 framing: the frames of kubectl's legacy streaming transport, as bytes and back.
 
 kubectl (client-go's ``httpstream/spdy`` over ``moby/spdystream``) upgrades ``exec``,
 ``attach`` and ``portforward`` requests with ``Upgrade: SPDY/3.1`` and then multiplexes
-streams on the connection; since kubectl 1.31 port-forward also tunnels the same SPDY
-bytes inside WebSocket binary messages (``SPDY/3.1+portforward.k8s.io``). This module is
-transport-free: a :class:`SpdySession` is fed the bytes that arrive and hands the bytes to
-send to an async ``send`` callback, so one implementation serves both.
+streams on the connection. This module is the codec only: :class:`FrameDecoder` takes
+the bytes that arrive and gives frames (raising :class:`SpdyError` on broken framing),
+:class:`FrameEncoder` takes frames and gives the bytes to send. Streams, PINGs and
+GOAWAY are handled by ``spdy_session`` on top.
 
 Implemented (SPDY draft 3 as spdystream speaks it, version 3 frames):
 
@@ -13,26 +13,26 @@ Implemented (SPDY draft 3 as spdystream speaks it, version 3 frames):
   WINDOW_UPDATE, and DATA frames, with the FIN flag;
 * header blocks: 32-bit pair count, 32-bit length-prefixed lowercase names and values,
   several values joined by NUL; compressed with one zlib context per direction, primed
-  with the SPDY/3 dictionary and sync-flushed after every block;
-* PINGs from the client answered at once (kubectl pings every 5 or 10 s and gives up on
-  a silent peer); streams only as the client opens them (odd ids), which is all kubectl
-  needs from a server.
+  with the SPDY/3 dictionary and sync-flushed after every block.
 
-Not implemented: flow control (spdystream ignores windows too), server-initiated streams
-and push, CREDENTIAL frames, priorities.
+Not implemented: CREDENTIAL frames (dropped, as every unknown control frame is).
 """
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import zlib
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CANCEL",
+    "INTERNAL_ERROR",
+    "INVALID_STREAM",
+    "PROTOCOL_ERROR",
+    "REFUSED_STREAM",
     "SPDY3_DICTIONARY",
+    "STREAM_IN_USE",
     "Data",
     "Frame",
     "FrameDecoder",
@@ -44,11 +44,11 @@ __all__ = [
     "RstStream",
     "Settings",
     "SpdyError",
-    "SpdySession",
-    "SpdyStream",
     "SynReply",
     "SynStream",
     "WindowUpdate",
+    "decode_header_block",
+    "encode_header_block",
 ]
 
 VERSION = 3
@@ -431,266 +431,3 @@ class FrameEncoder:
     @staticmethod
     def _control(kind: int, flags: int, body: bytes) -> bytes:
         return struct.pack(">HHI", 0x8000 | VERSION, kind, flags << 24 | len(body)) + body
-
-
-# -- sessions ---------------------------------------------------------------------------
-
-_SEND_HIGH_WATER = 1 << 20
-_DATA_CHUNK = 32 * 1024  # what spdystream writes at most per DATA frame from io.Copy
-
-
-class SpdyStream:
-    """One client-initiated stream: read what the client sends, write back, half-close."""
-
-    def __init__(self, session: SpdySession, stream_id: int, headers: Headers, fin: bool) -> None:
-        self._session = session
-        self.id = stream_id
-        self.headers = headers
-        self._inbox: deque[bytes] = deque()
-        self._wakeup = asyncio.Event()
-        self.remote_closed = fin  # the client sent FIN (or RST): nothing more to read
-        self.local_closed = False  # we sent FIN (or RST): nothing more to write
-        self.was_reset = False
-        self.replied = False
-
-    def header(self, name: str) -> str:
-        return self.headers.get(name)
-
-    async def reply(self, headers: Headers | None = None) -> None:
-        """SYN_REPLY: spdystream's CreateStream waits for it before the stream is usable."""
-        if not self.replied:
-            self.replied = True
-            await self._session.send_frame(SynReply(self.id, headers or Headers()))
-
-    async def read(self) -> bytes:
-        """The next bytes the client sent on this stream; ``b""`` once it closed or reset it."""
-        while not self._inbox:
-            if self.remote_closed:
-                return b""
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        return self._inbox.popleft()
-
-    async def read_all(self, limit: int) -> bytes:
-        out = bytearray()
-        while chunk := await self.read():
-            out += chunk
-            if len(out) > limit:
-                raise ValueError(f"more than {limit} bytes on stream {self.id}")
-        return bytes(out)
-
-    async def write(self, data: bytes, fin: bool = False) -> None:
-        if self.local_closed or self._session.closed:
-            return
-        view = memoryview(data)
-        while len(view) > _DATA_CHUNK:
-            await self._session.send_frame(Data(self.id, bytes(view[:_DATA_CHUNK])))
-            view = view[_DATA_CHUNK:]
-        if fin:
-            self.local_closed = True
-        if view or fin:
-            await self._session.send_frame(Data(self.id, bytes(view), fin))
-
-    async def close(self) -> None:
-        """Half-close: an empty DATA frame with FIN, as spdystream's ``Stream.Close``."""
-        if not self.local_closed:
-            await self.write(b"", fin=True)
-
-    def release(self) -> None:
-        """Forget the stream: later frames for it are dropped."""
-        self._session.forget(self.id)
-
-    async def reset(self, status: int = CANCEL) -> None:
-        if not (self.local_closed and self.remote_closed):
-            self.local_closed = True
-            self._remote_end(reset=True)
-            await self._session.send_frame(RstStream(self.id, status))
-        self._session.forget(self.id)
-
-    # -- called by the session --
-
-    def _received(self, data: bytes, fin: bool) -> None:
-        if data and not self.remote_closed:
-            self._inbox.append(data)
-        if fin:
-            self.remote_closed = True
-        self._wakeup.set()
-
-    def _remote_end(self, reset: bool) -> None:
-        self.remote_closed = True
-        if reset:
-            self.was_reset = True
-            self.local_closed = True
-        self._wakeup.set()
-
-
-class SpdySession:
-    """The server side of one SPDY connection, whatever carries its bytes.
-
-    ``send`` writes bytes to the client and waits while its buffer is full; a single
-    writer task calls it, in the order frames were encoded (the header compression
-    context depends on that order). Feed received bytes to :meth:`feed` and the end of
-    the connection to :meth:`feed_eof`; new streams come out of :meth:`accept`.
-    """
-
-    def __init__(self, send: Callable[[bytes], Awaitable[None]]) -> None:
-        self._send = send
-        self._decoder = FrameDecoder()
-        self._encoder = FrameEncoder()
-        self._streams: dict[int, SpdyStream] = {}
-        self._incoming: asyncio.Queue[SpdyStream | None] = asyncio.Queue()
-        self._outbox: deque[bytes] = deque()
-        self._queued = 0
-        self._out_ready = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._idle = asyncio.Event()  # nothing queued and nothing being sent
-        self._idle.set()
-        self._writer: asyncio.Task[None] | None = None
-        self._last_stream_id = 0
-        self.closed = False  # the connection ended (EOF, GOAWAY handled, error or close())
-        self.ended = asyncio.Event()  # set with ``closed``
-        self.goaway_received = False
-        self.error: str | None = None
-        self.pings_answered = 0
-
-    # -- inbound --
-
-    def feed(self, data: bytes) -> None:
-        if self.closed:
-            return
-        try:
-            frames = self._decoder.feed(data)
-        except SpdyError as exc:
-            self.error = str(exc)
-            self._enqueue(GoAway(self._last_stream_id, 1))
-            self._end()
-            return
-        for frame in frames:
-            self._dispatch(frame)
-
-    def feed_eof(self) -> None:
-        self._end()
-
-    def _dispatch(self, frame: Frame) -> None:
-        if isinstance(frame, Data):
-            stream = self._streams.get(frame.stream_id)
-            if stream is None:
-                if frame.stream_id > self._last_stream_id:
-                    self._enqueue(RstStream(frame.stream_id, INVALID_STREAM))
-                return  # late data for a stream we already dropped
-            stream._received(frame.data, frame.fin)
-        elif isinstance(frame, SynStream):
-            sid = frame.stream_id
-            if sid == 0 or sid % 2 == 0 or sid <= self._last_stream_id or self.goaway_received:
-                self._enqueue(RstStream(sid, PROTOCOL_ERROR if sid % 2 == 0 else STREAM_IN_USE))
-                return
-            self._last_stream_id = sid
-            stream = SpdyStream(self, sid, frame.headers, frame.fin)
-            self._streams[sid] = stream
-            self._incoming.put_nowait(stream)
-        elif isinstance(frame, RstStream):
-            stream = self._streams.pop(frame.stream_id, None)
-            if stream is not None:
-                stream._remote_end(reset=True)
-        elif isinstance(frame, Ping):
-            if frame.ping_id % 2 == 1:  # the client's: echo it back (ours would be even)
-                self.pings_answered += 1
-                self._enqueue(frame)
-        elif isinstance(frame, GoAway):
-            # No new streams; the ones open may finish (draft 3 §2.6.6).
-            self.goaway_received = True
-            self._incoming.put_nowait(None)
-        elif isinstance(frame, HeadersFrame):
-            stream = self._streams.get(frame.stream_id)
-            if stream is not None and frame.fin:
-                stream._received(b"", True)
-        # SETTINGS, WINDOW_UPDATE and SYN_REPLY (we open no streams) need nothing.
-
-    def _end(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.ended.set()
-        for stream in self._streams.values():
-            stream._remote_end(reset=False)
-            stream.local_closed = True
-        self._incoming.put_nowait(None)
-        self._out_ready.set()
-        self._drained.set()
-        self._idle.set()
-
-    async def accept(self) -> SpdyStream | None:
-        """The next stream the client opened; None once no more can come."""
-        if self.closed or self.goaway_received:
-            if self._incoming.empty():
-                return None
-        stream = await self._incoming.get()
-        if stream is None:
-            self._incoming.put_nowait(None)  # stay None for every later caller
-        return stream
-
-    def forget(self, stream_id: int) -> None:
-        self._streams.pop(stream_id, None)
-
-    @property
-    def open_streams(self) -> int:
-        return len(self._streams)
-
-    # -- outbound --
-
-    async def send_frame(self, frame: Frame) -> None:
-        """Queue ``frame`` and wait while too much is queued (backpressure)."""
-        if self.closed:
-            return
-        self._enqueue(frame)
-        if self._queued > _SEND_HIGH_WATER:
-            self._drained.clear()
-            await self._drained.wait()
-
-    def _enqueue(self, frame: Frame) -> None:
-        data = self._encoder.encode(frame)
-        self._outbox.append(data)
-        self._queued += len(data)
-        self._out_ready.set()
-        self._idle.clear()
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-
-    async def _write_loop(self) -> None:
-        while True:
-            while not self._outbox:
-                self._idle.set()
-                if self.closed:
-                    return
-                self._out_ready.clear()
-                await self._out_ready.wait()
-            data = b"".join(self._outbox)
-            self._outbox.clear()
-            self._queued = 0
-            self._drained.set()
-            try:
-                await self._send(data)
-            except (ConnectionError, RuntimeError) as exc:  # aiohttp: "Cannot write to closing transport"
-                self.error = self.error or f"write failed: {exc}"
-                self._outbox.clear()
-                self._end()
-                return
-
-    async def flush(self, timeout: float = 5.0) -> None:
-        """Wait until everything queued so far went to ``send`` (or the session ended)."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            pass
-
-    async def aclose(self, goaway: bool = False) -> None:
-        """Stop the writer (after sending a GOAWAY when asked) and mark the session ended."""
-        if goaway and not self.closed:
-            self._enqueue(GoAway(self._last_stream_id, 0))
-            await self.flush()
-        self._end()
-        writer = self._writer
-        if writer is not None and not writer.done():
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
