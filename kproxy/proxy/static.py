@@ -43,7 +43,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from kproxy.http.server import Answer, Request, Response, StreamResponse
+from kproxy.http.server import Answer, Request, Response, StreamResponse, http_date
+from kproxy.policy import gopath
 
 __all__ = ["StaticFiles"]
 
@@ -236,21 +237,6 @@ def _parse_range(spec: str, size: int) -> list[tuple[int, int]] | str:
     return _NO_OVERLAP if no_overlap and not ranges else ranges
 
 
-def _clean(p: str) -> str:
-    """Go's path.Clean for a rooted path: ``..`` stops at the root."""
-    out: list[str] = []
-    for seg in p.split("/"):
-        if seg == "..":
-            out = out[:-1]
-        elif seg not in ("", "."):
-            out.append(seg)
-    return "/" + "/".join(out)
-
-
-def _base(p: str) -> str:  # Go's path.Base for a non-empty path
-    return p.rstrip("/").rsplit("/", 1)[-1] or "/"
-
-
 def _href(name: bytes) -> bytes:
     """Go's ``url.URL{Path: name}.String()``: escape all but RFC 3986 path characters, and
     put ``./`` before a colon in the first segment so it cannot read as a scheme."""
@@ -264,10 +250,6 @@ def _html(text: bytes) -> bytes:  # Go's htmlReplacer
     for c, ref in zip(b"&<>\"'", (b"&amp;", b"&lt;", b"&gt;", b"&#34;", b"&#39;")):
         text = text.replace(bytes([c]), ref)
     return text
-
-
-def _http_date(seconds: int) -> str:  # Go's http.TimeFormat
-    return email.utils.formatdate(seconds, usegmt=True)
 
 
 @dataclass(frozen=True)
@@ -328,7 +310,7 @@ def _listing(fd: int, mtime: int | None) -> _Answer:
         out.append(b'<a href="%s">%s</a>\n' % (_href(name), _html(name)))
     headers = {"Content-Type": _HTML}
     if mtime is not None:
-        headers["Last-Modified"] = _http_date(mtime)
+        headers["Last-Modified"] = http_date(mtime)
     return _Answer(200, b"".join(out) + b"</pre>\n", headers, mtime)
 
 
@@ -425,7 +407,7 @@ class StaticFiles:
         query = request.raw_path.partition("?")[2]  # Go's r.URL.RawQuery
         if url.endswith("/index.html"):  # serveFile redirects before any lookup
             return self._answer(request, _redirect("./", query))
-        name = _clean(url)
+        name = gopath.clean(url)
         if "\0" in name:  # filepath.Localize: "invalid or unsafe file path" → 500
             return self._answer(request, _SERVER_ERROR)
         job = asyncio.get_running_loop().run_in_executor(None, self._lookup, name, url, query)
@@ -450,7 +432,7 @@ class StaticFiles:
         method, size, ctype = request.method, found.size, found.ctype
         fobj: io.FileIO | None = found.fobj
         mtime = _seconds(found.mtime_ns)
-        last_mod = {} if mtime is None else {"Last-Modified": _http_date(mtime)}
+        last_mod = {} if mtime is None else {"Last-Modified": http_date(mtime)}
         try:
             status = _preconditions(method, request.headers, mtime)
             if status is not None:  # writeNotModified and 412 keep only Last-Modified
@@ -496,7 +478,7 @@ class StaticFiles:
         try:
             if stat.S_ISDIR(st.st_mode):
                 if not url.endswith("/"):
-                    return _redirect(_base(url) + "/", query)
+                    return _redirect(gopath.base(url) + "/", query)
                 path = os.path.join(path, "index.html")
                 index = self._open(root, path)
                 if not isinstance(index, _Answer):
@@ -505,9 +487,9 @@ class StaticFiles:
                 if isinstance(index, _Answer) or stat.S_ISDIR(st.st_mode):
                     return _listing(fd, _seconds(st.st_mtime_ns))
             elif url.endswith("/"):
-                if _base(url) in ("/", "."):  # "/" or "/./" is a file: root is no directory
+                if gopath.base(url) in ("/", "."):  # "/" or "/./" is a file: root is no directory
                     return _error(500, "http: attempting to traverse a non-directory")
-                return _redirect("../" + _base(url), query)
+                return _redirect("../" + gopath.base(url), query)
             if not stat.S_ISREG(st.st_mode):
                 return _NOT_FOUND  # kproxy: no FIFOs, sockets or devices
             basename = os.path.basename(path.rstrip("/"))

@@ -67,11 +67,8 @@ from kproxy.policy.gopath import base, clean
         ("abc/./../def", "def"),
         ("abc//./../def", "def"),
         ("abc/../../././../def", "../../def"),
-        # rooted paths as the file server sees them: nothing climbs above the root
-        ("/a/../../b", "/b"),
-        ("/./", "/"),
-        ("/a/./b/..", "/a"),
-        ("/..%2f/x", "/..%2f/x"),  # escapes are names, not separators
+        # escapes are names, not separators; NUL is the file server's to refuse
+        ("/..%2f/x", "/..%2f/x"),
         ("/a\0b", "/a\0b"),
     ],
 )
@@ -101,3 +98,20 @@ def test_clean(path: str, cleaned: str) -> None:
 )
 def test_base(path: str, last: str) -> None:
     assert base(path) == last
+
+
+@pytest.mark.parametrize(
+    ("path", "cleaned", "last"),
+    [
+        ("/", "/", "/"),
+        ("/a/b/", "/a/b", "b"),
+        ("/../x", "/x", "x"),
+        ("/a/../../b", "/b", "b"),
+        ("/./", "/", "."),
+        ("//a//b", "/a/b", "b"),
+        ("/a/./b/..", "/a", ".."),
+    ],
+)
+def test_rooted_clean_and_base(path: str, cleaned: str, last: str) -> None:
+    # The file server's paths: rooted, so ".." stops at the root.
+    assert (clean(path), base(path)) == (cleaned, last)

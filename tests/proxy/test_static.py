@@ -565,22 +565,6 @@ def test_href_and_html(name: bytes, href: bytes, text: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "clean", "base"),
-    [
-        ("/", "/", "/"),
-        ("/a/b/", "/a/b", "b"),
-        ("/../x", "/x", "x"),
-        ("/a/../../b", "/b", "b"),
-        ("/./", "/", "."),
-        ("//a//b", "/a/b", "b"),
-        ("/a/./b/..", "/a", ".."),
-    ],
-)
-def test_clean_and_base(path: str, clean: str, base: str) -> None:
-    assert (static._clean(path), static._base(path)) == (clean, base)
-
-
-@pytest.mark.parametrize(
     ("value", "seconds"),
     [
         (LAST_MODIFIED, MTIME),
