@@ -42,6 +42,7 @@ from typing import Literal
 from urllib.parse import quote, unquote
 
 from kproxy.errors import ConfigError
+from kproxy.policy import gopath
 
 __all__ = [
     "Route",
@@ -90,16 +91,8 @@ def _clean_path(p: str) -> str:
         return "/"
     if p[0] != "/":
         p = "/" + p
-    out: list[str] = []
-    for segment in p.split("/"):
-        if segment == "" or segment == ".":
-            continue
-        if segment == "..":
-            if out:
-                out.pop()
-            continue
-        out.append(segment)
-    cleaned = "/" + "/".join(out)
+    cleaned = gopath.clean(p)
+    # path.Clean drops a trailing slash except on the root; cleanPath puts it back.
     if p[-1] == "/" and cleaned != "/":
         cleaned += "/"
     return cleaned

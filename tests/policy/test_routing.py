@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from kproxy.errors import ConfigError
-from kproxy.policy.routing import Route, Router, normalize_prefix, redirect_body, upstream_path
+from kproxy.policy.routing import Route, Router, _clean_path, normalize_prefix, redirect_body, upstream_path
 
 
 @pytest.mark.parametrize(
@@ -65,6 +65,29 @@ def test_equal_prefixes(api: str, www: str) -> None:
         Router(api, www)
     assert "--api-prefix" in str(info.value)
     assert "--www-prefix" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "cleaned"),
+    [
+        # Go's net/http cleanPath: rooted, path.Clean'ed, a trailing slash kept
+        ("", "/"),
+        ("a", "/a"),
+        ("a/b/", "/a/b/"),
+        ("/", "/"),
+        ("//", "/"),
+        ("/a//b/", "/a/b/"),
+        ("/a/./", "/a/"),
+        ("/a/.", "/a"),
+        ("/a/..", "/"),
+        ("/a/../", "/"),
+        ("/../", "/"),
+        ("/../a/", "/a/"),
+        ("/a/b/../c//", "/a/c/"),
+    ],
+)
+def test_clean_path(path: str, cleaned: str) -> None:
+    assert _clean_path(path) == cleaned
 
 
 def api(path: str, raw_path: str | None = None) -> Route:

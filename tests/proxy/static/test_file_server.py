@@ -1,8 +1,10 @@
-"""kproxy.proxy.static against reference §9: Go's http.FileServer as kubectl 1.32 serves --www.
+"""kproxy.proxy.static.file_server against reference §9: Go's http.FileServer as kubectl 1.32
+serves --www, end to end.
 
-A real aiohttp low-level server on 127.0.0.1 port 0 strips ``/static`` from the
-percent-decoded path (as the router does) and calls ``StaticFiles.handle``; requests go
-out as raw bytes so status lines, headers and bodies are checked exactly as sent.
+kproxy's own HTTPServer on 127.0.0.1 port 0 strips ``/static`` from the percent-decoded
+path (as the router does) and calls ``StaticFiles.handle``; requests go out as raw bytes
+so status lines, headers and bodies are checked exactly as sent. The pure parts have
+their own tables next to this file.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from urllib.parse import unquote
 import pytest
 
 from kproxy.http import Answer, HTTPServer, Request
-from kproxy.proxy import static
 from kproxy.proxy.static import StaticFiles
+from kproxy.proxy.static.file_server import _Opened
 
 MTIME = 1_700_000_000
 LAST_MODIFIED = "Tue, 14 Nov 2023 22:13:20 GMT"
@@ -519,7 +521,7 @@ async def test_cancelled_lookup_closes_what_it_opened(www: Path, monkeypatch: py
         if results and results[0].fobj.closed:  # type: ignore[attr-defined]
             break
         await asyncio.sleep(0.01)
-    assert isinstance(results[0], static._Opened) and results[0].fobj.closed
+    assert isinstance(results[0], _Opened) and results[0].fobj.closed
 
 
 async def test_curl(port: int, www: Path) -> None:
@@ -542,104 +544,3 @@ async def test_curl(port: int, www: Path) -> None:
     assert [r.split(b" ", 1)[0] for r in replies] == [b"206", b"206", b"301"]
     assert replies[0].endswith(b"\r\n\r\nhello") and b"Content-Range: bytes 0-4/14" in replies[0]
     assert b"Location: sub/\r\n" in replies[2]
-
-
-# --- Pure helpers, as tables ---------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("name", "href", "text"),
-    [
-        (b"<x>.txt", b"%3Cx%3E.txt", b"&lt;x&gt;.txt"),
-        (b"q?.txt", b"q%3F.txt", b"q?.txt"),
-        (b"sp ace/", b"sp%20ace/", b"sp ace/"),
-        (b"a&b", b"a&b", b"a&amp;b"),
-        (b'it\'s "q"', b"it%27s%20%22q%22", b"it&#39;s &#34;q&#34;"),
-        (b"c:d", b"./c:d", b"c:d"),
-        (b"#frag%", b"%23frag%25", b"#frag%"),
-        (b"$&+,;=@~-_.", b"$&+,;=@~-_.", b"$&amp;+,;=@~-_."),
-        ("é".encode(), b"%C3%A9", "é".encode()),
-        (b"*", b"*", b"*"),
-    ],
-)
-def test_href_and_html(name: bytes, href: bytes, text: bytes) -> None:
-    assert (static._href(name), static._html(name)) == (href, text)
-
-
-@pytest.mark.parametrize(
-    ("path", "clean", "base"),
-    [
-        ("/", "/", "/"),
-        ("/a/b/", "/a/b", "b"),
-        ("/../x", "/x", "x"),
-        ("/a/../../b", "/b", "b"),
-        ("/./", "/", "."),
-        ("//a//b", "/a/b", "b"),
-        ("/a/./b/..", "/a", ".."),
-    ],
-)
-def test_clean_and_base(path: str, clean: str, base: str) -> None:
-    assert (static._clean(path), static._base(path)) == (clean, base)
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        (LAST_MODIFIED, MTIME),
-        ("Tuesday, 14-Nov-23 22:13:20 GMT", MTIME),
-        ("Tue Nov 14 22:13:20 2023", MTIME),
-        ("", None),
-        ("yesterday", None),
-    ],
-)
-def test_parse_http_date(value: str, seconds: int | None) -> None:
-    assert static._parse_http_date(value) == seconds
-
-
-@pytest.mark.parametrize(
-    ("spec", "size", "ranges"),
-    [
-        ("", 10, []),
-        ("bytes=", 10, []),
-        ("bytes=0-0", 10, [(0, 1)]),
-        ("bytes=+2-3", 10, [(2, 2)]),
-        ("bytes=-0", 10, [(10, 0)]),
-        ("bytes=0-,", 10, [(0, 10)]),
-        ("bytes=1-2,4-", 10, [(1, 2), (4, 6)]),
-        ("bytes=10-", 10, "invalid range: failed to overlap"),
-        ("bytes=10-x", 10, "invalid range: failed to overlap"),
-        ("bytes=3", 10, "invalid range"),
-        ("bytes=--1", 10, "invalid range"),
-        ("bytes=1-2-3", 10, "invalid range"),
-        ("bytes=99999999999999999999-", 10, "invalid range"),
-        ("bytes=000000000000000000001-1", 10, [(1, 1)]),
-    ],
-)
-def test_parse_range(spec: str, size: int, ranges: list[tuple[int, int]] | str) -> None:
-    assert static._parse_range(spec, size) == ranges
-
-
-@pytest.mark.parametrize(
-    ("data", "ctype"),
-    [
-        (b"", TEXT),
-        (b"plain text\n", TEXT),
-        (b"\x00\x01binary", "application/octet-stream"),
-        (b"  <!DOCTYPE html><p>", "text/html; charset=utf-8"),
-        (b"<HtMl>", "text/html; charset=utf-8"),
-        (b"<b>bold", "text/html; charset=utf-8"),
-        (b"<bx", TEXT),
-        (b"<!-- c -->", "text/html; charset=utf-8"),
-        (b"\n<?xml version='1.0'?>", "text/xml; charset=utf-8"),
-        (b"%PDF-1.7", "application/pdf"),
-        (PNG, "image/png"),
-        (b"GIF89a....", "image/gif"),
-        (b"\xff\xd8\xff\xe0", "image/jpeg"),
-        (b"RIFF\x10\0\0\0WEBPVP8 ", "image/webp"),
-        (b"PK\3\4rest", "application/zip"),
-        (b"\x1f\x8b\x08\0", "application/x-gzip"),
-        (b"\xef\xbb\xbf\0", TEXT),
-        (b"\xfe\xff\0\0", "text/plain; charset=utf-16be"),
-        (b"\0asm\1\0\0\0", "application/wasm"),
-    ],
-)
-def test_detect_content_type(data: bytes, ctype: str) -> None:
-    assert static._detect_content_type(data) == ctype
