@@ -1,0 +1,229 @@
+"""kproxy.http.connection without sockets: bytes in through ``data_received``, bytes out
+as a MockTransport records them, and the connection's phases in between.
+
+tests/http/test_server.py covers the same server through real sockets and curl; these
+tests pin down the state machine and the fast-path contract step by step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from kproxy.http import Answer, ClientConnection, HTTPServer, Phase, Request, Response, Sent
+from tests.http.mock_transport import MockTransport
+
+GET = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+class Harness:
+    def __init__(self, handler: Callable[[Request], asyncio.Future[Answer]] | None = None) -> None:
+        self.seen: list[Request] = []
+        self.fast_calls: list[Request] = []
+        self.fast: Callable[[Request], bool] | None = None
+
+        async def default(request: Request) -> Answer:
+            self.seen.append(request)
+            return Response(body=b"ok " + request.raw_path.encode())
+
+        self.server = HTTPServer(handler or default, asyncio.get_running_loop(), self._fast)
+        self.transport = MockTransport()
+        self.conn: ClientConnection = self.server()
+        self.conn.connection_made(self.transport)
+
+    def _fast(self, request: Request) -> bool:
+        self.fast_calls.append(request)
+        return self.fast(request) if self.fast is not None else False
+
+    async def feed(self, data: bytes) -> bytes:
+        self.conn.data_received(data)
+        await settle()
+        return self.transport.take()
+
+
+@pytest.fixture
+async def h() -> AsyncIterator[Harness]:
+    harness = Harness()
+    yield harness
+    if harness.conn.phase is not Phase.CLOSED:
+        harness.conn.connection_lost(None)
+    await settle()
+
+
+async def test_a_request_is_answered_and_the_connection_stays(h: Harness) -> None:
+    out = await h.feed(GET)
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nok /a")
+    assert (h.conn.phase, h.conn.busy, h.transport.closed) == (Phase.ACTIVE, False, False)
+
+
+async def test_pipelined_requests_are_answered_in_order(h: Harness) -> None:
+    out = await h.feed(GET.replace(b"/a", b"/1") + GET.replace(b"/a", b"/2") + GET.replace(b"/a", b"/3"))
+    assert out.count(b"HTTP/1.1 200 OK\r\n") == 3
+    assert out.index(b"ok /1") < out.index(b"ok /2") < out.index(b"ok /3")
+
+
+async def test_too_many_pipelined_requests_pause_reading_until_the_queue_shrinks() -> None:
+    gate = asyncio.get_running_loop().create_future()
+
+    async def slow(request: Request) -> Answer:
+        await gate
+        return Response()
+
+    h = Harness(slow)  # type: ignore[arg-type]
+    h.conn.data_received(GET * 20)
+    await settle()
+    assert not h.transport.reading
+    gate.set_result(None)
+    await settle()
+    assert h.transport.reading
+    h.conn.connection_lost(None)
+
+
+async def test_garbage_is_refused_after_what_came_before_then_the_connection_lingers(h: Harness) -> None:
+    out = await h.feed(GET + b"GARBAGE\r\n\r\n")
+    first, _, second = out.partition(b"ok /a")
+    assert first.startswith(b"HTTP/1.1 200 OK") and second.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Connection: close\r\n" in second
+    # Our FIN is out, reading goes on (and is dropped) so the client gets no reset.
+    assert h.conn.phase is Phase.LINGERING and h.transport.eof_written and h.transport.reading
+    assert await h.feed(b"more garbage") == b""
+
+
+async def test_a_refused_connection_stays_open_for_its_answer_after_the_clients_eof() -> None:
+    gate = asyncio.get_running_loop().create_future()
+
+    async def slow(request: Request) -> Answer:
+        await gate
+        return Response()
+
+    h = Harness(slow)  # type: ignore[arg-type]
+    h.conn.data_received(GET + b"BAD\r\n\r\n")
+    assert h.conn.phase is Phase.REJECTED
+    assert h.conn.eof_received() is True  # keep our side open: the 400 is still owed
+    gate.set_result(None)
+    await settle()
+    assert b"400 Bad Request" in h.transport.data
+    h.conn.connection_lost(None)
+
+
+async def test_an_oversized_line_is_431(h: Harness) -> None:
+    out = await h.feed(b"GET /" + b"a" * (65 * 1024) + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+
+
+async def test_an_upgrade_hands_every_later_byte_to_the_sink() -> None:
+    got: list[bytes] = []
+    ended = asyncio.Event()
+
+    class Sink:
+        def feed_data(self, data: bytes) -> None:
+            got.append(data)
+
+        def feed_eof(self) -> None:
+            ended.set()
+
+    async def take(request: Request) -> Answer:
+        request.protocol.take_stream(Sink())
+        request.protocol.write_raw(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        await ended.wait()
+        return Sent(101)
+
+    h = Harness(take)  # type: ignore[arg-type]
+    h.conn.data_received(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\nearly")
+    await settle()
+    assert h.conn.phase is Phase.UPGRADED
+    h.conn.data_received(b"later")
+    assert got == [b"early", b"later"]
+    assert h.conn.eof_received() is True  # the upgraded stream may still be answered
+    await settle()
+    assert h.transport.data == b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+    h.conn.connection_lost(None)
+
+
+async def test_the_fast_path_takes_a_complete_request_and_hands_back(h: Harness) -> None:
+    taken: list[Request] = []
+    h.fast = lambda r: taken.append(r) is None  # always taken
+    h.conn.data_received(GET + GET.replace(b"/a", b"/b"))
+    await settle()
+    assert [r.raw_path for r in taken] == ["/a"] and h.conn.busy and not h.seen  # one at a time
+    request = taken[0]
+    request.protocol.send_complete(request, 200, b"", b"fast", length=None, has_date=True)
+    request.protocol.fast_done()
+    await settle()
+    assert [r.raw_path for r in taken] == ["/a", "/b"]  # the next one goes the same way
+    assert h.transport.take().endswith(b"fast")
+
+
+async def test_a_fast_fallback_resumes_on_the_task(h: Harness) -> None:
+    taken: list[Request] = []
+    h.fast = lambda r: taken.append(r) is None
+
+    async def rest() -> Answer:
+        return Response(body=b"resumed")
+
+    h.conn.data_received(GET)
+    await settle()
+    h.conn.fast_fallback(taken[0], rest)
+    await settle()
+    assert h.transport.take().endswith(b"resumed") and not h.seen
+    # None: the whole handler runs, from the start.
+    h.conn.data_received(GET)
+    await settle()
+    h.conn.fast_fallback(taken[1], None)
+    await settle()
+    assert h.transport.take().endswith(b"ok /a") and len(h.seen) == 1
+
+
+async def test_a_client_that_leaves_releases_its_attachment_and_cuts_bodies(h: Harness) -> None:
+    gone: list[str] = []
+
+    class State:
+        def client_gone(self) -> None:
+            gone.append("gone")
+
+    h.conn.attachment = State()
+    h.conn.data_received(b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+    request = h.conn._reader.parsing
+    assert request is not None
+    h.conn.connection_lost(None)
+    await settle()
+    assert gone == ["gone"] and h.conn.phase is Phase.CLOSED
+    assert request.content.broken and await request.read() == b"abc"
+
+
+async def test_a_complete_body_is_not_broken(h: Harness) -> None:
+    h.conn.data_received(b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+    await settle()
+    [request] = h.seen
+    assert request.complete and not request.content.broken
+
+
+async def test_draining_ends_an_idle_connection_at_once_and_a_busy_one_after_its_answer() -> None:
+    gate = asyncio.get_running_loop().create_future()
+
+    async def slow(request: Request) -> Answer:
+        await gate
+        return Response(body=b"done")
+
+    idle = Harness()
+    idle.conn.shut_down()
+    assert idle.transport.closed
+    busy = Harness(slow)  # type: ignore[arg-type]
+    busy.conn.data_received(GET)
+    await settle()
+    busy.conn.shut_down()
+    assert not busy.transport.closed
+    gate.set_result(None)
+    await settle()
+    out = busy.transport.data
+    assert out.endswith(b"done") and b"Connection: close\r\n" in out and busy.transport.eof_written
+    for h in (idle, busy):
+        h.conn.connection_lost(None)
+    await settle()

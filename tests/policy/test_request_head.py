@@ -1,0 +1,118 @@
+"""kproxy.policy.request_head: the head sent upstream for a client's head, as tables.
+
+The rules are httputil.ReverseProxy's as kubectl uses it (docs/kubectl-proxy.md §6.2, §8).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kproxy.policy.request_head import HeadTemplate, request_head
+
+T = HeadTemplate(
+    host_header=b"api:6443",
+    impersonation=b"Impersonate-User: jane\r\n",
+    user_agent=b"User-Agent: kproxy/test\r\n",
+)
+AUTH = b"Authorization: Bearer secret\r\n"
+
+
+def head(
+    raw: list[tuple[bytes, bytes]],
+    *,
+    method: str = "GET",
+    upgrade: bool = False,
+    client: str | None = "10.0.0.9",
+    template: HeadTemplate = T,
+) -> tuple[list[bytes], bool, bool]:
+    built = request_head(template, method, b"/api/v1/pods?limit=1", raw, upgrade=upgrade, auth_line=AUTH, client=client)
+    assert built.data.endswith(b"\r\n\r\n")
+    return built.data[:-4].split(b"\r\n"), built.has_body, built.chunked
+
+
+def test_a_plain_get() -> None:
+    lines, has_body, chunked = head([(b"host", b"127.0.0.1:8001"), (b"accept", b"application/json")])
+    assert lines == [
+        b"GET /api/v1/pods?limit=1 HTTP/1.1",
+        b"Host: api:6443",
+        b"Accept: application/json",
+        b"Authorization: Bearer secret",
+        b"Impersonate-User: jane",
+        b"User-Agent: kproxy/test",
+        b"X-Forwarded-For: 10.0.0.9",
+    ]
+    assert (has_body, chunked) == (False, False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "present", "absent"),
+    [
+        # The client's own credential passes untouched; none is added.
+        ([(b"Authorization", b"Bearer mine")], [b"Authorization: Bearer mine"], [b"Bearer secret"]),
+        # A client impersonating keeps its own set only (client-go).
+        ([(b"Impersonate-User", b"bob")], [b"Impersonate-User: bob"], [b"Impersonate-User: jane"]),
+        ([(b"User-Agent", b"kubectl/v1.32")], [b"User-Agent: kubectl/v1.32"], [b"User-Agent: kproxy/test"]),
+        # Hop-by-hop headers and those Connection lists are dropped.
+        ([(b"Connection", b"X-Secret"), (b"X-Secret", b"1"), (b"Keep-Alive", b"5")], [], [b"X-Secret", b"Keep-Alive"]),
+        ([(b"Proxy-Authorization", b"Basic x"), (b"Upgrade", b"h2c")], [], [b"Proxy-Authorization", b"Upgrade"]),
+        # TE: only "trailers" survives, re-added canonically.
+        ([(b"TE", b"trailers, deflate")], [b"Te: trailers"], [b"deflate"]),
+        # Expect is answered by kproxy itself.
+        ([(b"Expect", b"100-continue")], [], [b"Expect"]),
+        # Names go out in Go's canonical form.
+        ([(b"x-dup", b"1"), (b"X-DUP", b"2")], [b"X-Dup: 1", b"X-Dup: 2"], []),
+        # X-Forwarded-For: the chain, then the client.
+        ([(b"X-Forwarded-For", b"1.1.1.1"), (b"x-forwarded-for", b"2.2.2.2")], [b"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9"], []),
+    ],
+)  # fmt: skip
+def test_header_rules(raw: list[tuple[bytes, bytes]], present: list[bytes], absent: list[bytes]) -> None:
+    data = b"\r\n".join(head([(b"Host", b"h"), *raw])[0])
+    for line in present:
+        assert line in data
+    for text in absent:
+        assert text not in data
+
+
+@pytest.mark.parametrize(
+    ("raw", "has_body", "chunked", "framing"),
+    [
+        ([(b"Content-Length", b"5")], True, False, b"Content-Length: 5"),
+        ([(b"Content-Length", b"0")], False, False, b"Content-Length: 0"),
+        ([(b"Transfer-Encoding", b"chunked")], True, True, b"Transfer-Encoding: chunked"),
+        ([], False, False, None),
+    ],
+)
+def test_framing_is_readded_last(
+    raw: list[tuple[bytes, bytes]], has_body: bool, chunked: bool, framing: bytes | None
+) -> None:
+    lines, body, is_chunked = head(raw, method="POST")
+    assert (body, is_chunked) == (has_body, chunked)
+    assert lines[-1] == framing if framing else not any(b"Content-Length" in x or b"Transfer" in x for x in lines)
+
+
+def test_an_upgrade_keeps_the_clients_connection_headers() -> None:
+    raw = [(b"Connection", b"Upgrade"), (b"Upgrade", b"SPDY/3.1"), (b"Content-Length", b"0"), (b"Keep-Alive", b"1")]
+    lines, _, _ = head(raw, method="POST", upgrade=True)
+    assert b"Connection: Upgrade" in lines and b"Upgrade: SPDY/3.1" in lines and b"Content-Length: 0" in lines
+    assert not any(line.startswith(b"Keep-Alive") for line in lines)
+
+
+def test_unix_socket_clients_pass_the_chain_unchanged_and_ipv4_mapped_peers_are_unmapped() -> None:
+    lines, _, _ = head([(b"X-Forwarded-For", b"1.1.1.1")], client=None)
+    assert b"X-Forwarded-For: 1.1.1.1" in lines
+    lines, _, _ = head([], client="::ffff:10.1.2.3")
+    assert b"X-Forwarded-For: 10.1.2.3" in lines
+
+
+def test_absolute_form_through_an_http_proxy_except_for_upgrades() -> None:
+    proxied = HeadTemplate(
+        host_header=b"api:80", absolute_prefix=b"http://api:80", proxy_line=b"Proxy-Authorization: Basic eA==\r\n"
+    )
+    lines, _, _ = head([], template=proxied)
+    assert lines[:3] == [
+        b"GET http://api:80/api/v1/pods?limit=1 HTTP/1.1",
+        b"Host: api:80",
+        b"Proxy-Authorization: Basic eA==",
+    ]
+    lines, _, _ = head([(b"Connection", b"Upgrade")], template=proxied, upgrade=True)
+    assert lines[0] == b"GET /api/v1/pods?limit=1 HTTP/1.1" and not any(b"Proxy-Authorization" in x for x in lines)
