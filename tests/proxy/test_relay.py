@@ -1,246 +1,144 @@
-"""kproxy.proxy.fast against the fake API server, through an embedded ProxyServer.
-
-A request like one forwarded before is sent and answered on callbacks (FastPath._start);
-what it cannot finish goes back to the ordinary path. The answers must be the ordinary
-path's, byte for byte where the upstream's are, and failures must be retried exactly as
-the ordinary path (Go's transport) retries them.
-"""
+"""kproxy.proxy.relay without sockets: the ordinary exchange against scripted upstream
+connections (tests/proxy/fakes.py). What goes upstream, what the client gets, which
+connection goes back to the pool, and Go's retry and 401 rules."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
+import math
 
-import aiohttp
 import pytest
 
-from kproxy import Flags, Options, ProxyServer
-from kproxy.http import Request
-from kproxy.proxy.fast import FastPath
-from kproxy.testing import FakeAPIServer
-from kproxy.testing.credential_fakes import write_plugin
+from kproxy.credentials.sources import AuthSource
+from kproxy.errors import UpstreamError
+from kproxy.proxy.relay import Relay
+from tests.proxy.fakes import FakeClient, FakePool, Script, drop_connection, scripted, upstream
 
-VARYING = {"Date", "Audit-Id"}
-
-
-@pytest.fixture
-def fast_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Targets of the requests the fast path took."""
-    taken: list[str] = []
-    start = FastPath._start
-
-    def spy(self: FastPath, request: Request, target: bytes) -> bool:
-        took = start(self, request, target)
-        if took:
-            taken.append(target.decode())
-        return took
-
-    monkeypatch.setattr(FastPath, "_start", spy)
-    return taken
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
 
-@pytest.fixture
-async def proxy(api: FakeAPIServer, tmp_path: Path) -> AsyncIterator[ProxyServer]:
-    kubeconfig = api.kubeconfig(tmp_path, auth="cert")
-    options = Options.from_flags(Flags(kubeconfig=str(kubeconfig), port=0, reject_paths=""))
-    async with ProxyServer(options) as server:
-        yield server
+def relay(pool: FakePool, **changes: object) -> Relay:
+    return Relay(upstream(**changes), pool)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+async def test_an_answer_that_arrives_whole_goes_out_in_one_piece_and_the_connection_back() -> None:
+    script = Script([OK])
+    conn = scripted(script)
+    pool = FakePool(new=[conn])
+    client = FakeClient()
+    r = relay(pool)
+    request = client.request(b"GET /api/v1/pods HTTP/1.1\r\nHost: localhost:8001\r\n")
+    sent = await r.forward(request, b"/api/v1/pods")
+    assert sent.status == 200
+    assert client.sent == [(200, b"Content-Type: application/json\r\n", b"{}")]
+    assert pool.released == [conn]
+    [head] = script.heads
+    assert head.startswith(b"GET /api/v1/pods HTTP/1.1\r\nHost: api:6443\r\n")
+    assert b"Authorization: Bearer fixed\r\n" in head and b"X-Forwarded-For: 10.0.0.9\r\n" in head
 
 
-async def fetch(session: aiohttp.ClientSession, method: str, url: str) -> tuple[int, dict[str, str], bytes]:
-    async with session.request(method, url) as resp:
-        body = await resp.read()
-        return resp.status, {k: v for k, v in resp.headers.items() if k not in VARYING}, body
+async def test_a_streamed_answer_is_relayed_chunk_by_chunk() -> None:
+    def reply(conn):  # type: ignore[no-untyped-def]
+        conn.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        conn._loop.call_soon(conn.data_received, b"2\r\nde\r\n0\r\n\r\n")
+
+    pool = FakePool(new=[scripted(Script([reply]))])
+    client = FakeClient()
+    request = client.request(b"GET /watch HTTP/1.1\r\nHost: h\r\n")
+    assert (await relay(pool).forward(request, b"/watch")).status == 200
+    assert client.sent == [(200, b"", b"")]
+    assert client.streamed == [b"abc", b"de", b"<end>"]
+    assert len(pool.released) == 1
 
 
-async def test_a_repeated_request_takes_the_fast_path_with_the_same_answer(
-    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
-) -> None:
-    url = f"{proxy.url}/api/v1/namespaces/default/pods"
-    first = await fetch(session, "GET", url)
-    assert fast_taken == []  # the first one makes the verdict the fast path remembers
-    second = await fetch(session, "GET", url)
-    assert fast_taken == ["/api/v1/namespaces/default/pods"]
-    assert first == second and first[0] == 200 and json.loads(first[2])["kind"] == "PodList"
-    assert "Server" not in second[1] or second[1]["Server"].startswith("Python")  # the fake's own
+async def test_a_stale_pooled_connection_is_retried_for_a_replayable_request() -> None:
+    stale = scripted(Script([drop_connection]), reused=True)
+    fresh_script = Script([OK])
+    pool = FakePool(idle=[stale], new=[scripted(fresh_script)])
+    client = FakeClient()
+    request = client.request(b"GET /api HTTP/1.1\r\nHost: h\r\n")
+    assert (await relay(pool).forward(request, b"/api")).status == 200
+    assert pool.connects == 1 and len(fresh_script.heads) == 1
 
 
-async def test_head_on_the_fast_path_keeps_the_length(
-    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
-) -> None:
-    url = f"{proxy.url}/version"
-    _, _, body = await fetch(session, "GET", url)
-    for _ in range(2):
-        status, headers, head_body = await fetch(session, "HEAD", url)
-        assert (status, head_body, headers["Content-Length"]) == (200, b"", str(len(body)))
-    assert fast_taken == ["/version"]
+async def test_a_request_with_a_body_is_never_sent_twice() -> None:
+    stale = scripted(Script([drop_connection]), reused=True)
+    pool = FakePool(idle=[stale], new=[scripted(Script([OK]))])
+    client = FakeClient()
+    request = client.request(b"POST /api HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n", b"abc")
+    with pytest.raises(UpstreamError, match="closed the connection before the response was complete"):
+        await relay(pool).forward(request, b"/api")
+    assert pool.connects == 0
 
 
-async def test_an_answer_that_streams_continues_on_the_ordinary_path(
-    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
-) -> None:
-    url = f"{proxy.url}/debug/kproxy/chunks?n=3&interval=0.05"
-    for _ in range(2):
-        status, headers, body = await fetch(session, "GET", url)
-        assert (status, body) == (200, b"chunk 0\nchunk 1\nchunk 2\n")
-        assert headers["Transfer-Encoding"] == "chunked"
-    assert len(fast_taken) == 1
+async def test_a_malformed_answer_is_an_upstream_error_and_the_connection_is_dropped() -> None:
+    conn = scripted(Script([b"HTTP/1.1 2x0 OK\r\n\r\n"]))
+    pool = FakePool(new=[conn])
+    client = FakeClient()
+    with pytest.raises(UpstreamError, match="malformed HTTP response"):
+        await relay(pool).forward(client.request(b"GET / HTTP/1.1\r\nHost: h\r\n"), b"/")
+    assert pool.released == [] and conn.closed
 
 
-async def test_a_client_leaving_a_streamed_fast_answer_releases_the_upstream(
-    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
-) -> None:
-    url = f"{proxy.url}/api/v1/namespaces/default/configmaps?watch=true"
-    before = api.open_watches()
-    for _ in range(2):
-        await fetch(session, "GET", f"{proxy.url}/version")  # the fast path needs an idle connection
-        async with session.get(url) as resp:
-            assert resp.status == 200
-            await until(lambda: api.open_watches() == before + 1)
-        await until(lambda: api.open_watches() == before)
-    assert len(fast_taken) == 1
+async def test_an_answer_before_the_whole_body_leaves_the_connection_unpooled() -> None:
+    early = b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\n\r\n"
+    conn = scripted(Script([early]))
+    pool = FakePool(new=[conn])
+    client = FakeClient()
+    request = client.request(b"POST /api HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n")
+    request.complete = False  # the body is still on its way
+    request._body = None
+    assert (await relay(pool).forward(request, b"/api")).status == 413
+    assert pool.released == [] and conn.transport.aborted  # type: ignore[union-attr]
 
 
-async def test_a_connection_the_server_closed_is_retried_as_on_the_ordinary_path(
-    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
-) -> None:
-    # Go retries a replayable request that failed on a reused connection before any
-    # answer; the fast path must send it exactly as often as the ordinary path does.
-    url = f"{proxy.url}/debug/kproxy/hangup"
-    counts = []
-    for _ in range(2):
-        await fetch(session, "GET", f"{proxy.url}/version")  # an idle pooled connection to reuse
-        before = hangups(api)
-        status, _, body = await fetch(session, "GET", url)
-        assert status == 502 and json.loads(body)["kind"] == "Status"
-        counts.append(hangups(api) - before)
-    assert fast_taken[-1:] == ["/debug/kproxy/hangup"]
-    assert counts == [2, 2]
+class Rotating(AuthSource):
+    """A credential that a 401 refreshes once."""
+
+    refreshes_on_401 = True
+
+    def __init__(self) -> None:
+        self.line = b"Authorization: Bearer old\r\n"
+        self.deadline = math.inf
+        self.refreshed = 0
+
+    async def fresh(self) -> bytes:
+        return self.line
+
+    async def after_401(self, used: bytes, started: float) -> bool:
+        self.refreshed += 1
+        self.line = b"Authorization: Bearer new\r\n"
+        return True
 
 
-async def test_a_malformed_answer_is_not_asked_for_twice(
-    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
-) -> None:
-    url = f"{proxy.url}/debug/kproxy/garbage"
-    for _ in range(2):
-        await fetch(session, "GET", f"{proxy.url}/version")
-        before = len([r for r in api.requests if r.raw_path.endswith("/garbage")])
-        status, _, body = await fetch(session, "GET", url)
-        assert status == 502 and "malformed" in json.loads(body)["message"]
-        assert len([r for r in api.requests if r.raw_path.endswith("/garbage")]) == before + 1
-    assert fast_taken[-1:] == ["/debug/kproxy/garbage"]
+async def test_a_401_to_a_refreshable_credential_is_retried_once_with_the_new_one() -> None:
+    refused = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+    first, second = Script([refused]), Script([OK])
+    again = scripted(second)
+    pool = FakePool(new=[scripted(first), again])
+    auth = Rotating()
+    client = FakeClient()
+    request = client.request(b"POST /api HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n", b"{}")
+    sent = await relay(pool, auth=auth, auth_header=b"").forward(request, b"/api")
+    assert sent.status == 200 and auth.refreshed == 1
+    assert b"Bearer old" in first.heads[0] and b"Bearer new" in second.heads[0]
+    assert again.transport.data.endswith(b"\r\n\r\n{}")  # type: ignore[union-attr] # the kept body went again
 
 
-async def test_a_refused_credential_on_the_fast_path_is_refreshed_once(
-    api: FakeAPIServer, tmp_path: Path, session: aiohttp.ClientSession, fast_taken: list[str]
-) -> None:
-    assert api.pki is not None
-    plugin = write_plugin(tmp_path / "bin", token="fast-{n}")
-    api.auth.tokens["fast-1"] = "exec-user"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "c",
-                "clusters": [
-                    {
-                        "name": "k",
-                        "cluster": {
-                            "server": api.url,
-                            "certificate-authority-data": base64.b64encode(api.pki.ca_pem).decode(),
-                        },
-                    }
-                ],
-                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-                "users": [
-                    {
-                        "name": "u",
-                        "user": {
-                            "exec": {
-                                "apiVersion": "client.authentication.k8s.io/v1",
-                                "command": str(plugin.path),
-                                "interactiveMode": "Never",
-                            }
-                        },
-                    }
-                ],
-            }
-        )
-    )
-    async with ProxyServer(Options.from_flags(Flags(kubeconfig=str(kubeconfig), port=0))) as proxy:
-        url = f"{proxy.url}/api/v1/namespaces"
-        assert (await fetch(session, "GET", url))[0] == 200
-        api.auth.tokens.pop("fast-1")
-        api.auth.tokens["fast-2"] = "exec-user"
-        api.requests.clear()
-        assert (await fetch(session, "GET", url))[0] == 200  # 401 seen by kproxy only
-        assert [r.headers.get("Authorization") for r in api.requests] == ["Bearer fast-1", "Bearer fast-2"]
-        api.auth.tokens.pop("fast-2")  # and a second refusal reaches the client, after one refresh
-        api.requests.clear()
-        status, _, body = await fetch(session, "GET", url)
-        assert status == 401 and json.loads(body)["reason"] == "Unauthorized"
-        assert [r.headers.get("Authorization") for r in api.requests] == ["Bearer fast-2", "Bearer fast-3"]
-    assert fast_taken == ["/api/v1/namespaces"] * 2 and plugin.runs == 3
+async def test_a_second_401_reaches_the_client() -> None:
+    refused = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope"
+    pool = FakePool(new=[scripted(Script([refused])), scripted(Script([refused]))])
+    client = FakeClient()
+    request = client.request(b"GET /api HTTP/1.1\r\nHost: h\r\n")
+    sent = await relay(pool, auth=Rotating(), auth_header=b"").forward(request, b"/api")
+    assert sent.status == 401 and client.sent[-1][2] == b"nope"
 
 
-def hangups(api: FakeAPIServer) -> int:
-    return len([r for r in api.requests if r.raw_path.endswith("/hangup")])
-
-
-async def until(condition: object, timeout: float = 5.0) -> None:
-    assert callable(condition)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
-async def test_pipelined_requests_on_the_fast_path_are_answered_in_order(
-    proxy: ProxyServer, fast_taken: list[str]
-) -> None:
-    port = int(proxy.url.rsplit(":", 1)[1])
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        get = b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
-        writer.write(get)
-        await reader.readuntil(b"}")  # the first makes the verdict the fast path remembers
-        writer.write(
-            get
-            + b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n"
-            + get
-            + b"HEAD /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
-            + b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n"
-        )
-        data = await asyncio.wait_for(reader.read(-1), 10)  # the HTTP/1.0 answer ends the connection
-    finally:
-        writer.close()
-    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
-    assert len(answers) == 5
-    kinds = [b"APIVersions" in a or (b'"major"' in a and "version") or "head" for a in answers]
-    assert kinds == ["version", True, "version", "head", "version"]
-    assert b"Connection: close" in answers[-1] and all(b"Connection: close" not in a for a in answers[:-1])
-    assert fast_taken[:1] == ["/version"]  # then /api, new, goes to the task, which serves the rest
-
-
-async def test_a_request_head_built_before_is_reused_only_for_the_same_request(
-    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
-) -> None:
-    url = f"{proxy.url}/debug/kproxy/echo"
-    seen = []
-    for value in ("1", "1", "2", "2", "1"):
-        async with session.get(url, headers={"X-A": value}) as resp:
-            echo = await resp.json()
-            seen.append([v for n, v in echo["headers"] if n.lower() == "x-a"])
-    assert seen == [["1"], ["1"], ["2"], ["2"], ["1"]]
-    assert len(fast_taken) == 4
+async def test_a_client_credential_passes_untouched_and_no_plugin_runs() -> None:
+    script = Script([OK])
+    pool = FakePool(new=[scripted(script)])
+    auth = Rotating()
+    auth.deadline = -math.inf  # would need a refresh if it were used
+    client = FakeClient()
+    request = client.request(b"GET /api HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer mine\r\n")
+    await relay(pool, auth=auth, auth_header=b"").forward(request, b"/api")
+    assert b"Authorization: Bearer mine\r\n" in script.heads[0] and b"old" not in script.heads[0]

@@ -1,0 +1,246 @@
+"""kproxy.proxy.fast against the fake API server, through an embedded ProxyServer.
+
+A request like one forwarded before is sent and answered on callbacks (FastPath._start);
+what it cannot finish goes back to the ordinary path. The answers must be the ordinary
+path's, byte for byte where the upstream's are, and failures must be retried exactly as
+the ordinary path (Go's transport) retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from kproxy import Flags, Options, ProxyServer
+from kproxy.http import Request
+from kproxy.proxy.fast import FastPath
+from kproxy.testing import FakeAPIServer
+from kproxy.testing.credential_fakes import write_plugin
+
+VARYING = {"Date", "Audit-Id"}
+
+
+@pytest.fixture
+def fast_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Targets of the requests the fast path took."""
+    taken: list[str] = []
+    start = FastPath._start
+
+    def spy(self: FastPath, request: Request, target: bytes) -> bool:
+        took = start(self, request, target)
+        if took:
+            taken.append(target.decode())
+        return took
+
+    monkeypatch.setattr(FastPath, "_start", spy)
+    return taken
+
+
+@pytest.fixture
+async def proxy(api: FakeAPIServer, tmp_path: Path) -> AsyncIterator[ProxyServer]:
+    kubeconfig = api.kubeconfig(tmp_path, auth="cert")
+    options = Options.from_flags(Flags(kubeconfig=str(kubeconfig), port=0, reject_paths=""))
+    async with ProxyServer(options) as server:
+        yield server
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def fetch(session: aiohttp.ClientSession, method: str, url: str) -> tuple[int, dict[str, str], bytes]:
+    async with session.request(method, url) as resp:
+        body = await resp.read()
+        return resp.status, {k: v for k, v in resp.headers.items() if k not in VARYING}, body
+
+
+async def test_a_repeated_request_takes_the_fast_path_with_the_same_answer(
+    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    url = f"{proxy.url}/api/v1/namespaces/default/pods"
+    first = await fetch(session, "GET", url)
+    assert fast_taken == []  # the first one makes the verdict the fast path remembers
+    second = await fetch(session, "GET", url)
+    assert fast_taken == ["/api/v1/namespaces/default/pods"]
+    assert first == second and first[0] == 200 and json.loads(first[2])["kind"] == "PodList"
+    assert "Server" not in second[1] or second[1]["Server"].startswith("Python")  # the fake's own
+
+
+async def test_head_on_the_fast_path_keeps_the_length(
+    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    url = f"{proxy.url}/version"
+    _, _, body = await fetch(session, "GET", url)
+    for _ in range(2):
+        status, headers, head_body = await fetch(session, "HEAD", url)
+        assert (status, head_body, headers["Content-Length"]) == (200, b"", str(len(body)))
+    assert fast_taken == ["/version"]
+
+
+async def test_an_answer_that_streams_continues_on_the_ordinary_path(
+    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    url = f"{proxy.url}/debug/kproxy/chunks?n=3&interval=0.05"
+    for _ in range(2):
+        status, headers, body = await fetch(session, "GET", url)
+        assert (status, body) == (200, b"chunk 0\nchunk 1\nchunk 2\n")
+        assert headers["Transfer-Encoding"] == "chunked"
+    assert len(fast_taken) == 1
+
+
+async def test_a_client_leaving_a_streamed_fast_answer_releases_the_upstream(
+    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    url = f"{proxy.url}/api/v1/namespaces/default/configmaps?watch=true"
+    before = api.open_watches()
+    for _ in range(2):
+        await fetch(session, "GET", f"{proxy.url}/version")  # the fast path needs an idle connection
+        async with session.get(url) as resp:
+            assert resp.status == 200
+            await until(lambda: api.open_watches() == before + 1)
+        await until(lambda: api.open_watches() == before)
+    assert len(fast_taken) == 1
+
+
+async def test_a_connection_the_server_closed_is_retried_as_on_the_ordinary_path(
+    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    # Go retries a replayable request that failed on a reused connection before any
+    # answer; the fast path must send it exactly as often as the ordinary path does.
+    url = f"{proxy.url}/debug/kproxy/hangup"
+    counts = []
+    for _ in range(2):
+        await fetch(session, "GET", f"{proxy.url}/version")  # an idle pooled connection to reuse
+        before = hangups(api)
+        status, _, body = await fetch(session, "GET", url)
+        assert status == 502 and json.loads(body)["kind"] == "Status"
+        counts.append(hangups(api) - before)
+    assert fast_taken[-1:] == ["/debug/kproxy/hangup"]
+    assert counts == [2, 2]
+
+
+async def test_a_malformed_answer_is_not_asked_for_twice(
+    proxy: ProxyServer, api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    url = f"{proxy.url}/debug/kproxy/garbage"
+    for _ in range(2):
+        await fetch(session, "GET", f"{proxy.url}/version")
+        before = len([r for r in api.requests if r.raw_path.endswith("/garbage")])
+        status, _, body = await fetch(session, "GET", url)
+        assert status == 502 and "malformed" in json.loads(body)["message"]
+        assert len([r for r in api.requests if r.raw_path.endswith("/garbage")]) == before + 1
+    assert fast_taken[-1:] == ["/debug/kproxy/garbage"]
+
+
+async def test_a_refused_credential_on_the_fast_path_is_refreshed_once(
+    api: FakeAPIServer, tmp_path: Path, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    assert api.pki is not None
+    plugin = write_plugin(tmp_path / "bin", token="fast-{n}")
+    api.auth.tokens["fast-1"] = "exec-user"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [
+                    {
+                        "name": "k",
+                        "cluster": {
+                            "server": api.url,
+                            "certificate-authority-data": base64.b64encode(api.pki.ca_pem).decode(),
+                        },
+                    }
+                ],
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "users": [
+                    {
+                        "name": "u",
+                        "user": {
+                            "exec": {
+                                "apiVersion": "client.authentication.k8s.io/v1",
+                                "command": str(plugin.path),
+                                "interactiveMode": "Never",
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    async with ProxyServer(Options.from_flags(Flags(kubeconfig=str(kubeconfig), port=0))) as proxy:
+        url = f"{proxy.url}/api/v1/namespaces"
+        assert (await fetch(session, "GET", url))[0] == 200
+        api.auth.tokens.pop("fast-1")
+        api.auth.tokens["fast-2"] = "exec-user"
+        api.requests.clear()
+        assert (await fetch(session, "GET", url))[0] == 200  # 401 seen by kproxy only
+        assert [r.headers.get("Authorization") for r in api.requests] == ["Bearer fast-1", "Bearer fast-2"]
+        api.auth.tokens.pop("fast-2")  # and a second refusal reaches the client, after one refresh
+        api.requests.clear()
+        status, _, body = await fetch(session, "GET", url)
+        assert status == 401 and json.loads(body)["reason"] == "Unauthorized"
+        assert [r.headers.get("Authorization") for r in api.requests] == ["Bearer fast-2", "Bearer fast-3"]
+    assert fast_taken == ["/api/v1/namespaces"] * 2 and plugin.runs == 3
+
+
+def hangups(api: FakeAPIServer) -> int:
+    return len([r for r in api.requests if r.raw_path.endswith("/hangup")])
+
+
+async def until(condition: object, timeout: float = 5.0) -> None:
+    assert callable(condition)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_pipelined_requests_on_the_fast_path_are_answered_in_order(
+    proxy: ProxyServer, fast_taken: list[str]
+) -> None:
+    port = int(proxy.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        get = b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        writer.write(get)
+        await reader.readuntil(b"}")  # the first makes the verdict the fast path remembers
+        writer.write(
+            get
+            + b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            + get
+            + b"HEAD /version HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            + b"GET /version HTTP/1.0\r\nHost: localhost\r\n\r\n"
+        )
+        data = await asyncio.wait_for(reader.read(-1), 10)  # the HTTP/1.0 answer ends the connection
+    finally:
+        writer.close()
+    answers = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(answers) == 5
+    kinds = [b"APIVersions" in a or (b'"major"' in a and "version") or "head" for a in answers]
+    assert kinds == ["version", True, "version", "head", "version"]
+    assert b"Connection: close" in answers[-1] and all(b"Connection: close" not in a for a in answers[:-1])
+    assert fast_taken[:1] == ["/version"]  # then /api, new, goes to the task, which serves the rest
+
+
+async def test_a_request_head_built_before_is_reused_only_for_the_same_request(
+    proxy: ProxyServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    url = f"{proxy.url}/debug/kproxy/echo"
+    seen = []
+    for value in ("1", "1", "2", "2", "1"):
+        async with session.get(url, headers={"X-A": value}) as resp:
+            echo = await resp.json()
+            seen.append([v for n, v in echo["headers"] if n.lower() == "x-a"])
+    assert seen == [["1"], ["1"], ["2"], ["2"], ["1"]]
+    assert len(fast_taken) == 4
