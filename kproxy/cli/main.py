@@ -16,7 +16,6 @@ import asyncio
 import gc
 import logging
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from kproxy._version import __version__
 from kproxy.config.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE, Flags, Options
 from kproxy.errors import ConfigError
 from kproxy.log import NOTICE, log
+from kproxy.policy.durations import parse_duration
 from kproxy.policy.filters import (
     DEFAULT_ACCEPT_HOSTS,
     DEFAULT_ACCEPT_PATHS,
@@ -36,32 +36,7 @@ from kproxy.policy.filters import (
     DEFAULT_REJECT_PATHS,
 )
 
-__all__ = ["main", "parse_duration"]
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(flag: str, value: str) -> float:
-    """Go's ``time.ParseDuration``: ``30s``, ``1m30s``, ``-1s``, ``0``. Returns seconds."""
-    text = value.strip()
-    sign = 1.0
-    if text[:1] in "+-" and text:
-        sign = -1.0 if text[0] == "-" else 1.0
-        text = text[1:]
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if not text or pos != len(text):
-        raise ConfigError(f"{flag} {value!r}: not a duration; use Go's syntax, e.g. 30s, 1m, 1m30s, 500ms or 0")
-    return sign * total
+__all__ = ["main"]
 
 
 def _bool(flag: str) -> Callable[[str], bool]:

@@ -4,36 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kproxy.cli.main import FLAG_TABLE, build_parser, flags_from_namespace, parse_duration
+from kproxy.cli.main import FLAG_TABLE, build_parser, flags_from_namespace
 from kproxy.config.options import Flags
-from kproxy.errors import ConfigError
 from kproxy.policy import filters
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("0", 0.0),
-        ("30s", 30.0),
-        ("1m", 60.0),
-        ("1m30s", 90.0),
-        ("1.5h", 5400.0),
-        ("500ms", 0.5),
-        ("-1s", -1.0),
-        ("2h45m", 9900.0),
-        ("10us", 1e-5),
-        ("1µs", 1e-6),
-    ],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration("--keepalive", text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "30", "1x", "s", "1m30", "--1s", " 1s x"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_duration("--keepalive", text)
-    assert "--keepalive" in str(info.value) and repr(text) in str(info.value)
 
 
 def test_defaults_are_kubectls() -> None:
