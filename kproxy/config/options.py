@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -37,6 +36,7 @@ from kproxy.policy.filters import (
     DEFAULT_REJECT_PATHS,
     RequestFilter,
 )
+from kproxy.policy.gonet import is_loopback_host
 from kproxy.policy.ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
 from kproxy.policy.routing import Router, normalize_prefix
 from kproxy.policy.trust import TrustBundle, merge, parse_ca_file, parse_pem
@@ -231,7 +231,7 @@ class Options:
             )
         if (
             not listen.unix_socket
-            and not _is_loopback(listen.host)
+            and not is_loopback_host(listen.host)
             and not ranges.enabled
             and (flags.disable_filter or flags.accept_hosts != DEFAULT_ACCEPT_HOSTS)
         ):
@@ -264,13 +264,6 @@ def load_ranges_file(path: str) -> AuthorizedRanges:
 
 def combine_ranges(flag: AuthorizedRanges, from_file: AuthorizedRanges) -> AuthorizedRanges:
     return AuthorizedRanges(flag.networks + from_file.networks)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _listen(flags: Flags) -> Listen:
