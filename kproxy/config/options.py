@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from kproxy._version import __version__
 from kproxy.config import incluster
+from kproxy.config.proxy_route import ProxyRoute
 from kproxy.credentials import exec_plugin, oidc
 from kproxy.credentials import sources as credentials
 from kproxy.errors import ConfigError
@@ -40,7 +41,6 @@ from kproxy.policy.gonet import is_loopback_host
 from kproxy.policy.ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
 from kproxy.policy.routing import Router, normalize_prefix
 from kproxy.policy.trust import TrustBundle, merge, parse_ca_file, parse_pem
-from kproxy.upstream.tunnel import ProxyRoute
 
 __all__ = ["Egress", "Flags", "Listen", "Options", "Upstream"]
 

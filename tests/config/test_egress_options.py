@@ -21,9 +21,7 @@ from cryptography.x509.oid import NameOID
 from kproxy.cli.explain import explain_egress
 from kproxy.config.options import Flags, Options
 from kproxy.errors import ConfigError
-from kproxy.policy.go_url import GoURL
 from kproxy.policy.tls_failure import describe_verify_failure
-from kproxy.upstream.tunnel import ProxyRoute
 
 
 def write_kubeconfig(tmp_path: Path, server: str = "https://10.1.2.3:6443", proxy_url: str = "") -> Path:
@@ -130,39 +128,7 @@ def test_warnings_only_when_a_proxy_is_configured(tmp_path: Path) -> None:
     assert any("NO_PROXY: entry 192.168.1 never matches" in w for w in opts.warnings)
 
 
-# -- the route: ports, credentials, TLS to the proxy ---------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "kind", "port", "display"),
-    [
-        ("http://p", "http", 80, "http://p"),
-        ("https://p", "https", 443, "https://p"),
-        ("socks5://p", "socks5", 1080, "socks5://p"),
-        ("socks5h://p:1081", "socks5", 1081, "socks5h://p:1081"),
-        ("socks5h://p", "socks5", 0, "socks5h://p"),  # Go knows no default port for socks5h
-        ("socks4://p:1080", "http", 1080, "socks4://p:1080"),  # any other scheme: plain HTTP proxy
-        ("http://[2001:db8::1]:3128", "http", 3128, "http://[2001:db8::1]:3128"),
-        ("http://bücher.example:3128", "http", 3128, "http://xn--bcher-kva.example:3128"),
-    ],
-)
-def test_route_from_url(url: str, kind: str, port: int, display: str) -> None:
-    route = ProxyRoute.from_url(GoURL.parse(url), "HTTPS_PROXY", None)
-    assert (route.kind, route.port, route.display) == (kind, port, display)
-
-
-@pytest.mark.parametrize(
-    ("userinfo", "decoded"),
-    [("al%69ce:p%40ss%3Aw0rd", "alice:p@ss:w0rd"), ("bob", "bob:"), ("bob:", "bob:"), ("", None)],
-)
-def test_proxy_authorization_is_percent_decoded(userinfo: str, decoded: str | None) -> None:
-    url = f"http://{userinfo}@proxy:3128" if userinfo else "http://proxy:3128"
-    route = ProxyRoute.from_url(GoURL.parse(url), "HTTPS_PROXY", None)
-    if decoded is None:
-        assert route.authorization == b"" and not route.credentials
-    else:
-        assert route.authorization == b"Proxy-Authorization: Basic " + base64.b64encode(decoded.encode()) + b"\r\n"
-    assert "w0rd" not in repr(route) and "alice" not in route.display
+# -- the route in Options: credentials, TLS to the proxy (the URL itself: test_proxy_route.py) -----
 
 
 def test_credentials_never_in_options_repr_or_notices(tmp_path: Path) -> None:
