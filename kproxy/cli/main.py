@@ -21,20 +21,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
 from typing import Any, NoReturn
 
 from kproxy._version import __version__
-from kproxy.config.options import DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE, Flags, Options
+from kproxy.config.flags import FLAG_TABLE, Flags
+from kproxy.config.options import Options
 from kproxy.errors import ConfigError
 from kproxy.log import NOTICE, log
 from kproxy.policy.durations import parse_duration
-from kproxy.policy.filters import (
-    DEFAULT_ACCEPT_HOSTS,
-    DEFAULT_ACCEPT_PATHS,
-    DEFAULT_REJECT_METHODS,
-    DEFAULT_REJECT_PATHS,
-)
 
 __all__ = ["main"]
 
@@ -71,137 +65,6 @@ def _duration(flag: str) -> Callable[[str], float]:
     return parse
 
 
-@dataclass(frozen=True)
-class _Flag:
-    name: str
-    short: str
-    default: Any
-    help: str
-    kind: str = "str"  # str | int | bool | duration | list
-    dest: str = ""
-
-
-# One table: kubectl proxy's own flags, then kubectl's global flags that shape the
-# upstream, then kproxy's own. Help texts are kubectl's where kubectl has the flag.
-FLAG_TABLE: tuple[_Flag, ...] = (
-    _Flag("port", "p", 8001, "The port on which to run the proxy. Set to 0 to pick a random port.", "int"),
-    _Flag("address", "", "127.0.0.1", "The IP address on which to serve on."),
-    _Flag("unix-socket", "u", "", "Unix socket on which to run the proxy."),
-    _Flag("www", "w", "", "Also serve static files from the given directory under the specified prefix."),
-    _Flag("www-prefix", "P", "/static/", "Prefix to serve static files under, if static file directory is specified."),
-    _Flag("api-prefix", "", "/", "Prefix to serve the proxied API under."),
-    _Flag("accept-hosts", "", DEFAULT_ACCEPT_HOSTS, "Regular expression for hosts that the proxy should accept."),
-    _Flag("accept-paths", "", DEFAULT_ACCEPT_PATHS, "Regular expression for paths that the proxy should accept."),
-    _Flag(
-        "reject-paths",
-        "",
-        DEFAULT_REJECT_PATHS,
-        "Regular expression for paths that the proxy should reject. Paths specified here will be rejected even accepted by --accept-paths.",
-    ),
-    _Flag(
-        "reject-methods",
-        "",
-        DEFAULT_REJECT_METHODS,
-        "Regular expression for HTTP methods that the proxy should reject (example --reject-methods='POST,PUT,PATCH').",
-    ),
-    _Flag(
-        "disable-filter",
-        "",
-        False,
-        "If true, disable request filtering in the proxy. This is dangerous, and can leave you vulnerable to XSRF attacks, when used with an accessible port.",
-        "bool",
-    ),
-    _Flag(
-        "keepalive",
-        "",
-        DEFAULT_KEEPALIVE,
-        "keepalive specifies the keep-alive period for an active network connection. Set to 0 to disable keepalive. (default 30s)",
-        "duration",
-    ),
-    _Flag(
-        "append-server-path",
-        "",
-        False,
-        "If true, enables automatic path appending of the kube context server path to each request.",
-        "bool",
-    ),
-    _Flag("kubeconfig", "", "", "Path to the kubeconfig file to use for CLI requests."),
-    _Flag("context", "", "", "The name of the kubeconfig context to use"),
-    _Flag("cluster", "", "", "The name of the kubeconfig cluster to use"),
-    _Flag("user", "", "", "The name of the kubeconfig user to use"),
-    _Flag("server", "s", "", "The address and port of the Kubernetes API server"),
-    _Flag("token", "", "", "Bearer token for authentication to the API server"),
-    _Flag("certificate-authority", "", "", "Path to a cert file for the certificate authority"),
-    _Flag("client-certificate", "", "", "Path to a client certificate file for TLS"),
-    _Flag("client-key", "", "", "Path to a client key file for TLS"),
-    _Flag(
-        "insecure-skip-tls-verify",
-        "",
-        None,
-        "If true, the server's certificate will not be checked for validity. This will make your HTTPS connections insecure",
-        "bool",
-    ),
-    _Flag(
-        "tls-server-name",
-        "",
-        "",
-        "Server name to use for server certificate validation. If it is not provided, the hostname used to contact the server is used",
-    ),
-    _Flag(
-        "as",
-        "",
-        "",
-        "Username to impersonate for the operation. User could be a regular user or a service account in a namespace.",
-        dest="as_user",
-    ),
-    _Flag(
-        "as-group",
-        "",
-        (),
-        "Group to impersonate for the operation, this flag can be repeated to specify multiple groups.",
-        "list",
-    ),
-    _Flag("as-uid", "", "", "UID to impersonate for the operation."),
-    _Flag(
-        "connect-timeout",
-        "",
-        DEFAULT_CONNECT_TIMEOUT,
-        "kproxy: time allowed for connecting to the API server, TLS handshake included (Go duration).",
-        "duration",
-    ),
-    _Flag(
-        "authorized-ip-ranges",
-        "",
-        "",
-        "kproxy: comma-separated CIDRs (a bare IP is /32 or /128) of clients allowed to use the proxy; empty disables the check; 0.0.0.0/32 means only this machine.",
-    ),
-    _Flag(
-        "authorized-ip-ranges-file",
-        "",
-        "",
-        "kproxy: file of authorized client CIDRs, one per line, # comments; reloaded on SIGHUP and when it changes.",
-    ),
-    _Flag(
-        "trusted-proxies",
-        "",
-        "",
-        "kproxy: CIDRs of front proxies whose X-Forwarded-For names the real client (for --authorized-ip-ranges).",
-    ),
-    _Flag(
-        "http-proxy-config",
-        "",
-        "",
-        "kproxy: AKS httpProxyConfig JSON file (httpProxy, httpsProxy, noProxy, trustedCa) for reaching the API server; wins over the kubeconfig proxy-url and HTTP(S)_PROXY/NO_PROXY.",
-    ),
-    _Flag(
-        "custom-ca-trust-certificates",
-        "",
-        "",
-        "kproxy: PEM file of extra CA certificates (blank-line separated, as AKS takes them) trusted for the API server and https:// proxies.",
-    ),
-)
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # kubectl's shape: the error, then where to look, exit 1 (no usage dump).
@@ -219,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag in FLAG_TABLE:
         names = [f"--{flag.name}"] + ([f"-{flag.short}"] if flag.short else [])
-        dest = flag.dest or flag.name.replace("-", "_")
+        dest = flag.dest
         option = f"--{flag.name}"
         if flag.kind == "bool":
             parser.add_argument(
@@ -282,8 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def flags_from_namespace(ns: argparse.Namespace) -> Flags:
-    values = {f.name: getattr(ns, f.name) for f in fields(Flags)}
-    values["as_group"] = tuple(ns.as_group or ())
+    values = {flag.dest: getattr(ns, flag.dest) for flag in FLAG_TABLE}
+    for flag in FLAG_TABLE:
+        if flag.kind == "list":
+            values[flag.dest] = tuple(values[flag.dest] or ())
     return Flags(**values)
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from kproxy._version import __version__
 from kproxy.config import incluster
+from kproxy.config.flags import Flags
 from kproxy.config.proxy_route import ProxyRoute
 from kproxy.credentials import exec_plugin, oidc
 from kproxy.credentials import sources as credentials
@@ -32,9 +33,6 @@ from kproxy.policy import exec_credential, kubeconfig
 from kproxy.policy.egress import Decision, EgressConfig, select
 from kproxy.policy.filters import (
     DEFAULT_ACCEPT_HOSTS,
-    DEFAULT_ACCEPT_PATHS,
-    DEFAULT_REJECT_METHODS,
-    DEFAULT_REJECT_PATHS,
     RequestFilter,
 )
 from kproxy.policy.gonet import is_loopback_host
@@ -43,51 +41,6 @@ from kproxy.policy.routing import Router, normalize_prefix
 from kproxy.policy.trust import TrustBundle, merge, parse_ca_file, parse_pem
 
 __all__ = ["Egress", "Flags", "Listen", "Options", "Upstream"]
-
-DEFAULT_KEEPALIVE = 30.0
-DEFAULT_CONNECT_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Flags:
-    """Every setting, named like kubectl's flags (``-`` becomes ``_``; ``--as`` is ``as_user``).
-
-    Defaults are kubectl's, except ``keepalive`` (see the README's differences table).
-    """
-
-    port: int = 8001
-    address: str = "127.0.0.1"
-    unix_socket: str = ""
-    www: str = ""
-    www_prefix: str = "/static/"
-    api_prefix: str = "/"
-    accept_hosts: str = DEFAULT_ACCEPT_HOSTS
-    accept_paths: str = DEFAULT_ACCEPT_PATHS
-    reject_paths: str = DEFAULT_REJECT_PATHS
-    reject_methods: str = DEFAULT_REJECT_METHODS
-    disable_filter: bool = False
-    keepalive: float = DEFAULT_KEEPALIVE
-    append_server_path: bool = False
-    kubeconfig: str = ""
-    context: str = ""
-    cluster: str = ""
-    user: str = ""
-    server: str = ""
-    token: str = field(default="", repr=False)
-    certificate_authority: str = ""
-    client_certificate: str = ""
-    client_key: str = ""
-    insecure_skip_tls_verify: bool | None = None
-    tls_server_name: str = ""
-    as_user: str = ""
-    as_group: tuple[str, ...] = ()
-    as_uid: str = ""
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    authorized_ip_ranges: str = ""
-    authorized_ip_ranges_file: str = ""
-    trusted_proxies: str = ""
-    http_proxy_config: str = ""
-    custom_ca_trust_certificates: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kproxy.cli.main import FLAG_TABLE, build_parser, flags_from_namespace
-from kproxy.config.options import Flags
+from kproxy.cli.main import build_parser, flags_from_namespace
+from kproxy.config.flags import Flags
 from kproxy.policy import filters
 
 
@@ -63,41 +63,6 @@ def test_short_forms_and_spellings() -> None:
     assert flags.as_user == "bob" and flags.as_group == ("a", "b")
     assert flags.insecure_skip_tls_verify is True
     assert ns.verbosity == 3
-
-
-def test_every_kubectl_proxy_flag_is_in_the_table() -> None:
-    names = {f.name for f in FLAG_TABLE}
-    shorts = {f.short: f.name for f in FLAG_TABLE if f.short}
-    assert {
-        "port",
-        "address",
-        "unix-socket",
-        "www",
-        "www-prefix",
-        "api-prefix",
-        "accept-hosts",
-        "accept-paths",
-        "reject-paths",
-        "reject-methods",
-        "disable-filter",
-        "keepalive",
-        "append-server-path",
-        "kubeconfig",
-        "context",
-        "cluster",
-        "user",
-        "server",
-        "token",
-        "certificate-authority",
-        "client-certificate",
-        "client-key",
-        "insecure-skip-tls-verify",
-        "tls-server-name",
-        "as",
-        "as-group",
-        "as-uid",
-    } <= names
-    assert shorts == {"p": "port", "u": "unix-socket", "w": "www", "P": "www-prefix", "s": "server"}
 
 
 @pytest.mark.parametrize(
