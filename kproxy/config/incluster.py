@@ -2,7 +2,7 @@
 
 In: the environment mapping (``KUBERNETES_SERVICE_HOST``, ``KUBERNETES_SERVICE_PORT``,
 ``POD_NAMESPACE``), the service account directory (``/var/run/secrets/kubernetes.io/
-serviceaccount``; :mod:`kproxy.config.options` lets ``KPROXY_SERVICE_ACCOUNT_DIR`` replace it
+serviceaccount``; :mod:`kproxy.config.kubeconfig_loading` lets ``KPROXY_SERVICE_ACCOUNT_DIR`` replace it
 for tests), and kubectl's ``--token``/``--certificate-authority`` flags, the only ones
 client-go's inClusterClientConfig applies. Out: a :class:`~kproxy.policy.kubeconfig.Selected`
 like one read from a kubeconfig: server ``https://HOST:PORT``, the ``token`` file as

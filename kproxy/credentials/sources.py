@@ -1,6 +1,6 @@
 """Turn a selected kubeconfig cluster and user into what goes on the wire, and keep it fresh.
 
-In: certificate and key bytes (read by :mod:`kproxy.config.options`), the user's token,
+In: certificate and key bytes (read by :mod:`kproxy.config.upstream_tls`), the user's token,
 basic-auth pair and impersonation settings. Out: an ``ssl.SSLContext`` for the API
 server, the fixed request headers (``Authorization``, ``Impersonate-*``) and, for
 credentials that change while kproxy runs, two small interfaces the relay and the

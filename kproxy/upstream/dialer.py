@@ -1,6 +1,6 @@
 """The one place that decides how kproxy reaches the API server.
 
-In: an :class:`~kproxy.config.options.Upstream` (address, TLS context or a rotating
+In: an :class:`~kproxy.config.upstream.Upstream` (address, TLS context or a rotating
 :class:`~kproxy.credentials.sources.TLSSource`, timeouts, keep-alive, and the forward proxy
 chosen at start-up, :class:`~kproxy.config.proxy_route.ProxyRoute`, or none).
 Out: a connected transport driving a protocol the caller supplies, or an
@@ -25,8 +25,8 @@ import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
-from kproxy.config.options import Upstream
 from kproxy.config.proxy_route import ProxyRoute
+from kproxy.config.upstream import Upstream
 from kproxy.credentials.sources import TLSSource
 from kproxy.errors import UpstreamError, UpstreamTimeout
 from kproxy.policy.tls_failure import describe_verify_failure
