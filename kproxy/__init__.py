@@ -12,7 +12,8 @@ Only the names in ``__all__`` are public; every other module is private.
 """
 
 from kproxy._version import __version__
-from kproxy.config.options import Flags, Options
+from kproxy.config.flags import Flags
+from kproxy.config.options import Options
 from kproxy.errors import BadRequest, ConfigError, Forbidden, KproxyError, RequestError, UpstreamError, UpstreamTimeout
 from kproxy.server import ProxyServer
 

@@ -19,6 +19,7 @@ from kproxy.config.options import Options, combine_ranges, load_ranges_file
 from kproxy.errors import ConfigError
 from kproxy.http import HTTPServer
 from kproxy.log import NOTICE, log
+from kproxy.policy.gonet import join_host_port
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
@@ -157,7 +158,7 @@ def _stamp(path: str) -> tuple[float, int] | None:
 
 
 def _tcp_socket(host: str, port: int, dual_stack: bool) -> socket.socket:
-    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    shown = join_host_port(host, str(port))
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:

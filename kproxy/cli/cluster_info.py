@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import ipaddress
 import json
 import os
 import sys
@@ -36,6 +35,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from kproxy.errors import ConfigError, KproxyError, UpstreamError
+from kproxy.policy.gonet import is_loopback_host
 from kproxy.policy.service_urls import InvalidProxyURL, Kind, ProxyTarget, proxy_url, target
 
 __all__ = ["DEFAULT_PROXY_URL", "build_url", "cluster_info", "main_cluster_info", "main_url", "render_cluster_info"]
@@ -80,16 +80,6 @@ def render_cluster_info(host: str, services: Iterable[Mapping[str, Any]]) -> str
     return "\n".join(lines) + "\n" + _DUMP_HINT
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _api_message(status: int, body: Any) -> str:
     text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
     try:
@@ -122,7 +112,7 @@ async def cluster_info(proxy_url: str, namespace: str = "kube-system") -> str:
     base = proxy_url if "://" in proxy_url else "http://" + proxy_url
     config = client.Configuration(host=base.rstrip("/"))
     async with client.ApiClient(config) as api:
-        if _is_loopback(base):
+        if is_loopback_host(urlsplit(base).hostname or ""):
             # Go (and so kubectl) never sends loopback traffic through HTTP(S)_PROXY;
             # kubernetes-asyncio's session trusts the environment, so replace it.
             rest = api.rest_client

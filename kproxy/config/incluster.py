@@ -2,7 +2,7 @@
 
 In: the environment mapping (``KUBERNETES_SERVICE_HOST``, ``KUBERNETES_SERVICE_PORT``,
 ``POD_NAMESPACE``), the service account directory (``/var/run/secrets/kubernetes.io/
-serviceaccount``; :mod:`kproxy.config.options` lets ``KPROXY_SERVICE_ACCOUNT_DIR`` replace it
+serviceaccount``; :mod:`kproxy.config.kubeconfig_loading` lets ``KPROXY_SERVICE_ACCOUNT_DIR`` replace it
 for tests), and kubectl's ``--token``/``--certificate-authority`` flags, the only ones
 client-go's inClusterClientConfig applies. Out: a :class:`~kproxy.policy.kubeconfig.Selected`
 like one read from a kubeconfig: server ``https://HOST:PORT``, the ``token`` file as
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kproxy.policy import kubeconfig
+from kproxy.policy.gonet import join_host_port
 
 __all__ = ["SERVICE_ACCOUNT_DIR", "InCluster", "load", "possible"]
 
@@ -42,8 +43,7 @@ def possible(environ: Mapping[str, str], sa_dir: str) -> bool:
 def load(environ: Mapping[str, str], sa_dir: str, overrides: kubeconfig.Overrides) -> InCluster:
     host = environ["KUBERNETES_SERVICE_HOST"]
     port = environ["KUBERNETES_SERVICE_PORT"]
-    # net.JoinHostPort: IPv6 addresses get brackets.
-    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    server = "https://" + join_host_port(host, port)  # rest.InClusterConfig: net.JoinHostPort
     warnings: list[str] = []
     ca_file = os.path.join(sa_dir, "ca.crt")
     if overrides.certificate_authority:

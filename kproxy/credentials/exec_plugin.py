@@ -40,14 +40,14 @@ from dataclasses import dataclass, field
 
 from kproxy.credentials.sources import AuthSource, TLSSource, bearer_line
 from kproxy.errors import ConfigError, UpstreamError
+from kproxy.log import log
 from kproxy.policy.exec_credential import ClusterInfo, ExecConfig, ExecResult, exec_info, parse_output
 
 __all__ = ["DEFAULT_TIMEOUT", "ExecPlugin"]
 
-log = logging.getLogger("kproxy")
-
 # Long enough for a browser login (kubelogin), short enough that a hung plugin does not
-# hold requests for ever. KPROXY_EXEC_PLUGIN_TIMEOUT overrides it (see options).
+# hold requests for ever. KPROXY_EXEC_PLUGIN_TIMEOUT overrides it
+# (kproxy.config.upstream_auth).
 DEFAULT_TIMEOUT = 120.0
 _STDERR_LIMIT = 1024
 

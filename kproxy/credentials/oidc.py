@@ -26,7 +26,6 @@ import asyncio
 import base64
 import binascii
 import json
-import logging
 import math
 import os
 import ssl
@@ -40,13 +39,12 @@ import yaml
 
 from kproxy.credentials.sources import AuthSource, bearer_line
 from kproxy.errors import ConfigError, UpstreamError
+from kproxy.log import log
 
 if TYPE_CHECKING:
     import aiohttp
 
 __all__ = ["EXPIRY_DELTA", "OIDCProvider", "jwt_expiry", "persist_tokens"]
-
-log = logging.getLogger("kproxy")
 
 EXPIRY_DELTA = 10.0
 _HTTP_TIMEOUT = 30.0

@@ -1,6 +1,6 @@
 """Turn a selected kubeconfig cluster and user into what goes on the wire, and keep it fresh.
 
-In: certificate and key bytes (read by :mod:`kproxy.config.options`), the user's token,
+In: certificate and key bytes (read by :mod:`kproxy.config.upstream_tls`), the user's token,
 basic-auth pair and impersonation settings. Out: an ``ssl.SSLContext`` for the API
 server, the fixed request headers (``Authorization``, ``Impersonate-*``) and, for
 credentials that change while kproxy runs, two small interfaces the relay and the
@@ -26,7 +26,6 @@ material. Request-time failures are :class:`~kproxy.errors.UpstreamError` (502).
 from __future__ import annotations
 
 import base64
-import logging
 import math
 import os
 import ssl
@@ -38,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kproxy.errors import ConfigError
+from kproxy.log import log
 
 __all__ = [
     "FILE_REREAD_PERIOD",
@@ -51,8 +51,6 @@ __all__ = [
     "proxy_tls_context",
     "tls_context",
 ]
-
-log = logging.getLogger("kproxy")
 
 # client-go's NewCachedFileTokenSource: re-read every minute, with 10 s of leeway.
 FILE_REREAD_PERIOD = 60.0

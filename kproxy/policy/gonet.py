@@ -1,5 +1,5 @@
-"""Go's ``net.SplitHostPort`` and ``net.JoinHostPort``, and the address types the
-policies share.
+"""Go's ``net.SplitHostPort`` and ``net.JoinHostPort``, the loopback test, and the address
+types the policies share.
 
 Pure: strings in, strings out. ``split_host_port`` returns ``None`` exactly where Go
 returns an error (missing port, too many colons, stray brackets); the port is not
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["IPAddress", "IPNetwork", "join_host_port", "split_host_port", "unmap_ipv4"]
+__all__ = ["IPAddress", "IPNetwork", "is_loopback_host", "join_host_port", "split_host_port", "unmap_ipv4"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,6 +40,15 @@ def split_host_port(hostport: str) -> tuple[str, str] | None:
 def join_host_port(host: str, port: str) -> str:
     """Go ``net.JoinHostPort``."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """A bracket-free host that names this machine only: a loopback IP literal
+    (``127.0.0.0/8``, ``::1``) or the name ``localhost``, exactly as written (no lookup)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def unmap_ipv4(address: str) -> str:

@@ -1,8 +1,8 @@
 """The one place that decides how kproxy reaches the API server.
 
-In: an :class:`~kproxy.config.options.Upstream` (address, TLS context or a rotating
+In: an :class:`~kproxy.config.upstream.Upstream` (address, TLS context or a rotating
 :class:`~kproxy.credentials.sources.TLSSource`, timeouts, keep-alive, and the forward proxy
-chosen at start-up, :class:`~kproxy.upstream.tunnel.ProxyRoute`, or none).
+chosen at start-up, :class:`~kproxy.config.proxy_route.ProxyRoute`, or none).
 Out: a connected transport driving a protocol the caller supplies, or an
 :class:`~kproxy.errors.UpstreamError` / :class:`~kproxy.errors.UpstreamTimeout` whose
 message names the API server, the proxy if any (never its credentials) and the cause.
@@ -25,11 +25,12 @@ import ssl
 from collections.abc import Callable
 from typing import TypeVar
 
-from kproxy.config.options import Upstream
+from kproxy.config.proxy_route import ProxyRoute
+from kproxy.config.upstream import Upstream
 from kproxy.credentials.sources import TLSSource
 from kproxy.errors import UpstreamError, UpstreamTimeout
 from kproxy.policy.tls_failure import describe_verify_failure
-from kproxy.upstream.tunnel import ProxyRoute, ProxyTLSFailure, connect_via, proxy_peer_certificate, unverified_context
+from kproxy.upstream.tunnel import ProxyTLSFailure, connect_via, proxy_peer_certificate, unverified_context
 
 __all__ = ["Dialer"]
 

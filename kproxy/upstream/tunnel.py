@@ -1,8 +1,8 @@
 """Through a forward proxy to the API server: HTTP ``CONNECT`` (over TCP or TLS) and SOCKS5.
 
-In: a :class:`ProxyRoute` (built once at start-up from the egress decision, see
-:mod:`kproxy.policy.egress`), the API server's host and port, and the TLS context to use inside
-the tunnel. Out: a transport driving the caller's protocol, or an
+In: a :class:`~kproxy.config.proxy_route.ProxyRoute` (built once at start-up from the
+egress decision, see :mod:`kproxy.policy.egress`), the API server's host and port, and the
+TLS context to use inside the tunnel. Out: a transport driving the caller's protocol, or an
 :class:`~kproxy.errors.UpstreamError` naming the proxy as ``scheme://host:port`` (never
 its credentials). Go's transport (reference ``go-proxy-selection.md`` §4) is the model::
 
@@ -22,73 +22,21 @@ server's trust; TLS failures with the proxy itself leave as :class:`ProxyTLSFail
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar, cast
+from typing import TypeVar, cast
 
+from kproxy.config.proxy_route import ProxyRoute
 from kproxy.errors import UpstreamError
-from kproxy.policy.go_url import GoURL
 from kproxy.policy.no_proxy import idna_ascii, join_host_port
 
-__all__ = ["ProxyRoute", "ProxyTLSFailure", "connect_via", "proxy_peer_certificate", "unverified_context"]
+__all__ = ["ProxyTLSFailure", "connect_via", "proxy_peer_certificate", "unverified_context"]
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
-# Go's portMap (net/http/transport.go): the default port per proxy scheme. Any other
-# scheme is spoken to as a plain HTTP proxy, and without an explicit port Go dials port 0.
-_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080}
 _MAX_REPLY = 64 * 1024
-
-
-@dataclass(frozen=True)
-class ProxyRoute:
-    """The forward proxy every connection to the API server goes through."""
-
-    kind: Literal["http", "https", "socks5"]  # socks5h is socks5; any other scheme: "http"
-    host: str  # bracket-free, IDNA-encoded
-    port: int  # 0: the URL has none and its scheme has no default (every dial fails)
-    display: str  # scheme://host:port for messages: no credentials, ever
-    source: str  # the setting it came from: "HTTPS_PROXY", "kubeconfig proxy-url", ...
-    username: str | None = field(default=None, repr=False)
-    password: str | None = field(default=None, repr=False)
-    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)  # https:// proxies
-
-    @classmethod
-    def from_url(cls, url: GoURL, source: str, ssl_context: ssl.SSLContext | None) -> ProxyRoute:
-        scheme = url.scheme
-        kind: Literal["http", "https", "socks5"] = (
-            "socks5" if scheme in ("socks5", "socks5h") else "https" if scheme == "https" else "http"
-        )
-        host = idna_ascii(url.hostname)
-        port = int(url.port) if url.port else _DEFAULT_PORTS.get(scheme, 0)
-        if port > 65535:
-            port = 0
-        display = f"{scheme}://{f'[{host}]' if ':' in host else host}" + (f":{url.port}" if url.port else "")
-        return cls(
-            kind, host, port, display, source, url.username, url.password, ssl_context if kind == "https" else None
-        )
-
-    @property
-    def credentials(self) -> bool:
-        return self.username is not None
-
-    @property
-    def authorization(self) -> bytes:
-        """The ``Proxy-Authorization`` header line, or ``b""`` without userinfo (§4: the
-        percent-decoded user and password; no password still gives ``user:``)."""
-        if self.username is None:
-            return b""
-        pair = f"{self.username}:{self.password or ''}".encode()
-        return b"Proxy-Authorization: Basic " + base64.b64encode(pair) + b"\r\n"
-
-    @property
-    def absolute_form(self) -> bool:
-        """True when plain ``http://`` requests are sent to it in absolute form (no tunnel)."""
-        return self.kind != "socks5"
 
 
 class ProxyTLSFailure(Exception):

@@ -1,142 +1,65 @@
-"""The flag table and value parsing: kubectl's names, short forms, defaults and spellings."""
+"""kproxy.cli.main: dispatch to the subcommands and modes, errors as one line and exit 1."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from kproxy.cli.main import FLAG_TABLE, build_parser, flags_from_namespace, parse_duration
-from kproxy.config.options import Flags
-from kproxy.errors import ConfigError
-from kproxy.policy import filters
+from kproxy.cli.main import main
+from kproxy.log import log
+
+
+@pytest.fixture(autouse=True)
+def restore_logger() -> Iterator[None]:
+    # main() sets up the kproxy logger for a process; give it back to pytest afterwards.
+    handlers, level, propagate = log.handlers[:], log.level, log.propagate
+    yield
+    log.handlers[:] = handlers
+    log.setLevel(level)
+    log.propagate = propagate
+
+
+def test_subcommands_come_before_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["url", "svc/web:http", "-n", "shop"]) == 0
+    assert capsys.readouterr().out == ("http://127.0.0.1:8001/api/v1/namespaces/shop/services/web:http/proxy/\n")
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"),
+    ("argv", "code", "out"),
     [
-        ("0", 0.0),
-        ("30s", 30.0),
-        ("1m", 60.0),
-        ("1m30s", 90.0),
-        ("1.5h", 5400.0),
-        ("500ms", 0.5),
-        ("-1s", -1.0),
-        ("2h45m", 9900.0),
-        ("10us", 1e-5),
-        ("1µs", 1e-6),
+        (["--check-ip", "10.1.2.3", "--authorized-ip-ranges", "10.0.0.0/8"], 0, "10.1.2.3 is allowed by 10.0.0.0/8\n"),
+        (["--check-ip", "11.0.0.1", "--authorized-ip-ranges", "10.0.0.0/8"], 1, "11.0.0.1 is not in"),
     ],
 )
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration("--keepalive", text) == pytest.approx(seconds)
+def test_check_ip(argv: list[str], code: int, out: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == code
+    assert capsys.readouterr().out.startswith(out)
 
 
-@pytest.mark.parametrize("text", ["", "30", "1x", "s", "1m30", "--1s", " 1s x"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_duration("--keepalive", text)
-    assert "--keepalive" in str(info.value) and repr(text) in str(info.value)
-
-
-def test_defaults_are_kubectls() -> None:
-    flags = flags_from_namespace(build_parser().parse_args([]))
-    assert flags == Flags()
-    assert flags.port == 8001
-    assert flags.address == "127.0.0.1"
-    assert flags.www_prefix == "/static/"
-    assert flags.api_prefix == "/"
-    assert flags.accept_hosts == r"^localhost$,^127\.0\.0\.1$,^\[::1\]$"
-    assert flags.accept_paths == "^.*"
-    assert flags.reject_paths == "^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach"
-    assert flags.reject_methods == "^$"
-    assert flags.disable_filter is False
-    assert flags.keepalive == 30.0
-    assert flags.accept_hosts == filters.DEFAULT_ACCEPT_HOSTS
-
-
-def test_short_forms_and_spellings() -> None:
-    ns = build_parser().parse_args(
-        [
-            "-p",
-            "0",
-            "-u",
-            "/tmp/s",
-            "-w",
-            "www",
-            "-P",
-            "/ui",
-            "-s",
-            "https://h:6443",
-            "--disable-filter=false",
-            "--append-server-path",
-            "--keepalive=1m",
-            "--reject-paths=",
-            "--as=bob",
-            "--as-group",
-            "a",
-            "--as-group=b",
-            "--insecure-skip-tls-verify=true",
-            "-v=3",
-            "extra",
-            "positional",
-        ]
-    )
-    flags = flags_from_namespace(ns)
-    assert flags.port == 0
-    assert flags.unix_socket == "/tmp/s"
-    assert flags.www == "www" and flags.www_prefix == "/ui"
-    assert flags.server == "https://h:6443"
-    assert flags.disable_filter is False and flags.append_server_path is True
-    assert flags.keepalive == 60.0
-    assert flags.reject_paths == ""
-    assert flags.as_user == "bob" and flags.as_group == ("a", "b")
-    assert flags.insecure_skip_tls_verify is True
-    assert ns.verbosity == 3
-
-
-def test_every_kubectl_proxy_flag_is_in_the_table() -> None:
-    names = {f.name for f in FLAG_TABLE}
-    shorts = {f.short: f.name for f in FLAG_TABLE if f.short}
-    assert {
-        "port",
-        "address",
-        "unix-socket",
-        "www",
-        "www-prefix",
-        "api-prefix",
-        "accept-hosts",
-        "accept-paths",
-        "reject-paths",
-        "reject-methods",
-        "disable-filter",
-        "keepalive",
-        "append-server-path",
-        "kubeconfig",
-        "context",
-        "cluster",
-        "user",
-        "server",
-        "token",
-        "certificate-authority",
-        "client-certificate",
-        "client-key",
-        "insecure-skip-tls-verify",
-        "tls-server-name",
-        "as",
-        "as-group",
-        "as-uid",
-    } <= names
-    assert shorts == {"p": "port", "u": "unix-socket", "w": "www", "P": "www-prefix", "s": "server"}
+def test_explain_egress(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--server", "http://10.1.2.3:8080", "--explain-egress", "http://example.com/"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "proxy settings: the environment",
+        "  HTTP_PROXY   (not set)",
+        "  HTTPS_PROXY  (not set)",
+        "  NO_PROXY     (not set)",
+        "API server http://10.1.2.3:8080",
+        "  direct: HTTP_PROXY and http_proxy are not set",
+        "http://example.com/",
+        "  direct: HTTP_PROXY and http_proxy are not set",
+    ]
 
 
 @pytest.mark.parametrize(
-    ("argv", "needle"),
+    ("argv", "message"),
     [
-        (["--port", "abc"], "--port 'abc'"),
-        (["--keepalive", "5"], "--keepalive '5'"),
-        (["--disable-filter=maybe"], "--disable-filter 'maybe'"),
+        (["--check-ip", "nope"], "error: --check-ip 'nope': not an IP address, e.g. 10.1.2.3 or 2001:db8::1\n"),
+        (["--demo", "--server", "https://h"], "error: --demo runs its own cluster: drop --kubeconfig and --server\n"),
+        (["--server", "https://h", "--port", "70000"], "error: --port 70000: must be between 0 and 65535\n"),
     ],
 )
-def test_bad_values_name_the_flag(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        build_parser().parse_args(argv)
-    assert info.value.code == 1
-    assert needle in capsys.readouterr().err
+def test_configuration_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", message)

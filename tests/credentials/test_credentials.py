@@ -1,7 +1,6 @@
 """Credentials in process: exec plugin config and output (tables), real plugin scripts run
-by ExecPlugin, token and certificate files that change, OIDC against a fake issuer,
-impersonation headers, and Options choosing among them (precedence, in-cluster,
-relative paths, kubectl's removed auth-providers)."""
+by ExecPlugin, token and certificate files that change, OIDC against a fake issuer, and
+impersonation headers. Which credential Options chooses: tests/config/test_upstream_auth.py."""
 
 from __future__ import annotations
 
@@ -12,20 +11,19 @@ import math
 import os
 import ssl
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from kproxy.config.options import Flags, Options
 from kproxy.credentials import exec_plugin, oidc
 from kproxy.credentials import sources as credentials
 from kproxy.errors import ConfigError, UpstreamError
 from kproxy.policy import exec_credential
 from kproxy.testing import TestPKI
 from kproxy.testing.credential_fakes import FakeOIDCIssuer, make_jwt, write_plugin
+from tests.config.kubeconfig_files import build_options
 
 V1 = "client.authentication.k8s.io/v1"
 V1BETA1 = "client.authentication.k8s.io/v1beta1"
@@ -596,245 +594,3 @@ async def test_oidc_without_refresh_token(tmp_path: Path) -> None:
         assert source is not None
         with pytest.raises(UpstreamError, match="No valid id-token, and cannot refresh without refresh-token"):
             await source.fresh()
-
-
-# --------------------------------------------------------------------------- options
-
-
-def build_options(tmp_path: Path, environ: dict[str, str] | None = None, **kw: object) -> Options:
-    flags = replace(Flags(), **kw)  # type: ignore[arg-type]
-    env = {"HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")}
-    return Options.from_flags(flags, environ={**env, **(environ or {})}, cwd=str(tmp_path))
-
-
-def kubeconfig_with(
-    tmp_path: Path, user: dict[str, Any], cluster: dict[str, Any] | None = None, name: str = "config"
-) -> Path:
-    path = tmp_path / name
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "c",
-                "clusters": [{"name": "k", "cluster": cluster or {"server": SERVER, "insecure-skip-tls-verify": True}}],
-                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-                "users": [{"name": "u", "user": user}],
-            }
-        )
-    )
-    return path
-
-
-EXEC = {"command": "p", "apiVersion": V1, "interactiveMode": "Never"}
-
-
-@pytest.mark.parametrize(
-    ("user", "kind"),
-    [
-        ({"exec": EXEC}, "exec"),
-        ({"exec": EXEC, "token": "t"}, "static"),  # a token makes client-go skip the plugin
-        ({"exec": EXEC, "username": "a", "password": "b"}, "static"),
-        ({"exec": EXEC, "tokenFile": "tok"}, "file"),
-        ({"exec": EXEC, "client-certificate": "c.crt", "client-key": "c.key"}, "none"),
-        ({"token": "t", "tokenFile": "tok"}, "file"),  # the file, re-read, wins over the token
-        (
-            {
-                "token": "t",
-                "auth-provider": {"name": "oidc", "config": {"idp-issuer-url": "https://i", "client-id": "c"}},
-            },
-            "oidc",
-        ),
-    ],
-)
-def test_which_credential_is_used(tmp_path: Path, pki: TestPKI, user: dict[str, Any], kind: str) -> None:
-    (tmp_path / "tok").write_text("file-token\n")
-    (tmp_path / "c.crt").write_bytes(pki.client.cert_pem)
-    (tmp_path / "c.key").write_bytes(pki.client.key_pem)
-    up = build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, user))).upstream
-    got = {exec_plugin.ExecPlugin: "exec", credentials.TokenFile: "file", oidc.OIDCProvider: "oidc"}.get(
-        type(up.auth), "static" if up.auth_header else "none"
-    )
-    assert got == kind
-    if kind == "file":
-        assert up.auth is not None and up.auth.line == b"Authorization: Bearer file-token\r\n"
-
-
-def test_exec_plugin_over_tls_is_also_the_tls_source(tmp_path: Path) -> None:
-    up = build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, {"exec": EXEC}))).upstream
-    assert up.tls is up.auth
-    plain = kubeconfig_with(tmp_path, {"exec": EXEC}, {"server": "http://127.0.0.1:8080"}, name="plain")
-    up = build_options(tmp_path, kubeconfig=str(plain)).upstream
-    assert up.auth is None and up.tls is None  # over http kubectl sends no credentials
-
-
-@pytest.mark.parametrize(
-    ("name", "first_line"),
-    [
-        ("gcp", "The gcp auth plugin has been removed."),
-        ("azure", "The azure auth plugin has been removed."),
-    ],
-)
-def test_removed_auth_providers_give_kubectls_message(tmp_path: Path, name: str, first_line: str) -> None:
-    path = kubeconfig_with(tmp_path, {"auth-provider": {"name": name, "config": {"access-token": "x"}}})
-    with pytest.raises(ConfigError) as info:
-        build_options(tmp_path, kubeconfig=str(path))
-    lines = str(info.value).split("\n")
-    assert lines[0] == first_line and len(lines) == 3
-    assert lines[2].endswith("for further details")
-
-
-@pytest.mark.parametrize(
-    ("provider", "needle"),
-    [
-        ({"name": "openstack"}, 'no Auth Provider found for name "openstack"'),
-        ({"name": "oidc", "config": {"client-id": "c"}}, "Must provide idp-issuer-url"),
-        ({"name": "oidc", "config": {"idp-issuer-url": "https://i"}}, "Must provide client-id"),
-        (
-            {"name": "oidc", "config": {"idp-issuer-url": "https://i", "client-id": "c", "id-token": "opaque"}},
-            "id-token: ID Token is not a valid JWT",
-        ),
-    ],
-)
-def test_auth_provider_errors(tmp_path: Path, provider: dict[str, Any], needle: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, {"auth-provider": provider})))
-    assert needle in str(info.value) and "users[u].user.auth-provider" in str(info.value)
-
-
-def test_empty_or_missing_token_file_fails_at_start(tmp_path: Path) -> None:
-    (tmp_path / "tok").write_text("  \n")
-    with pytest.raises(ConfigError, match="read empty token from file"):
-        build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, {"tokenFile": "tok"})))
-    with pytest.raises(ConfigError, match="cannot read users\\[u\\].user.tokenFile"):
-        build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, {"tokenFile": "missing"})))
-
-
-def test_exec_timeout_from_the_environment(tmp_path: Path) -> None:
-    path = str(kubeconfig_with(tmp_path, {"exec": EXEC}))
-    with pytest.raises(ConfigError, match="KPROXY_EXEC_PLUGIN_TIMEOUT='soon'"):
-        build_options(tmp_path, {"KPROXY_EXEC_PLUGIN_TIMEOUT": "soon"}, kubeconfig=path)
-    up = build_options(tmp_path, {"KPROXY_EXEC_PLUGIN_TIMEOUT": "2.5"}, kubeconfig=path).upstream
-    assert isinstance(up.auth, exec_plugin.ExecPlugin) and up.auth._timeout == 2.5
-
-
-def test_relative_paths_resolve_against_the_kubeconfig(tmp_path: Path, pki: TestPKI) -> None:
-    conf = tmp_path / "conf"
-    (conf / "pki").mkdir(parents=True)
-    (conf / "pki" / "ca.crt").write_bytes(pki.ca_pem)
-    (conf / "pki" / "c.crt").write_bytes(pki.client.cert_pem)
-    (conf / "pki" / "c.key").write_bytes(pki.client.key_pem)
-    (conf / "tok").write_text("relative-token")
-    plugin = write_plugin(conf / "bin", "plugin", token="t")
-    path = kubeconfig_with(
-        conf,
-        {"client-certificate": "pki/c.crt", "client-key": "pki/c.key", "tokenFile": "tok"},
-        {"server": SERVER, "certificate-authority": "pki/ca.crt"},
-    )
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    opts = Options.from_flags(
-        replace(Flags(), kubeconfig=str(path)), environ={"HOME": str(elsewhere)}, cwd=str(elsewhere)
-    )
-    assert isinstance(opts.upstream.auth, credentials.TokenFile)
-    assert opts.upstream.auth.line == b"Authorization: Bearer relative-token\r\n"
-    assert isinstance(opts.upstream.tls, credentials.CertFiles)
-    assert opts.upstream.tls._cert_path == str(conf / "pki" / "c.crt")
-    # An exec command with a path is relative to the kubeconfig too; a bare name uses PATH.
-    path = kubeconfig_with(conf, {"exec": {**EXEC, "command": "./bin/plugin"}}, name="exec-config")
-    opts = Options.from_flags(
-        replace(Flags(), kubeconfig=str(path)), environ={"HOME": str(elsewhere)}, cwd=str(elsewhere)
-    )
-    assert isinstance(opts.upstream.auth, exec_plugin.ExecPlugin)
-    assert opts.upstream.auth._name == str(plugin.path)
-
-
-def test_in_cluster_configuration(tmp_path: Path, pki: TestPKI) -> None:
-    sa = tmp_path / "sa"
-    sa.mkdir()
-    (sa / "token").write_text("sa-token\n")
-    (sa / "ca.crt").write_bytes(pki.ca_pem)
-    (sa / "namespace").write_text("team-a")
-    env = {
-        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
-        "KUBERNETES_SERVICE_PORT": "443",
-        "KPROXY_SERVICE_ACCOUNT_DIR": str(sa),
-    }
-    opts = build_options(tmp_path, env)
-    up = opts.upstream
-    assert (up.scheme, up.host, up.port) == ("https", "10.0.0.1", 443)
-    assert isinstance(up.auth, credentials.TokenFile)
-    assert up.auth.line == b"Authorization: Bearer sa-token\r\n"
-    assert up.ssl_context is not None and up.ssl_context.verify_mode == ssl.CERT_REQUIRED
-    # --token replaces the service account token; --as still applies.
-    up = build_options(tmp_path, env, token="flag-token", as_user="jane").upstream
-    assert up.auth is None and up.auth_header == b"Authorization: Bearer flag-token\r\n"
-    assert up.impersonation_headers == b"Impersonate-User: jane\r\n"
-    # IPv6 service address; a CA that does not load is reported, the system roots are used.
-    (sa / "ca.crt").write_text("garbage")
-    opts = build_options(tmp_path, {**env, "KUBERNETES_SERVICE_HOST": "fd00::1"})
-    assert opts.upstream.display == "https://[fd00::1]:443"
-    assert any(w.startswith(f"Expected to load root CA config from {sa / 'ca.crt'}") for w in opts.warnings)
-
-
-@pytest.mark.parametrize("missing", ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "token"])
-def test_in_cluster_needs_both_variables_and_the_token(tmp_path: Path, missing: str) -> None:
-    sa = tmp_path / "sa"
-    sa.mkdir()
-    if missing != "token":
-        (sa / "token").write_text("sa-token")
-    env = {
-        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
-        "KUBERNETES_SERVICE_PORT": "443",
-        "KPROXY_SERVICE_ACCOUNT_DIR": str(sa),
-    }
-    env.pop(missing, None)
-    with pytest.raises(ConfigError, match="kproxy --demo"):
-        build_options(tmp_path, env)
-
-
-def test_a_kubeconfig_beats_in_cluster(tmp_path: Path) -> None:
-    sa = tmp_path / "sa"
-    sa.mkdir()
-    (sa / "token").write_text("sa-token")
-    env = {
-        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
-        "KUBERNETES_SERVICE_PORT": "443",
-        "KPROXY_SERVICE_ACCOUNT_DIR": str(sa),
-    }
-    up = build_options(tmp_path, env, kubeconfig=str(kubeconfig_with(tmp_path, {"token": "t"}))).upstream
-    assert up.host == "127.0.0.1"
-    up = build_options(tmp_path, env, server="https://127.0.0.2:6443", insecure_skip_tls_verify=True).upstream
-    assert up.host == "127.0.0.2" and up.auth is None
-
-
-def test_impersonation_from_kubeconfig_and_flags(tmp_path: Path) -> None:
-    user = {
-        "token": "t",
-        "as": "jane",
-        "as-uid": "7",
-        "as-groups": ["dev", "ops"],
-        "as-user-extra": {"reason": ["audit"]},
-    }
-    path = str(kubeconfig_with(tmp_path, user))
-    up = build_options(tmp_path, kubeconfig=path).upstream
-    assert up.impersonation_headers == (
-        b"Impersonate-User: jane\r\nImpersonate-Uid: 7\r\nImpersonate-Group: dev\r\nImpersonate-Group: ops\r\n"
-        b"Impersonate-Extra-Reason: audit\r\n"
-    )
-    # Each flag replaces its own field only (kubectl: mergo with override, field by field).
-    up = build_options(tmp_path, kubeconfig=path, as_user="bob", as_group=("admins",)).upstream
-    assert up.impersonation_headers == (
-        b"Impersonate-User: bob\r\nImpersonate-Uid: 7\r\nImpersonate-Group: admins\r\n"
-        b"Impersonate-Extra-Reason: audit\r\n"
-    )
-
-
-def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:
-    (tmp_path / "tok").write_text("file-s3cret")
-    up = build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, {"tokenFile": "tok"}))).upstream
-    assert "file-s3cret" not in repr(up)
-    config = exec_credential.parse_config(
-        {**EXEC, "args": ["--key=arg-s3cret"], "env": [{"name": "K", "value": "env-s3cret"}]}, "u", "w"
-    )
-    assert "s3cret" not in repr(config)

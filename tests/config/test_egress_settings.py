@@ -1,6 +1,7 @@
-"""Egress wired into Options: the three sources and their precedence, the route the dialer
-takes, proxy credentials, custom CA trust, start-up notices and warnings, --explain-egress
-text, and the TLS failure wording (no network here; see integration/test_egress.py)."""
+"""kproxy.config.egress_settings, wired into Options: the three sources and their
+precedence, the route the dialer takes, proxy credentials, custom CA trust, start-up
+notices and warnings (no network here; see integration/test_egress.py). The route's URL
+parsing: test_proxy_route.py; --explain-egress: tests/cli/test_explain.py."""
 
 from __future__ import annotations
 
@@ -19,11 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kproxy.cli.explain import explain_egress
-from kproxy.config.options import Flags, Options
+from kproxy.config.flags import Flags
+from kproxy.config.options import Options
 from kproxy.errors import ConfigError
-from kproxy.policy.go_url import GoURL
-from kproxy.policy.tls_failure import describe_verify_failure
-from kproxy.upstream.tunnel import ProxyRoute
 
 
 def write_kubeconfig(tmp_path: Path, server: str = "https://10.1.2.3:6443", proxy_url: str = "") -> Path:
@@ -130,39 +129,7 @@ def test_warnings_only_when_a_proxy_is_configured(tmp_path: Path) -> None:
     assert any("NO_PROXY: entry 192.168.1 never matches" in w for w in opts.warnings)
 
 
-# -- the route: ports, credentials, TLS to the proxy ---------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "kind", "port", "display"),
-    [
-        ("http://p", "http", 80, "http://p"),
-        ("https://p", "https", 443, "https://p"),
-        ("socks5://p", "socks5", 1080, "socks5://p"),
-        ("socks5h://p:1081", "socks5", 1081, "socks5h://p:1081"),
-        ("socks5h://p", "socks5", 0, "socks5h://p"),  # Go knows no default port for socks5h
-        ("socks4://p:1080", "http", 1080, "socks4://p:1080"),  # any other scheme: plain HTTP proxy
-        ("http://[2001:db8::1]:3128", "http", 3128, "http://[2001:db8::1]:3128"),
-        ("http://bücher.example:3128", "http", 3128, "http://xn--bcher-kva.example:3128"),
-    ],
-)
-def test_route_from_url(url: str, kind: str, port: int, display: str) -> None:
-    route = ProxyRoute.from_url(GoURL.parse(url), "HTTPS_PROXY", None)
-    assert (route.kind, route.port, route.display) == (kind, port, display)
-
-
-@pytest.mark.parametrize(
-    ("userinfo", "decoded"),
-    [("al%69ce:p%40ss%3Aw0rd", "alice:p@ss:w0rd"), ("bob", "bob:"), ("bob:", "bob:"), ("", None)],
-)
-def test_proxy_authorization_is_percent_decoded(userinfo: str, decoded: str | None) -> None:
-    url = f"http://{userinfo}@proxy:3128" if userinfo else "http://proxy:3128"
-    route = ProxyRoute.from_url(GoURL.parse(url), "HTTPS_PROXY", None)
-    if decoded is None:
-        assert route.authorization == b"" and not route.credentials
-    else:
-        assert route.authorization == b"Proxy-Authorization: Basic " + base64.b64encode(decoded.encode()) + b"\r\n"
-    assert "w0rd" not in repr(route) and "alice" not in route.display
+# -- the route in Options: credentials, TLS to the proxy (the URL itself: test_proxy_route.py) -----
 
 
 def test_credentials_never_in_options_repr_or_notices(tmp_path: Path) -> None:
@@ -260,87 +227,3 @@ def test_missing_ca_file_names_the_flag(tmp_path: Path) -> None:
         build(tmp_path, custom_ca_trust_certificates="nope.pem")
     with pytest.raises(ConfigError, match="cannot read --http-proxy-config file"):
         build(tmp_path, http_proxy_config="nope.json")
-
-
-# -- --explain-egress -------------------------------------------------------------------------------
-
-
-def test_explain_for_an_http_proxy_config(tmp_path: Path) -> None:
-    config = proxy_config(
-        tmp_path, httpProxy="http://u:pw@aks:3128", httpsProxy="https://aks:3129", noProxy=[".svc", "10.0.0.0/8"]
-    )
-    kubeconfig = write_kubeconfig(tmp_path, "https://api.example.com:443")
-    opts = build(tmp_path, kubeconfig=str(kubeconfig), http_proxy_config=config)
-    lines = explain_egress(opts, ["http://10.9.8.7/", "https://kubernetes.default.svc/", "not a url\x00"])
-    assert lines == [
-        f"proxy settings: --http-proxy-config {config} (the kubeconfig proxy-url and the environment are not used)",
-        "  httpProxy    http://u:xxxxx@aks:3128",
-        "  httpsProxy   https://aks:3129",
-        "  noProxy      10.0.0.0/8, .svc",
-        "API server https://api.example.com:443",
-        f"  proxy https://aks:3129 from httpsProxy in {config} (no noProxy entry matches api.example.com)",
-        "  TLS: server name api.example.com; trusted: the system trust store",
-        "  TLS to the proxy https://aks:3129: server name aks; trusted: the system trust store",
-        "http://10.9.8.7/",
-        f"  direct: noProxy entry 10.0.0.0/8 in {config} matches 10.9.8.7",
-        "https://kubernetes.default.svc/",
-        f"  direct: noProxy entry .svc in {config} matches kubernetes.default.svc",
-        "not a url\x00",
-        "  error: 'not a url\\x00' is not a valid URL: invalid control character in URL",
-    ]
-
-
-def test_explain_for_a_proxy_url(tmp_path: Path) -> None:
-    kubeconfig = write_kubeconfig(tmp_path, proxy_url="http://gw:8080")
-    lines = explain_egress(build(tmp_path, kubeconfig=str(kubeconfig)))
-    assert lines[:4] == [
-        "proxy settings: the kubeconfig cluster's proxy-url (the environment is not used)",
-        "  proxy-url    http://gw:8080",
-        "API server https://10.1.2.3:6443",
-        "  proxy http://gw:8080 from kubeconfig proxy-url (every request; the environment and NO_PROXY are not used)",
-    ]
-
-
-# -- TLS failure wording ---------------------------------------------------------------------------
-
-
-def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
-    exc = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {message}")
-    exc.verify_code = code
-    exc.verify_message = message
-    return exc
-
-
-def test_tls_failure_wording() -> None:
-    ca = trustme.CA()
-    der = x509.load_pem_x509_certificate(ca.issue_cert("api.example").cert_chain_pems[0].bytes()).public_bytes(
-        serialization.Encoding.DER
-    )
-    unknown = describe_verify_failure(
-        "the API server X",
-        "api.example",
-        _verify_error(20, "unable to get local issuer certificate"),
-        der,
-        trusted="the system trust store",
-    )
-    assert unknown.startswith(
-        "cannot verify the TLS certificate of the API server X: x509: certificate signed by "
-        "unknown authority (issued by "
-    )
-    assert "trusted: the system trust store" in unknown and "--custom-ca-trust-certificates" in unknown
-    mismatch = describe_verify_failure(
-        "the API server X",
-        "other",
-        _verify_error(62, "Hostname mismatch"),
-        der,
-        trusted="",
-        name_hint="set tls-server-name",
-    )
-    assert mismatch.endswith("x509: certificate is valid for api.example, not other; set tls-server-name")
-    # Without the peer certificate (it could not be fetched again) the reason is still there.
-    assert (
-        describe_verify_failure("the proxy Y", "y", _verify_error(62, "Hostname mismatch"), None, trusted="")
-        == "cannot verify the TLS certificate of the proxy Y: the certificate is not valid for y (Hostname mismatch)"
-    )
-    expired = describe_verify_failure("Z", "z", _verify_error(10, "certificate has expired"), der, trusted="")
-    assert "x509: certificate has expired (valid until " in expired
