@@ -37,7 +37,10 @@ def _pod(rng: random.Random, index: int) -> dict[str, Any]:
     uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
     node = f"node-{rng.randrange(40):02d}.cluster.internal"
-    started = f"2025-0{rng.randrange(1, 9)}-{rng.randrange(10, 28)}T{rng.randrange(10, 23)}:{rng.randrange(10, 59)}:{rng.randrange(10, 59)}Z"
+    started = (
+        f"2025-0{rng.randrange(1, 9)}-{rng.randrange(10, 28)}"
+        f"T{rng.randrange(10, 23)}:{rng.randrange(10, 59)}:{rng.randrange(10, 59)}Z"
+    )
     image = f"registry.example.com/team/web:v1.{rng.randrange(40)}.{rng.randrange(9)}"
     return {
         "metadata": {

@@ -15,7 +15,8 @@ import socket
 import stat
 from types import TracebackType
 
-from kproxy.config.options import Options, combine_ranges, load_ranges_file
+from kproxy.config.files import combine_ranges, load_ranges_file
+from kproxy.config.options import Options
 from kproxy.errors import ConfigError
 from kproxy.http import HTTPServer
 from kproxy.log import NOTICE, log

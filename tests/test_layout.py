@@ -188,3 +188,17 @@ def test_ruff_format() -> None:
         [_tool("ruff"), "format", "--check", "kproxy", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_citations_point_into_the_repository() -> None:
+    # What the code relies on is written down in docs/; a comment cites it there.
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]:
+        if path == Path(__file__):
+            continue
+        text = path.read_text()
+        for needle in ("reference §", "shared/reference", "shared/seeds", "shared/DESIGN", "shared/STYLE"):
+            assert needle not in text, f"{path.relative_to(ROOT)} cites {needle!r}"
+        for doc in ("kubectl-proxy.md", "go-proxy-selection.md", "architecture.md"):
+            for line in text.splitlines():
+                if doc in line:
+                    assert f"docs/{doc}" in line, f"{path.relative_to(ROOT)}: cite docs/{doc}: {line.strip()}"

@@ -13,8 +13,7 @@ upstream TLS context and credentials ready, or a :class:`~kproxy.errors.ConfigEr
 * :mod:`kproxy.config.files`: reading files, and the authorized-ranges file.
 
 The ``config`` package is the only one that reads the environment, kubeconfig and PEM
-files at start-up; everything below receives plain values. The configuration types are
-re-exported here, where the rest of kproxy imports them from.
+files at start-up; everything below receives plain values.
 
 Start-up warnings kubectl prints (word for word) are collected in
 ``Options.warnings`` for the CLI to print; nothing here writes to stderr.
@@ -37,7 +36,7 @@ from kproxy.policy.gonet import is_loopback_host
 from kproxy.policy.ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
 from kproxy.policy.routing import Router, normalize_prefix
 
-__all__ = ["Egress", "Flags", "Listen", "Options", "Upstream", "combine_ranges", "load_ranges_file"]
+__all__ = ["Options"]
 
 
 def _no_ranges() -> AuthorizedRanges:

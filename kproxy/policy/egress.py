@@ -14,8 +14,8 @@ Out, per request URL: :meth:`EgressConfig.proxy_for` → the proxy URL exactly a
 same as a :class:`Decision` carrying the parsed :class:`GoURL` (host, port, credentials)
 and the rule that decided; :meth:`EgressConfig.explain` → that decision as one line.
 
-The environment, exactly as Go 1.23 (golang.org/x/net/http/httpproxy; reference document
-``go-proxy-selection.md``, whose section numbers the comments cite)::
+The environment, exactly as Go 1.23 (golang.org/x/net/http/httpproxy; the document
+``docs/go-proxy-selection.md``, whose section numbers the comments cite)::
 
     HTTP_PROXY  | http_proxy     proxy for http:// URLs    uppercase first; an empty value
     HTTPS_PROXY | https_proxy    proxy for https:// URLs   counts as unset; the two
@@ -44,7 +44,7 @@ Examples (``HTTPS_PROXY=proxy.corp:3128``, ``NO_PROXY=.svc,10.0.0.0/8,example.co
 
 What differs from Python's ``urllib``, requests and aiohttp (which prefer lowercase, have no
 loopback rule, match ``.example.com`` against ``example.com``, and know no IPv6 CIDRs) is
-listed in §10 of the reference. No DNS lookups are made, ever (§5).
+listed in docs/go-proxy-selection.md §10. No DNS lookups are made, ever (§5).
 
 Pure: standard library only; nothing here reads the environment or files on its own.
 """
@@ -93,7 +93,7 @@ def _parse_proxy(value: str) -> GoURL | None:
             pass
     # The retry failed too. Go then keeps a first parse that succeeded even without scheme
     # or host ("localhost:abc", "proxy host"), and the request fails dialing it; only a value
-    # that fails both parses is dropped. (§3 says "dropped" for both; kubectl 1.32.4 dials
+    # that fails both parses is dropped. (docs/go-proxy-selection.md §3 step 4; kubectl 1.32.4 dials
     # ":0" for these values.)
     return url
 

@@ -5,7 +5,7 @@ In: the four raw flag values (``--accept-paths``, ``--reject-paths``, ``--accept
 prefix-stripped path (from ``kproxy.policy.routing``) and the raw Host value.
 Out: a :class:`Verdict` — allowed, or rejected with the rule that rejected it (for logs).
 
-Semantics are kubectl 1.32's ``pkg/proxy/proxy_server.go`` (reference §5):
+Semantics are kubectl 1.32's ``pkg/proxy/proxy_server.go`` (docs/kubectl-proxy.md §5):
 
 * each flag value is split on every ``,`` with no trimming; ``""`` is an empty list;
 * patterns are Go RE2, matched as an unanchored search (Go ``regexp.MatchString``);
@@ -14,7 +14,7 @@ Semantics are kubectl 1.32's ``pkg/proxy/proxy_server.go`` (reference §5):
   no accept-hosts pattern (kubectl's order). So an empty accept list rejects everything and
   an empty reject list rejects nothing.
 
-Deliberate differences from kubectl (reference §11):
+Deliberate differences from kubectl (docs/kubectl-proxy.md §11):
 
 * an empty element (``"POST,"``, ``"a,,b"``) is a :class:`~kproxy.errors.ConfigError`
   instead of a silent match-everything pattern;
@@ -235,7 +235,7 @@ class RequestFilter:
         )
 
     def verdict(self, method: str, path: str, host: str) -> Verdict:
-        """Decide one request (reference §5.4, in kubectl's order).
+        """Decide one request (docs/kubectl-proxy.md §5.4, in kubectl's order).
 
         ``method`` as sent (case preserved), ``path`` decoded and prefix-stripped without the
         query, ``host`` the raw Host value (or absolute-URI host), possibly with a port.
@@ -287,7 +287,7 @@ def _is_ipv6(text: str) -> bool:
 def host_candidates(host: str) -> tuple[str, ...]:
     """The strings the accept-hosts patterns are tried against; any match accepts.
 
-    The first is kubectl's own reduction (reference §5.2): the host of a ``host:port`` split
+    The first is kubectl's own reduction (docs/kubectl-proxy.md §5.2): the host of a ``host:port`` split
     by Go's rules, otherwise the whole value. For an IPv6 literal kproxy adds the other
     bracketing (kubernetes#77496), so the default ``^\\[::1\\]$`` and a user's ``^::1$`` both
     work whatever the client sent:

@@ -2,7 +2,7 @@
 
 In: a URL string. Out: a :class:`GoURL` whose fields are those of Go's ``url.URL`` after
 ``url.Parse`` (Go 1.23), and whose ``str()`` is Go's ``URL.String()``. Proxy selection must
-see values the way Go does (reference go-proxy-selection.md §3): ``http://proxy.example:bad``
+see values the way Go does (docs/go-proxy-selection.md §3): ``http://proxy.example:bad``
 fails to parse (the port is checked eagerly, unlike ``urllib.parse``), ``" http://p:3128"``
 fails (a space cannot start a scheme and cannot be in a host), ``user:p@ss@proxy`` splits at
 the last ``@`` and prints as ``user:p%40ss@proxy``, the scheme is lowercased and the host's

@@ -60,7 +60,7 @@ def canonical_name(name: bytes) -> bytes:
 
 def is_upgrade(raw_headers: Sequence[tuple[bytes, bytes]]) -> bool:
     # kubectl's test is a case-insensitive substring "upgrade" in any Connection value
-    # (reference §8), so "keep-alive, Upgrade" qualifies.
+    # (docs/kubectl-proxy.md §8), so "keep-alive, Upgrade" qualifies.
     for name, value in raw_headers:
         if len(name) == 10 and name.lower() == b"connection" and b"upgrade" in value.lower():
             return True

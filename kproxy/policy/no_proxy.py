@@ -1,4 +1,4 @@
-"""``NO_PROXY`` as Go reads it, and the request host as Go sees it (reference §5–§8).
+"""``NO_PROXY`` as Go reads it, and the request host as Go sees it (docs/go-proxy-selection.md §5–§8).
 
 In: a ``NO_PROXY`` value (one comma-separated string), once; then per request the host of
 the request URL (brackets removed, ``%25`` already decoded to ``%``) and its effective port.

@@ -97,7 +97,8 @@ def _parse_entry(entry: str, where: str) -> IPNetwork:
 
     if "," in entry or any(c.isspace() for c in entry):
         raise bad(
-            "an entry has no spaces or commas inside: one entry per line in a file, entries separated by commas in a flag"
+            "an entry has no spaces or commas inside: one entry per line in a file, "
+            "entries separated by commas in a flag"
         )
     text, slash, prefix_text = entry.partition("/")
     if "%" in entry:

@@ -15,7 +15,7 @@ Out: a :class:`Route` saying what answers the request —
 For the three answer kinds ``path`` is the decoded path where it could be decoded and
 ``raw_path`` the path as sent, for logs.
 
-The rules are Go ≥ 1.22 ``net/http.ServeMux`` plus kubectl's handlers (reference §3, §4, §9):
+The rules are Go ≥ 1.22 ``net/http.ServeMux`` plus kubectl's handlers (docs/kubectl-proxy.md §3, §4, §9):
 
 * the mux looks at the *escaped* path: ``//`` and ``.``/``..`` segments give a 301 to the
   cleaned path, ``%2e%2e`` is left alone;
@@ -185,7 +185,7 @@ class Router:
         if www_prefix is not None:
             www_prefix = normalize_prefix("--www-prefix", www_prefix)
             if www_prefix == api_prefix:
-                # Go's ServeMux panics on the duplicate pattern (reference §1.1 step 6).
+                # Go's ServeMux panics on the duplicate pattern (docs/kubectl-proxy.md §1.1 step 6).
                 raise ConfigError(
                     f"--api-prefix and --www-prefix are both {api_prefix!r}; they must differ,"
                     " e.g. --api-prefix=/ --www-prefix=/static/"
@@ -215,7 +215,7 @@ class Router:
 
         For an absolute-form target pass its path ("" if it has none: Go redirects that to
         "/"). ``CONNECT`` and ``OPTIONS *`` are the caller's: Go's server answers them before
-        any routing (reference §3).
+        any routing (docs/kubectl-proxy.md §3).
         """
         if raw_path[:1] == "/" and "%" not in raw_path and "//" not in raw_path and "/." not in raw_path:
             # The common case: nothing to decode, nothing to clean. Without '%' the raw path
@@ -283,7 +283,7 @@ class Router:
         assert prefix is not None
         # http.StripPrefix trims both URL.Path and URL.RawPath; RawPath is "" when the client's
         # encoding is Go's default one, otherwise it must carry the prefix literally
-        # (/%73tatic/test.txt → 404, reference §9).
+        # (/%73tatic/test.txt → 404, docs/kubectl-proxy.md §9).
         path = "/" + decoded[len(prefix) :]
         if raw.startswith(prefix):
             return Route("static", path, "/" + raw[len(prefix) :])
@@ -293,7 +293,7 @@ class Router:
 
 
 def upstream_path(raw_path: str, server_path: str, append_server_path: bool) -> str:
-    """The path sent upstream (reference §6.1), both arguments in escaped form.
+    """The path sent upstream (docs/kubectl-proxy.md §6.1), both arguments in escaped form.
 
     Without ``--append-server-path`` the kubeconfig server URL's path is dropped (kubectl).
     With it, kubectl appends "/" to the server path and httputil's singleJoiningSlash joins
@@ -311,7 +311,7 @@ _HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#3
 
 
 def redirect_body(method: str, location: str) -> tuple[bytes, str | None]:
-    """Body and Content-Type of Go's ``http.Redirect`` 301 for ``method`` (reference §3).
+    """Body and Content-Type of Go's ``http.Redirect`` 301 for ``method`` (docs/kubectl-proxy.md §3).
 
     GET gets a one-line HTML link (Go: ``fmt.Fprintln`` of ``…</a>.\\n``, hence ``\\n\\n``),
     HEAD only the Content-Type, every other method neither.

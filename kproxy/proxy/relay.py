@@ -1,7 +1,7 @@
 """Forward one client request to the API server and stream the answer back.
 
 In: an accepted :class:`~kproxy.http.Request`, the upstream target (encoding kept) and
-the :class:`~kproxy.config.options.Upstream`. Out: the client's answer, streamed chunk by
+the :class:`~kproxy.config.upstream.Upstream`. Out: the client's answer, streamed chunk by
 chunk in both directions with backpressure. The head is built by
 :mod:`kproxy.policy.request_head`; upgrades are :mod:`kproxy.proxy.upgrade`'s, plain
 requests seen before usually :mod:`kproxy.proxy.fast`'s.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from kproxy.config.options import Upstream
+from kproxy.config.upstream import Upstream
 from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
 from kproxy.http import Request, Sent

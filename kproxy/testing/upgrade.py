@@ -269,7 +269,8 @@ def _spdy_handshake(request: web.BaseRequest, protocols: tuple[str, ...]) -> dic
         raise ApiError(
             403,
             "Forbidden",
-            f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server supports {list(protocols)}",
+            f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
+            f"server supports {list(protocols)}",
         )
     return {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": chosen}
 

@@ -4,7 +4,7 @@ In: a :class:`~kproxy.config.proxy_route.ProxyRoute` (built once at start-up fro
 egress decision, see :mod:`kproxy.policy.egress`), the API server's host and port, and the
 TLS context to use inside the tunnel. Out: a transport driving the caller's protocol, or an
 :class:`~kproxy.errors.UpstreamError` naming the proxy as ``scheme://host:port`` (never
-its credentials). Go's transport (reference ``go-proxy-selection.md`` §4) is the model::
+its credentials). Go's transport (``docs/go-proxy-selection.md`` §4) is the model::
 
     proxy   API server  how
     http    http        TCP to the proxy; requests in absolute form (the relay writes them)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kproxy.config.options import Flags, Options
+from kproxy.config.flags import Flags
+from kproxy.config.options import Options
 from kproxy.errors import ConfigError
 
 SERVER = "https://127.0.0.1:6443"

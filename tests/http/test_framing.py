@@ -14,9 +14,11 @@ LINES = b"Content-Type: text/plain\r\n"
     ("status", "body", "length", "keep", "version", "head_only", "expected"),
     [
         (200, b"hi", None, True, (1, 1), False, b"HTTP/1.1 200 OK\r\n%b%bContent-Length: 2\r\n\r\nhi"),
-        (200, b"hi", None, False, (1, 1), False, b"HTTP/1.1 200 OK\r\n%b%bConnection: close\r\nContent-Length: 2\r\n\r\nhi"),
+        (200, b"hi", None, False, (1, 1), False,
+         b"HTTP/1.1 200 OK\r\n%b%bConnection: close\r\nContent-Length: 2\r\n\r\nhi"),
         # An HTTP/1.0 client kept alive is told so.
-        (200, b"hi", None, True, (1, 0), False, b"HTTP/1.1 200 OK\r\n%b%bConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi"),
+        (200, b"hi", None, True, (1, 0), False,
+         b"HTTP/1.1 200 OK\r\n%b%bConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi"),
         # HEAD: the length of the body that would be, no body.
         (200, b"hello", None, True, (1, 1), True, b"HTTP/1.1 200 OK\r\n%b%bContent-Length: 5\r\n\r\n"),
         (200, b"", 42, True, (1, 1), True, b"HTTP/1.1 200 OK\r\n%b%bContent-Length: 42\r\n\r\n"),

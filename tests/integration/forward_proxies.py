@@ -34,7 +34,8 @@ def require(*programs: str) -> None:
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
         pytest.skip(
-            f"{', '.join(missing)} not installed (.ci/run installs them: apt-get install tinyproxy stunnel4 dante-server)"
+            f"{', '.join(missing)} not installed "
+            "(.ci/run installs them: apt-get install tinyproxy stunnel4 dante-server)"
         )
 
 

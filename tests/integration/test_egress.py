@@ -47,7 +47,7 @@ from tests.integration.forward_proxies import (
 pytestmark = pytest.mark.timeout(120)
 
 # tinyproxy's configuration takes only [A-Za-z0-9._-] words; the URL's percent-encoding
-# must still be decoded before it goes into Proxy-Authorization (Go, reference §4).
+# must still be decoded before it goes into Proxy-Authorization (Go, docs/go-proxy-selection.md §4).
 AUTH = ("alice", "p.ss-w0rd")
 AUTH_USERINFO = "al%69ce:p%2Ess-w0rd"
 NAMESPACES = "/api/v1/namespaces"

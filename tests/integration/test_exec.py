@@ -635,7 +635,8 @@ async def test_unsupported_subprotocol_is_refused_before_the_upgrade(exec_proxy:
     try:
         writer.write(
             f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-            f"Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: channel.k8s.io\r\n\r\n".encode()
+            f"Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: channel.k8s.io\r\n\r\n".encode()
         )
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         # A 400 is what makes kubectl retry over SPDY.

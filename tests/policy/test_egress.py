@@ -1,4 +1,4 @@
-"""Proxy selection against Go's rules: go-proxy-selection.md §2–§9 and §11, as tables.
+"""Proxy selection against Go's rules: docs/go-proxy-selection.md §2–§9 and §11, as tables.
 
 Every ``want`` string is what Go's ``url.URL.String()`` prints. The cases marked
 "kubectl" were also checked against kubectl 1.32.4 (go1.23.8) on the reference machine.
@@ -89,7 +89,7 @@ PROXY_VALUES = [
     ("https://127.0.0.1:8080", "https://127.0.0.1:8080"),
     ("socks5://127.0.0.1", "socks5://127.0.0.1"),
     ("foo://host", "foo://host"),
-    # reference §3 consequences
+    # docs/go-proxy-selection.md §3 examples
     ("proxy.example:3128", "http://proxy.example:3128"),
     ("10.0.0.1:3128", "http://10.0.0.1:3128"),
     ("[2001:db8::1]:3128", "http://[2001:db8::1]:3128"),

@@ -1,6 +1,6 @@
 """kproxy.policy.filters: kubectl's accept/reject filter, as tables of input → verdict.
 
-Rows marked §5.x are the observed kubectl 1.32 behaviour from the reference.
+Rows marked §5.x are the observed kubectl 1.32 behaviour described in docs/kubectl-proxy.md.
 """
 
 from __future__ import annotations

@@ -62,7 +62,11 @@ def test_a_plain_get() -> None:
         # Names go out in Go's canonical form.
         ([(b"x-dup", b"1"), (b"X-DUP", b"2")], [b"X-Dup: 1", b"X-Dup: 2"], []),
         # X-Forwarded-For: the chain, then the client.
-        ([(b"X-Forwarded-For", b"1.1.1.1"), (b"x-forwarded-for", b"2.2.2.2")], [b"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9"], []),
+        (
+            [(b"X-Forwarded-For", b"1.1.1.1"), (b"x-forwarded-for", b"2.2.2.2")],
+            [b"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9"],
+            [],
+        ),
     ],
 )  # fmt: skip
 def test_header_rules(raw: list[tuple[bytes, bytes]], present: list[bytes], absent: list[bytes]) -> None:

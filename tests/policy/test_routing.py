@@ -1,7 +1,7 @@
 """kproxy.policy.routing: Go ServeMux routing and kubectl's prefix handling, as tables.
 
 Unless a row says "kproxy:", its expectation is what kubectl 1.32 (go1.23) answers
-(reference §3, §4, §6.1, §9); the rows were replayed against the real binary.
+(docs/kubectl-proxy.md §3, §4, §6.1, §9); the rows were replayed against the real binary.
 """
 
 from __future__ import annotations

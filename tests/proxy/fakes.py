@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kproxy.config.options import Upstream
+from kproxy.config.upstream import Upstream
 from kproxy.http import Attachment, RawSink, Request, Resume
 from kproxy.http.flow import ReadGate
 from kproxy.upstream.connection import UpstreamConnection

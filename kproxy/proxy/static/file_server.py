@@ -1,7 +1,7 @@
 """The ``--www`` file server: Go's ``http.FileServer(http.Dir(root))`` behind ``http.StripPrefix``.
 
 In: a :class:`~kproxy.http.server.Request` and its percent-decoded path, www prefix
-stripped. Out: kubectl 1.32's answer (Go 1.23 ``net/http/fs.go``, reference §9):
+stripped. Out: kubectl 1.32's answer (Go 1.23 ``net/http/fs.go``, docs/kubectl-proxy.md §9):
 
 * ``path.Clean`` clamped at the root; ``localRedirect`` 301s: ``…/index.html`` → ``./``,
   ``dir`` → ``dir/``, ``file/`` → ``../file``;

@@ -1,4 +1,4 @@
-"""kproxy.proxy.static.file_server against reference §9: Go's http.FileServer as kubectl 1.32
+"""kproxy.proxy.static.file_server against docs/kubectl-proxy.md §9: Go's http.FileServer as kubectl 1.32
 serves --www, end to end.
 
 kproxy's own HTTPServer on 127.0.0.1 port 0 strips ``/static`` from the percent-decoded
@@ -67,7 +67,7 @@ ROOT_LISTING = b"""<!doctype html>
 
 @pytest.fixture
 def www(tmp_path: Path) -> Path:
-    """The www root of reference §9, plus a file and a directory outside it."""
+    """The www root of docs/kubectl-proxy.md §9, plus a file and a directory outside it."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_bytes(b"secret\n")
