@@ -1,0 +1,277 @@
+"""ConnectionPool without sockets: a scripted dialer, a fake clock and recorded timers.
+
+The pool's policy (which idle connection is handed out, when one expires, when one is
+closed instead of kept) is checked here in isolation; ``test_pool.py`` checks the same
+client end to end against a scripted server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import ssl
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from kproxy.config.options import Upstream
+from kproxy.upstream import pool as pool_module
+from kproxy.upstream.dialer import Dialer
+from kproxy.upstream.pool import IDLE_TIMEOUT, MAX_IDLE, ConnectionPool, UpstreamConnection
+from tests.upstream.doubles import FakeTLS, MockTransport, upstream
+
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+
+class ScriptedDialer(Dialer):
+    """The real Dialer.connect (generation, keep-alive options) over a socket-free _open."""
+
+    def __init__(self, up: Upstream) -> None:
+        super().__init__(up)
+        self.dials: list[tuple[ssl.SSLContext | None, bool]] = []
+
+    async def _open(
+        self, protocol_factory: Callable[[], P], ssl_context: ssl.SSLContext | None, tunnel: bool
+    ) -> tuple[asyncio.Transport, P]:
+        self.dials.append((ssl_context, tunnel))
+        protocol = protocol_factory()
+        transport = MockTransport()
+        protocol.connection_made(transport)
+        return transport, protocol
+
+
+class Clock:
+    """Stands for the pool module's ``time``: only ``monotonic`` is read."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class Timer:
+    def __init__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.delay = delay
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Timers:
+    """Replaces the loop's ``call_later``: the sweeper runs when a test says so."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[Timer] = []
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        timer = Timer(delay, lambda: callback(*args))
+        self.scheduled.append(timer)
+        return timer
+
+    @property
+    def pending(self) -> list[Timer]:
+        return [t for t in self.scheduled if not t.cancelled]
+
+    def fire(self) -> None:
+        (timer,) = self.pending
+        timer.cancelled = True  # a TimerHandle runs once
+        timer.callback()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(pool_module, "time", fake)
+    return fake
+
+
+@pytest.fixture
+async def timers(monkeypatch: pytest.MonkeyPatch) -> Timers:
+    fake = Timers()
+    monkeypatch.setattr(asyncio.get_running_loop(), "call_later", fake.call_later)
+    return fake
+
+
+def transport_of(conn: UpstreamConnection) -> MockTransport:
+    assert isinstance(conn.transport, MockTransport)
+    return conn.transport
+
+
+async def test_new_connections_are_dialled_and_not_reused(clock: Clock, timers: Timers) -> None:
+    dialer = ScriptedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    assert pool.idle_connection() is None
+    conn = await pool.connect()
+    upgrade = await pool.connect(tunnel=True)
+    assert dialer.dials == [(None, False), (None, True)]
+    assert not conn.reused and not upgrade.reused and conn.generation == 0
+
+
+async def test_most_recently_used_first(clock: Clock, timers: Timers) -> None:
+    pool = ConnectionPool(ScriptedDialer(upstream()))
+    a, b, c = [await pool.connect() for _ in range(3)]
+    for conn in (a, b, c):
+        pool.release(conn, True)
+        clock.now += 1
+    assert [pool.idle_connection() for _ in range(4)] == [c, b, a, None]
+    assert a.reused and b.reused and c.reused
+    assert not any(transport_of(conn).closed for conn in (a, b, c))
+
+
+@pytest.mark.parametrize(
+    ("idle_for", "handed_out"),
+    [(0.0, True), (IDLE_TIMEOUT - 0.001, True), (IDLE_TIMEOUT, False), (IDLE_TIMEOUT + 3600, False)],
+)
+async def test_idle_expiry(clock: Clock, timers: Timers, idle_for: float, handed_out: bool) -> None:
+    # Go's IdleConnTimeout (90s): an older connection may have been dropped by the server.
+    pool = ConnectionPool(ScriptedDialer(upstream()))
+    conn = await pool.connect()
+    pool.release(conn, True)
+    clock.now += idle_for
+    assert (pool.idle_connection() is conn) is handed_out
+    assert transport_of(conn).closed is not handed_out
+
+
+async def test_expired_connections_are_all_closed_on_the_way(clock: Clock, timers: Timers) -> None:
+    pool = ConnectionPool(ScriptedDialer(upstream()))
+    older, newer = await pool.connect(), await pool.connect()
+    pool.release(older, True)
+    clock.now += IDLE_TIMEOUT / 2
+    pool.release(newer, True)
+    clock.now += IDLE_TIMEOUT / 2 + 1  # older expired, newer not yet
+    assert pool.idle_connection() is newer
+    assert not transport_of(older).closed  # not looked at yet (the sweeper's job)
+    pool.release(newer, True)
+    clock.now += IDLE_TIMEOUT
+    assert pool.idle_connection() is None
+    assert transport_of(older).closed and transport_of(newer).closed
+
+
+async def test_a_closed_connection_is_never_handed_out(clock: Clock, timers: Timers) -> None:
+    pool = ConnectionPool(ScriptedDialer(upstream()))
+    a, b = await pool.connect(), await pool.connect()
+    pool.release(a, True)
+    pool.release(b, True)
+    b.eof_received()
+    b.connection_lost(None)  # the server closed it while idle
+    assert pool.idle_connection() is a
+    assert pool.idle_connection() is None
+
+
+@pytest.mark.parametrize("why", ["not reusable", "already closed", "pool closed"])
+async def test_release_closes_what_cannot_be_kept(clock: Clock, timers: Timers, why: str) -> None:
+    pool = ConnectionPool(ScriptedDialer(upstream()))
+    conn = await pool.connect()
+    if why == "already closed":
+        conn.connection_lost(None)
+    if why == "pool closed":
+        pool.close()
+    pool.release(conn, why != "not reusable")
+    assert transport_of(conn).closed and conn.closed
+    assert pool.idle_connection() is None
+    assert timers.pending == []
+
+
+async def test_at_most_max_idle_connections_are_kept(clock: Clock, timers: Timers) -> None:
+    pool = ConnectionPool(ScriptedDialer(upstream()))
+    conns = [await pool.connect() for _ in range(MAX_IDLE + 1)]
+    for conn in conns:
+        pool.release(conn, True)
+    assert transport_of(conns[-1]).closed
+    assert not any(transport_of(conn).closed for conn in conns[:-1])
+    handed = []
+    while (idle := pool.idle_connection()) is not None:
+        handed.append(idle)
+    assert handed == conns[-2::-1]
+
+
+async def test_the_sweeper_closes_expired_connections(clock: Clock, timers: Timers) -> None:
+    pool = ConnectionPool(ScriptedDialer(upstream()))
+    old, young, dead = [await pool.connect() for _ in range(3)]
+    pool.release(old, True)
+    assert [t.delay for t in timers.pending] == [IDLE_TIMEOUT / 3]
+    clock.now += IDLE_TIMEOUT / 2
+    pool.release(young, True)
+    pool.release(dead, True)
+    assert len(timers.pending) == 1  # one sweeper, however many connections
+    dead.connection_lost(None)
+    clock.now += IDLE_TIMEOUT / 2 + 1
+    timers.fire()
+    assert transport_of(old).closed and not transport_of(young).closed
+    assert [t.delay for t in timers.pending] == [IDLE_TIMEOUT / 3]  # young still waits
+    clock.now += IDLE_TIMEOUT
+    timers.fire()
+    assert transport_of(young).closed and timers.pending == []  # nothing left to sweep
+    assert pool.idle_connection() is None
+    pool.release(await pool.connect(), True)
+    assert len(timers.pending) == 1  # a new idle connection starts a new sweeper
+
+
+async def test_close_closes_idle_connections_and_stops_the_sweeper(clock: Clock, timers: Timers) -> None:
+    pool = ConnectionPool(ScriptedDialer(upstream()))
+    busy, idle = await pool.connect(), await pool.connect()
+    pool.release(idle, True)
+    (sweeper,) = timers.pending
+    pool.close()
+    assert transport_of(idle).closed and sweeper.cancelled
+    assert not transport_of(busy).closed  # its request goes on; its release closes it
+    assert pool.idle_connection() is None
+    pool.release(busy, True)
+    assert transport_of(busy).closed
+    pool.close()  # twice is fine
+
+
+# -- a rotating client certificate ----------------------------------------------------
+
+
+async def test_connections_carry_the_generation_they_were_made_with(clock: Clock, timers: Timers) -> None:
+    tls = FakeTLS()
+    dialer = ScriptedDialer(upstream(tls=tls))
+    pool = ConnectionPool(dialer)
+    first = await pool.connect()
+    tls.rotate()
+    second = await pool.connect()  # the dial finds the new certificate
+    assert (first.generation, second.generation) == (1, 2)
+    assert dialer.dials == [(tls.ctx, False), (tls.ctx, False)]
+    pool.release(first, True)  # made with the old certificate: not kept
+    pool.release(second, True)
+    assert transport_of(first).closed and not transport_of(second).closed
+    assert pool.idle_connection() is second
+
+
+async def test_a_new_generation_closes_idle_connections(clock: Clock, timers: Timers) -> None:
+    tls = FakeTLS(check_at=clock.now + 60)
+    pool = ConnectionPool(ScriptedDialer(upstream(tls=tls)))
+    idle, busy = await pool.connect(), await pool.connect()
+    pool.release(idle, True)
+    tls.rotate()
+    clock.now += 30  # before check_at: the pool does not look yet
+    assert pool.idle_connection() is idle
+    assert tls.checks == []
+    pool.release(idle, True)
+    clock.now += 30  # check_at reached
+    assert pool.idle_connection() is None
+    assert tls.checks == [clock.now] and tls.generation == 2
+    assert transport_of(idle).closed
+    pool.release(busy, True)  # a busy old one is not pooled either
+    assert transport_of(busy).closed
+    fresh = await pool.connect()
+    pool.release(fresh, True)
+    assert pool.idle_connection() is fresh
+
+
+async def test_a_dial_that_finds_a_new_certificate_closes_idle_connections(clock: Clock, timers: Timers) -> None:
+    tls = FakeTLS()
+    pool = ConnectionPool(ScriptedDialer(upstream(tls=tls)))
+    idle = await pool.connect()
+    pool.release(idle, True)
+    tls.rotate()
+    fresh = await pool.connect()
+    assert transport_of(idle).closed
+    assert tls.check_at == math.inf and tls.checks == []  # found by the dial, not by check()
+    pool.release(fresh, True)
+    assert pool.idle_connection() is fresh
