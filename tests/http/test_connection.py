@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from kproxy.http import Answer, ClientConnection, HTTPServer, Phase, Request, Response, Sent
-from tests.http.mock_transport import MockTransport
+from tests.doubles import MockTransport
 
 GET = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
 

@@ -19,33 +19,20 @@ from kproxy.config.upstream import Upstream
 from kproxy.http import Attachment, RawSink, Request, Resume
 from kproxy.http.flow import ReadGate
 from kproxy.upstream.connection import UpstreamConnection
-from tests.http.mock_transport import MockTransport
+from tests import doubles
+from tests.doubles import MockTransport
 
 
 def upstream(**changes: Any) -> Upstream:
-    base: dict[str, Any] = {
-        "scheme": "https",
-        "host": "api",
-        "port": 6443,
-        "server_path": "",
-        "display": "https://api:6443",
-        "host_header": b"api:6443",
-        "ssl_context": None,
-        "server_hostname": "api",
-        "connect_timeout": 10.0,
-        "keepalive": 30.0,
-        "append_server_path": False,
-        "auth_header": b"Authorization: Bearer fixed\r\n",
-    }
-    base.update(changes)
-    return Upstream(**base)
+    """The shared API server settings, with a fixed credential to add."""
+    return doubles.upstream(**{"auth_header": b"Authorization: Bearer fixed\r\n", **changes})
 
 
 class FakeClient:
     """A client connection as the proxy sees it (kproxy.http.messages.Connection)."""
 
     def __init__(self, peer: object = ("10.0.0.9", 5000)) -> None:
-        self.transport: MockTransport | None = MockTransport(peer)  # type: ignore[assignment]
+        self.transport: MockTransport | None = MockTransport(peer=peer)
         self.peer = peer
         self.attachment: Attachment | None = None
         self.reading = ReadGate()
@@ -117,7 +104,7 @@ class Script:
 
 class ScriptedTransport(MockTransport):
     def __init__(self, conn: UpstreamConnection, script: Script) -> None:
-        super().__init__(("api", 6443))
+        super().__init__(peer=("api.example", 6443))
         self._conn = conn
         self._script = script
 

@@ -32,7 +32,7 @@ async def test_an_answer_that_arrives_whole_goes_out_in_one_piece_and_the_connec
     assert client.sent == [(200, b"Content-Type: application/json\r\n", b"{}")]
     assert pool.released == [conn]
     [head] = script.heads
-    assert head.startswith(b"GET /api/v1/pods HTTP/1.1\r\nHost: api:6443\r\n")
+    assert head.startswith(b"GET /api/v1/pods HTTP/1.1\r\nHost: api.example:6443\r\n")
     assert b"Authorization: Bearer fixed\r\n" in head and b"X-Forwarded-For: 10.0.0.9\r\n" in head
 
 

@@ -18,11 +18,12 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 
+from kproxy.config.proxy_route import ProxyRoute
 from kproxy.errors import UpstreamError, UpstreamTimeout
 from kproxy.policy.go_url import GoURL
 from kproxy.upstream import dialer as dialer_module
 from kproxy.upstream.dialer import Dialer, _set_keepalive
-from kproxy.upstream.tunnel import ProxyRoute, ProxyTLSFailure
+from kproxy.upstream.tunnel import ProxyTLSFailure
 from tests.upstream.doubles import FakeSocket, FakeSSLObject, FakeTLS, MockTransport, upstream
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)

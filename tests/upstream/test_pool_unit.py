@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from kproxy.config.options import Upstream
+from kproxy.config.upstream import Upstream
 from kproxy.upstream import pool as pool_module
+from kproxy.upstream.connection import UpstreamConnection
 from kproxy.upstream.dialer import Dialer
-from kproxy.upstream.pool import IDLE_TIMEOUT, MAX_IDLE, ConnectionPool, UpstreamConnection
+from kproxy.upstream.pool import IDLE_TIMEOUT, MAX_IDLE, ConnectionPool
 from tests.upstream.doubles import FakeTLS, MockTransport, upstream
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
@@ -115,7 +116,7 @@ async def test_most_recently_used_first(clock: Clock, timers: Timers) -> None:
     pool = ConnectionPool(ScriptedDialer(upstream()))
     a, b, c = [await pool.connect() for _ in range(3)]
     for conn in (a, b, c):
-        pool.release(conn, True)
+        pool.release(conn)
         clock.now += 1
     assert [pool.idle_connection() for _ in range(4)] == [c, b, a, None]
     assert a.reused and b.reused and c.reused
@@ -130,7 +131,7 @@ async def test_idle_expiry(clock: Clock, timers: Timers, idle_for: float, handed
     # Go's IdleConnTimeout (90s): an older connection may have been dropped by the server.
     pool = ConnectionPool(ScriptedDialer(upstream()))
     conn = await pool.connect()
-    pool.release(conn, True)
+    pool.release(conn)
     clock.now += idle_for
     assert (pool.idle_connection() is conn) is handed_out
     assert transport_of(conn).closed is not handed_out
@@ -139,13 +140,13 @@ async def test_idle_expiry(clock: Clock, timers: Timers, idle_for: float, handed
 async def test_expired_connections_are_all_closed_on_the_way(clock: Clock, timers: Timers) -> None:
     pool = ConnectionPool(ScriptedDialer(upstream()))
     older, newer = await pool.connect(), await pool.connect()
-    pool.release(older, True)
+    pool.release(older)
     clock.now += IDLE_TIMEOUT / 2
-    pool.release(newer, True)
+    pool.release(newer)
     clock.now += IDLE_TIMEOUT / 2 + 1  # older expired, newer not yet
     assert pool.idle_connection() is newer
     assert not transport_of(older).closed  # not looked at yet (the sweeper's job)
-    pool.release(newer, True)
+    pool.release(newer)
     clock.now += IDLE_TIMEOUT
     assert pool.idle_connection() is None
     assert transport_of(older).closed and transport_of(newer).closed
@@ -154,15 +155,15 @@ async def test_expired_connections_are_all_closed_on_the_way(clock: Clock, timer
 async def test_a_closed_connection_is_never_handed_out(clock: Clock, timers: Timers) -> None:
     pool = ConnectionPool(ScriptedDialer(upstream()))
     a, b = await pool.connect(), await pool.connect()
-    pool.release(a, True)
-    pool.release(b, True)
+    pool.release(a)
+    pool.release(b)
     b.eof_received()
     b.connection_lost(None)  # the server closed it while idle
     assert pool.idle_connection() is a
     assert pool.idle_connection() is None
 
 
-@pytest.mark.parametrize("why", ["not reusable", "already closed", "pool closed"])
+@pytest.mark.parametrize("why", ["already closed", "pool closed"])
 async def test_release_closes_what_cannot_be_kept(clock: Clock, timers: Timers, why: str) -> None:
     pool = ConnectionPool(ScriptedDialer(upstream()))
     conn = await pool.connect()
@@ -170,7 +171,7 @@ async def test_release_closes_what_cannot_be_kept(clock: Clock, timers: Timers, 
         conn.connection_lost(None)
     if why == "pool closed":
         pool.close()
-    pool.release(conn, why != "not reusable")
+    pool.release(conn)
     assert transport_of(conn).closed and conn.closed
     assert pool.idle_connection() is None
     assert timers.pending == []
@@ -180,7 +181,7 @@ async def test_at_most_max_idle_connections_are_kept(clock: Clock, timers: Timer
     pool = ConnectionPool(ScriptedDialer(upstream()))
     conns = [await pool.connect() for _ in range(MAX_IDLE + 1)]
     for conn in conns:
-        pool.release(conn, True)
+        pool.release(conn)
     assert transport_of(conns[-1]).closed
     assert not any(transport_of(conn).closed for conn in conns[:-1])
     handed = []
@@ -192,11 +193,11 @@ async def test_at_most_max_idle_connections_are_kept(clock: Clock, timers: Timer
 async def test_the_sweeper_closes_expired_connections(clock: Clock, timers: Timers) -> None:
     pool = ConnectionPool(ScriptedDialer(upstream()))
     old, young, dead = [await pool.connect() for _ in range(3)]
-    pool.release(old, True)
+    pool.release(old)
     assert [t.delay for t in timers.pending] == [IDLE_TIMEOUT / 3]
     clock.now += IDLE_TIMEOUT / 2
-    pool.release(young, True)
-    pool.release(dead, True)
+    pool.release(young)
+    pool.release(dead)
     assert len(timers.pending) == 1  # one sweeper, however many connections
     dead.connection_lost(None)
     clock.now += IDLE_TIMEOUT / 2 + 1
@@ -207,20 +208,20 @@ async def test_the_sweeper_closes_expired_connections(clock: Clock, timers: Time
     timers.fire()
     assert transport_of(young).closed and timers.pending == []  # nothing left to sweep
     assert pool.idle_connection() is None
-    pool.release(await pool.connect(), True)
+    pool.release(await pool.connect())
     assert len(timers.pending) == 1  # a new idle connection starts a new sweeper
 
 
 async def test_close_closes_idle_connections_and_stops_the_sweeper(clock: Clock, timers: Timers) -> None:
     pool = ConnectionPool(ScriptedDialer(upstream()))
     busy, idle = await pool.connect(), await pool.connect()
-    pool.release(idle, True)
+    pool.release(idle)
     (sweeper,) = timers.pending
     pool.close()
     assert transport_of(idle).closed and sweeper.cancelled
     assert not transport_of(busy).closed  # its request goes on; its release closes it
     assert pool.idle_connection() is None
-    pool.release(busy, True)
+    pool.release(busy)
     assert transport_of(busy).closed
     pool.close()  # twice is fine
 
@@ -237,8 +238,8 @@ async def test_connections_carry_the_generation_they_were_made_with(clock: Clock
     second = await pool.connect()  # the dial finds the new certificate
     assert (first.generation, second.generation) == (1, 2)
     assert dialer.dials == [(tls.ctx, False), (tls.ctx, False)]
-    pool.release(first, True)  # made with the old certificate: not kept
-    pool.release(second, True)
+    pool.release(first)  # made with the old certificate: not kept
+    pool.release(second)
     assert transport_of(first).closed and not transport_of(second).closed
     assert pool.idle_connection() is second
 
@@ -247,20 +248,20 @@ async def test_a_new_generation_closes_idle_connections(clock: Clock, timers: Ti
     tls = FakeTLS(check_at=clock.now + 60)
     pool = ConnectionPool(ScriptedDialer(upstream(tls=tls)))
     idle, busy = await pool.connect(), await pool.connect()
-    pool.release(idle, True)
+    pool.release(idle)
     tls.rotate()
     clock.now += 30  # before check_at: the pool does not look yet
     assert pool.idle_connection() is idle
     assert tls.checks == []
-    pool.release(idle, True)
+    pool.release(idle)
     clock.now += 30  # check_at reached
     assert pool.idle_connection() is None
     assert tls.checks == [clock.now] and tls.generation == 2
     assert transport_of(idle).closed
-    pool.release(busy, True)  # a busy old one is not pooled either
+    pool.release(busy)  # a busy old one is not pooled either
     assert transport_of(busy).closed
     fresh = await pool.connect()
-    pool.release(fresh, True)
+    pool.release(fresh)
     assert pool.idle_connection() is fresh
 
 
@@ -268,10 +269,10 @@ async def test_a_dial_that_finds_a_new_certificate_closes_idle_connections(clock
     tls = FakeTLS()
     pool = ConnectionPool(ScriptedDialer(upstream(tls=tls)))
     idle = await pool.connect()
-    pool.release(idle, True)
+    pool.release(idle)
     tls.rotate()
     fresh = await pool.connect()
     assert transport_of(idle).closed
     assert tls.check_at == math.inf and tls.checks == []  # found by the dial, not by check()
-    pool.release(fresh, True)
+    pool.release(fresh)
     assert pool.idle_connection() is fresh

@@ -20,9 +20,10 @@ import pytest
 import python_socks
 import python_socks.async_.asyncio as socks_asyncio
 
+from kproxy.config.proxy_route import ProxyRoute
 from kproxy.errors import UpstreamError
 from kproxy.policy.go_url import GoURL
-from kproxy.upstream.tunnel import ProxyRoute, ProxyTLSFailure, connect_via, proxy_peer_certificate, unverified_context
+from kproxy.upstream.tunnel import ProxyTLSFailure, connect_via, proxy_peer_certificate, unverified_context
 from tests.upstream.doubles import FakeSocket, FakeSSLObject, MockTransport, ScriptedProxy
 
 GUARD = 5.0  # seconds; only a hang guard
