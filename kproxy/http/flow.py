@@ -19,11 +19,12 @@ __all__ = ["ReadGate", "WriteFlow"]
 class ReadGate:
     """Who holds reading paused; the transport is paused while the set is not empty."""
 
-    __slots__ = ("_holders", "_transport")
+    __slots__ = ("_holders", "_transport", "paused")
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
         self._holders: set[int] = set()
+        self.paused = False  # whether anyone holds reading paused (kept, not computed: hot path)
 
     def attach(self, transport: asyncio.Transport) -> None:
         self._transport = transport
@@ -32,26 +33,26 @@ class ReadGate:
         """The transport is gone: nothing to pause or resume any more."""
         self._transport = None
 
-    @property
-    def paused(self) -> bool:
-        return bool(self._holders)
-
     def pause_for(self, holder: object) -> None:
         if not self._holders and self._transport is not None:
             self._transport.pause_reading()
         self._holders.add(id(holder))
+        self.paused = True
 
     def resume_for(self, holder: object) -> None:
         key = id(holder)
         if key in self._holders:
             self._holders.discard(key)
-            if not self._holders and self._transport is not None:
-                self._transport.resume_reading()
+            if not self._holders:
+                self.paused = False
+                if self._transport is not None:
+                    self._transport.resume_reading()
 
     def forget_holders(self) -> None:
         """Holders no longer count (the stream went raw, or the connection is ending);
         the caller decides whether reading resumes."""
         self._holders.clear()
+        self.paused = False
 
 
 class WriteFlow:

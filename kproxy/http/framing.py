@@ -19,17 +19,10 @@ _CLOSE = b"Connection: close\r\n"
 _KEEP_ALIVE = b"Connection: keep-alive\r\n"
 
 
-def _connection_line(keep: bool, version: tuple[int, int]) -> bytes:
-    if not keep:
-        return _CLOSE
-    return _KEEP_ALIVE if version < (1, 1) else b""
-
-
 def complete_answer(
     status: int,
     lines: bytes,
     body: bytes,
-    *,
     length: int | None,
     date_line: bytes,
     keep: bool,
@@ -37,7 +30,9 @@ def complete_answer(
     head_only: bool,
 ) -> bytes:
     """A whole answer in one piece. ``date_line``: ``b""`` when ``lines`` has a Date."""
-    parts = [status_line(status), lines, date_line, _connection_line(keep, version)]
+    # Connection: close to end it; keep-alive said to an HTTP/1.0 client that may stay.
+    connection = _CLOSE if not keep else _KEEP_ALIVE if version < (1, 1) else b""
+    parts = [status_line(status), lines, date_line, connection]
     if status in NO_BODY_STATUS or status < 200:
         parts.append(b"\r\n")
     else:
@@ -78,7 +73,8 @@ def stream_head(
             framing = b"Transfer-Encoding: chunked\r\n"
         else:
             keep = False  # HTTP/1.0 has no chunking: the body ends with the connection
-    head = b"".join((status_line(status), lines, date_line, _connection_line(keep, version), framing, b"\r\n"))
+    connection = _CLOSE if not keep else _KEEP_ALIVE if version < (1, 1) else b""
+    head = b"".join((status_line(status), lines, date_line, connection, framing, b"\r\n"))
     return head, Framing(chunked=bool(framing) and length is None, head_only=head_only, keep=keep)
 
 

@@ -33,6 +33,8 @@ class ClientGate:
     def __init__(self, ranges: AuthorizedRanges, trusted_proxies: tuple[IPNetwork, ...] = ()) -> None:
         self._ranges = ranges
         self._trusted = trusted_proxies
+        # Whether requests need the check at all: read on the hot path, so kept, not computed.
+        self.active = ranges.enabled or bool(trusted_proxies)
         self._sessions: dict[asyncio.BaseTransport, str] = {}
         self._own_addresses: dict[str, bool] = {}
         self._next_log = 0.0
@@ -41,11 +43,6 @@ class ClientGate:
     @property
     def ranges(self) -> AuthorizedRanges:
         return self._ranges
-
-    @property
-    def active(self) -> bool:
-        """Whether requests need the check at all (cheap to test on the hot path)."""
-        return self._ranges.enabled or bool(self._trusted)
 
     def client_of(self, request: Request) -> str | None:
         """The client's address, or None for a unix-socket client."""
@@ -77,6 +74,7 @@ class ClientGate:
     def replace(self, ranges: AuthorizedRanges) -> int:
         """Put a new list in force; close upgraded sessions it no longer admits."""
         self._ranges = ranges
+        self.active = ranges.enabled or bool(self._trusted)
         self._own_addresses.clear()
         closed = 0
         for transport, client in list(self._sessions.items()):

@@ -61,19 +61,19 @@ class ForwardCache:
     same few requests, and routing, filtering and target building are pure functions of
     those three. Only verdicts to forward are kept; anything else is decided afresh."""
 
-    __slots__ = ("_limit", "_verdicts")
+    __slots__ = ("_limit", "verdicts")
 
     def __init__(self, limit: int = 4096) -> None:
-        self._verdicts: dict[tuple[str, str, str], Forward] = {}
+        self.verdicts: dict[tuple[str, str, str], Forward] = {}
         self._limit = limit
 
     def get(self, method: str, raw_path: str, host: str) -> Forward | None:
-        return self._verdicts.get((method, raw_path, host))
+        return self.verdicts.get((method, raw_path, host))
 
     def remember(self, method: str, raw_path: str, host: str, forward: Forward) -> None:
-        if len(self._verdicts) >= self._limit:
-            self._verdicts.clear()
-        self._verdicts[(method, raw_path, host)] = forward
+        if len(self.verdicts) >= self._limit:
+            self.verdicts.clear()  # clients choose targets: bounded, however many they try
+        self.verdicts[(method, raw_path, host)] = forward
 
 
 @dataclass(slots=True)
@@ -118,6 +118,7 @@ class FastPath:
     def __init__(self, relay: Relay, cache: ForwardCache, gate: ClientGate) -> None:
         self._relay = relay
         self._cache = cache
+        self._verdicts = cache.verdicts  # read directly: one lookup per request
         self._gate = gate
 
     def __call__(self, request: Request) -> bool:
@@ -128,7 +129,7 @@ class FastPath:
             host = request_host(request.raw_headers, request.version)
         except MalformedRequest:
             return False
-        forward = self._cache.get(request.method, request.raw_path, host)
+        forward = self._verdicts.get((request.method, request.raw_path, host))
         if forward is None or is_upgrade(request.raw_headers):
             return False
         return self._start(request, forward.target)
@@ -211,8 +212,7 @@ class _FastExchange:
         if head is None:
             if conn.error is None and not conn.closed:
                 return  # the head is not complete yet
-            conn.listen(None)
-            self._state.in_flight = None
+            self._state.in_flight = None  # (the connection forgot this listener already)
             conn.abort()
             if conn.reused and not conn.got_bytes:
                 # The server closed the idle connection as we reused it: the request is
@@ -222,11 +222,11 @@ class _FastExchange:
                 error = conn.error or UpstreamError("the API server closed the connection")
                 client.fast_fallback(request, lambda: guarded(request, lambda: _raise(error)))
             return
-        conn.listen(None)
         relay = self._relay
         state = self._state
         if not conn.complete:
             # A streamed answer: the task relays it; the client leaving still aborts it.
+            conn.listen(None)
             client.fast_fallback(
                 request, lambda: guarded(request, lambda: _finish_streaming(relay.pool, request, conn, head, state))
             )

@@ -105,8 +105,11 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"malformed HTTP response from the API server: {exc}"))
             self.close()
-        if self._listener is not None and (self._head is not None or self.error is not None):
-            self._listener()
+        listener = self._listener
+        if listener is not None and (self._head is not None or self.error is not None):
+            if self._complete or self.error is not None:
+                self._listener = None  # the exchange is over: told once, then forgotten
+            listener()
 
     def eof_received(self) -> bool | None:
         if self._raw:
@@ -128,8 +131,9 @@ class UpstreamConnection(asyncio.Protocol):
             else:
                 self._fail(UpstreamError("the API server closed the connection before the response was complete"))
         self._wake_drain()
-        if self._listener is not None:
-            self._listener()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -260,9 +264,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     def listen(self, listener: Listener | None) -> None:
         """Call ``listener`` after received bytes were handled once the head is in, on
-        an error and at the end of the connection (None: stop). The listener reads
-        :attr:`head`, :attr:`complete`, :attr:`error` and :attr:`closed` to see where
-        the exchange stands."""
+        an error and at the end of the connection; after it was told the exchange is
+        over (complete, failed or closed) it is forgotten. None: stop now. The listener
+        reads :attr:`head`, :attr:`complete`, :attr:`error` and :attr:`closed` to see
+        where the exchange stands."""
         self._listener = listener
 
     def close(self) -> None:

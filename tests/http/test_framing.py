@@ -33,14 +33,12 @@ LINES = b"Content-Type: text/plain\r\n"
 def test_complete_answers(
     status: int, body: bytes, length: int | None, keep: bool, version: tuple[int, int], head_only: bool, expected: bytes
 ) -> None:
-    data = complete_answer(
-        status, LINES, body, length=length, date_line=DATE, keep=keep, version=version, head_only=head_only
-    )
+    data = complete_answer(status, LINES, body, length, DATE, keep, version, head_only)
     assert data == expected % (LINES, DATE)
 
 
 def test_a_handler_date_replaces_the_servers() -> None:
-    data = complete_answer(200, DATE, b"", length=None, date_line=b"", keep=True, version=(1, 1), head_only=False)
+    data = complete_answer(200, DATE, b"", None, b"", True, (1, 1), False)
     assert data.count(b"Date:") == 1
 
 

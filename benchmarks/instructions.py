@@ -1,0 +1,197 @@
+"""``python -m benchmarks.instructions [REF ...]``: instructions per small GET, by callgrind.
+
+Wall-clock numbers on a shared 2-vCPU VM drift by 20–30% between runs; the number of
+instructions kproxy executes per request does not (valgrind counts them, whatever else
+the machine is doing). This compares git refs (default: the working tree and HEAD) on
+the same workload, to tell a real change on the request path from noise:
+
+* an upstream in this process: plain HTTP/1.1, keep-alive, the benchmark's 2.8 KB pod;
+* kproxy (``python -m kproxy``, the ref exported with ``git archive``) under
+  ``valgrind --tool=callgrind --instr-atstart=no``, so start-up is not counted;
+* a warm-up (the fast path learns its verdicts), then instrumentation is switched on with
+  ``callgrind_control``, N requests are sent over C keep-alive connections, and the
+  dump's total is divided by N.
+
+Plain HTTP to the upstream keeps TLS's (OpenSSL's) share out, so the figure is kproxy's
+own work plus the kernel boundary. Needs Linux and valgrind (Debian's ``valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from .payloads import POD_PATH, write_payloads
+
+__all__ = ["main"]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def _upstream(pod: bytes) -> tuple[asyncio.AbstractServer, int]:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAudit-Id: 00000000-0000-0000-0000-000000000000\r\n"
+        b"Content-Length: %d\r\n\r\n%b" % (len(pod), pod)
+    )
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head:
+                    break
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def _load(port: int, total: int, connections: int) -> None:
+    request = f"GET {POD_PATH} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n".encode()
+    per = total // connections
+
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(per):
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+                await reader.readexactly(length)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(one() for _ in range(connections)))
+
+
+def _export(ref: str, into: Path) -> Path:
+    if ref == "worktree":
+        return REPO
+    archive = subprocess.run(["git", "archive", "--format=tar", ref, "kproxy"], cwd=REPO, capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"error: git archive {ref}: {archive.stderr.decode().strip()}")
+    target = into / f"src-{ref.replace('/', '_')}"
+    if target.exists():  # the same ref measured again
+        return target
+    target.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+async def _measure(ref: str, work: Path, upstream_port: int, total: int, connections: int) -> float:
+    source = _export(ref, work)
+    kubeconfig = work / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{upstream_port}"}}],
+                "users": [{"name": "u", "user": {"token": "bench-token"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    out = work / f"callgrind-{ref.replace('/', '_')}-{time.monotonic_ns()}.out"
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["PYTHONPATH"] = str(source)
+    proc = await asyncio.create_subprocess_exec(
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+        sys.executable, "-m", "kproxy", "--port=0", f"--kubeconfig={kubeconfig}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=source,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 300)).decode()
+        if not line.startswith("Starting to serve on "):
+            raise SystemExit(f"error: kproxy at {ref} printed {line!r}")
+        port = int(line.rsplit(":", 1)[1])
+        await _load(port, max(connections, total // 10), connections)  # warm-up
+        await _control("-i", "on", str(proc.pid))
+        await _load(port, total, connections)
+        await _control("-d", str(proc.pid))
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return _total(work, out) / total
+
+
+async def _control(*args: str) -> None:
+    control = await asyncio.create_subprocess_exec(
+        "callgrind_control", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await control.communicate()
+    if control.returncode != 0:
+        raise SystemExit(f"error: callgrind_control {' '.join(args)}: {err.decode().strip()}")
+
+
+def _total(work: Path, out: Path) -> float:
+    totals = 0
+    for dump in work.glob(out.name + "*"):
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                totals = max(totals, int(line.split()[1]))
+    if not totals:
+        raise SystemExit(f"error: no callgrind totals in {out}")
+    return float(totals)
+
+
+async def _run(refs: list[str], total: int, connections: int, keep: bool) -> None:
+    work = Path(tempfile.mkdtemp(prefix="kproxy-instr-"))
+    try:
+        root = write_payloads(work / "root", 10).root
+        pod = (root / POD_PATH.lstrip("/")).read_bytes()
+        server, port = await _upstream(pod)
+        try:
+            results = []
+            for ref in refs:
+                started = time.monotonic()
+                per = await _measure(ref, work, port, total, connections)
+                results.append((ref, per))
+                print(f"{ref:>20}: {per:,.0f} instructions per request ({time.monotonic() - started:.0f} s)")
+            base = results[0][1]
+            for ref, per in results[1:]:
+                print(f"{ref:>20} / {results[0][0]}: {per / base:.3f}")
+        finally:
+            server.close()
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.instructions", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "refs", nargs="*", default=["HEAD", "worktree"], help="git refs, or 'worktree' (default: HEAD worktree)"
+    )
+    p.add_argument("--requests", type=int, default=3000, help="measured requests (default 3000)")
+    p.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
+    p.add_argument("--keep-workdir", action="store_true")
+    args = p.parse_args(argv)
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    asyncio.run(_run(args.refs, args.requests, args.connections, args.keep_workdir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
