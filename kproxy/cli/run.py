@@ -5,7 +5,8 @@ the exit code (0 after SIGTERM or SIGINT), stdout's single ``Starting to serve o
 line once listening, kubectl's start-up warnings and kproxy's notices on stderr through
 :data:`kproxy.log.log`. Only the command installs signal handlers: SIGTERM and SIGINT stop
 accepting and drain in-flight requests (the server's grace period bounds it), SIGHUP
-re-reads ``--authorized-ip-ranges-file``. The loop is uvloop's where it is installed.
+reloads every file kproxy can reload (:meth:`~kproxy.server.ProxyServer.reload`). The
+loop is uvloop's where it is installed.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ async def _serve_until_signalled(options: Options) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     server = ProxyServer(options)
-    if options.authorized_ranges_file:
-        loop.add_signal_handler(signal.SIGHUP, server.reload_ranges)
+    # SIGHUP reloads what can be reloaded; without anything to reload it is harmless
+    # (kubectl would die of it: Go's default for SIGHUP).
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     try:
         await server.start()
         # What start-up made lives as long as the process: out of the collector's

@@ -369,3 +369,12 @@ async def test_missing_kubeconfig_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     code, out, err = await run_to_exit("--port", "0", "--kubeconfig", str(missing))
     assert code == 1 and err.startswith("error: ") and str(missing) in err
+
+
+async def test_sighup_with_nothing_to_reload_keeps_serving(kubeconfig: Path, start_kproxy: StartKproxy) -> None:
+    # kubectl proxy dies of SIGHUP (Go's default); kproxy reloads what it can, here nothing.
+    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig))
+    kp.proc.send_signal(signal.SIGHUP)
+    await asyncio.sleep(0.2)
+    code, out, _ = await curl(f"{kp.url}/version")
+    assert (code, kp.proc.returncode) == (0, None) and "gitVersion" in out

@@ -10,9 +10,6 @@ the CLI's job, on the main thread.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import stat
 from types import TracebackType
 
 from kproxy.config.files import combine_ranges, load_ranges_file
@@ -20,11 +17,12 @@ from kproxy.config.options import Options
 from kproxy.errors import ConfigError
 from kproxy.http import HTTPServer
 from kproxy.log import NOTICE, log
-from kproxy.policy.gonet import join_host_port
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
+from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
+from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
 from kproxy.upstream.pool import ConnectionPool
 
@@ -47,8 +45,7 @@ class ProxyServer:
         self._address = ""
         self._url = ""
         self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
-        self._ranges_stamp: tuple[float, int] | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._watches: list[FileWatch] = []
 
     @property
     def address(self) -> str:
@@ -68,12 +65,12 @@ class ProxyServer:
         self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
         listen = opts.listen
         if listen.unix_socket:
-            sock = _unix_socket(listen.unix_socket)
+            sock = unix_socket(listen.unix_socket)
             self._server = await loop.create_unix_server(self._web, sock=sock, backlog=1024)
             self._address = listen.unix_socket
             self._url = "http://localhost"
         else:
-            sock = _tcp_socket(listen.host, listen.port, listen.dual_stack)
+            sock = tcp_socket(listen.host, listen.port, listen.dual_stack)
             self._server = await loop.create_server(self._web, sock=sock, backlog=1024)
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
@@ -84,8 +81,17 @@ class ProxyServer:
             self._url = f"http://{url_host}:{port}"
 
         if opts.authorized_ranges_file:
-            self._ranges_stamp = _stamp(opts.authorized_ranges_file)
-            self._watcher = asyncio.create_task(self._watch_ranges_file())
+            ranges_file = opts.authorized_ranges_file
+            self._watches.append(FileWatch(lambda: (ranges_file,), self.reload_ranges))
+        for watch in self._watches:
+            watch.start()
+
+    def reload(self) -> None:
+        """Re-read every file kproxy reloads (the CLI calls this on SIGHUP): each keeps
+        what is in force when its new version is invalid, and says so in the log."""
+        self.reload_ranges()
+        for watch in self._watches:
+            watch.settle()
 
     def reload_ranges(self) -> bool:
         """Re-read ``--authorized-ip-ranges-file`` (SIGHUP, or the file changed).
@@ -96,7 +102,6 @@ class ProxyServer:
         path = self.options.authorized_ranges_file
         if not path:
             return False
-        self._ranges_stamp = _stamp(path)
         try:
             ranges = combine_ranges(self.options.authorized_ranges_flag, load_ranges_file(path))
         except ConfigError as exc:
@@ -108,19 +113,10 @@ class ProxyServer:
             log.log(NOTICE, "closed %d upgraded session(s) of clients no longer authorized", closed)
         return True
 
-    async def _watch_ranges_file(self) -> None:
-        # Polling: portable, and a 1 s delay is fine for an allow-list edit.
-        path = self.options.authorized_ranges_file
-        while True:
-            await asyncio.sleep(1.0)
-            if _stamp(path) != self._ranges_stamp:
-                self.reload_ranges()
-
     async def close(self) -> None:
         """Stop accepting, drain in-flight requests for ``shutdown_timeout``, then close."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            self._watcher = None
+        for watch in self._watches:
+            watch.stop()
         if self._server is not None:
             self._server.close()
         if self._web is not None:
@@ -131,7 +127,7 @@ class ProxyServer:
         if self._pool is not None:
             self._pool.close()
         if self.options.listen.unix_socket:
-            _remove_socket(self.options.listen.unix_socket)
+            remove_socket(self.options.listen.unix_socket)
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -148,63 +144,3 @@ class ProxyServer:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-def _stamp(path: str) -> tuple[float, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime, st.st_size)
-
-
-def _tcp_socket(host: str, port: int, dual_stack: bool) -> socket.socket:
-    shown = join_host_port(host, str(port))
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ConfigError(f"listen tcp {shown}: lookup {host}: {exc.strerror}") from None
-    family, type_, proto, _, sockaddr = infos[0]
-    sock = socket.socket(family, type_, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
-        sock.bind(sockaddr)
-        sock.listen(1024)
-    except OSError as exc:
-        sock.close()
-        if dual_stack and family == socket.AF_INET6 and exc.errno != 98:
-            return _tcp_socket("0.0.0.0", port, False)  # no IPv6 on this host
-        raise ConfigError(f"listen tcp {shown}: bind: {(exc.strerror or str(exc)).lower()}") from None
-    sock.setblocking(False)
-    return sock
-
-
-def _unix_socket(path: str) -> socket.socket:
-    # Like kubectl: a stale socket from a killed proxy is replaced, anything else is not.
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o077)  # the socket is as private as kubectl's: srwx------
-    try:
-        sock.bind(path)
-        sock.listen(1024)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"listen unix {path}: bind: {(exc.strerror or str(exc)).lower()}") from None
-    finally:
-        os.umask(old)
-    sock.setblocking(False)
-    return sock
-
-
-def _remove_socket(path: str) -> None:
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    except OSError:
-        pass
