@@ -15,7 +15,7 @@ from kproxy.errors import BadRequest, Forbidden, MalformedRequest, RequestError
 from kproxy.http import TEXT_PLAIN, Answer, Request, Response, http_error
 from kproxy.log import log
 
-__all__ = ["error_answer", "forbidden", "guarded", "status_response"]
+__all__ = ["error_answer", "forbidden", "guarded", "internal_error", "status_response"]
 
 
 def status_response(exc: RequestError) -> Response:
@@ -44,6 +44,13 @@ def error_answer(exc: RequestError) -> Response:
     return status_response(exc)
 
 
+def internal_error(request: Request) -> Response:
+    """A bug of ours (called from an ``except``): say so plainly in the log, with the
+    traceback, and to the client, and keep serving."""
+    log.exception("internal error serving %s %s", request.method, request.path)
+    return status_response(RequestError("kproxy internal error; see its log"))
+
+
 async def guarded(request: Request, run: Callable[[], Awaitable[Answer]]) -> Answer:
     """``run()``'s answer, or the error answer kproxy gives when it raises."""
     try:
@@ -53,6 +60,4 @@ async def guarded(request: Request, run: Callable[[], Awaitable[Answer]]) -> Ans
     except (ConnectionError, asyncio.CancelledError):
         raise  # the client went away: nothing to answer
     except Exception:
-        # A bug of ours: say so plainly in the log and to the client, keep serving.
-        log.exception("internal error serving %s %s", request.method, request.path)
-        return status_response(RequestError("kproxy internal error; see its log"))
+        return internal_error(request)

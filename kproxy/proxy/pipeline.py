@@ -29,7 +29,7 @@ from kproxy.policy.request_checks import request_host, split_target
 from kproxy.policy.routing import Route, redirect_body, upstream_path
 from kproxy.policy.service_urls import parse as parse_proxy_url
 from kproxy.proxy.access import ClientGate
-from kproxy.proxy.answers import error_answer, forbidden, status_response
+from kproxy.proxy.answers import error_answer, forbidden, internal_error
 from kproxy.proxy.fast import FastPath as Fast
 from kproxy.proxy.fast import Forward, ForwardCache
 from kproxy.proxy.relay import Relay
@@ -82,9 +82,7 @@ class Pipeline:
         except (ConnectionError, asyncio.CancelledError):
             raise  # the client went away: nothing to answer
         except Exception:
-            # A bug of ours: say so plainly in the log and to the client, keep serving.
-            log.exception("internal error serving %s %s", request.method, request.path)
-            return status_response(RequestError("kproxy internal error; see its log"))
+            return internal_error(request)
 
     def _decide(self, route: Route, raw_query: str | None) -> Forward:
         # Service/pod/node proxy URLs: a malformed one gets a 400 naming the problem

@@ -41,3 +41,21 @@ def kubeconfig_with(
         )
     )
     return path
+
+
+def build(tmp_path: Path, **kw: object) -> Options:
+    """Options from ``kw`` (flag names), HOME at tmp_path and no other environment."""
+    flags = replace(Flags(), **kw)  # type: ignore[arg-type]
+    return Options.from_flags(flags, environ={"HOME": str(tmp_path)}, cwd=str(tmp_path))
+
+
+def write_kubeconfig(tmp_path: Path, user: str, cluster_extra: str = "") -> Path:
+    """A kubeconfig for SERVER whose user section is ``user`` (indented YAML lines)."""
+    path = tmp_path / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters:\n- name: k\n  cluster:\n    server: {SERVER}\n{cluster_extra}"
+        "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+        f"users:\n- name: u\n  user:\n{user}"
+    )
+    return path

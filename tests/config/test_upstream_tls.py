@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import base64
 import ssl
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from kproxy.config.flags import Flags
 from kproxy.config.kubeconfig_loading import Loaded
-from kproxy.config.options import Options
 from kproxy.config.upstream_tls import upstream_tls
 from kproxy.credentials import sources as credentials
 from kproxy.errors import ConfigError
 from kproxy.policy.kubeconfig import Cluster, User
 from kproxy.testing import TestPKI
-
-SERVER = "https://127.0.0.1:6443"
-
-
-def build(tmp_path: Path, **kw: object) -> Options:
-    flags = replace(Flags(), **kw)  # type: ignore[arg-type]
-    return Options.from_flags(flags, environ={"HOME": str(tmp_path)}, cwd=str(tmp_path))
-
-
-def write_kubeconfig(tmp_path: Path, user: str, cluster_extra: str = "") -> Path:
-    path = tmp_path / "config"
-    path.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters:\n- name: k\n  cluster:\n    server: {SERVER}\n{cluster_extra}"
-        "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
-        f"users:\n- name: u\n  user:\n{user}"
-    )
-    return path
+from tests.config.kubeconfig_files import SERVER, build, write_kubeconfig
 
 
 def loaded(cluster: Cluster, user: User) -> Loaded:
