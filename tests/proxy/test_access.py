@@ -1,0 +1,102 @@
+"""kproxy.proxy.access without sockets: who the client is, who is admitted, the log's rate
+limit, and upgraded sessions closed when a reload no longer admits their client."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from kproxy.errors import Forbidden
+from kproxy.policy.ranges import AuthorizedRanges, parse_trusted_proxies
+from kproxy.proxy import access
+from kproxy.proxy.access import ClientGate
+from tests.proxy.fakes import FakeClient
+
+GET = b"GET /api HTTP/1.1\r\nHost: localhost\r\n"
+
+
+def gate(ranges: str, trusted: str = "") -> ClientGate:
+    return ClientGate(AuthorizedRanges.parse(ranges), parse_trusted_proxies(trusted))
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "trusted", "client"),
+    [
+        (("10.0.0.9", 1), b"", "", "10.0.0.9"),
+        (("::ffff:10.0.0.9", 1, 0, 0), b"", "", "10.0.0.9"),  # a dual-stack listener's IPv4 peer
+        (("2001:db8::1", 1, 0, 0), b"", "", "2001:db8::1"),
+        ("", b"", "", None),  # a unix-socket client has no address
+        # X-Forwarded-For counts only when the peer is a trusted front proxy.
+        (("10.0.0.9", 1), b"X-Forwarded-For: 192.0.2.7\r\n", "", "10.0.0.9"),
+        (("10.0.0.9", 1), b"X-Forwarded-For: 192.0.2.7\r\n", "10.0.0.0/8", "192.0.2.7"),
+        (("10.0.0.9", 1), b"X-Forwarded-For: 192.0.2.7, 10.0.0.5\r\n", "10.0.0.0/8", "192.0.2.7"),
+    ],
+)
+def test_who_the_client_is(peer: object, headers: bytes, trusted: str, client: str | None) -> None:
+    request = FakeClient(peer).request(GET + headers)
+    assert gate("", trusted).client_of(request) == client
+
+
+@pytest.mark.parametrize(
+    ("ranges", "client", "admitted"),
+    [
+        ("", "203.0.113.1", True),  # no ranges: the check is off
+        ("10.0.0.0/8", "10.1.2.3", True),
+        ("10.0.0.0/8", "11.0.0.1", False),
+        ("10.0.0.0/8", "127.0.0.1", False),  # loopback only when a range covers it
+        ("0.0.0.0/32", "127.0.0.1", True),  # AKS: "only this machine"
+        ("0.0.0.0/32", "198.51.100.77", False),
+        ("2001:db8::/32", "2001:db8::5", True),
+    ],
+)
+def test_who_is_admitted(ranges: str, client: str, admitted: bool) -> None:
+    assert gate(ranges).allows(client) is admitted
+
+
+def test_a_denied_client_gets_forbidden_naming_its_address() -> None:
+    request = FakeClient(("192.0.2.1", 1)).request(GET)
+    with pytest.raises(Forbidden, match="client 192.0.2.1 is not in the authorized IP ranges"):
+        gate("10.0.0.0/8").admit(request)
+    assert gate("10.0.0.0/8").admit(FakeClient(("10.9.9.9", 1)).request(GET)) == "10.9.9.9"
+
+
+def test_denials_are_logged_once_per_interval_with_a_count(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(access.time, "monotonic", lambda: now[0])
+    g = gate("10.0.0.0/8")
+    request = FakeClient(("192.0.2.1", 1)).request(GET)
+    with caplog.at_level(logging.WARNING, logger="kproxy"):
+        for _ in range(5):
+            with pytest.raises(Forbidden):
+                g.admit(request)
+        now[0] += 10
+        with pytest.raises(Forbidden):
+            g.admit(request)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert lines[0] == "Denied client 192.0.2.1: not in the authorized IP ranges (GET /api)"
+    assert lines[1].endswith("(4 more denials not logged)")
+
+
+def test_active_follows_the_ranges_in_force() -> None:
+    g = gate("")
+    assert not g.active
+    g.replace(AuthorizedRanges.parse("10.0.0.0/8"))
+    assert g.active
+    g.replace(AuthorizedRanges.parse(""))
+    assert not g.active
+    assert gate("", "10.0.0.0/8").active  # trusted proxies need the check to find the client
+
+
+def test_a_reload_closes_the_upgraded_sessions_it_no_longer_admits() -> None:
+    g = gate("10.0.0.0/8,192.0.2.0/24")
+    kept, dropped = FakeClient(("10.0.0.1", 1)), FakeClient(("192.0.2.1", 1))
+    with g.session(kept.request(GET), "10.0.0.1"), g.session(dropped.request(GET), "192.0.2.1"):
+        assert g.replace(AuthorizedRanges.parse("10.0.0.0/8")) == 1
+        assert dropped.transport is not None and dropped.transport.closed
+        assert kept.transport is not None and not kept.transport.closed
+    # Sessions that ended are forgotten: a later reload closes nothing.
+    assert g.replace(AuthorizedRanges.parse("172.16.0.0/12")) == 0
