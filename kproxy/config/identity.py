@@ -11,8 +11,8 @@ combination that cannot work (``docs/sharing.md`` §5):
 * ``impersonate`` without ``--client-ca-file``: nobody to impersonate;
 * ``impersonate`` with impersonation of kproxy's own (``--as*``, the kubeconfig's ``as``):
   two answers to "whom does kproxy act as";
-* ``impersonate`` with a kubeconfig user that has no credential: the API server would
-  refuse an anonymous impersonator;
+* ``impersonate`` with a kubeconfig user that has no credential for an ``https://`` API
+  server: it would refuse an anonymous impersonator;
 * ``passthrough`` with a credential flag (``--token``, ``--client-certificate``,
   ``--client-key``, ``--as*``): kproxy adds none in that mode.
 """
@@ -79,7 +79,9 @@ def upstream_selection(mode: IdentityMode, loaded: Loaded) -> Loaded:
                 f"{loaded.user_where}: the user impersonates {user.impersonate!r} (as), which --client-identity "
                 "impersonate replaces with each client's identity: remove one"
             )
-        if not _has_credential(user):
+        # Over http:// kubectl sends no credential anyway: what listens there (another
+        # proxy that adds its own) decides.
+        if not _has_credential(user) and loaded.cluster.server.startswith("https://"):
             raise ConfigError(
                 f"--client-identity impersonate: kproxy's kubeconfig user ({loaded.user_where}) has no credential; "
                 "the API server lets only an authenticated user impersonate"

@@ -51,6 +51,16 @@ def test_impersonate_keeps_kproxys_credential(tmp_path: Path, with_ca: dict[str,
     )
 
 
+def test_impersonate_through_an_http_server_needs_no_credential_of_kproxys(
+    tmp_path: Path, with_ca: dict[str, str]
+) -> None:
+    # Over http:// kubectl (and kproxy) send no credential at all; what listens there (a
+    # proxy adding its own, such as kubectl proxy) decides whom it acts as.
+    path = kubeconfig_with(tmp_path, {"token": "t"}, {"server": "http://127.0.0.1:8001"})
+    opts = build_options(tmp_path, kubeconfig=str(path), client_identity="impersonate", **with_ca)
+    assert opts.client_identity == "impersonate" and opts.upstream.auth_header == b""
+
+
 def test_passthrough_builds_the_upstream_without_the_user(tmp_path: Path, tls: dict[str, str]) -> None:
     opts = options(tmp_path, {"token": "t", "as": "bob", "exec": EXEC}, client_identity="passthrough", **tls)
     upstream = opts.upstream
