@@ -1,8 +1,9 @@
-"""Install what the harness needs on a fresh Debian machine: nginx, wrk, curl, matplotlib.
+"""Install what the harness needs on a fresh Debian machine: nginx, wrk, curl, stunnel, matplotlib.
 
-nginx, wrk and curl come from Debian (``nginx-light``, ``wrk``, ``curl``) via apt-get,
-which needs root. curl is the client of the "direct over TLS" list baseline: wrk
-cannot present a client certificate.
+nginx, wrk, curl and stunnel come from Debian (``nginx-light``, ``wrk``, ``curl``,
+``stunnel4``) via apt-get, which needs root. curl is the client of the "direct over TLS"
+list baseline: wrk cannot present a client certificate. stunnel is the TLS front of the
+HTTPS small GET (kubectl proxy has no TLS listener of its own).
 While installing, a temporary ``policy-rc.d`` (the Debian mechanism for this) stops the
 package from starting a system-wide nginx on port 80; an existing one is left alone.
 matplotlib comes from PyPI through pip, only when the chart is drawn.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 __all__ = ["MissingTool", "ensure_matplotlib", "ensure_tools", "tool_versions"]
 
-APT_PACKAGES = {"nginx": "nginx-light", "wrk": "wrk", "curl": "curl"}
+APT_PACKAGES = {"nginx": "nginx-light", "wrk": "wrk", "curl": "curl", "stunnel4": "stunnel4"}
 _POLICY_RC = Path("/usr/sbin/policy-rc.d")
 
 

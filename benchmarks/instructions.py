@@ -14,6 +14,15 @@ the same workload, to tell a real change on the request path from noise:
 
 Plain HTTP to the upstream keeps TLS's (OpenSSL's) share out, so the figure is kproxy's
 own work plus the kernel boundary. Needs Linux and valgrind (Debian's ``valgrind``).
+
+``--tls`` measures kproxy's own TLS listener instead: kproxy serves HTTPS with
+``--client-ca-file``, the load presents a client certificate (CN ``bench-user``, O
+``system:masters``), and each ``--identities`` mode (``proxy,impersonate``) is measured
+for every ref, so the cost of ``--client-identity impersonate`` can be read against
+``proxy`` mode's. TLS connections are opened (and handshaken) before instrumentation
+starts and kept for the warm-up and the measured requests: a handshake under callgrind
+costs as much as hundreds of requests, and it is requests that are counted. The
+figure then includes OpenSSL's per-request work (decrypting and encrypting).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -33,6 +43,7 @@ import time
 from pathlib import Path
 
 from .payloads import POD_PATH, write_payloads
+from .pki import Pki, make_pki
 
 __all__ = ["main"]
 
@@ -62,22 +73,36 @@ async def _upstream(pod: bytes) -> tuple[asyncio.AbstractServer, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
+_REQUEST = f"GET {POD_PATH} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n".encode()
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _requests(conn: Conn, count: int) -> None:
+    reader, writer = conn
+    for _ in range(count):
+        writer.write(_REQUEST)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+        await reader.readexactly(length)
+
+
 async def _load(port: int, total: int, connections: int) -> None:
-    request = f"GET {POD_PATH} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n".encode()
     per = total // connections
 
     async def one() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = await asyncio.open_connection("127.0.0.1", port)
         try:
-            for _ in range(per):
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
-                await reader.readexactly(length)
+            await _requests(conn, per)
         finally:
-            writer.close()
+            conn[1].close()
 
     await asyncio.gather(*(one() for _ in range(connections)))
+
+
+def _client_context(pki: Pki) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.load_cert_chain(pki.client_cert, pki.client_key)
+    return ctx
 
 
 def _export(ref: str, into: Path) -> Path:
@@ -95,7 +120,9 @@ def _export(ref: str, into: Path) -> Path:
     return target
 
 
-async def _measure(ref: str, work: Path, upstream_port: int, total: int, connections: int) -> float:
+async def _measure(
+    ref: str, work: Path, upstream_port: int, total: int, connections: int, tls: Pki | None, identity: str
+) -> float:
     source = _export(ref, work)
     kubeconfig = work / "kubeconfig"
     kubeconfig.write_text(
@@ -110,12 +137,18 @@ async def _measure(ref: str, work: Path, upstream_port: int, total: int, connect
             }
         )
     )
+    listener: list[str] = []
+    if tls is not None:
+        listener = [
+            f"--tls-cert-file={tls.server_cert}", f"--tls-private-key-file={tls.server_key}",
+            f"--client-ca-file={tls.ca}", f"--client-identity={identity}",
+        ]  # fmt: skip
     out = work / f"callgrind-{ref.replace('/', '_')}-{time.monotonic_ns()}.out"
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env["PYTHONPATH"] = str(source)
     proc = await asyncio.create_subprocess_exec(
         "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-        sys.executable, "-m", "kproxy", "--port=0", f"--kubeconfig={kubeconfig}",
+        sys.executable, "-m", "kproxy", "--port=0", f"--kubeconfig={kubeconfig}", *listener,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=source,
     )  # fmt: skip
     try:
@@ -124,9 +157,26 @@ async def _measure(ref: str, work: Path, upstream_port: int, total: int, connect
         if not line.startswith("Starting to serve on "):
             raise SystemExit(f"error: kproxy at {ref} printed {line!r}")
         port = int(line.rsplit(":", 1)[1])
-        await _load(port, max(connections, total // 10), connections)  # warm-up
-        await _control("-i", "on", str(proc.pid))
-        await _load(port, total, connections)
+        if tls is None:
+            await _load(port, max(connections, total // 10), connections)  # warm-up
+            await _control("-i", "on", str(proc.pid))
+            await _load(port, total, connections)
+        else:
+            ctx = _client_context(tls)
+            opened = [
+                await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"), 300
+                )
+                for _ in range(connections)
+            ]
+            try:
+                per = total // connections
+                await asyncio.gather(*(_requests(c, max(1, per // 10)) for c in opened))  # warm-up
+                await _control("-i", "on", str(proc.pid))
+                await asyncio.gather(*(_requests(c, per) for c in opened))
+            finally:
+                for _, writer in opened:
+                    writer.close()
         await _control("-d", str(proc.pid))
     finally:
         proc.terminate()
@@ -154,22 +204,25 @@ def _total(work: Path, out: Path) -> float:
     return float(totals)
 
 
-async def _run(refs: list[str], total: int, connections: int, keep: bool) -> None:
+async def _run(refs: list[str], total: int, connections: int, keep: bool, tls: bool, identities: list[str]) -> None:
     work = Path(tempfile.mkdtemp(prefix="kproxy-instr-"))
     try:
         root = write_payloads(work / "root", 10).root
         pod = (root / POD_PATH.lstrip("/")).read_bytes()
+        pki = make_pki(work / "pki") if tls else None
         server, port = await _upstream(pod)
         try:
             results = []
             for ref in refs:
-                started = time.monotonic()
-                per = await _measure(ref, work, port, total, connections)
-                results.append((ref, per))
-                print(f"{ref:>20}: {per:,.0f} instructions per request ({time.monotonic() - started:.0f} s)")
+                for identity in identities if tls else [""]:
+                    label = f"{ref} (TLS, {identity})" if tls else ref
+                    started = time.monotonic()
+                    per = await _measure(ref, work, port, total, connections, pki, identity)
+                    results.append((label, per))
+                    print(f"{label:>28}: {per:,.0f} instructions per request ({time.monotonic() - started:.0f} s)")
             base = results[0][1]
-            for ref, per in results[1:]:
-                print(f"{ref:>20} / {results[0][0]}: {per / base:.3f}")
+            for label, per in results[1:]:
+                print(f"{label:>28} / {results[0][0]}: {per / base:.3f}")
         finally:
             server.close()
     finally:
@@ -185,11 +238,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=3000, help="measured requests (default 3000)")
     p.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
     p.add_argument("--keep-workdir", action="store_true")
+    p.add_argument(
+        "--tls", action="store_true", help="through kproxy's TLS listener, with a client certificate (--client-ca-file)"
+    )
+    p.add_argument(
+        "--identities",
+        default="proxy",
+        help="with --tls: comma-separated --client-identity modes to measure per ref (e.g. proxy,impersonate)",
+    )
     args = p.parse_args(argv)
+    identities = [m for m in args.identities.split(",") if m]
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    asyncio.run(_run(args.refs, args.requests, args.connections, args.keep_workdir))
+    asyncio.run(_run(args.refs, args.requests, args.connections, args.keep_workdir, args.tls, identities))
     return 0
 
 

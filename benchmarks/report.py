@@ -112,7 +112,14 @@ def _get_metrics(connections: int) -> tuple[Metric, ...]:
     )
 
 
+_HTTPS = "small GET over HTTPS, 1 kept-alive connection (kproxy's TLS; kubectl behind stunnel)"
+_HTTPS_FRONT = "small GET over HTTPS, kproxy behind the same stunnel"
+
 _OTHER_METRICS: tuple[Metric, ...] = (
+    Metric("get_https", "rps", _HTTPS, "req/s", True),
+    Metric("get_https", "cpu_us_per_req", _HTTPS, "CPU µs/req (with stunnel's)", False),
+    Metric("get_https_front", "rps", _HTTPS_FRONT, "req/s", True),
+    Metric("get_https_front", "cpu_us_per_req", _HTTPS_FRONT, "CPU µs/req (with stunnel's)", False),
     Metric(
         "list", "mb_s", "10 MB list, 1 connection", "MB/s", True, "≥ 1.2× kubectl, ≥ 0.9× direct over TLS", _list_check
     ),

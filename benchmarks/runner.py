@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import scenarios
+from . import https, scenarios
 from .config import Config
 from .deps import tool_versions
 from .environment import Environment, environment
@@ -83,6 +83,7 @@ def _steps(config: Config, targets: list[str]) -> int:
     proxies = len([t for t in targets if t != "direct"])
     per_round = proxies * (2 if config.warmup_seconds else 1) + len(targets) * (len(config.connections) + 4)
     per_round += "direct" in targets  # the list over TLS with curl
+    per_round += 2 * ("kproxy" in targets) + ("kubectl" in targets)  # small GET over HTTPS
     return config.rounds * per_round + len(targets)  # + the verification in round 1
 
 
@@ -166,6 +167,7 @@ async def _one_round(
                 await rnd.measure(
                     f"get_c{conns}", target.name, partial(scenarios.wrk_get, target, conns, cfg.get_seconds)
                 )
+        await _https_round(bench, rnd, order, env, progress, label)
         for gzipped in (False, True):
             scenario = "list_gzip" if gzipped else "list"
             for target in targets:
@@ -199,3 +201,44 @@ async def _one_round(
         for target in live.values():
             if target.child is not None:
                 rnd.record.setdefault("exit_codes", {})[target.name] = await procs.stop(target.child)
+
+
+async def _https_round(
+    bench: Bench, rnd: _Round, order: list[str], env: Environment, progress: Progress, label: str
+) -> None:
+    """Small GET over HTTPS (see :mod:`benchmarks.https`), in the round's target order."""
+    cfg = bench.config
+    cert, key = env.pki.server_cert, env.pki.server_key
+    for name in order:
+        target = rnd.live.get(name)
+        if target is None or target.child is None:
+            continue
+        if name == "kproxy":
+            progress.step(f"{label} · small GET over HTTPS · kproxy's own TLS")
+
+            async def own() -> Metrics:
+                tls = await https.start_kproxy_tls(
+                    env.procs, env.kubeconfig, env.home, cert, key, env.proxy_cpus, env.kproxy_dir
+                )
+                try:
+                    assert tls.child is not None
+                    return await https.https_get(tls.port, [tls.child.pid], cfg.get_seconds, cfg.warmup_seconds)
+                finally:
+                    if tls.child is not None:
+                        await env.procs.stop(tls.child)
+
+            await rnd.measure("get_https", "kproxy", own)
+        progress.step(f"{label} · small GET over HTTPS · {name} behind stunnel")
+
+        async def fronted(target: Target = target) -> Metrics:
+            assert target.child is not None
+            front, port = await https.start_stunnel(
+                env.procs, env.workdir, target.port, cert, key, env.proxy_cpus, target.name
+            )
+            try:
+                pids = [target.child.pid, front.pid]
+                return await https.https_get(port, pids, cfg.get_seconds, cfg.warmup_seconds)
+            finally:
+                await env.procs.stop(front)
+
+        await rnd.measure("get_https" if name == "kubectl" else "get_https_front", name, fronted)

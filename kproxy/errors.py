@@ -7,6 +7,7 @@
     └── RequestError         a request that cannot be served: rendered as a Kubernetes Status
         ├── BadRequest       400 (service_urls.InvalidProxyURL: a malformed proxy URL)
         │   └── MalformedRequest  400 as Go's server gives it (plain text, connection closed)
+        ├── Unauthorized     401: no valid client certificate (--client-ca-file)
         ├── Forbidden        403
         ├── UpstreamError    502: the API server could not be reached (connect, DNS, TLS)
         └── UpstreamTimeout  504: connecting to the API server took too long
@@ -28,6 +29,7 @@ __all__ = [
     "MalformedRequest",
     "RequestError",
     "UpstreamError",
+    "Unauthorized",
     "UpstreamTimeout",
     "status_body",
 ]
@@ -63,6 +65,14 @@ class BadRequest(RequestError):
 class MalformedRequest(BadRequest):
     """What Go's HTTP server refuses before any handler runs (too many or no ``Host``,
     a malformed ``Host``): answered in Go's words as plain text, and the connection ends."""
+
+
+class Unauthorized(RequestError):
+    """The client did not prove who it is: no client certificate, or one that failed
+    verification or names no user (``--client-ca-file``)."""
+
+    status = 401
+    reason = "Unauthorized"
 
 
 class Forbidden(RequestError):

@@ -2,8 +2,8 @@
 
 No timing assertions: the numbers from a few-second run on a shared machine mean
 nothing; this only proves the harness itself works (nginx with TLS and client
-certificates, the upstream program, wrk, curl, both proxies, the reports). Needs
-Debian's ``nginx-light``, ``wrk`` and ``curl`` (installed by the harness when running as
+certificates, the upstream program, wrk, curl, stunnel, both proxies, the reports). Needs
+Debian's ``nginx-light``, ``wrk``, ``curl`` and ``stunnel4`` (installed by the harness when running as
 root) and, for the chart, matplotlib from PyPI (installed by the harness with pip on demand).
 """
 
@@ -83,6 +83,14 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
             assert ("startup", target) in measured
     # The list's second baseline: curl over nginx's TLS port with the client certificate.
     assert ("list_tls", "direct") in measured
+    # Small GET over HTTPS: kproxy's own TLS listener, and behind the stunnel front the
+    # kubectl target is measured behind.
+    for scenario, target in [("get_https", "kproxy"), ("get_https_front", "kproxy")] + (
+        [("get_https", "kubectl")] if "kubectl" in targets else []
+    ):
+        assert (scenario, target) in measured
+    (own,) = [m for m in result["rounds"][0]["measurements"] if (m["scenario"], m["target"]) == ("get_https", "kproxy")]
+    assert own["error"] is None and own["metrics"]["requests"] > 0 and own["metrics"]["errors"] == 0, own
     # The harness's own path (nginx, upstream program, clients) must work without errors;
     # how the proxies fare is for their own tests, and recorded, not asserted, here.
     direct = [m for m in result["rounds"][0]["measurements"] if m["target"] == "direct"]
@@ -103,6 +111,9 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
     assert "| scenario | unit |" in markdown and "direct (nginx)" in markdown
     assert "| 10 MB list, 1 connection, direct over TLS (curl) | MB/s ↑ |" in markdown
     assert "list kproxy/direct-TLS" in markdown
+    assert (
+        "| small GET over HTTPS, 1 kept-alive connection (kproxy's TLS; kubectl behind stunnel) | req/s ↑ |" in markdown
+    )
 
     if result["chart"] is not None:
         assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

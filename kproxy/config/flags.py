@@ -161,6 +161,32 @@ class Flags:
         "kproxy: PEM file of extra CA certificates (blank-line separated, as AKS takes them) "
         "trusted for the API server and https:// proxies.",
     )
+    tls_cert_file: str = _flag(
+        "",
+        "kproxy: serve HTTPS on --address/--port with this PEM certificate (chain), with --tls-private-key-file; "
+        "both are reloaded when they change and on SIGHUP.",
+    )
+    tls_private_key_file: str = _flag("", "kproxy: the PEM private key of --tls-cert-file.")
+    tls_min_version: str = _flag(
+        "VersionTLS12", "kproxy: minimum TLS version clients may use, by Go's name: VersionTLS12 or VersionTLS13."
+    )
+    tls_cipher_suites: tuple[str, ...] = _flag(
+        (),
+        "kproxy: comma-separated TLS 1.2 cipher suites clients may use, by Go's names "
+        "(e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256); default: OpenSSL's secure list. TLS 1.3's are always on.",
+        kind="list",
+    )
+    client_ca_file: str = _flag(
+        "",
+        "kproxy: PEM CA bundle that client certificates must chain to; clients without a valid one get 401. "
+        "Needs --tls-cert-file; reloaded like it.",
+    )
+    client_identity: str = _flag(
+        "proxy",
+        "kproxy: what the API server sees: proxy (kproxy's credential, as kubectl), impersonate (kproxy's credential "
+        "impersonating the client certificate's CN and O; needs --client-ca-file) or passthrough "
+        "(the client's own credential, or none).",
+    )
 
 
 def _table() -> tuple[Flag, ...]:

@@ -6,6 +6,8 @@ upstream TLS context and credentials ready, or a :class:`~kproxy.errors.ConfigEr
 :meth:`Options.from_flags` only orchestrates; each part has its module:
 
 * :mod:`kproxy.config.listen`: where to listen;
+* :mod:`kproxy.config.serving_tls`: HTTPS on kproxy's port, client certificates;
+* :mod:`kproxy.config.identity`: what the API server sees (``--client-identity``);
 * :mod:`kproxy.config.kubeconfig_loading`: which cluster and user (or in-cluster);
 * :mod:`kproxy.config.egress_settings`: forward proxy settings and extra CAs;
 * :mod:`kproxy.config.upstream`: how to reach the API server, with
@@ -28,9 +30,12 @@ from dataclasses import dataclass, field
 from kproxy.config.egress_settings import Egress, build_egress, origins
 from kproxy.config.files import combine_ranges, load_ranges_file, resolve
 from kproxy.config.flags import Flags
+from kproxy.config.identity import identity_mode, identity_notice, upstream_selection
 from kproxy.config.kubeconfig_loading import load_kubeconfig
 from kproxy.config.listen import Listen, listen_on
+from kproxy.config.serving_tls import ServingTLS, serving_tls
 from kproxy.config.upstream import Upstream, build_upstream
+from kproxy.policy.client_identity import IdentityMode
 from kproxy.policy.filters import DEFAULT_ACCEPT_HOSTS, RequestFilter
 from kproxy.policy.gonet import is_loopback_host
 from kproxy.policy.ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
@@ -57,6 +62,8 @@ class Options:
     warnings: tuple[str, ...] = ()  # kubectl's start-up warnings, word for word
     notices: tuple[str, ...] = ()  # one line per kproxy feature in use
     egress: Egress = field(default_factory=Egress)
+    serving_tls: ServingTLS | None = None  # None: plain HTTP
+    client_identity: IdentityMode = "proxy"
 
     @classmethod
     def from_flags(
@@ -67,22 +74,28 @@ class Options:
     ) -> Options:
         """Validate ``flags`` and load the kubeconfig they name. Raises :class:`ConfigError`.
 
-        The order is the order of errors and warnings: listening, the kubeconfig, egress,
-        the upstream, routes, the filter, static files, client ranges.
+        The order is the order of errors and warnings: listening (and its TLS), the
+        client identity, the kubeconfig, egress, the upstream, routes, the filter, static
+        files, client ranges.
         """
         env = os.environ if environ is None else environ
         base = cwd or os.getcwd()
         warnings: list[str] = []
         listen = listen_on(flags)
+        serving = serving_tls(flags, base, warnings)
+        mode = identity_mode(flags, serving)
         loaded = load_kubeconfig(flags, env, base)
         egress = build_egress(flags, loaded.cluster, env, base, warnings)
         warnings.extend(loaded.notes)
-        upstream = build_upstream(flags, loaded, egress, warnings)
+        upstream = build_upstream(flags, upstream_selection(mode, loaded), egress, warnings)
         router, www = _routes(flags, base)
         request_filter = _request_filter(flags, warnings)
         warnings.extend(_www_warnings(flags.www, www))
         clients = _Clients.from_flags(flags, base)
-        warnings.extend(_exposure_warnings(flags, listen, clients.ranges))
+        warnings.extend(_exposure_warnings(flags, listen, clients.ranges, serving, mode))
+        sharing = [serving.describe()] if serving is not None else []
+        if mode != "proxy":
+            sharing.append(identity_notice(mode, loaded))
         return cls(
             listen=listen,
             router=router,
@@ -94,8 +107,10 @@ class Options:
             authorized_ranges_flag=clients.flag_ranges,
             trusted_proxies=clients.trusted,
             warnings=tuple(warnings),
-            notices=(*_egress_notices(upstream, egress), *clients.notices()),
+            notices=(*_egress_notices(upstream, egress), *clients.notices(), *sharing),
             egress=egress,
+            serving_tls=serving,
+            client_identity=mode,
         )
 
 
@@ -163,11 +178,22 @@ def _www_warnings(flag: str, www: str) -> list[str]:
     return []
 
 
-def _exposure_warnings(flags: Flags, listen: Listen, ranges: AuthorizedRanges) -> list[str]:
-    """kproxy's own warning: reachable from elsewhere, with nothing but the filter in the way
-    and the filter relaxed."""
-    if listen.unix_socket or is_loopback_host(listen.host) or ranges.enabled:
+def _exposure_warnings(
+    flags: Flags, listen: Listen, ranges: AuthorizedRanges, serving: ServingTLS | None, mode: IdentityMode
+) -> list[str]:
+    """kproxy's own warnings: reachable from elsewhere, with nothing but the filter in the way
+    and the filter relaxed; clients' own credentials crossing the network in clear."""
+    if listen.unix_socket or is_loopback_host(listen.host):
         return []
+    if mode == "passthrough":
+        if serving is not None:
+            return []
+        return [
+            f"Listening on {flags.address} without --tls-cert-file in --client-identity passthrough mode: clients' "
+            "own credentials cross the network unencrypted; serve TLS with --tls-cert-file"
+        ]
+    if ranges.enabled or (serving is not None and serving.client_ca_file):
+        return []  # clients are chosen by address, or must present a certificate
     if not flags.disable_filter and flags.accept_hosts == DEFAULT_ACCEPT_HOSTS:
         return []
     return [

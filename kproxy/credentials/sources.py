@@ -48,6 +48,7 @@ __all__ = [
     "auth_header",
     "bearer_line",
     "impersonation_headers",
+    "pem_file",
     "proxy_tls_context",
     "tls_context",
 ]
@@ -92,7 +93,7 @@ def tls_context(
         missing = key_field if key_pem is None else cert_field
         raise ConfigError(f"{missing} is missing: a client certificate needs both a certificate and a key")
     if cert_pem is not None and key_pem is not None:
-        with _pem_file(cert_pem) as cert_path, _pem_file(key_pem) as key_path:
+        with pem_file(cert_pem) as cert_path, pem_file(key_pem) as key_path:
             try:
                 ctx.load_cert_chain(cert_path, key_path)
             except ssl.SSLError as exc:
@@ -150,8 +151,9 @@ def _reason(exc: Exception) -> str:
 
 
 @contextmanager
-def _pem_file(data: bytes) -> Iterator[str]:
-    """A path for ``load_cert_chain``, which reads files only; never left on disk."""
+def pem_file(data: bytes) -> Iterator[str]:
+    """A path for ``load_cert_chain``, which reads files only; never left on disk (the
+    bytes loaded are exactly those read and checked, even if the file changes meanwhile)."""
     if sys.platform == "linux" and hasattr(os, "memfd_create"):
         fd = os.memfd_create("kproxy-pem", os.MFD_CLOEXEC)
         try:

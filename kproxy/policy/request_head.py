@@ -14,6 +14,12 @@ credentials keeps them); kubeconfig impersonation only when the client sent no
 ``Impersonate-User``; ``X-Forwarded-For`` gets the client's address appended; framing
 (``Content-Length`` or chunked) is re-added for ordinary requests. Unlike kubectl,
 nothing about encodings is added. ``Expect`` is answered by kproxy itself.
+
+With ``--client-identity impersonate`` (``impersonate``: the client's
+``Impersonate-User``/``Impersonate-Group`` lines, from its certificate) the client's own
+credentials go: ``Authorization``, every ``Impersonate-*`` header and, on upgrades, the
+bearer-token WebSocket subprotocol; kproxy's credential and the client's identity are
+added instead (``docs/sharing.md`` §5).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kproxy.policy.client_identity import without_bearer_protocols
 from kproxy.policy.gonet import unmap_ipv4
 from kproxy.policy.headers import HOP_BY_HOP, UPGRADE_DROP, canonical_name, connection_tokens
 
@@ -60,9 +67,14 @@ def request_head(
     upgrade: bool,
     auth_line: bytes,
     client: str | None,
+    impersonate: bytes | None = None,
 ) -> RequestHead:
     """The upstream head. ``auth_line``: added when the client sent no Authorization;
-    ``client``: the peer's address (None for a unix-socket client)."""
+    ``client``: the peer's address (None for a unix-socket client); ``impersonate``: the
+    client's identity as impersonation lines, replacing whatever credentials it sent.
+
+    Long because it is one pass over the client's headers for every request not served
+    from the fast path's memo: a helper per rule would cost a call per header."""
     hop = UPGRADE_DROP if upgrade else HOP_BY_HOP
     listed = connection_tokens(raw_headers) if not upgrade else frozenset()
     absolute = bool(template.absolute_prefix) and not upgrade
@@ -78,6 +90,13 @@ def request_head(
         lname = name.lower()
         if lname == b"host":
             continue
+        if impersonate is not None:
+            if lname == b"authorization" or lname.startswith(b"impersonate-"):
+                continue  # the client's credentials never reach the API server
+            if lname == b"sec-websocket-protocol":
+                value = without_bearer_protocols(value)
+                if not value:
+                    continue
         if lname == b"transfer-encoding":
             chunked = b"chunked" in value.lower()
         elif lname == b"te":
@@ -104,7 +123,9 @@ def request_head(
         parts.append(b"Te: trailers\r\n")
     if not has_auth:
         parts.append(auth_line)
-    if not has_impersonation:
+    if impersonate is not None:
+        parts.append(impersonate)
+    elif not has_impersonation:
         parts.append(template.impersonation)  # client-go skips its own when any is set
     if not has_agent:
         parts.append(template.user_agent)

@@ -2,7 +2,9 @@
 
 In: the authorized ranges (:mod:`kproxy.policy.ranges`, replaceable at run time on reload), the
 trusted front proxies, and each request's socket peer. Out: the client address for an
-admitted request, or :class:`~kproxy.errors.Forbidden` naming the address. Upgraded
+admitted request, or :class:`~kproxy.errors.Forbidden` naming the address; and, for a
+listener that judges a connection before reading from it (TLS: before the handshake),
+whether a peer may connect at all (:meth:`ClientGate.admits_peer`). Upgraded
 sessions are tracked so a reload that removes a client's range also ends its sessions.
 
 Unix-socket clients have no address and are always admitted: the socket file's mode
@@ -60,8 +62,26 @@ class ClientGate:
         client = self.client_of(request)
         if client is None or self.allows(client):
             return client
-        self._log_denial(client, request)
+        self._log_denial(client, f"{request.method} {request.path}")
         raise Forbidden(f"client {client} is not in the authorized IP ranges")
+
+    def admits_peer(self, peer: object) -> bool:
+        """At accept time, before a byte is read: may this peer connect? A trusted front
+        proxy may (its clients, named by X-Forwarded-For, are checked per request)."""
+        if not self.active or not isinstance(peer, tuple) or not peer:
+            return True
+        address = unmap_ipv4(str(peer[0]))
+        if self._trusted:
+            try:
+                ip = normalize_address(address)
+            except ValueError:
+                return True
+            if any(ip in network for network in self._trusted):
+                return True
+        if self.allows(address):
+            return True
+        self._log_denial(address, "connection closed before the TLS handshake")
+        return False
 
     def allows(self, client: str) -> bool:
         ranges = self._ranges
@@ -102,15 +122,13 @@ class ClientGate:
             cached = self._own_addresses[client] = _bindable(client)
         return cached
 
-    def _log_denial(self, client: str, request: Request) -> None:
+    def _log_denial(self, client: str, what: str) -> None:
         now = time.monotonic()
         if now < self._next_log:
             self._suppressed += 1
             return
         more = f" ({self._suppressed} more denials not logged)" if self._suppressed else ""
-        log.warning(
-            "Denied client %s: not in the authorized IP ranges (%s %s)%s", client, request.method, request.path, more
-        )
+        log.warning("Denied client %s: not in the authorized IP ranges (%s)%s", client, what, more)
         self._suppressed = 0
         self._next_log = now + _DENIAL_LOG_INTERVAL
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from kproxy.errors import BadRequest, Forbidden, MalformedRequest, RequestError
+from kproxy.errors import BadRequest, Forbidden, MalformedRequest, RequestError, Unauthorized
 from kproxy.http import TEXT_PLAIN, Answer, Request, Response, http_error
 from kproxy.log import log
 
@@ -39,7 +39,7 @@ def error_answer(exc: RequestError) -> Response:
         )
         response.force_close()
         return response
-    if not isinstance(exc, Forbidden | BadRequest):
+    if not isinstance(exc, Forbidden | BadRequest | Unauthorized):  # the client's doing: not kproxy's error
         log.error("Error while proxying request: %s", exc.message)
     return status_response(exc)
 

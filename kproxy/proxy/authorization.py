@@ -3,7 +3,8 @@
 In: the run-time credential (:class:`~kproxy.credentials.sources.AuthSource`: token
 files, exec plugins, OIDC) and the client's request. Out: the ``Authorization`` line to
 add — none when the client sent its own, which passes untouched (client-go: "if a user
-has already set credentials, use that") and for which no plugin runs — and, after the
+has already set credentials, use that") and for which no plugin runs, except in
+``--client-identity impersonate`` mode, where kproxy's own always goes — and, after the
 API server refused it, whether a refreshed one may be tried once.
 
 Looking a credential up costs one clock read against a cached deadline; only one past
@@ -26,18 +27,19 @@ __all__ = ["Chosen", "choose", "choose_now", "refreshed"]
 Chosen = tuple[bytes, float]
 
 
-def choose_now(auth: AuthSource, request: Request) -> tuple[bytes | None, float] | None:
+def choose_now(auth: AuthSource, request: Request, clients_own: bool = True) -> tuple[bytes | None, float] | None:
     """The line to add without awaiting (its line is None when it is due for a refresh,
-    which needs awaiting), and when it was chosen; None when the client sent its own."""
-    if request.header(b"authorization") is not None:
+    which needs awaiting), and when it was chosen; None when the client sent its own and
+    ``clients_own`` (False in ``--client-identity impersonate`` mode, which drops it)."""
+    if clients_own and request.header(b"authorization") is not None:
         return None
     started = time.monotonic()
     return (auth.line if started < auth.deadline else None), started
 
 
-async def choose(auth: AuthSource, request: Request) -> Chosen | None:
+async def choose(auth: AuthSource, request: Request, clients_own: bool = True) -> Chosen | None:
     """:func:`choose_now`, refreshed when due."""
-    chosen = choose_now(auth, request)
+    chosen = choose_now(auth, request, clients_own)
     if chosen is None:
         return None
     line, started = chosen

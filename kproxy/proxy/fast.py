@@ -16,13 +16,15 @@ The contract with the other layers, all of it here:
   is left of the exchange (stream the answer, retry after a 401, raise the error for a
   Status), None to start the request over on the ordinary path;
 * per client connection, :class:`ClientState` (the connection's ``attachment``) keeps the
-  upstream connection in flight — aborted at once when the client goes — and the last
-  head built, reused when the next request is the same;
+  upstream connection in flight — aborted at once when the client goes — the last
+  head built, reused when the next request is the same, and, with ``--client-ca-file``,
+  who the client is (:class:`~kproxy.proxy.identity.Peer`, judged on its first request);
 * the upstream connection calls :class:`_FastExchange` (its listener) as bytes arrive.
 
 Taken: GET, HEAD and OPTIONS without a body, direct or tunnelled, with the credential in
 force (one due for a refresh needs awaiting: declined), when no client-address check
-applies. These are replayable (Go's rule), so anything that goes wrong before the
+applies and the client is not refused for its certificate (the ordinary path answers the
+401). These are replayable (Go's rule), so anything that goes wrong before the
 answer's head starts over on the ordinary path, which knows retries and Status answers.
 """
 
@@ -38,6 +40,7 @@ from kproxy.policy.request_checks import request_host
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.answers import guarded
 from kproxy.proxy.authorization import choose_now, refreshed
+from kproxy.proxy.identity import Identify, Peer
 from kproxy.proxy.relay import Relay, send_whole, stream_answer
 from kproxy.upstream.connection import ResponseHead, UpstreamConnection
 from kproxy.upstream.pool import ConnectionPool
@@ -88,13 +91,25 @@ class HeadMemo:
 
 
 class ClientState:
-    """What the fast path keeps about one client connection (its ``attachment``)."""
+    """What kproxy keeps about one client connection (its ``attachment``): the fast path's
+    exchange in flight and last head, and who the client is (``peer``: None without
+    ``--client-ca-file``)."""
 
-    __slots__ = ("in_flight", "memo")
+    __slots__ = ("in_flight", "memo", "peer")
 
-    def __init__(self) -> None:
+    def __init__(self, peer: Peer | None = None) -> None:
         self.in_flight: UpstreamConnection | None = None
         self.memo: HeadMemo | None = None
+        self.peer = peer
+
+    @classmethod
+    def of(cls, request: Request, identify: Identify | None) -> ClientState:
+        """The state of ``request``'s connection, made (and its client judged) on its first request."""
+        client = request.protocol
+        state = client.attachment
+        if not isinstance(state, ClientState):
+            state = client.attachment = cls(identify(request) if identify is not None else None)
+        return state
 
     def client_gone(self) -> None:
         conn, self.in_flight = self.in_flight, None
@@ -115,11 +130,14 @@ class Refreshable:
 class FastPath:
     """The HTTP server's fast path (see the module docstring)."""
 
-    def __init__(self, relay: Relay, cache: ForwardCache, gate: ClientGate) -> None:
+    def __init__(self, relay: Relay, cache: ForwardCache, gate: ClientGate, identify: Identify | None = None) -> None:
         self._relay = relay
         self._cache = cache
         self._verdicts = cache.verdicts  # read directly: one lookup per request
         self._gate = gate
+        self._identify = identify
+        # Whether a client's own Authorization stands (not in impersonate mode).
+        self._clients_own = identify is None or identify.mode != "impersonate"
 
     def __call__(self, request: Request) -> bool:
         # The same checks as the pipeline's, in the same order; anything else declines.
@@ -138,11 +156,21 @@ class FastPath:
         relay = self._relay
         if relay.absolute or request.method not in _FAST_METHODS:
             return False
+        client = request.protocol
+        state = client.attachment
+        if not isinstance(state, ClientState):
+            state = ClientState.of(request, self._identify)
+        peer = state.peer
+        impersonate = None
+        if peer is not None:
+            if peer.refusal:
+                return False  # the ordinary path answers the 401
+            impersonate = peer.impersonation
         auth = relay.auth
         line = relay.upstream.auth_header
         refreshable = None
         if auth is not None:
-            chosen = choose_now(auth, request)
+            chosen = choose_now(auth, request, self._clients_own)
             if chosen is None:
                 line = b""
             else:
@@ -152,10 +180,6 @@ class FastPath:
                 line = fresh
                 if auth.refreshes_on_401:
                     refreshable = Refreshable(auth, line, started)
-        client = request.protocol
-        state = client.attachment
-        if not isinstance(state, ClientState):
-            state = client.attachment = ClientState()
         memo = state.memo
         if (
             memo is not None
@@ -168,7 +192,7 @@ class FastPath:
             # the same head goes out, without building it again.
             data = memo.data
         else:
-            head = relay.head(request, target, line)
+            head = relay.head(request, target, line, impersonate=impersonate)
             if head.has_body:
                 return False
             data = head.data
@@ -238,7 +262,8 @@ class _FastExchange:
             conn.abort()
             target = self._target
             client.fast_fallback(
-                request, lambda: guarded(request, lambda: _after_401(relay, request, target, refused, head, body))
+                request,
+                lambda: guarded(request, lambda: _after_401(relay, request, target, refused, head, body, state)),
             )
             return
         send_whole(request, conn, head)
@@ -269,12 +294,21 @@ async def _finish_streaming(
 
 
 async def _after_401(
-    relay: Relay, request: Request, target: bytes, refused: Refreshable, head: ResponseHead, body: bytes
+    relay: Relay,
+    request: Request,
+    target: bytes,
+    refused: Refreshable,
+    head: ResponseHead,
+    body: bytes,
+    state: ClientState,
 ) -> Sent:
     """A fast exchange's credential was refused: refresh once and send again on the
     ordinary path, or relay the 401 as it came (as the ordinary exchange does)."""
     if await refreshed(refused.auth, refused.line, refused.started):
-        return await relay.exchange(request, relay.head(request, target, refused.auth.line), None, None)
+        peer = state.peer
+        impersonate = peer.impersonation if peer is not None else None
+        again = relay.head(request, target, refused.auth.line, impersonate=impersonate)
+        return await relay.exchange(request, again, None, None)
     lines, length, has_date = response_lines_raw(head.raw)
     request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
     return Sent(head.status)

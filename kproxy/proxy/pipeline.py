@@ -2,6 +2,7 @@
 
     errors → Status JSON / kubectl's text answers
       · client address check (authorized IP ranges; every request, static and upgrades too)
+      · client certificate check (--client-ca-file: 401 without a valid one; who the client is)
       · request-target and Host checks (what Go's HTTP server rejects before any handler)
       · route by prefix (ServeMux rules: cleaning 301s, prefix 301s, 404)
         ├── static: Host check → file server
@@ -30,8 +31,9 @@ from kproxy.policy.routing import Route, redirect_body, upstream_path
 from kproxy.policy.service_urls import parse as parse_proxy_url
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.answers import error_answer, forbidden, internal_error
+from kproxy.proxy.fast import ClientState, Forward, ForwardCache
 from kproxy.proxy.fast import FastPath as Fast
-from kproxy.proxy.fast import Forward, ForwardCache
+from kproxy.proxy.identity import Identify, Peer
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
 from kproxy.proxy.upgrade import upgrade
@@ -52,14 +54,22 @@ class Pipeline:
         self._relay = relay
         self._static = static
         self._cache = ForwardCache()
+        # Who the client is, by its certificate: only with --client-ca-file.
+        serving = options.serving_tls
+        self._identify = Identify(options.client_identity) if serving is not None and serving.client_ca_file else None
         self._log_requests = log.isEnabledFor(logging.INFO)
         self.handle: Handler = self._handle_and_log if self._log_requests else self._handle
-        self.fast: FastPath | None = None if self._log_requests else Fast(relay, self._cache, gate)
+        self.fast: FastPath | None = None if self._log_requests else Fast(relay, self._cache, gate, self._identify)
 
     async def _handle(self, request: Request) -> Answer:
         try:
             # Who is asking comes before anything else, for every kind of request.
             client = self._gate.admit(request) if self._gate.active else None
+            peer = None
+            if self._identify is not None:
+                peer = ClientState.of(request, self._identify).peer
+                if peer is not None:
+                    peer.check()  # 401 for a client without a valid certificate
             if request.method == "OPTIONS" and request.raw_path == "*":
                 return Response(status=200)  # Go's server answers OPTIONS * itself
             raw_path, raw_query, authority = split_target(request.raw_path)
@@ -76,7 +86,7 @@ class Pipeline:
                         return forbidden(verdict.rule or "")
                 forward = self._decide(route, raw_query)
                 self._cache.remember(request.method, request.raw_path, host, forward)
-            return await self._send_on(request, client, forward)
+            return await self._send_on(request, client, forward, peer)
         except RequestError as exc:
             return error_answer(exc)
         except (ConnectionError, asyncio.CancelledError):
@@ -113,14 +123,15 @@ class Pipeline:
             return forbidden(f"accept-hosts (no pattern matched host {host!r})")
         return await self._static.handle(request, route.path)
 
-    async def _send_on(self, request: Request, client: str | None, forward: Forward) -> Answer:
+    async def _send_on(self, request: Request, client: str | None, forward: Forward, peer: Peer | None) -> Answer:
         request.note = forward.described
+        impersonate = peer.impersonation if peer is not None else None
         if not is_upgrade(request.raw_headers):
-            return await self._relay.forward(request, forward.target)
+            return await self._relay.forward(request, forward.target, impersonate)
         gate = self._gate
         with gate.session(request, client if gate.active else None):
             try:
-                return await upgrade(self._relay, request, forward.target)
+                return await upgrade(self._relay, request, forward.target, impersonate)
             except RequestError as exc:
                 # The connection's bytes already belong to the splice: it cannot carry
                 # another request, so the error answer ends it.

@@ -56,28 +56,40 @@ class Relay:
         # need the ordinary path's message).
         self.absolute = absolute
 
-    def head(self, request: Request, target: bytes, line: bytes, *, upgrade: bool = False) -> RequestHead:
-        """The upstream head for ``request``, with ``line`` as the credential to add."""
+    def head(
+        self, request: Request, target: bytes, line: bytes, *, upgrade: bool = False, impersonate: bytes | None = None
+    ) -> RequestHead:
+        """The upstream head for ``request``, with ``line`` as the credential to add and, in
+        ``--client-identity impersonate`` mode, the client's identity (``impersonate``)."""
         peer = request.protocol.peer
         client = str(peer[0]) if isinstance(peer, tuple) and peer else None
         return request_head(
-            self.template, request.method, target, request.raw_headers, upgrade=upgrade, auth_line=line, client=client
+            self.template,
+            request.method,
+            target,
+            request.raw_headers,
+            upgrade=upgrade,
+            auth_line=line,
+            client=client,
+            impersonate=impersonate,
         )
 
-    def forward(self, request: Request, target: bytes) -> Awaitable[Sent]:
+    def forward(self, request: Request, target: bytes, impersonate: bytes | None = None) -> Awaitable[Sent]:
         """The exchange to await; a plain function so that no coroutine frame of its own
-        sits between the handler and the exchange on every resumption."""
+        sits between the handler and the exchange on every resumption. ``impersonate``:
+        the client's identity lines (``--client-identity impersonate``)."""
         auth = self.auth
         if auth is None:
-            return self.exchange(request, self.head(request, target, self.upstream.auth_header), None, None)
-        return self._forward_with(auth, request, target)
+            head = self.head(request, target, self.upstream.auth_header, impersonate=impersonate)
+            return self.exchange(request, head, None, None)
+        return self._forward_with(auth, request, target, impersonate)
 
-    async def _forward_with(self, auth: AuthSource, request: Request, target: bytes) -> Sent:
-        chosen = await choose(auth, request)
+    async def _forward_with(self, auth: AuthSource, request: Request, target: bytes, impersonate: bytes | None) -> Sent:
+        chosen = await choose(auth, request, impersonate is None)
         if chosen is None:
             return await self.exchange(request, self.head(request, target, b""), None, None)
         line, started = chosen
-        head = self.head(request, target, line)
+        head = self.head(request, target, line, impersonate=impersonate)
         if not auth.refreshes_on_401:
             return await self.exchange(request, head, None, None)
         body = None
@@ -89,7 +101,7 @@ class Relay:
         async def retry() -> bytes | None:
             if not await refreshed(auth, line, started):
                 return None
-            return self.head(request, target, auth.line).data
+            return self.head(request, target, auth.line, impersonate=impersonate).data
 
         return await self.exchange(request, head, body, retry)
 

@@ -23,7 +23,8 @@ from kproxy.upstream.connection import ResponseHead, UpstreamConnection
 __all__ = ["upgrade"]
 
 
-async def upgrade(relay: Relay, request: Request, target: bytes) -> Sent:
+async def upgrade(relay: Relay, request: Request, target: bytes, impersonate: bytes | None = None) -> Sent:
+    """``impersonate``: the client's identity lines (``--client-identity impersonate``)."""
     client = request.protocol
     feeder = _ClientFeeder(request)
     # The client's bytes after the head belong to the upgraded protocol: held by the
@@ -33,18 +34,18 @@ async def upgrade(relay: Relay, request: Request, target: bytes) -> Sent:
     line = relay.upstream.auth_header
     started = 0.0
     if auth is not None:
-        chosen = await choose(auth, request)
+        chosen = await choose(auth, request, impersonate is None)
         if chosen is None:
             auth, line = None, b""
         else:
             line, started = chosen
-    conn, head = await _ask(relay, request, target, line)
+    conn, head = await _ask(relay, request, target, line, impersonate)
     try:
         if head.status == 401 and auth is not None and auth.refreshes_on_401 and await refreshed(auth, line, started):
             # Nothing of the client's stream has been sent yet (the feeder holds it
             # until the 101), so the upgrade can be asked for again.
             conn.abort()
-            conn, head = await _ask(relay, request, target, auth.line)
+            conn, head = await _ask(relay, request, target, auth.line, impersonate)
         if head.status != 101:
             if head.status < 400:
                 raise UpstreamError(f"invalid upgrade response: status code {head.status}")
@@ -65,9 +66,11 @@ async def upgrade(relay: Relay, request: Request, target: bytes) -> Sent:
         conn.abort()
 
 
-async def _ask(relay: Relay, request: Request, target: bytes, line: bytes) -> tuple[UpstreamConnection, ResponseHead]:
+async def _ask(
+    relay: Relay, request: Request, target: bytes, line: bytes, impersonate: bytes | None
+) -> tuple[UpstreamConnection, ResponseHead]:
     """A new connection with the upgrade request sent on it, and the API server's answer."""
-    head = relay.head(request, target, line, upgrade=True)
+    head = relay.head(request, target, line, upgrade=True, impersonate=impersonate)
     conn = await relay.pool.connect(tunnel=True)
     try:
         conn.start(False)

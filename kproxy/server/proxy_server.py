@@ -1,7 +1,8 @@
 """ProxyServer: the lifecycle of one kproxy listener, embeddable in any asyncio program.
 
 In: :class:`~kproxy.config.options.Options`. Out: a listening socket (TCP, port 0 allowed, or
-a unix socket), its address, and a graceful stop: stop accepting, let in-flight
+a unix socket; HTTPS with ``--tls-cert-file``, :mod:`kproxy.server.tls`), its address, and a
+graceful stop: stop accepting, let in-flight
 requests finish within a grace period, then close everything, upstream connections
 and the unix socket file included. No signal handlers are installed here; that is
 the CLI's job, on the main thread.
@@ -22,6 +23,7 @@ from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
+from kproxy.server.tls import ServingCertificates, TLSListener
 from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
 from kproxy.upstream.pool import ConnectionPool
@@ -32,7 +34,8 @@ __all__ = ["ProxyServer"]
 class ProxyServer:
     """``async with ProxyServer(options) as server:`` serves until the block ends.
 
-    ``server.url`` is the base URL to give clients (``http://127.0.0.1:PORT``);
+    ``server.url`` is the base URL to give clients (``http://127.0.0.1:PORT``, or
+    ``https://`` with ``--tls-cert-file``);
     ``server.address`` is what kubectl prints after "Starting to serve on".
     """
 
@@ -46,6 +49,7 @@ class ProxyServer:
         self._url = ""
         self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
         self._watches: list[FileWatch] = []
+        self._certificates: ServingCertificates | None = None
 
     @property
     def address(self) -> str:
@@ -71,14 +75,22 @@ class ProxyServer:
             self._url = "http://localhost"
         else:
             sock = tcp_socket(listen.host, listen.port, listen.dual_stack)
-            self._server = await loop.create_server(self._web, sock=sock, backlog=1024)
+            serving = opts.serving_tls
+            if serving is not None:
+                self._certificates = certificates = ServingCertificates(serving)
+                listener = TLSListener(sock, self._web, certificates, self.gate.admits_peer)
+                await listener.start_serving()
+                self._server = listener
+                self._watches.append(FileWatch(lambda: serving.files, certificates.reload))
+            else:
+                self._server = await loop.create_server(self._web, sock=sock, backlog=1024)
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             self._address = f"{shown}:{port}"
             url_host = shown
             if listen.dual_stack or host in ("::", "0.0.0.0"):
                 url_host = "127.0.0.1"
-            self._url = f"http://{url_host}:{port}"
+            self._url = f"{'https' if serving is not None else 'http'}://{url_host}:{port}"
 
         if opts.authorized_ranges_file:
             ranges_file = opts.authorized_ranges_file
@@ -90,6 +102,8 @@ class ProxyServer:
         """Re-read every file kproxy reloads (the CLI calls this on SIGHUP): each keeps
         what is in force when its new version is invalid, and says so in the log."""
         self.reload_ranges()
+        if self._certificates is not None:
+            self._certificates.reload()
         for watch in self._watches:
             watch.settle()
 

@@ -56,6 +56,9 @@ class FileWatch:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            if self._read() != self._stamps:
+            now = self._read()
+            if now != self._stamps:
+                # Stamped before the reload reads the files: a change made while it
+                # reads (the key written just after the certificate) is seen next time.
+                self._stamps = now
                 self._changed()
-                self._stamps = self._read()

@@ -8,6 +8,8 @@ kube-apiserver.
 
 from __future__ import annotations
 
+from kproxy.testing.auth import UserInfo
+from kproxy.testing.authorization import Rule
 from kproxy.testing.certs import CertPair, TestPKI
 from kproxy.testing.debug import pattern as debug_pattern
 from kproxy.testing.fake_apiserver import TOKEN_USER, FakeAPIServer, RecordedRequest
@@ -20,8 +22,10 @@ __all__ = [
     "CertPair",
     "FakeAPIServer",
     "RecordedRequest",
+    "Rule",
     "Store",
     "TestPKI",
+    "UserInfo",
     "Watch",
     "WatchEvent",
     "debug_pattern",

@@ -5,12 +5,19 @@ kubectl and a proxy in front of it depend on, the way kube-apiserver 1.32 does, 
 real kubectl 1.32 is the judge (``tests/test_fake_apiserver.py``):
 
 * **TLS and authentication** (``certs``, ``auth``): the server certificate of a
-  ``TestPKI``; client certificates from its CA (verified if given, CN = user), bearer
-  tokens, basic auth. Without an accepted credential: ``401`` and the ``Unauthorized``
-  ``Status``. Impersonation headers are recorded, not authorized.
-* **Discovery** (``resources``): ``/version`` (v1.32.4), ``/api``, ``/apis``, ``/api/v1``
-  in legacy and aggregated (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` enough for
-  kubectl's server-side field validation check, ``/healthz``, ``/livez``, ``/readyz``.
+  ``TestPKI``; client certificates from its CA (verified if given, CN = user, O =
+  groups), bearer tokens, basic auth. Without an accepted credential: ``401`` and the
+  ``Unauthorized`` ``Status``, except anonymous requests to ``/version``, ``/healthz``,
+  ``/readyz`` and ``/livez``.
+* **Impersonation and authorization** (``impersonation``, ``authorization``,
+  ``reviews``): ``Impersonate-*`` headers honoured for users allowed to impersonate
+  (403 otherwise), RBAC-style rules deciding every request (403 ``Forbidden`` worded as
+  kube-apiserver's), ``SelfSubjectReview``, ``SelfSubjectAccessReview`` and
+  ``SelfSubjectRulesReview`` (``kubectl auth whoami``, ``kubectl auth can-i``).
+* **Discovery** (``resources``, ``discovery``, ``openapi``): ``/version`` (v1.32.4),
+  ``/api``, ``/apis``, ``/api/v1``, ``/apis/GROUP[/VERSION]`` in legacy and aggregated
+  (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` enough for kubectl's server-side
+  field validation check, ``/healthz``, ``/livez``, ``/readyz``.
 * **Resources** (``core_api``, ``store``, ``objects``, ``tables``, ``wire``): namespaces,
   nodes, pods, services, configmaps: create, get, list (selectors, paging), update,
   patch, delete, deletecollection, and watches streamed one event per chunk the moment
@@ -23,7 +30,8 @@ real kubectl 1.32 is the judge (``tests/test_fake_apiserver.py``):
   request as it arrived on the wire, with the user it authenticated as.
 
 Knowingly different from kube-apiserver: HTTP/1.1 only (no h2); never answers in
-protobuf (406 if a client accepts nothing else); no RBAC, admission, dry-run,
+protobuf (406 if a client accepts nothing else); authorization rules instead of RBAC
+objects (no Roles or RoleBindings to create); no admission, dry-run,
 server-side apply (treated as a merge patch) or strategic list merging;
 ``fieldValidation=Strict`` keeps unknown fields silently; deletion is immediate;
 pods are ``Running`` from birth; no events, secrets, service accounts or API groups
@@ -39,7 +47,7 @@ import itertools
 import logging
 import socket
 import ssl
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -51,11 +59,14 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from kproxy.policy.gonet import join_host_port
-from kproxy.testing import debug, resources, wire
-from kproxy.testing.auth import TOKEN_USER, Authenticator, client_cert_cn
+from kproxy.testing import debug, discovery, openapi, resources, wire
+from kproxy.testing.auth import TOKEN_USER, Authenticator, UserInfo, client_cert_identity
+from kproxy.testing.authorization import Authorizer, Rule, default_rules, request_attributes
 from kproxy.testing.certs import TestPKI
 from kproxy.testing.core_api import CoreV1API, not_allowed, unknown_resource
+from kproxy.testing.impersonation import ImpersonationError, impersonate
 from kproxy.testing.objects import seed_objects
+from kproxy.testing.reviews import handle_review
 from kproxy.testing.runtime import PodRuntime
 from kproxy.testing.status import ApiError
 from kproxy.testing.store import Store
@@ -80,7 +91,9 @@ class RecordedRequest:
     raw_headers: tuple[tuple[bytes, bytes], ...]  # names and values in wire order and case
     client_cert_cn: str | None
     user: str | None  # the authenticated user; None when answered 401
-    impersonate_user: str | None = None  # Impersonate-User, recorded, not authorized
+    impersonate_user: str | None = None  # the Impersonate-User header as sent
+    effective_user: str | None = None  # the user the request ran as (after impersonation); None if refused
+    groups: tuple[str, ...] = ()  # the effective user's groups
 
     @property
     def target(self) -> str:
@@ -106,15 +119,22 @@ class FakeAPIServer:
         port: int = 0,
         seed: bool = True,
         record_requests: bool = True,
+        impersonators: Collection[str] = (),
+        rules: Iterable[Rule] | None = None,
     ) -> None:
         """Configure (nothing listens until ``start()``).
 
         ``pki``: serve TLS with its server certificate (None: plain HTTP). ``tokens``: accepted
         bearer tokens, all for user ``TOKEN_USER``, or a mapping token -> user name.
         ``basic_auth``: accepted (user, password) pairs. ``client_certs``: accept client
-        certificates signed by ``pki``'s CA. ``anonymous``: requests with no credential at all
-        are ``system:anonymous`` instead of 401. ``seed``: start with the demo cluster.
-        ``record_requests``: keep every request in ``requests`` (turn off for long demos).
+        certificates signed by ``pki``'s CA (user = CN, groups = O). ``anonymous``: requests with
+        no credential at all are ``system:anonymous`` everywhere, and the default rules let
+        them do anything (without it: on the health and version endpoints only, else 401).
+        ``seed``: start with the demo cluster. ``record_requests``: keep every request in
+        ``requests`` (turn off for long demos). ``impersonators``: the users allowed to
+        impersonate anyone (``system:masters`` always may). ``rules``: what users may do
+        (``authorization.Rule``; default: every everyday verb on everything for
+        authenticated users), on top of kube-apiserver's bootstrap rules.
         """
         self.pki = pki
         self.tokens = tuple(tokens)
@@ -126,6 +146,7 @@ class FakeAPIServer:
         self.record_requests = record_requests
         self.store = Store()
         self._auth = Authenticator(tokens, basic_auth, anonymous)
+        self._authorizer = Authorizer(default_rules(anonymous) if rules is None else rules, impersonators)
         self._runner: web.ServerRunner | None = None
         self._bound = False
         self._stopping = asyncio.Event()
@@ -191,6 +212,11 @@ class FakeAPIServer:
     def auth(self) -> Authenticator:
         """Who is let in: edit ``auth.tokens`` (token → user) while serving to rotate or revoke."""
         return self._auth
+
+    @property
+    def authorizer(self) -> Authorizer:
+        """What users may do: edit ``authorizer.rules`` or ``authorizer.impersonators`` while serving."""
+        return self._authorizer
 
     def open_watches(self) -> int:
         """How many watches are streaming right now (a client that leaves closes its own)."""
@@ -274,15 +300,32 @@ class FakeAPIServer:
     # -- request handling --------------------------------------------------------
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        cert_cn = client_cert_cn(request)
-        user = self._auth.authenticate(request, cert_cn)
         raw_path, _, query_string = request.raw_path.partition("?")
+        path = unquote(raw_path)
+        query = {k: v[-1] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+        cert = client_cert_identity(request)
+        user = self._auth.authenticate(request, cert, path)
+        acting: UserInfo | None = None
+        refusal: ApiError | ImpersonationError | None = None
+        if user is None:
+            refusal = ApiError(401, "Unauthorized", "Unauthorized")
+        else:
+            try:
+                acting = impersonate(user, request.headers, self._authorizer)
+                self._authorizer.check(acting, request_attributes(request.method, path, query))
+            except (ApiError, ImpersonationError) as exc:
+                refusal = exc
         if self.record_requests:
-            self._record(request, raw_path, query_string, cert_cn, user)
+            self._record(request, raw_path, query_string, cert, user, acting)
         try:
-            if user is None:
-                raise ApiError(401, "Unauthorized", "Unauthorized")
-            return await self._route(request, raw_path, query_string)
+            if isinstance(refusal, ImpersonationError):
+                # Go's responsewriters.InternalError: plain text, the request URI quoted.
+                text = f'Internal Server Error: "{request.raw_path}": {refusal}\n'
+                return web.Response(status=500, text=text, headers={"X-Content-Type-Options": "nosniff"})
+            if refusal is not None:
+                raise refusal
+            assert acting is not None
+            return await self._route(request, raw_path, query, acting)
         except ApiError as exc:
             return wire.status_response(request, exc)
         except ConnectionError as exc:  # the client left mid-request: nobody will read this
@@ -292,7 +335,13 @@ class FakeAPIServer:
             return wire.status_response(request, ApiError(500, "InternalError", f"Internal error occurred: {exc}"))
 
     def _record(
-        self, request: web.BaseRequest, raw_path: str, query_string: str, cert_cn: str | None, user: str | None
+        self,
+        request: web.BaseRequest,
+        raw_path: str,
+        query_string: str,
+        cert: UserInfo | None,
+        user: UserInfo | None,
+        acting: UserInfo | None,
     ) -> None:
         self.requests.append(
             RecordedRequest(
@@ -301,16 +350,19 @@ class FakeAPIServer:
                 query_string=query_string,
                 headers=CIMultiDictProxy(CIMultiDict(request.headers)),
                 raw_headers=tuple(request.raw_headers),
-                client_cert_cn=cert_cn,
-                user=user,
+                client_cert_cn=cert.username if cert is not None else None,
+                user=user.username if user is not None else None,
                 impersonate_user=request.headers.get("Impersonate-User"),
+                effective_user=acting.username if acting is not None else None,
+                groups=acting.groups if acting is not None else (),
             )
         )
 
-    async def _route(self, request: web.BaseRequest, raw_path: str, query_string: str) -> web.StreamResponse:
+    async def _route(
+        self, request: web.BaseRequest, raw_path: str, query: dict[str, str], user: UserInfo
+    ) -> web.StreamResponse:
         if raw_path.startswith(debug.DEBUG_PREFIX):
             return await debug.handle_debug(request, raw_path[len(debug.DEBUG_PREFIX) :])
-        query = {k: v[-1] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
         parts = [unquote(p) for p in raw_path.split("/")[1:]]
         if parts and parts[-1] == "" and len(parts) > 1:
             parts.pop()  # kube-apiserver's go-restful routes ignore a trailing slash
@@ -324,20 +376,37 @@ class FakeAPIServer:
         if parts == ["version"]:
             return wire.respond(request, resources.version_info())
         if parts == ["openapi", "v3"]:
-            return wire.respond(request, resources.openapi_v3_index())
+            return wire.respond(request, openapi.openapi_v3_index())
         if parts == ["openapi", "v3", "api", "v1"]:
-            return wire.respond(request, resources.openapi_v3_core())
+            return wire.respond(request, openapi.openapi_v3_core())
         if parts in (["api"], ["apis"]):
             return self._discovery(request, core=head == "api")
         if parts == ["api", "v1"]:
-            return wire.respond(request, resources.api_resource_list())
+            return wire.respond(request, discovery.api_resource_list())
         if head == "apis" and len(parts) > 1:
-            raise unknown_resource()
+            return await self._group(request, parts[1:], user)
         if len(parts) >= 3 and parts[:2] == ["api", "v1"]:
             return await self._core.handle(request, parts[2:], query)
         if head == "api":
             raise unknown_resource()
         return web.Response(status=404, text=_NOT_FOUND_TEXT, headers={"X-Content-Type-Options": "nosniff"})
+
+    async def _group(self, request: web.BaseRequest, parts: list[str], user: UserInfo) -> web.StreamResponse:
+        """``/apis/GROUP[/VERSION[/...]]``."""
+        group = parts[0]
+        if not discovery.served_group(group):
+            raise unknown_resource()
+        if len(parts) == 1:
+            return wire.respond(request, discovery.api_group(group))
+        version = parts[1]
+        if (group, version) not in resources.GROUP_VERSIONS:
+            raise unknown_resource()
+        if len(parts) == 2:
+            return wire.respond(request, discovery.api_resource_list(group, version))
+        rtype = resources.resource_in(group, version, parts[2])
+        if rtype is None or len(parts) > 3:
+            raise unknown_resource()
+        return await handle_review(request, rtype, user, self._authorizer)
 
     def _health(self, check: str, rest: list[str], query: Mapping[str, str]) -> web.Response:
         if rest and rest != ["ping"]:
@@ -357,10 +426,10 @@ class FakeAPIServer:
                 version = media.params.get("v", "")
                 if version in ("v2", "v2beta1"):
                     ctype = f"{wire.JSON};g={_DISCOVERY_GROUP};v={version};as=APIGroupDiscoveryList"
-                    doc = resources.aggregated_discovery(version, core=core)
+                    doc = discovery.aggregated_discovery(version, core=core)
                     return wire.respond(request, doc, content_type=ctype)
             elif "as" not in media.params:
                 break
         address = join_host_port(self.host, str(self.port))
-        legacy = resources.api_versions(address) if core else resources.api_group_list()
+        legacy = discovery.api_versions(address) if core else discovery.api_group_list()
         return wire.respond(request, legacy)

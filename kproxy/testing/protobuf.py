@@ -1,16 +1,18 @@
 """Just enough Kubernetes protobuf to read what kubectl's typed clients send.
 
-kubectl's ``create configmap|namespace|service ...`` commands post their object as
-``application/vnd.kubernetes.protobuf`` (other commands send JSON), with no fallback to
-JSON when the server declines. So the fake decodes those bodies: the envelope is the
-magic ``k8s\\0`` followed by a ``runtime.Unknown`` message (type meta, then the raw
-object), and the object is one of the message types below, converted to the JSON the
-same object would have had. Field numbers are those of ``k8s.io/api/core/v1`` and
+kubectl's ``create configmap|namespace|service ...`` and ``auth whoami|can-i`` commands
+post their object as ``application/vnd.kubernetes.protobuf`` (other commands send JSON),
+with no fallback to JSON when the server declines. So the fake decodes those bodies:
+the envelope is the magic ``k8s\\0`` followed by a ``runtime.Unknown`` message (type
+meta, then the raw object), and the object is one of the message types below, converted
+to the JSON the same object would have had. Field numbers are those of
+``k8s.io/api/core/v1``, ``authentication/v1``, ``authorization/v1`` and
 ``k8s.io/apimachinery/pkg/apis/meta/v1`` ``generated.proto``.
 
-Only ConfigMap, Namespace and Service are understood (unknown fields are skipped); the
-fake never *answers* in protobuf, since every client that sends it also accepts JSON.
-Empty strings, zeros and false are left out of the result, like ``omitempty`` in JSON.
+Only ConfigMap, Namespace, Service and the self-reviews of ``kubectl auth`` are
+understood (unknown fields are skipped); the fake never *answers* in protobuf, since
+every client that sends it also accepts JSON. Empty strings, zeros and false are left
+out of the result, like ``omitempty`` in JSON.
 """
 
 from __future__ import annotations
@@ -101,7 +103,36 @@ _SERVICE_SPEC: Message = {
 }
 _SERVICE: Message = {1: ("metadata", _OBJECT_META), 2: ("spec", _SERVICE_SPEC)}
 
-_KINDS: dict[str, Message] = {"ConfigMap": _CONFIG_MAP, "Namespace": _NAMESPACE, "Service": _SERVICE}
+# k8s.io/api/authentication/v1 and authorization/v1: what kubectl auth whoami and can-i post.
+_RESOURCE_ATTRIBUTES: Message = {
+    1: ("namespace", "string"),
+    2: ("verb", "string"),
+    3: ("group", "string"),
+    4: ("version", "string"),
+    5: ("resource", "string"),
+    6: ("subresource", "string"),
+    7: ("name", "string"),
+}
+_SELF_SUBJECT_ACCESS_REVIEW: Message = {
+    1: ("metadata", _OBJECT_META),
+    2: (
+        "spec",
+        {
+            1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
+            2: ("nonResourceAttributes", {1: ("path", "string"), 2: ("verb", "string")}),
+        },
+    ),
+}
+_SELF_SUBJECT_RULES_REVIEW: Message = {1: ("metadata", _OBJECT_META), 2: ("spec", {1: ("namespace", "string")})}
+
+_KINDS: dict[str, Message] = {
+    "ConfigMap": _CONFIG_MAP,
+    "Namespace": _NAMESPACE,
+    "Service": _SERVICE,
+    "SelfSubjectReview": {1: ("metadata", _OBJECT_META)},
+    "SelfSubjectAccessReview": _SELF_SUBJECT_ACCESS_REVIEW,
+    "SelfSubjectRulesReview": _SELF_SUBJECT_RULES_REVIEW,
+}
 
 
 def decode_object(data: bytes) -> dict[str, Any]:

@@ -16,7 +16,7 @@ class ApiError(Exception):
         self.code = code
         self.reason = reason
         self.message = message
-        self.details = dict(details) if details else None
+        self.details = dict(details) if details is not None else None
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
@@ -27,7 +27,7 @@ class ApiError(Exception):
             "message": self.message,
             "reason": self.reason,
         }
-        if self.details:
+        if self.details is not None:  # {} too: clients read details.name of a 404 (kubectl debug)
             status["details"] = self.details
         status["code"] = self.code
         return status

@@ -64,6 +64,13 @@ def test_the_table_is_the_fields_in_order() -> None:
         ("disable_filter", "disable-filter", "bool"),
         ("insecure_skip_tls_verify", "insecure-skip-tls-verify", "bool"),
         ("custom_ca_trust_certificates", "custom-ca-trust-certificates", "str"),
+        # kube-rbac-proxy's names for the TLS listener.
+        ("tls_cert_file", "tls-cert-file", "str"),
+        ("tls_private_key_file", "tls-private-key-file", "str"),
+        ("tls_min_version", "tls-min-version", "str"),
+        ("tls_cipher_suites", "tls-cipher-suites", "list"),
+        ("client_ca_file", "client-ca-file", "str"),
+        ("client_identity", "client-identity", "str"),
     ],
 )
 def test_names_and_kinds(dest: str, name: str, kind: str) -> None:

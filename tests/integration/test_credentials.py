@@ -429,8 +429,11 @@ async def test_impersonation_from_kubeconfig_flags_and_client(
         "as-user-extra": {"example.com/reason": ["on call"], "scopes": ["a", "b"]},
     }
     config = write_kubeconfig(api, tmp_path, user)
+    api.authorizer.impersonators.add(TOKEN_USER)  # the fake honours impersonation only for those allowed
     kp = await start_kproxy("--port", "0", "--kubeconfig", str(config))
     assert (await get(kp))[0] == 200
+    assert (api.requests[-1].user, api.requests[-1].effective_user) == (TOKEN_USER, "jane")
+    assert api.requests[-1].groups == ("dev", "ops", "system:authenticated")
     raw = [(n.decode(), v.decode()) for n, v in api.requests[-1].raw_headers if n.lower().startswith(b"impersonate")]
     assert raw == [
         ("Impersonate-User", "jane"),

@@ -87,7 +87,7 @@ async def test_client_certificate_upstream(api: FakeAPIServer, tmp_path: Path, s
 
 
 async def test_basic_auth_and_impersonation(pki: TestPKI, tmp_path: Path, start_kproxy: StartKproxy) -> None:
-    api = FakeAPIServer(pki=pki, basic_auth=[("admin", "pa:ss")])
+    api = FakeAPIServer(pki=pki, basic_auth=[("admin", "pa:ss")], impersonators=("admin",))
     await api.start()
     config = api.kubeconfig(tmp_path, auth="basic")
     kp = await start_kproxy(
@@ -115,7 +115,7 @@ async def test_basic_auth_and_impersonation(pki: TestPKI, tmp_path: Path, start_
     headers = json.loads(out)["headers"]
     assert ["Impersonate-User", "alice"] in headers
     assert not any(name == "Impersonate-Group" for name, _ in headers)
-    assert api.requests[-1].user == "admin"
+    assert (api.requests[-1].user, api.requests[-1].effective_user) == ("admin", "alice")
     await api.stop()
 
 

@@ -24,8 +24,18 @@ def head(
     upgrade: bool = False,
     client: str | None = "10.0.0.9",
     template: HeadTemplate = T,
+    impersonate: bytes | None = None,
 ) -> tuple[list[bytes], bool, bool]:
-    built = request_head(template, method, b"/api/v1/pods?limit=1", raw, upgrade=upgrade, auth_line=AUTH, client=client)
+    built = request_head(
+        template,
+        method,
+        b"/api/v1/pods?limit=1",
+        raw,
+        upgrade=upgrade,
+        auth_line=AUTH,
+        client=client,
+        impersonate=impersonate,
+    )
     assert built.data.endswith(b"\r\n\r\n")
     return built.data[:-4].split(b"\r\n"), built.has_body, built.chunked
 
@@ -120,3 +130,48 @@ def test_absolute_form_through_an_http_proxy_except_for_upgrades() -> None:
     ]
     lines, _, _ = head([(b"Connection", b"Upgrade")], template=proxied, upgrade=True)
     assert lines[0] == b"GET /api/v1/pods?limit=1 HTTP/1.1" and not any(b"Proxy-Authorization" in x for x in lines)
+
+
+ALICE = b"Impersonate-User: alice\r\nImpersonate-Group: dev\r\n"
+PLAIN = HeadTemplate(host_header=b"api:6443", user_agent=b"User-Agent: kproxy/test\r\n")
+
+
+def test_impersonate_mode_replaces_the_clients_credentials_with_its_identity() -> None:
+    # --client-identity impersonate (docs/sharing.md §5): kproxy's credential always, the
+    # certificate's identity, and nothing of what the client claimed.
+    raw = [
+        (b"Host", b"h"),
+        (b"Authorization", b"Bearer stolen"),
+        (b"impersonate-user", b"root"),
+        (b"Impersonate-Group", b"system:masters"),
+        (b"Impersonate-Uid", b"0"),
+        (b"Impersonate-Extra-Scopes", b"all"),
+        (b"Accept", b"application/json"),
+    ]
+    lines, _, _ = head(raw, template=PLAIN, impersonate=ALICE)
+    assert lines == [
+        b"GET /api/v1/pods?limit=1 HTTP/1.1",
+        b"Host: api:6443",
+        b"Accept: application/json",
+        b"Authorization: Bearer secret",
+        b"Impersonate-User: alice",
+        b"Impersonate-Group: dev",
+        b"User-Agent: kproxy/test",
+        b"X-Forwarded-For: 10.0.0.9",
+    ]
+
+
+def test_impersonate_mode_drops_the_bearer_subprotocol_of_an_upgrade() -> None:
+    raw = [
+        (b"Connection", b"Upgrade"),
+        (b"Upgrade", b"websocket"),
+        (b"Sec-WebSocket-Protocol", b"base64url.bearer.authorization.k8s.io.c3RvbGVu, v5.channel.k8s.io"),
+    ]
+    lines, _, _ = head(raw, upgrade=True, template=PLAIN, impersonate=ALICE)
+    assert b"Sec-Websocket-Protocol: v5.channel.k8s.io" in lines and b"Impersonate-User: alice" in lines
+    lines, _, _ = head(raw[:2] + [(b"Sec-WebSocket-Protocol", b"base64url.bearer.authorization.k8s.io.eA")],
+                       upgrade=True, template=PLAIN, impersonate=ALICE)  # fmt: skip
+    assert not any(line.lower().startswith(b"sec-websocket-protocol") for line in lines)
+    # Without impersonation the subprotocol is the client's business (passthrough, proxy).
+    lines, _, _ = head(raw, upgrade=True, template=PLAIN)
+    assert any(b"bearer.authorization" in line for line in lines)

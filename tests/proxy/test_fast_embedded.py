@@ -20,7 +20,7 @@ import pytest
 from kproxy import Flags, Options, ProxyServer
 from kproxy.http import Request
 from kproxy.proxy.fast import FastPath
-from kproxy.testing import FakeAPIServer
+from kproxy.testing import TOKEN_USER, FakeAPIServer, TestPKI
 from kproxy.testing.credential_fakes import write_plugin
 
 VARYING = {"Date", "Audit-Id"}
@@ -244,3 +244,42 @@ async def test_a_request_head_built_before_is_reused_only_for_the_same_request(
             seen.append([v for n, v in echo["headers"] if n.lower() == "x-a"])
     assert seen == [["1"], ["1"], ["2"], ["2"], ["1"]]
     assert len(fast_taken) == 4
+
+
+# -- over kproxy's TLS listener, in each --client-identity mode -----------------------------
+
+
+@pytest.mark.parametrize("mode", ["proxy", "impersonate", "passthrough"])
+async def test_the_fast_path_over_tls_in_each_identity_mode(
+    api: FakeAPIServer, tmp_path: Path, fast_taken: list[str], mode: str
+) -> None:
+    api.authorizer.impersonators.add(TOKEN_USER)
+    team = TestPKI.create()
+    files = team.write(tmp_path / "team")
+    alice = team.issue_client("alice", ("dev",))
+    options = Options.from_flags(
+        Flags(
+            kubeconfig=str(api.kubeconfig(tmp_path, auth="token")),
+            port=0,
+            tls_cert_file=str(files["server.crt"]),
+            tls_private_key_file=str(files["server.key"]),
+            client_ca_file=str(files["ca.crt"]),
+            client_identity=mode,
+        )
+    )
+    ctx = team.client_ssl_context(alice)
+    headers = {"Authorization": "Bearer test-token"} if mode == "passthrough" else {}
+    async with (
+        ProxyServer(options) as server,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=1), headers=headers) as session,
+    ):
+        assert server.url.startswith("https://")
+        url = f"{server.url}/debug/kproxy/echo"
+        answers = [await fetch(session, "GET", url) for _ in range(3)]
+    assert fast_taken == ["/debug/kproxy/echo", "/debug/kproxy/echo"]  # all but the first
+    assert all(a[0] == 200 for a in answers) and answers[1][2] == answers[2][2]
+    sent = [(n.lower(), v) for n, v in json.loads(answers[2][2])["headers"]]
+    auth = [h for h in sent if h[0] == "authorization" or h[0].startswith("impersonate-")]
+    impersonation = [("impersonate-user", "alice"), ("impersonate-group", "dev")]
+    assert auth == [("authorization", "Bearer test-token"), *(impersonation if mode == "impersonate" else [])]
+    assert {r.effective_user for r in api.requests[-3:]} == {"alice" if mode == "impersonate" else TOKEN_USER}

@@ -22,9 +22,11 @@ from tests.proxy.fakes import FakeClient
 @dataclass
 class RecordingRelay:
     forwarded: list[tuple[str, bytes]] = field(default_factory=list)
+    impersonated: list[bytes | None] = field(default_factory=list)
 
-    async def forward(self, request: Request, target: bytes) -> Response:
+    async def forward(self, request: Request, target: bytes, impersonate: bytes | None = None) -> Response:
         self.forwarded.append((request.method, target))
+        self.impersonated.append(impersonate)
         return Response(body=b"upstream")
 
 
@@ -123,7 +125,7 @@ async def test_upgrades_go_to_the_splice_and_its_errors_close_the_connection(
 ) -> None:
     from kproxy.errors import UpstreamError
 
-    async def refuse(relay: object, request: Request, target: bytes) -> Response:
+    async def refuse(relay: object, request: Request, target: bytes, impersonate: bytes | None) -> Response:
         raise UpstreamError("invalid upgrade response: status code 200")
 
     monkeypatch.setattr(pipeline_module, "upgrade", refuse)
