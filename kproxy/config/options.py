@@ -31,6 +31,7 @@ from kproxy.config.flags import Flags
 from kproxy.config.kubeconfig_loading import load_kubeconfig
 from kproxy.config.listen import Listen, listen_on
 from kproxy.config.upstream import Upstream, build_upstream
+from kproxy.policy.cross_origin import CORS_METHODS, CorsPolicy
 from kproxy.policy.filters import DEFAULT_ACCEPT_HOSTS, RequestFilter
 from kproxy.policy.gonet import is_loopback_host
 from kproxy.policy.ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
@@ -41,6 +42,10 @@ __all__ = ["Options"]
 
 def _no_ranges() -> AuthorizedRanges:
     return AuthorizedRanges(())
+
+
+def _no_cors() -> CorsPolicy:
+    return CorsPolicy.parse("")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Options:
     warnings: tuple[str, ...] = ()  # kubectl's start-up warnings, word for word
     notices: tuple[str, ...] = ()  # one line per kproxy feature in use
     egress: Egress = field(default_factory=Egress)
+    cors: CorsPolicy = field(default_factory=_no_cors)  # --cors-allowed-origins
 
     @classmethod
     def from_flags(
@@ -68,7 +74,7 @@ class Options:
         """Validate ``flags`` and load the kubeconfig they name. Raises :class:`ConfigError`.
 
         The order is the order of errors and warnings: listening, the kubeconfig, egress,
-        the upstream, routes, the filter, static files, client ranges.
+        the upstream, routes, the filter, cross-origin rules, static files, client ranges.
         """
         env = os.environ if environ is None else environ
         base = cwd or os.getcwd()
@@ -80,6 +86,7 @@ class Options:
         upstream = build_upstream(flags, loaded, egress, warnings)
         router, www = _routes(flags, base)
         request_filter = _request_filter(flags, warnings)
+        cors = _cors(flags, request_filter)
         warnings.extend(_www_warnings(flags.www, www))
         clients = _Clients.from_flags(flags, base)
         warnings.extend(_exposure_warnings(flags, listen, clients.ranges))
@@ -94,8 +101,9 @@ class Options:
             authorized_ranges_flag=clients.flag_ranges,
             trusted_proxies=clients.trusted,
             warnings=tuple(warnings),
-            notices=(*_egress_notices(upstream, egress), *clients.notices()),
+            notices=(*_egress_notices(upstream, egress), *clients.notices(), *_cors_notices(flags)),
             egress=egress,
+            cors=cors,
         )
 
 
@@ -148,6 +156,18 @@ def _request_filter(flags: Flags, warnings: list[str]) -> RequestFilter | None:
     if not flags.unix_socket:
         warnings.append("Request filter disabled, your proxy is vulnerable to XSRF attacks, please be cautious")
     return None
+
+
+def _cors(flags: Flags, request_filter: RequestFilter | None) -> CorsPolicy:
+    """--cors-allowed-origins; preflights are granted the methods the filter lets through."""
+    methods = [m for m in CORS_METHODS if request_filter is None or not request_filter.rejects_method(m)]
+    return CorsPolicy.parse(flags.cors_allowed_origins, methods)
+
+
+def _cors_notices(flags: Flags) -> list[str]:
+    if not flags.cors_allowed_origins:
+        return []
+    return [f"cross-origin requests allowed from {flags.cors_allowed_origins.replace(',', ', ')}"]
 
 
 def _www_warnings(flag: str, www: str) -> list[str]:
