@@ -198,7 +198,7 @@ def test_citations_point_into_the_repository() -> None:
         text = path.read_text()
         for needle in ("reference §", "shared/reference", "shared/seeds", "shared/DESIGN", "shared/STYLE"):
             assert needle not in text, f"{path.relative_to(ROOT)} cites {needle!r}"
-        for doc in ("kubectl-proxy.md", "go-proxy-selection.md", "architecture.md"):
+        for doc in ("kubectl-proxy.md", "go-proxy-selection.md", "architecture.md", "browsers.md"):
             for line in text.splitlines():
                 if doc in line:
                     assert f"docs/{doc}" in line, f"{path.relative_to(ROOT)}: cite docs/{doc}: {line.strip()}"

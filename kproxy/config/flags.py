@@ -147,6 +147,12 @@ class Flags:
         "",
         "kproxy: file of authorized client CIDRs, one per line, # comments; reloaded on SIGHUP and when it changes.",
     )
+    cors_allowed_origins: str = _flag(
+        "",
+        "kproxy: comma-separated origins (scheme://host[:port]) or anchored RE2 patterns of web pages allowed "
+        "to use the proxy from another origin (CORS; kproxy answers their preflights). Pages from other origins "
+        "may only GET, HEAD and OPTIONS, and never upgrade.",
+    )
     trusted_proxies: str = _flag(
         "",
         "kproxy: CIDRs of front proxies whose X-Forwarded-For names the real client (for --authorized-ip-ranges).",

@@ -36,6 +36,7 @@ from kproxy.config.listen import Listen, listen_on
 from kproxy.config.serving_tls import ServingTLS, serving_tls
 from kproxy.config.upstream import Upstream, build_upstream
 from kproxy.policy.client_identity import IdentityMode
+from kproxy.policy.cross_origin import CORS_METHODS, CorsPolicy
 from kproxy.policy.filters import DEFAULT_ACCEPT_HOSTS, RequestFilter
 from kproxy.policy.gonet import is_loopback_host
 from kproxy.policy.ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
@@ -46,6 +47,10 @@ __all__ = ["Options"]
 
 def _no_ranges() -> AuthorizedRanges:
     return AuthorizedRanges(())
+
+
+def _no_cors() -> CorsPolicy:
+    return CorsPolicy.parse("")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Options:
     egress: Egress = field(default_factory=Egress)
     serving_tls: ServingTLS | None = None  # None: plain HTTP
     client_identity: IdentityMode = "proxy"
+    cors: CorsPolicy = field(default_factory=_no_cors)  # --cors-allowed-origins
 
     @classmethod
     def from_flags(
@@ -75,8 +81,8 @@ class Options:
         """Validate ``flags`` and load the kubeconfig they name. Raises :class:`ConfigError`.
 
         The order is the order of errors and warnings: listening (and its TLS), the
-        client identity, the kubeconfig, egress, the upstream, routes, the filter, static
-        files, client ranges.
+        client identity, the kubeconfig, egress, the upstream, routes, the filter,
+        cross-origin rules, static files, client ranges.
         """
         env = os.environ if environ is None else environ
         base = cwd or os.getcwd()
@@ -90,6 +96,7 @@ class Options:
         upstream = build_upstream(flags, upstream_selection(mode, loaded), egress, warnings)
         router, www = _routes(flags, base)
         request_filter = _request_filter(flags, warnings)
+        cors = _cors(flags, request_filter)
         warnings.extend(_www_warnings(flags.www, www))
         clients = _Clients.from_flags(flags, base)
         warnings.extend(_exposure_warnings(flags, listen, clients.ranges, serving, mode))
@@ -107,10 +114,11 @@ class Options:
             authorized_ranges_flag=clients.flag_ranges,
             trusted_proxies=clients.trusted,
             warnings=tuple(warnings),
-            notices=(*_egress_notices(upstream, egress), *clients.notices(), *sharing),
+            notices=(*_egress_notices(upstream, egress), *clients.notices(), *_cors_notices(flags), *sharing),
             egress=egress,
             serving_tls=serving,
             client_identity=mode,
+            cors=cors,
         )
 
 
@@ -163,6 +171,18 @@ def _request_filter(flags: Flags, warnings: list[str]) -> RequestFilter | None:
     if not flags.unix_socket:
         warnings.append("Request filter disabled, your proxy is vulnerable to XSRF attacks, please be cautious")
     return None
+
+
+def _cors(flags: Flags, request_filter: RequestFilter | None) -> CorsPolicy:
+    """--cors-allowed-origins; preflights are granted the methods the filter lets through."""
+    methods = [m for m in CORS_METHODS if request_filter is None or not request_filter.rejects_method(m)]
+    return CorsPolicy.parse(flags.cors_allowed_origins, methods)
+
+
+def _cors_notices(flags: Flags) -> list[str]:
+    if not flags.cors_allowed_origins:
+        return []
+    return [f"cross-origin requests allowed from {flags.cors_allowed_origins.replace(',', ', ')}"]
 
 
 def _www_warnings(flag: str, www: str) -> list[str]:

@@ -346,6 +346,8 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         if close or self.draining:
             self._keep = False
+        if request is not None and request.added_lines:
+            lines += request.added_lines
         data = complete_answer(
             status,
             lines,
@@ -365,6 +367,8 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         if close or self.draining:
             self._keep = False
+        if request.added_lines:
+            lines += request.added_lines
         head, self._framing = stream_head(
             status,
             lines,

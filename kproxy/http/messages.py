@@ -78,13 +78,15 @@ class Connection(Protocol):
         has_date: bool,
         close: bool = False,
     ) -> None:
-        """Head and whole body in one write. ``lines``: header lines without framing;
-        ``length``: a Content-Length the handler set (kept for HEAD answers)."""
+        """Head and whole body in one write. ``lines``: header lines without framing
+        (the request's ``added_lines`` follow them); ``length``: a Content-Length the
+        handler set (kept for HEAD answers)."""
 
     def send_head(
         self, request: Request, status: int, lines: bytes, *, length: int | None, has_date: bool, close: bool = False
     ) -> None:
-        """The head of a streamed answer; its framing is chosen here."""
+        """The head of a streamed answer (the request's ``added_lines`` included); its
+        framing is chosen here."""
 
     def send_body(self, data: bytes) -> None: ...
 
@@ -163,6 +165,7 @@ class Request:
     __slots__ = (
         "_body",
         "_headers",
+        "added_lines",
         "complete",
         "keep_alive",
         "method",
@@ -194,6 +197,9 @@ class Request:
         self.upgraded = False  # llhttp saw an upgrade: what follows the head is not HTTP
         self.complete = False  # the whole message, body included, has arrived
         self.note: str | None = None  # where the handler sent it, in a few words (access log)
+        # Header lines (CRLF-ended) the connection adds to whatever answer this request
+        # gets, the handler's own and relayed ones alike (kproxy: a CORS grant).
+        self.added_lines = b""
         self._body: Body | None = None  # made when a body arrives or someone reads it
         self._headers: CIMultiDictProxy[str] | None = None
 

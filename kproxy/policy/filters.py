@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_REJECT_PATHS",
     "RequestFilter",
     "Verdict",
+    "compile_pattern",
     "host_candidates",
     "split_patterns",
 ]
@@ -88,6 +89,11 @@ def split_patterns(flag: str, value: str) -> tuple[str, ...]:
             f" an empty pattern matches everything; {right}"
         )
     return patterns
+
+
+def compile_pattern(flag: str, pattern: str) -> Any:
+    """One Go RE2 pattern compiled; an invalid one raises ConfigError naming ``flag``."""
+    return _compile_one(flag, pattern)
 
 
 def _compile_one(flag: str, pattern: str) -> Any:
@@ -251,6 +257,10 @@ class RequestFilter:
         if self.allows_host(host):
             return _ALLOWED
         return Verdict(False, f"accept-hosts (no pattern matched host {_reduce_host(host)!r})")
+
+    def rejects_method(self, method: str) -> bool:
+        """The reject-methods check alone (which methods a CORS preflight may be granted)."""
+        return self._reject_methods.matches(method)
 
     def allows_host(self, host: str) -> bool:
         """The accept-hosts check alone (kproxy also applies it to static files).

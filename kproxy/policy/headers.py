@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 
 __all__ = [
+    "CORS_PREFIX",
     "HOP_BY_HOP",
     "UPGRADE_DROP",
     "canonical_name",
@@ -40,6 +41,10 @@ HOP_BY_HOP = frozenset(
 UPGRADE_DROP = frozenset({b"proxy-authorization", b"proxy-connection", b"keep-alive"})
 
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"upgrade"})
+# The API server's (or a proxied service's) own CORS headers never reach the client:
+# kproxy alone decides which pages may read answers made with the user's credentials
+# (--cors-allowed-origins, docs/browsers.md §5).
+CORS_PREFIX = b"access-control-"
 
 _canonical_cache: dict[bytes, bytes] = {}
 
@@ -77,7 +82,8 @@ def connection_tokens(raw_headers: Sequence[tuple[bytes, bytes]]) -> frozenset[b
 
 def response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, bool]:
     """A relayed response's header lines without hop-by-hop ones (and those its
-    ``Connection`` lists) and without ``Content-Length``, which the server re-adds;
+    ``Connection`` lists), without CORS headers (``Access-Control-*``, kproxy's to give)
+    and without ``Content-Length``, which the server re-adds;
     also (that Content-Length, whether a ``Date`` came). Runs per response: one pass
     unless ``Connection`` names more than the usual keep-alive or close."""
     parts: list[bytes] = []
@@ -93,6 +99,8 @@ def response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, b
         if lname == b"content-length":
             length = int(value)
             continue
+        if lname.startswith(CORS_PREFIX):
+            continue
         if lname == b"date":
             has_date = True
         parts += (name, b": ", value, b"\r\n")
@@ -101,14 +109,19 @@ def response_lines(raw: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, b
         parts = [
             b"%b: %b\r\n" % (name, value)
             for name, value in raw
-            if name.lower() not in listed and name.lower() not in HOP_BY_HOP and name.lower() != b"content-length"
+            if name.lower() not in listed
+            and name.lower() not in HOP_BY_HOP
+            and name.lower() != b"content-length"
+            and not name.lower().startswith(CORS_PREFIX)
         ]
     return b"".join(parts), length, has_date
 
 
 # In a lowercased head with an LF put in front: the lines to drop, and Date.
 _NOTED_LINE = re.compile(
-    rb"\n(" + b"|".join(sorted((*HOP_BY_HOP, b"content-length", b"date"))) + rb"):([^\r\n]*)\r(?=\n)"
+    rb"\n("
+    + b"|".join(sorted((*HOP_BY_HOP, b"content-length", b"date", CORS_PREFIX + rb"[^:\r\n]*")))
+    + rb"):([^\r\n]*)\r(?=\n)"
 )
 
 

@@ -21,11 +21,12 @@ The contract with the other layers, all of it here:
   who the client is (:class:`~kproxy.proxy.identity.Peer`, judged on its first request);
 * the upstream connection calls :class:`_FastExchange` (its listener) as bytes arrive.
 
-Taken: GET, HEAD and OPTIONS without a body, direct or tunnelled, with the credential in
-force (one due for a refresh needs awaiting: declined), when no client-address check
-applies and the client is not refused for its certificate (the ordinary path answers the
-401). These are replayable (Go's rule), so anything that goes wrong before the
-answer's head starts over on the ordinary path, which knows retries and Status answers.
+Taken: GET, HEAD and OPTIONS without a body and without ``Origin`` (browsers' requests
+meet the cross-origin guard), direct or tunnelled, with the credential in force (one due
+for a refresh needs awaiting: declined), when no client-address check applies and the
+client is not refused for its certificate (the ordinary path answers the 401). These
+are replayable (Go's rule), so anything that goes wrong before the answer's head starts
+over on the ordinary path, which knows retries and Status answers.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kproxy.credentials.sources import AuthSource
-from kproxy.errors import MalformedRequest, UpstreamError
+from kproxy.errors import UpstreamError
 from kproxy.http import Request, Sent
-from kproxy.policy.headers import is_upgrade, response_lines_raw
-from kproxy.policy.request_checks import request_host
+from kproxy.policy.headers import response_lines_raw
+from kproxy.policy.request_checks import plain_host
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.answers import guarded
 from kproxy.proxy.authorization import choose_now, refreshed
@@ -143,12 +144,13 @@ class FastPath:
         # The same checks as the pipeline's, in the same order; anything else declines.
         if self._gate.active or request.raw_path[:1] != "/":
             return False
-        try:
-            host = request_host(request.raw_headers, request.version)
-        except MalformedRequest:
+        # One valid Host, no upgrade, no Origin (a browser's request meets the
+        # cross-origin guard and may need a CORS grant on its answer).
+        host = plain_host(request.raw_headers, request.version)
+        if host is None:
             return False
         forward = self._verdicts.get((request.method, request.raw_path, host))
-        if forward is None or is_upgrade(request.raw_headers):
+        if forward is None:
             return False
         return self._start(request, forward.target)
 

@@ -4,6 +4,9 @@
       · client address check (authorized IP ranges; every request, static and upgrades too)
       · client certificate check (--client-ca-file: 401 without a valid one; who the client is)
       · request-target and Host checks (what Go's HTTP server rejects before any handler)
+      · cross-origin guard (requests with Origin: a foreign page may only GET, HEAD and
+        OPTIONS, never upgrade; preflights answered here; allowed origins' answers get
+        the CORS grant)
       · route by prefix (ServeMux rules: cleaning 301s, prefix 301s, 404)
         ├── static: Host check → file server
         └── API:    filter → relay (ordinary or upgrade) → dialer
@@ -24,6 +27,7 @@ from kproxy.config.options import Options
 from kproxy.errors import RequestError
 from kproxy.http import Answer, FastPath, Handler, Request, Response, http_error
 from kproxy.log import log
+from kproxy.policy.cross_origin import request_origin
 from kproxy.policy.filters import RequestFilter
 from kproxy.policy.headers import is_upgrade
 from kproxy.policy.request_checks import request_host, split_target
@@ -31,6 +35,7 @@ from kproxy.policy.routing import Route, redirect_body, upstream_path
 from kproxy.policy.service_urls import parse as parse_proxy_url
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.answers import error_answer, forbidden, internal_error
+from kproxy.proxy.cross_origin import CrossOrigin
 from kproxy.proxy.fast import ClientState, Forward, ForwardCache
 from kproxy.proxy.fast import FastPath as Fast
 from kproxy.proxy.identity import Identify, Peer
@@ -53,6 +58,7 @@ class Pipeline:
         self._gate = gate
         self._relay = relay
         self._static = static
+        self._cross_origin = CrossOrigin(options.cors)
         self._cache = ForwardCache()
         # Who the client is, by its certificate: only with --client-ca-file.
         serving = options.serving_tls
@@ -74,6 +80,11 @@ class Pipeline:
                 return Response(status=200)  # Go's server answers OPTIONS * itself
             raw_path, raw_query, authority = split_target(request.raw_path)
             host = authority if authority is not None else request_host(request.raw_headers, request.version)
+            origin = request_origin(request.raw_headers)
+            if origin is not None:  # a browser's request: which page sent it?
+                refusal = self._cross_origin.check(request, origin, host)
+                if refusal is not None:
+                    return refusal
             forward = self._cache.get(request.method, request.raw_path, host)
             if forward is None:
                 route = self._router.route(raw_path, raw_query)

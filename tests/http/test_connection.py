@@ -63,6 +63,30 @@ async def test_a_request_is_answered_and_the_connection_stays(h: Harness) -> Non
     assert (h.conn.phase, h.conn.busy, h.transport.closed) == (Phase.ACTIVE, False, False)
 
 
+async def test_a_requests_added_lines_go_on_whatever_answer_it_gets() -> None:
+    from kproxy.http import StreamResponse
+
+    async def handler(request: Request) -> Answer:
+        request.added_lines = b"Vary: Origin\r\n"
+        if request.raw_path == "/stream":
+            response = StreamResponse(headers={"X-A": "1"})
+            await response.prepare(request)
+            await response.write_eof(b"chunk")
+            return response
+        return Response(body=b"whole", headers={"X-A": "1"})
+
+    h = Harness(handler)  # type: ignore[arg-type]
+    for path in (b"/whole", b"/stream"):
+        out = await h.feed(GET.replace(b"/a", path))
+        head = out.partition(b"\r\n\r\n")[0]
+        assert b"\r\nX-A: 1\r\nVary: Origin\r\n" in head + b"\r\n", out
+    plain = Harness()
+    assert b"Vary" not in await plain.feed(GET)
+    for harness in (h, plain):
+        harness.conn.connection_lost(None)
+    await settle()
+
+
 async def test_pipelined_requests_are_answered_in_order(h: Harness) -> None:
     out = await h.feed(GET.replace(b"/a", b"/1") + GET.replace(b"/a", b"/2") + GET.replace(b"/a", b"/3"))
     assert out.count(b"HTTP/1.1 200 OK\r\n") == 3

@@ -42,6 +42,17 @@ def test_headers_named_by_connection_go_too() -> None:
     assert both(raw) == (b"X-Kept: 2\r\n", None, False)
 
 
+def test_other_servers_cors_headers_never_pass() -> None:
+    # kproxy alone grants cross-origin reads (docs/browsers.md §5).
+    raw = (
+        b"Content-Type: text/html\r\nAccess-Control-Allow-Origin: *\r\naccess-control-allow-credentials: true\r\n"
+        b"ACCESS-CONTROL-EXPOSE-HEADERS: X\r\nAccess-Controlled: kept\r\nContent-Length: 1\r\n"
+    )
+    assert both(raw) == (b"Content-Type: text/html\r\nAccess-Controlled: kept\r\n", 1, False)
+    listing = b"Connection: X-A\r\nX-A: 1\r\nAccess-Control-Allow-Origin: *\r\nX-B: 2\r\n"
+    assert both(listing) == (b"X-B: 2\r\n", None, False)
+
+
 def test_any_case_and_an_empty_head() -> None:
     assert both(b"CONNECTION: keep-alive\r\nkeep-alive: timeout=5\r\ncontent-length: 0\r\n") == (b"", 0, False)
     assert both(b"") == (b"", None, False)
@@ -61,6 +72,7 @@ NAMES = st.sampled_from(
         b"X-A",
         b"Te-Not",
         b"content-type",
+        b"Access-Control-Allow-Origin",
     ]
 )
 VALUES = st.sampled_from([b"keep-alive", b"close", b"x-a", b"5", b"upgrade", b"chunked", b"Mon", b""])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kproxy.errors import BadRequest, MalformedRequest
-from kproxy.policy.request_checks import request_host, split_target
+from kproxy.policy.request_checks import plain_host, request_host, split_target
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,24 @@ def test_hosts(headers: list[tuple[bytes, bytes]], version: tuple[int, int], exp
 def test_hosts_go_refuses(headers: list[tuple[bytes, bytes]], message: str) -> None:
     with pytest.raises(MalformedRequest, match=message.replace("\\", "\\\\")):
         request_host(headers, (1, 1))
+
+
+@pytest.mark.parametrize(
+    ("headers", "version", "expected"),
+    [
+        ([(b"Host", b"localhost:8001"), (b"Accept", b"*/*")], (1, 1), "localhost:8001"),
+        ([], (1, 0), ""),
+        ([(b"Host", b"a"), (b"Connection", b"keep-alive")], (1, 1), "a"),
+        # What request_host refuses: the ordinary path answers it.
+        ([], (1, 1), None),
+        ([(b"Host", b"a"), (b"host", b"b")], (1, 1), None),
+        ([(b"Host", b"a b")], (1, 1), None),
+        # Upgrades (kubectl's substring test) and browsers' requests take the ordinary path.
+        ([(b"Host", b"a"), (b"connection", b"keep-alive, Upgrade")], (1, 1), None),
+        ([(b"Host", b"a"), (b"Origin", b"http://a")], (1, 1), None),
+        ([(b"ORIGIN", b"null"), (b"Host", b"a")], (1, 1), None),
+        ([(b"Host", b"a"), (b"Origins", b"x"), (b"Orig-n", b"x")], (1, 1), "a"),
+    ],
+)
+def test_plain_host(headers: list[tuple[bytes, bytes]], version: tuple[int, int], expected: str | None) -> None:
+    assert plain_host(headers, version) == expected

@@ -50,12 +50,13 @@ class FakeClient:
         self, request: Request | None, status: int, lines: bytes, body: bytes, *, length: int | None,
         has_date: bool, close: bool = False,
     ) -> None:  # fmt: skip
-        self.sent.append((status, lines, body))
+        # As the real connection does: the request's added lines follow the answer's.
+        self.sent.append((status, lines + (request.added_lines if request is not None else b""), body))
 
     def send_head(
         self, request: Request, status: int, lines: bytes, *, length: int | None, has_date: bool, close: bool = False
     ) -> None:
-        self.sent.append((status, lines, b""))
+        self.sent.append((status, lines + request.added_lines, b""))
 
     def send_body(self, data: bytes) -> None:
         self.streamed.append(data)

@@ -58,6 +58,9 @@ async def test_a_request_seen_before_goes_out_and_its_answer_comes_back_on_callb
         (b"GET /api/v1/pods HTTP/1.1\r\nHost: a\r\nHost: b\r\n", "a malformed head"),
         (b"GET /api/v1/pods HTTP/1.1\r\nHost: localhost:8001\r\nConnection: Upgrade\r\n", "an upgrade"),
         (b"GET /api/v1/pods HTTP/1.1\r\nHost: localhost:8001\r\nContent-Length: 5\r\n", "a body"),
+        # A browser's request meets the cross-origin guard and may need a CORS grant.
+        (b"GET /api/v1/pods HTTP/1.1\r\nHost: localhost:8001\r\nOrigin: http://localhost:8001\r\n", "Origin"),
+        (b"GET /api/v1/pods HTTP/1.1\r\nOrigin: http://evil.example\r\nHost: localhost:8001\r\n", "Origin"),
     ],
 )
 async def test_what_the_fast_path_declines(head: bytes, why: str) -> None:

@@ -141,7 +141,7 @@ async def test_a_bug_of_ours_is_a_500_status_and_the_log_says_so(
 ) -> None:
     p, relay = build(tmp_path)
 
-    async def broken(request: Request, target: bytes) -> Response:
+    async def broken(request: Request, target: bytes, impersonate: object = None) -> Response:
         raise KeyError("oops")
 
     relay.forward = broken  # type: ignore[method-assign]
