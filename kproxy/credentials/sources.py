@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kproxy.credentials.resumption import ResumingContext
 from kproxy.errors import ConfigError
 from kproxy.log import log
 
@@ -115,7 +116,9 @@ def proxy_tls_context(extra_ca: bytes = b"") -> ssl.SSLContext:
 
 
 def _default_context() -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    # ssl.create_default_context(SERVER_AUTH), on a context that resumes TLS sessions.
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     # Python 3.13 turns on VERIFY_X509_STRICT, which rejects real cluster CAs that Go
     # (and so kubectl) accepts, e.g. CAs without a keyUsage or AKI extension. kubectl
     # parity wins: verification stays on, the extra RFC 5280 pedantry goes.
@@ -136,7 +139,7 @@ def _load_extra(ctx: ssl.SSLContext, pem: bytes) -> None:
 
 
 def _fresh_context_like(template: ssl.SSLContext) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.verify_flags = template.verify_flags
     ctx.hostname_checks_common_name = False
     ctx.set_alpn_protocols(["http/1.1"])
