@@ -77,7 +77,7 @@ class Options:
         loaded = load_kubeconfig(flags, env, base)
         egress = build_egress(flags, loaded.cluster, env, base, warnings)
         warnings.extend(loaded.notes)
-        upstream = build_upstream(flags, loaded, egress, warnings)
+        upstream = build_upstream(flags, loaded, egress, warnings, http2_env=env.get("DISABLE_HTTP2", ""))
         router, www = _routes(flags, base)
         request_filter = _request_filter(flags, warnings)
         warnings.extend(_www_warnings(flags.www, www))

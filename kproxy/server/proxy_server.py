@@ -24,6 +24,7 @@ from kproxy.proxy.static import StaticFiles
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
+from kproxy.upstream.lane import H2Lane
 from kproxy.upstream.pool import ConnectionPool
 
 __all__ = ["ProxyServer"]
@@ -42,6 +43,7 @@ class ProxyServer:
         self._server: asyncio.AbstractServer | None = None
         self._web: HTTPServer | None = None
         self._pool: ConnectionPool | None = None
+        self._lane: H2Lane | None = None
         self._address = ""
         self._url = ""
         self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
@@ -57,8 +59,10 @@ class ProxyServer:
 
     async def start(self) -> None:
         opts = self.options
-        self._pool = ConnectionPool(Dialer(opts.upstream))
-        relay = Relay(opts.upstream, self._pool)
+        dialer = Dialer(opts.upstream)
+        self._pool = ConnectionPool(dialer)
+        self._lane = H2Lane(dialer) if opts.upstream.http2 else None
+        relay = Relay(opts.upstream, self._pool, self._lane)
         static = StaticFiles(opts.www) if opts.www else None
         pipeline = build_pipeline(opts, self.gate, relay, static)
         loop = asyncio.get_running_loop()
@@ -126,6 +130,8 @@ class ProxyServer:
             self._server = None
         if self._pool is not None:
             self._pool.close()
+        if self._lane is not None:
+            self._lane.close()
         if self.options.listen.unix_socket:
             remove_socket(self.options.listen.unix_socket)
 

@@ -22,9 +22,12 @@ from tests.proxy.fakes import FakeClient
 @dataclass
 class RecordingRelay:
     forwarded: list[tuple[str, bytes]] = field(default_factory=list)
+    long_running: list[bytes] = field(default_factory=list)
 
-    async def forward(self, request: Request, target: bytes) -> Response:
+    async def forward(self, request: Request, target: bytes, long_running: bool = False) -> Response:
         self.forwarded.append((request.method, target))
+        if long_running:
+            self.long_running.append(target)
         return Response(body=b"upstream")
 
 
