@@ -22,7 +22,8 @@ real kubectl 1.32 is the judge (``tests/test_fake_apiserver.py``):
 * **Test aids** under ``/debug/kproxy/`` (``debug``), and ``FakeAPIServer.requests``: every
   request as it arrived on the wire, with the user it authenticated as.
 
-Knowingly different from kube-apiserver: HTTP/1.1 only (no h2); never answers in
+Knowingly different from kube-apiserver: HTTP/2 only with ``http2=True`` (``h2_front``;
+kube-apiserver always offers it); never answers in
 protobuf (406 if a client accepts nothing else); no RBAC, admission, dry-run,
 server-side apply (treated as a merge patch) or strategic list merging;
 ``fieldValidation=Strict`` keeps unknown fields silently; deletion is immediate;
@@ -55,6 +56,7 @@ from kproxy.testing import debug, resources, wire
 from kproxy.testing.auth import TOKEN_USER, Authenticator, client_cert_cn
 from kproxy.testing.certs import TestPKI
 from kproxy.testing.core_api import CoreV1API, not_allowed, unknown_resource
+from kproxy.testing.h2_front import H2Front
 from kproxy.testing.objects import seed_objects
 from kproxy.testing.runtime import PodRuntime
 from kproxy.testing.status import ApiError
@@ -106,6 +108,8 @@ class FakeAPIServer:
         port: int = 0,
         seed: bool = True,
         record_requests: bool = True,
+        http2: bool = False,
+        max_streams: int = 100,
     ) -> None:
         """Configure (nothing listens until ``start()``).
 
@@ -115,7 +119,11 @@ class FakeAPIServer:
         certificates signed by ``pki``'s CA. ``anonymous``: requests with no credential at all
         are ``system:anonymous`` instead of 401. ``seed``: start with the demo cluster.
         ``record_requests``: keep every request in ``requests`` (turn off for long demos).
+        ``http2``: offer HTTP/2 by ALPN (with ``pki``), at most ``max_streams`` streams per
+        connection; ``h2`` is then the front, for GOAWAY and friends.
         """
+        self.http2, self.max_streams = http2, max_streams
+        self.h2: H2Front | None = None
         self.pki = pki
         self.tokens = tuple(tokens)
         self.basic_auth = tuple(basic_auth)
@@ -164,8 +172,11 @@ class FakeAPIServer:
         ssl_context: ssl.SSLContext | None = None
         if self.pki is not None:
             ssl_context = self.pki.server_ssl_context(client_certs=self.client_certs)
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
-        await site.start()
+        if self.http2 and ssl_context is not None:
+            self.h2 = H2Front(server, max_streams=self.max_streams)
+            await self.h2.start(sock, ssl_context)
+        else:
+            await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         self._runner = runner
         self._bound = True
 
@@ -175,6 +186,8 @@ class FakeAPIServer:
             return
         self._stopping.set()  # ends log streams and upgraded connections
         self.store.close_watches()
+        if self.h2 is not None:
+            await self.h2.close()
         await runner.cleanup()
 
     def register_backend(self, kind: str, namespace: str, name: str, port: str | int, url: str) -> None:
