@@ -143,7 +143,7 @@ class Relay:
         """One request/response; ``body``: the request body when already read (replayable);
         ``retry``: after a 401, the head to send again with, or None to relay the 401."""
         no_body = request.method == "HEAD"
-        conn = self.pool.idle_connection() or await self.pool.connect()
+        conn = await self.pool.acquire()
         reusable = False
         sender: asyncio.Task[None] | None = None
         try:

@@ -9,6 +9,7 @@ an exchange ends with the connection reusable.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 
 from kproxy.upstream.connection import UpstreamConnection
@@ -41,6 +42,9 @@ class ConnectionPool:
         self._idle: list[UpstreamConnection] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        # Requests waiting for a connection: each takes whichever comes first, one
+        # released by another request or the one dialled for it (see acquire()).
+        self._wanting: collections.deque[asyncio.Future[UpstreamConnection]] = collections.deque()
 
     def idle_connection(self) -> UpstreamConnection | None:
         """A pooled connection ready for a request, if one is; no await on the hot path."""
@@ -55,6 +59,50 @@ class ConnectionPool:
                 return conn
             conn.close()
         return None
+
+    async def acquire(self) -> UpstreamConnection:
+        """An idle connection, else whichever comes first: one released by another
+        request, or one dialled for this one; the dial that loses goes to the idle pool.
+
+        Go's transport does the same (``queueForIdleConn`` and ``queueForDial``): when a
+        burst of requests outgrows the pool, the connections that free up in the
+        meantime serve them, instead of a full TLS handshake for every one.
+        """
+        conn = self.idle_connection()
+        if conn is not None:
+            return conn
+        loop = asyncio.get_running_loop()
+        want: asyncio.Future[UpstreamConnection] = loop.create_future()
+        self._wanting.append(want)
+        dial = loop.create_task(self.connect())
+        dial.add_done_callback(lambda task: self._dialled(want, task))
+        try:
+            return await want
+        except asyncio.CancelledError:
+            if want.done() and not want.cancelled() and want.exception() is None:
+                self.release(want.result())  # handed over just as the request went
+            raise
+        finally:
+            if not want.done():
+                want.cancel()
+            try:
+                self._wanting.remove(want)  # served by its own dial: not waiting any more
+            except ValueError:
+                pass
+
+    def _dialled(self, want: asyncio.Future[UpstreamConnection], dial: asyncio.Task[UpstreamConnection]) -> None:
+        if dial.cancelled():
+            return
+        error = dial.exception()
+        if error is not None:
+            if not want.done():
+                want.set_exception(error)  # only the request it was dialled for sees it
+            return
+        conn = dial.result()
+        if not want.done():
+            want.set_result(conn)
+        else:
+            self.release(conn)  # to another waiter, or idle
 
     async def connect(self, *, tunnel: bool = False) -> UpstreamConnection:
         """A new connection, never pooled yet; ``tunnel`` for upgrades (see the dialer)."""
@@ -76,10 +124,18 @@ class ConnectionPool:
             self._idle.clear()
 
     def release(self, conn: UpstreamConnection) -> None:
-        """Back to the pool after an exchange that left the connection reusable."""
+        """Back to the pool after an exchange that left the connection reusable (to a
+        request waiting for one first)."""
         if self._closed or conn.closed or len(self._idle) >= MAX_IDLE or conn.generation != self._generation:
             conn.close()
             return
+        wanting = self._wanting
+        while wanting:
+            want = wanting.popleft()
+            if not want.done():
+                conn.reused = True
+                want.set_result(conn)
+                return
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
         if self._sweeper is None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from kproxy.config.upstream import Upstream
+from kproxy.errors import UpstreamError
 from kproxy.upstream import pool as pool_module
 from kproxy.upstream.connection import UpstreamConnection
 from kproxy.upstream.dialer import Dialer
@@ -276,3 +277,86 @@ async def test_a_dial_that_finds_a_new_certificate_closes_idle_connections(clock
     assert tls.check_at == math.inf and tls.checks == []  # found by the dial, not by check()
     pool.release(fresh)
     assert pool.idle_connection() is fresh
+
+
+class GatedDialer(ScriptedDialer):
+    """Dials that finish (or fail) only when the test opens the gate."""
+
+    def __init__(self, up: Upstream) -> None:
+        super().__init__(up)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+
+    async def _open(
+        self, protocol_factory: Callable[[], P], ssl_context: ssl.SSLContext | None, tunnel: bool
+    ) -> tuple[asyncio.Transport, P]:
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return await super()._open(protocol_factory, ssl_context, tunnel)
+
+
+async def test_a_waiting_request_takes_a_released_connection_and_its_dial_goes_idle(
+    clock: Clock, timers: Timers
+) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    busy = await pool.acquire()  # dialled: nothing idle
+    dialer.gate.clear()
+    waiting = asyncio.create_task(pool.acquire())
+    await asyncio.sleep(0)
+    assert not waiting.done() and len(dialer.dials) == 1  # its dial is under way
+    pool.release(busy)  # another request is done first: the waiter takes that one
+    assert await waiting is busy and busy.reused
+    dialer.gate.set()
+    await until(lambda: len(dialer.dials) == 2)
+    await settle()
+    late = pool.idle_connection()  # the dial that lost is kept for the next request
+    assert late is not None and late is not busy
+
+
+async def test_a_request_takes_its_own_dial_when_it_comes_first(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    conn = await pool.acquire()
+    assert not conn.reused and len(dialer.dials) == 1 and pool.idle_connection() is None
+
+
+async def test_a_failed_dial_fails_only_its_own_request(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.fail = OSError(111, "Connection refused")
+    with pytest.raises(UpstreamError, match="refused"):
+        await pool.acquire()
+    dialer.fail = None
+    assert not (await pool.acquire()).closed
+
+
+async def test_a_request_that_goes_leaves_its_dial_to_the_pool(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    waiting = asyncio.create_task(pool.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    dialer.gate.set()
+    await until(lambda: len(dialer.dials) == 1)
+    await settle()
+    assert pool.idle_connection() is not None
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+async def settle() -> None:
+    """Let finished dials' callbacks run."""
+    for _ in range(10):
+        await asyncio.sleep(0)
