@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from kproxy.config.options import Options
 from kproxy.errors import RequestError
@@ -34,8 +35,10 @@ from kproxy.proxy.answers import error_answer, forbidden, status_response
 from kproxy.proxy.fast import FastPath as Fast
 from kproxy.proxy.fast import Forward, ForwardCache
 from kproxy.proxy.relay import Relay
-from kproxy.proxy.static import StaticFiles
 from kproxy.proxy.upgrade import upgrade
+
+if TYPE_CHECKING:
+    from kproxy.proxy.static import StaticFiles
 
 __all__ = ["Pipeline", "build_pipeline"]
 

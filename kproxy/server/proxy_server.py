@@ -20,7 +20,6 @@ from kproxy.log import NOTICE, log
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
-from kproxy.proxy.static import StaticFiles
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
@@ -63,7 +62,11 @@ class ProxyServer:
         self._pool = ConnectionPool(dialer)
         self._lane = H2Lane(dialer) if opts.upstream.http2 else None
         relay = Relay(opts.upstream, self._pool, self._lane)
-        static = StaticFiles(opts.www) if opts.www else None
+        static = None
+        if opts.www:
+            from kproxy.proxy.static import StaticFiles  # only --www pays for Go's FileServer
+
+            static = StaticFiles(opts.www)
         pipeline = build_pipeline(opts, self.gate, relay, static)
         loop = asyncio.get_running_loop()
         self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)

@@ -30,7 +30,6 @@ from kproxy.config.upstream import Upstream
 from kproxy.credentials.resumption import offering
 from kproxy.credentials.sources import TLSSource
 from kproxy.errors import UpstreamError, UpstreamTimeout
-from kproxy.policy.tls_failure import describe_verify_failure
 from kproxy.upstream.tunnel import ProxyTLSFailure, connect_via, proxy_peer_certificate, unverified_context
 
 __all__ = ["ALPN_HTTP1", "Dialer"]
@@ -87,6 +86,8 @@ class Dialer:
             assert route is not None
             raise await self._proxy_tls_error(route, exc.error) from exc
         except ssl.SSLCertVerificationError as exc:
+            from kproxy.policy.tls_failure import describe_verify_failure  # cryptography: on this path only
+
             der = await self._peer_certificate(tunnel)
             raise UpstreamError(
                 describe_verify_failure(
@@ -151,6 +152,8 @@ class Dialer:
     async def _proxy_tls_error(self, route: ProxyRoute, error: ssl.SSLError) -> UpstreamError:
         what = f"the proxy {route.display} (from {route.source})"
         if isinstance(error, ssl.SSLCertVerificationError):
+            from kproxy.policy.tls_failure import describe_verify_failure
+
             try:
                 async with asyncio.timeout(self._upstream.connect_timeout):
                     der = await proxy_peer_certificate(route)

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from kproxy.policy.h2_fields import request_fields
 from kproxy.upstream.dialer import Dialer
-from kproxy.upstream.h2_connection import H2Connection, H2Stream, StreamRefused
+
+if TYPE_CHECKING:
+    # Imported with the first long-running request: h2 is not needed to start serving.
+    from kproxy.upstream.h2_connection import H2Connection, H2Stream
 
 __all__ = ["ALPN_H2", "H2Lane"]
 
@@ -51,6 +55,8 @@ class H2Lane:
         """Send a request without a body; its stream once the answer's head is in.
 
         None: the API server does not speak HTTP/2. Raises UpstreamError."""
+        from kproxy.upstream.h2_connection import StreamRefused
+
         fields = request_fields(head)
         for attempt in range(_ATTEMPTS):
             stream = await self._stream(fields)
@@ -106,6 +112,8 @@ class H2Lane:
         return tls.generation
 
     async def _connect(self) -> None:
+        from kproxy.upstream.h2_connection import H2Connection
+
         try:
             _, conn, generation = await self._dialer.connect(lambda: H2Connection(self._changed), alpn=ALPN_H2)
             self.dials += 1
