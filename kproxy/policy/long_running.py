@@ -55,10 +55,10 @@ def is_long_running(method: str, path: str, raw_query: str | None) -> bool:
 
 def _first(raw_query: str, key: str) -> str | None:
     """The first value of ``key`` in a query, decoded as Go's ``url.ParseQuery`` does."""
-    if key not in raw_query:
+    if key not in raw_query and "%" not in raw_query:
         return None
     for pair in raw_query.split("&"):
         name, _, value = pair.partition("=")
-        if name == key or (("%" in name or "+" in name) and unquote_plus(name) == key):
+        if name == key or ("%" in name and unquote_plus(name) == key):
             return unquote_plus(value)
     return None
