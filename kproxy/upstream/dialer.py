@@ -48,6 +48,10 @@ class Dialer:
         return self._upstream.tls
 
     @property
+    def connect_timeout(self) -> float:
+        return self._upstream.connect_timeout
+
+    @property
     def route(self) -> ProxyRoute | None:
         """The forward proxy every connection goes through, or None for direct."""
         return self._upstream.proxy

@@ -3,7 +3,7 @@
 In: bytes from the API server, and the connection's requests (open a stream, hand back
 window space, reset, ping, go away). Out: bytes to send (:meth:`H2Adapter.data_to_send`)
 and calls on a :class:`Sink` — a response head, data, a stream's end or reset, the
-server's stream limit, its ``GOAWAY``, a ping's answer. h2 is sans-IO; sockets and
+server's settings (its stream limit), its ``GOAWAY``, a ping's answer. h2 is sans-IO; sockets and
 timers are :mod:`kproxy.upstream.h2_connection`'s.
 
 Settings are Go's HTTP/2 client's as client-go uses them (``golang.org/x/net/http2``
@@ -67,7 +67,7 @@ class Sink(Protocol):
     def on_end(self, stream_id: int) -> None: ...
     def on_reset(self, stream_id: int, code: int) -> None: ...
     def on_goaway(self, last_stream_id: int, code: int) -> None: ...
-    def on_max_streams(self, limit: int) -> None: ...
+    def on_settings(self, max_streams: int | None) -> None: ...
     def on_ping_ack(self) -> None: ...
 
 
@@ -167,8 +167,7 @@ class H2Adapter:
                 sink.on_goaway(event.last_stream_id or 0, int(event.error_code or 0))
             elif isinstance(event, h2.events.RemoteSettingsChanged):
                 changed = event.changed_settings.get(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS)
-                if changed is not None and changed.new_value is not None:
-                    sink.on_max_streams(changed.new_value)
+                sink.on_settings(changed.new_value if changed is not None else None)
             elif isinstance(event, h2.events.PingAckReceived):
                 sink.on_ping_ack()
             # Informational (1xx) heads, trailers, window updates, priority: nothing to do.

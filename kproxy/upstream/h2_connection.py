@@ -8,7 +8,8 @@ connection does for the relay (``response_head``, ``complete``, ``take_buffered_
 
 Go's HTTP/2 client as client-go sets it up is the model (``docs/upstream-connections.md`` §2):
 
-* at most the server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` streams (100 until it says);
+* at most the server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` streams (100 until it says;
+  the lane waits for the server's first ``SETTINGS`` anyway, which follow the handshake);
 * data is acknowledged (window space handed back) only as the relay takes it, i.e. as
   the client reads: a slow client stalls its own stream when its 4 MiB window is full,
   never the others (the connection's window is 1 GiB);
@@ -141,6 +142,7 @@ class H2Connection(asyncio.Protocol):
         self._idle_since = self._last_frame
         self._pinged = False
         self._timer: asyncio.TimerHandle | None = None
+        self._settled: asyncio.Future[None] = self.loop.create_future()
 
     @property
     def available(self) -> int:
@@ -273,9 +275,18 @@ class H2Connection(asyncio.Protocol):
             self.close()
         self._changed()
 
-    def on_max_streams(self, limit: int) -> None:
-        self.max_streams = limit
+    def on_settings(self, max_streams: int | None) -> None:
+        if max_streams is not None:
+            self.max_streams = max_streams
+        wake(self._settled)
         self._changed()
+
+    async def settled(self) -> None:
+        """The server's first SETTINGS are in (they follow the handshake at once): its
+        stream limit is known before streams are opened."""
+        if self._settled.done() or self.closed:
+            return
+        await self._settled
 
     def on_ping_ack(self) -> None:
         self._pinged = False
@@ -324,4 +335,5 @@ class H2Connection(asyncio.Protocol):
             self._timer = None
         for stream in self.streams.values():
             stream._failed(error)
+        wake(self._settled)
         self._changed()

@@ -21,6 +21,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from kproxy.errors import UpstreamTimeout
 from kproxy.policy.h2_fields import request_fields
 from kproxy.upstream.dialer import Dialer
 
@@ -121,6 +122,12 @@ class H2Lane:
                 conn.abort()
                 self.unsupported = True
                 return
+            try:
+                async with asyncio.timeout(self._dialer.connect_timeout):
+                    await conn.settled()
+            except TimeoutError:
+                conn.abort()
+                raise UpstreamTimeout("the API server sent no HTTP/2 SETTINGS after the TLS handshake") from None
             conn.generation = generation
             if self._closed:
                 conn.close()

@@ -89,6 +89,23 @@ async def test_watches_share_http2_connections_up_to_the_server_limit(
     assert {r.user for r in watches} == {CLIENT_CN}
 
 
+@pytest.mark.parametrize("h2api", [2], indirect=True)
+async def test_watches_opened_at_once_dial_one_connection_at_a_time(
+    h2proxy: KproxyProcess, h2api: FakeAPIServer
+) -> None:
+    url = watch_url(h2proxy, h2api)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        responses = await asyncio.gather(*(session.get(url) for _ in range(10)))
+        try:
+            assert [r.status for r in responses] == [200] * 10
+            await until(lambda: h2api.open_watches() == 10, "10 open watches")
+        finally:
+            for resp in responses:
+                resp.release()
+    # Ten streams, two to a connection: five connections, never one more.
+    assert (h2(h2api).streams_opened, h2(h2api).connections) == (10, 5)
+
+
 async def test_ordinary_requests_stay_on_http1(h2proxy: KproxyProcess, h2api: FakeAPIServer) -> None:
     async with aiohttp.ClientSession() as session:
         for _ in range(3):
