@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kproxy.credentials.outbound import Outbound
 from kproxy.credentials.resumption import ResumingContext
 from kproxy.errors import ConfigError
 from kproxy.log import log
@@ -257,6 +258,10 @@ class AuthSource:
     async def fresh(self) -> bytes:
         """The current line, refreshed first if past its deadline. Raises UpstreamError."""
         raise NotImplementedError
+
+    def use_outbound(self, outbound: Outbound) -> None:
+        """How to reach servers other than the API server (an OIDC issuer), given by the
+        server when it starts; sources that reach none ignore it."""
 
     async def after_401(self, used: bytes, started: float) -> bool:
         """The API server refused ``used`` for a request that picked it at ``started``.

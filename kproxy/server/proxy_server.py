@@ -24,6 +24,7 @@ from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
 from kproxy.upstream.lane import H2Lane
+from kproxy.upstream.outbound import OutboundHTTP
 from kproxy.upstream.pool import ConnectionPool
 
 __all__ = ["ProxyServer"]
@@ -59,6 +60,15 @@ class ProxyServer:
     async def start(self) -> None:
         opts = self.options
         dialer = Dialer(opts.upstream)
+        if opts.upstream.auth is not None:
+            # OIDC refreshes reach the issuer by the API server's road: egress and trust.
+            opts.upstream.auth.use_outbound(
+                OutboundHTTP(
+                    opts.egress,
+                    connect_timeout=opts.upstream.connect_timeout,
+                    user_agent=opts.upstream.user_agent_header,
+                )
+            )
         self._pool = ConnectionPool(dialer)
         self._lane = H2Lane(dialer) if opts.upstream.http2 else None
         relay = Relay(opts.upstream, self._pool, self._lane)
