@@ -45,6 +45,8 @@ class ConnectionPool:
         # Requests waiting for a connection: each takes whichever comes first, one
         # released by another request or the one dialled for it (see acquire()).
         self._wanting: collections.deque[asyncio.Future[UpstreamConnection]] = collections.deque()
+        self._dialing = 0  # dials under way for them
+        self._connected = False  # a dial succeeded once (its TLS session can be resumed)
 
     def idle_connection(self) -> UpstreamConnection | None:
         """A pooled connection ready for a request, if one is; no await on the hot path."""
@@ -62,11 +64,14 @@ class ConnectionPool:
 
     async def acquire(self) -> UpstreamConnection:
         """An idle connection, else whichever comes first: one released by another
-        request, or one dialled for this one; the dial that loses goes to the idle pool.
+        request, or a newly dialled one; a dial that finds nobody waiting goes idle.
 
         Go's transport does the same (``queueForIdleConn`` and ``queueForDial``): when a
         burst of requests outgrows the pool, the connections that free up in the
-        meantime serve them, instead of a full TLS handshake for every one.
+        meantime serve it, instead of a full TLS handshake for every request. Dials are
+        not tied to requests: there are never more under way than requests waiting, and
+        the very first one goes alone, so that the others resume its TLS session
+        (``docs/upstream-connections.md`` §3, §4).
         """
         conn = self.idle_connection()
         if conn is not None:
@@ -74,8 +79,7 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         want: asyncio.Future[UpstreamConnection] = loop.create_future()
         self._wanting.append(want)
-        dial = loop.create_task(self.connect())
-        dial.add_done_callback(lambda task: self._dialled(want, task))
+        self._dial_for_waiters()
         try:
             return await want
         except asyncio.CancelledError:
@@ -86,23 +90,45 @@ class ConnectionPool:
             if not want.done():
                 want.cancel()
             try:
-                self._wanting.remove(want)  # served by its own dial: not waiting any more
+                self._wanting.remove(want)
             except ValueError:
                 pass
 
-    def _dialled(self, want: asyncio.Future[UpstreamConnection], dial: asyncio.Task[UpstreamConnection]) -> None:
+    def _dial_for_waiters(self) -> None:
+        waiting = sum(1 for want in self._wanting if not want.done())
+        limit = waiting if self._connected else min(waiting, 1)
+        loop = asyncio.get_running_loop()
+        while self._dialing < limit and not self._closed:
+            self._dialing += 1
+            loop.create_task(self.connect()).add_done_callback(self._dialled)
+
+    def _dialled(self, dial: asyncio.Task[UpstreamConnection]) -> None:
+        self._dialing -= 1
         if dial.cancelled():
             return
         error = dial.exception()
-        if error is not None:
-            if not want.done():
-                want.set_exception(error)  # only the request it was dialled for sees it
-            return
-        conn = dial.result()
-        if not want.done():
-            want.set_result(conn)
+        if error is None:
+            self._connected = True
+            self._hand_over(dial.result())
+        elif not self._connected:
+            # Nothing ever got through: everyone waiting was counting on this dial.
+            for want in self._wanting:
+                if not want.done():
+                    want.set_exception(error)
         else:
-            self.release(conn)  # to another waiter, or idle
+            for want in self._wanting:  # the request longest waiting sees it, as the one it was for
+                if not want.done():
+                    want.set_exception(error)
+                    break
+        self._dial_for_waiters()
+
+    def _hand_over(self, conn: UpstreamConnection) -> None:
+        """A new connection: to the request longest waiting, else idle."""
+        for want in self._wanting:
+            if not want.done():
+                want.set_result(conn)
+                return
+        self.release(conn)
 
     async def connect(self, *, tunnel: bool = False) -> UpstreamConnection:
         """A new connection, never pooled yet; ``tunnel`` for upgrades (see the dialer)."""

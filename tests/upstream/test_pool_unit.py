@@ -348,6 +348,52 @@ async def test_a_request_that_goes_leaves_its_dial_to_the_pool(clock: Clock, tim
     assert pool.idle_connection() is not None
 
 
+async def test_the_first_dial_goes_alone_so_that_the_others_resume_its_session(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(3)]
+    await settle()
+    assert len(dialer.dials) == 0 and pool._dialing == 1  # one dial under way, for three requests
+    dialer.gate.set()
+    conns = await asyncio.gather(*waiting)
+    # The first connection served one request; the two others had dials of their own then.
+    assert len(set(map(id, conns))) == 3 and len(dialer.dials) == 3
+
+
+async def test_never_more_dials_than_requests_waiting(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    pool.release(await pool.acquire())  # connected once: dials may go in parallel now
+    first = await pool.acquire()
+    dialer.gate.clear()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    await settle()
+    assert pool._dialing == 2
+    pool.release(first)  # serves one of them: the dial under way for it will go idle
+    await settle()
+    assert sum(task.done() for task in waiting) == 1
+    another = asyncio.create_task(pool.acquire())  # adopts a dial under way: no third one
+    await settle()
+    assert pool._dialing == 2
+    dialer.gate.set()
+    await asyncio.gather(another, *waiting)
+    assert len(dialer.dials) == 3
+
+
+async def test_after_the_first_connection_a_failed_dial_fails_one_request(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    await pool.acquire()
+    dialer.gate.clear()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    await settle()
+    dialer.fail = OSError(111, "Connection refused")
+    dialer.gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, UpstreamError) for r in results)  # each its own dial's error
+
+
 async def until(condition: Callable[[], bool]) -> None:
     for _ in range(100):
         if condition():
