@@ -29,7 +29,7 @@ from kproxy.config.kubeconfig_loading import Loaded
 from kproxy.config.upstream_tls import BuildContext, UpstreamTLS
 from kproxy.credentials import sources as credentials
 from kproxy.errors import ConfigError
-from kproxy.policy import exec_credential, kubeconfig
+from kproxy.policy import kubeconfig
 
 if TYPE_CHECKING:
     # Imported when a kubeconfig uses them: nobody else pays for them at start-up.
@@ -153,6 +153,8 @@ def exec_auth(
     """``exec``: the plugin, validated now and first run by the first request that needs
     it. ``terminal``: whether kproxy's stdin is one (for ``interactiveMode``); ``tls_for``:
     how its client certificate becomes a context (None over plain HTTP)."""
+    from kproxy.policy import exec_credential
+
     config = exec_credential.parse_config(raw, user_name, where)
     interactive = exec_credential.is_interactive(config.interactive_mode, terminal, where)
     cluster_info = exec_credential.ClusterInfo(
