@@ -12,7 +12,8 @@ connection lost: a watch ends, as in kube-apiserver.
 
 Knobs for tests: ``max_streams`` (``SETTINGS_MAX_CONCURRENT_STREAMS``; kube-apiserver
 says 100), :meth:`H2Front.goaway` (streams up to the last one may finish, later ones
-are refused), :meth:`H2Front.reset_streams` and :meth:`H2Front.break_protocol`, and
+are refused), ``goaway_storm`` (every new stream is answered with a GOAWAY refusing it),
+:meth:`H2Front.reset_streams` and :meth:`H2Front.break_protocol`, and
 ``connections`` / ``streams_opened`` to count what clients did. Requests arrive at the
 fake with lowercase header names, as over HTTP/2 they do.
 """
@@ -51,6 +52,7 @@ class H2Front:
         self.connections = 0  # HTTP/2 connections accepted
         self.http1_connections = 0
         self.streams_opened = 0
+        self.goaway_storm = False  # answer every new stream with GOAWAY (last-stream-id 0)
 
     async def start(self, sock: Any, ssl_context: ssl.SSLContext) -> None:
         ssl_context.set_alpn_protocols(["h2", "http/1.1"])
@@ -145,6 +147,9 @@ class _H2Connection(asyncio.Protocol):
             sid = event.stream_id or 0
             if self.going_away:
                 self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+                return
+            if self.front.goaway_storm:
+                self.goaway(0, 0)
                 return
             self.last_stream = sid
             self.front.streams_opened += 1

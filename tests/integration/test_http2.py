@@ -194,6 +194,24 @@ async def test_a_misbehaving_server_costs_only_the_affected_streams(
             assert resp.status == 200
 
 
+async def test_a_goaway_storm_is_a_502_after_a_few_attempts_then_it_recovers(
+    h2proxy: KproxyProcess, h2api: FakeAPIServer
+) -> None:
+    url = watch_url(h2proxy, h2api)
+    h2(h2api).goaway_storm = True
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url) as resp:
+            assert resp.status == 502
+            status = await resp.json()
+        assert status["kind"] == "Status" and "GOAWAY" in status["message"], status
+        attempts = h2(h2api).connections
+        assert 1 < attempts <= 5  # sent again elsewhere, a few times, never in a loop
+        h2(h2api).goaway_storm = False
+        async with session.get(url) as resp:
+            assert resp.status == 200
+            await until(lambda: h2api.open_watches() == 1, "the watch")
+
+
 async def test_a_slow_client_stalls_its_own_stream_only(h2proxy: KproxyProcess, h2api: FakeAPIServer) -> None:
     url = watch_url(h2proxy, h2api)
     target = url.removeprefix(h2proxy.url)
