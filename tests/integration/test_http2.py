@@ -17,7 +17,7 @@ import pytest
 
 from kproxy.testing import FakeAPIServer, TestPKI
 from kproxy.testing.certs import CLIENT_CN
-from tests.conftest import KproxyProcess, StartKproxy
+from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -104,6 +104,41 @@ async def test_watches_opened_at_once_dial_one_connection_at_a_time(
                 resp.release()
     # Ten streams, two to a connection: five connections, never one more.
     assert (h2(h2api).streams_opened, h2(h2api).connections) == (10, 5)
+
+
+async def test_kubectl_get_watch_through_the_lane(h2proxy: KproxyProcess, h2api: FakeAPIServer, tmp_path: Path) -> None:
+    home = tmp_path / "kubectl-home"
+    home.mkdir()
+    proc = await asyncio.create_subprocess_exec(
+        "kubectl",
+        "--server",
+        h2proxy.url,
+        "get",
+        "configmaps",
+        "-n",
+        "default",
+        "--watch",
+        "-o",
+        "name",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env=kubectl_env(home),
+    )
+    assert proc.stdout is not None
+    try:
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert first.startswith(b"configmap/")  # the list comes first
+        await until(lambda: h2api.open_watches() == 1, "kubectl's watch")
+        h2api.store.create("configmaps", {"metadata": {"name": "seen-by-kubectl"}}, "default")
+        lines = [first]
+        while b"configmap/seen-by-kubectl\n" not in lines:
+            assert len(lines) < 5, lines
+            lines.append(await asyncio.wait_for(proc.stdout.readline(), 10))
+    finally:
+        proc.kill()  # by its PID
+        await proc.wait()
+    assert h2(h2api).streams_opened == 1  # the watch; the list before it went over HTTP/1.1
 
 
 async def test_ordinary_requests_stay_on_http1(h2proxy: KproxyProcess, h2api: FakeAPIServer) -> None:
