@@ -19,7 +19,9 @@ a rotating certificate needs one context, not two. OpenSSL copies a context's AL
 into each connection when it is created (``SSL_new``), so setting it around
 ``wrap_bio`` affects that connection only; the handshake callbacks that call
 ``wrap_bio`` are scheduled from the dialing task and run in a copy of its context
-variables, in asyncio and uvloop alike.
+variables, in asyncio and uvloop alike — uvloop runs them in the context the
+*transport* was created in, so a tunnel's transport is created in the dial's context and
+a forward proxy's own context ignores offers (:meth:`ResumingContext.keep_alpn`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ def offering(protocols: Sequence[str]) -> Iterator[None]:
 class ResumingContext(ssl.SSLContext):
     """A client context that resumes its last good session on every new connection."""
 
+    def keep_alpn(self) -> None:
+        """Offer this context's own ALPN list always, whatever a dial offers (a forward
+        proxy is spoken to in HTTP/1.1, whatever the tunnel through it carries)."""
+        self.__dict__["_fixed_alpn"] = True
+
     def set_alpn_protocols(self, alpn_protocols: Any) -> None:
         self._alpn = tuple(alpn_protocols)
         super().set_alpn_protocols(alpn_protocols)
@@ -69,7 +76,7 @@ class ResumingContext(ssl.SSLContext):
             return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
         if session is None:
             session = self.last_session()
-        offer = _OFFER.get()
+        offer = None if self.__dict__.get("_fixed_alpn") else _OFFER.get()
         default = getattr(self, "_alpn", None)
         if offer is not None and offer != default:
             super().set_alpn_protocols(offer)

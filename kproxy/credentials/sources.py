@@ -113,10 +113,11 @@ def proxy_tls_context(extra_ca: bytes = b"") -> ssl.SSLContext:
     ctx = _default_context()
     if extra_ca:
         _load_extra(ctx, extra_ca)
+    ctx.keep_alpn()  # http/1.1 to the proxy, whatever the tunnel carries
     return ctx
 
 
-def _default_context() -> ssl.SSLContext:
+def _default_context() -> ResumingContext:
     # ssl.create_default_context(SERVER_AUTH), on a context that resumes TLS sessions.
     ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
@@ -139,7 +140,7 @@ def _load_extra(ctx: ssl.SSLContext, pem: bytes) -> None:
         raise ConfigError(f"custom CA certificates: cannot be loaded ({_reason(exc)})") from None
 
 
-def _fresh_context_like(template: ssl.SSLContext) -> ssl.SSLContext:
+def _fresh_context_like(template: ssl.SSLContext) -> ResumingContext:
     ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.verify_flags = template.verify_flags
     ctx.hostname_checks_common_name = False

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 from kproxy.config.proxy_route import ProxyRoute
-from kproxy.credentials.resumption import offering
 from kproxy.errors import UpstreamError
 from kproxy.policy.no_proxy import idna_ascii, join_host_port
 
@@ -139,15 +138,15 @@ async def _to_proxy(route: ProxyRoute, protocol_factory: Callable[[], P]) -> tup
     """TCP (or TLS, for an https:// proxy) to the proxy itself; errors name the proxy."""
     where = f"the proxy {route.display} (from {route.source})"
     try:
-        # A proxy is spoken to in HTTP/1.1, whatever the tunnel will carry.
-        with offering(("http/1.1",)):
-            transport, protocol = await asyncio.get_running_loop().create_connection(
-                protocol_factory,
-                route.host,
-                route.port,
-                ssl=route.ssl_context,
-                server_hostname=route.host if route.ssl_context is not None else None,
-            )
+        # A proxy's own TLS context offers http/1.1 only, whatever the dial offers the
+        # API server inside the tunnel (credentials.sources.proxy_tls_context).
+        transport, protocol = await asyncio.get_running_loop().create_connection(
+            protocol_factory,
+            route.host,
+            route.port,
+            ssl=route.ssl_context,
+            server_hostname=route.host if route.ssl_context is not None else None,
+        )
     except ssl.SSLError as exc:
         raise ProxyTLSFailure(exc) from exc
     except socket.gaierror as exc:

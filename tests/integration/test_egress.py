@@ -973,3 +973,42 @@ async def test_socks5_username_and_password(
         assert status == 502, body
         assert "requires authentication" in body["message"] and "were rejected" in body["message"]
         assert secret not in body["message"] and secret not in kp.stderr
+
+
+# -- the HTTP/2 lane takes the same road --------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["http", "https"])
+async def test_watches_go_over_http2_through_the_proxy(
+    corp_pki: TestPKI,
+    tinyproxy: Tinyproxy,
+    proxy_ca: trustme.CA,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+    request: pytest.FixtureRequest,
+    kind: str,
+) -> None:
+    """ALPN h2 inside the tunnel, http/1.1 to an https:// proxy itself (TLS in TLS)."""
+    proxy = tinyproxy if kind == "http" else request.getfixturevalue("https_proxy")
+    async with FakeAPIServer(pki=corp_pki, tokens=("test-token",), http2=True) as h2api:
+        kubeconfig = kubeconfig_for(h2api, tmp_path, proxy_url=proxy.url)
+        mark = tinyproxy.mark()  # stunnel hands its tunnels to tinyproxy
+        ca_file = write_ca(tmp_path / "proxy-ca.pem", proxy_ca)
+        kp = await start_kproxy(
+            "--port", "0", "--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates", str(ca_file)
+        )
+        url = f"{kp.url}/api/v1/namespaces/default/configmaps?watch=1"
+        async with aiohttp.ClientSession() as session:
+            watches = [await session.get(url) for _ in range(3)]
+            try:
+                assert [w.status for w in watches] == [200] * 3
+                for watch in watches:
+                    assert b'"ADDED"' in await asyncio.wait_for(watch.content.readline(), 10)
+            finally:
+                for watch in watches:
+                    watch.close()
+            status, _ = await get(kp.url + NAMESPACES)
+            assert status == 200
+        assert h2api.h2 is not None and (h2api.h2.streams_opened, h2api.h2.connections) == (3, 1)
+        # One tunnel for the HTTP/2 connection (ALPN h2 inside it), one for the pool's request.
+        assert connects(tinyproxy.since(mark), f"127.0.0.1:{h2api.port}") == 2
