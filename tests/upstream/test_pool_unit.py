@@ -364,8 +364,7 @@ async def test_the_first_dial_goes_alone_so_that_the_others_resume_its_session(c
 async def test_never_more_dials_than_requests_waiting(clock: Clock, timers: Timers) -> None:
     dialer = GatedDialer(upstream())
     pool = ConnectionPool(dialer)
-    pool.release(await pool.acquire())  # connected once: dials may go in parallel now
-    first = await pool.acquire()
+    first, second = await pool.acquire(), await pool.acquire()  # two made: two dials may run at once
     dialer.gate.clear()
     waiting = [asyncio.create_task(pool.acquire()) for _ in range(2)]
     await settle()
@@ -378,7 +377,8 @@ async def test_never_more_dials_than_requests_waiting(clock: Clock, timers: Time
     assert pool._dialing == 2
     dialer.gate.set()
     await asyncio.gather(another, *waiting)
-    assert len(dialer.dials) == 3
+    assert len(dialer.dials) == 4
+    pool.release(second)
 
 
 async def test_after_the_first_connection_a_failed_dial_fails_one_request(clock: Clock, timers: Timers) -> None:
