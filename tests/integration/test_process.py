@@ -292,6 +292,9 @@ async def test_demo(tmp_path: Path) -> None:
         code, out, err = await kubectl(tmp_path, "--server", kp.url, "get", "pods")
         assert code == 0 and "NAME" in out, err
         assert "demo cluster" in kp.stderr
+        # The demo cluster offers HTTP/2 as kube-apiserver does: a watch takes the lane.
+        code, out, _ = await curl("-N", "--max-time", "2", f"{kp.url}/api/v1/namespaces/default/configmaps?watch=1")
+        assert code == 28 and '"type":"ADDED"' in out  # events, until curl gave up waiting
     finally:
         assert await kp.stop(signal.SIGINT) == 0
 
