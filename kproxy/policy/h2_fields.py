@@ -15,12 +15,18 @@ so a client of kproxy reads ``Content-Type`` as it would from kubectl proxy.
 
 from __future__ import annotations
 
+import re
+
 from kproxy.errors import UpstreamError
 from kproxy.policy.headers import canonical_name
 
 __all__ = ["request_fields", "response_head"]
 
 Fields = list[tuple[bytes, bytes]]
+
+# RFC 9113 §8.2.1: a field name is a lowercase token; a value has no NUL, CR or LF. The
+# answer's fields become HTTP/1.1 lines for the client: nothing may split them.
+_FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+").fullmatch
 
 _DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"})
 
@@ -46,7 +52,8 @@ def request_fields(head: bytes, scheme: bytes = b"https") -> Fields:
 
 
 def response_head(fields: Fields) -> tuple[int, bytes]:
-    """(status, header lines as HTTP/1.1 bytes, CRLF-ended, canonical names)."""
+    """(status, header lines as HTTP/1.1 bytes, CRLF-ended, canonical names). Raises
+    UpstreamError for a field RFC 9113 §8.2.1 calls malformed."""
     status = 0
     parts: list[bytes] = []
     for name, value in fields:
@@ -54,7 +61,9 @@ def response_head(fields: Fields) -> tuple[int, bytes]:
             if name == b":status":
                 status = int(value) if value.isdigit() else 0
             continue
-        parts += (canonical_name(name), b": ", value, b"\r\n")
+        if _FIELD_NAME(name) is None or b"\r" in value or b"\n" in value or b"\0" in value:
+            raise UpstreamError(f"malformed HTTP/2 response from the API server: invalid header field {name[:40]!r}")
+        parts += (canonical_name(name), b": ", value.strip(b" \t"), b"\r\n")
     if not 100 <= status <= 999:
         raise UpstreamError("malformed HTTP/2 response from the API server: no valid :status")
     return status, b"".join(parts)

@@ -17,6 +17,8 @@ h2's pitfalls and what is done about them:
 * until the server's ``SETTINGS`` arrive h2 allows any number of streams: the
   connection assumes 100, as Go does, and counts its own streams (h2 counts by walking
   all of them);
+* its header validation is slow (pure Python, several passes per field): the answer's
+  fields are checked once, where they become HTTP/1.1 lines;
 * a received ``GOAWAY`` moves h2's whole connection to CLOSED, after which frames for
   the streams the server promised to finish are protocol errors (h2 issue 1199): the
   connection is kept open here, and no new stream is opened on it.
@@ -95,7 +97,13 @@ class H2Adapter:
 
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None, validate_inbound_headers=True)
+        # h2's header validation, in and out, doubled the cost of an exchange: our fields
+        # come from heads llhttp parsed, and the answer's are checked where they become
+        # HTTP/1.1 lines (kproxy.policy.h2_fields.response_head). Outbound normalisation
+        # stays: it keeps Authorization out of the HPACK table.
+        config = h2.config.H2Configuration(
+            client_side=True, header_encoding=None, validate_inbound_headers=False, validate_outbound_headers=False
+        )
         conn = _Connection(config=config)
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(

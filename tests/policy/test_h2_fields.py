@@ -51,3 +51,20 @@ def test_response_head_canonical_names_as_go_gives_them() -> None:
 def test_a_response_without_a_valid_status_is_an_upstream_error(fields: list[tuple[bytes, bytes]]) -> None:
     with pytest.raises(UpstreamError, match="no valid :status"):
         response_head(fields)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        (b"x-evil", b"a\r\nSet-Cookie: stolen=1"),
+        (b"x-evil", b"a\nb"),
+        (b"x-evil", b"a\x00b"),
+        (b"X-Upper", b"v"),
+        (b"bad name", b"v"),
+        (b"bad:name", b"v"),
+        (b"", b"v"),
+    ],
+)
+def test_a_malformed_field_never_reaches_the_client(field: tuple[bytes, bytes]) -> None:
+    with pytest.raises(UpstreamError, match="malformed HTTP/2 response from the API server: invalid header field"):
+        response_head([(b":status", b"200"), field])

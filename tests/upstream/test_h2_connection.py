@@ -247,3 +247,19 @@ async def test_a_server_choosing_http1_gets_no_http2_bytes() -> None:
     conn.connection_made(transport)
     assert conn.negotiated == "http/1.1" and conn.closed and transport.data == b""
     await asyncio.sleep(0)
+
+
+async def test_a_malformed_answer_fails_its_stream_only(clock: Clock) -> None:
+    pair = Pair()
+    pair.server.config.validate_outbound_headers = False  # a server that sends what it should not
+    pair.to_client()
+    evil = pair.client.open(REQUEST)
+    fine = pair.client.open(REQUEST)
+    pair.to_server()
+    pair.server.send_headers(evil.stream_id, [(b":status", b"200"), (b"x-evil", b"a\r\nSet-Cookie: s=1")])
+    pair.answer(fine.stream_id, b"{}", end=True)
+    with pytest.raises(UpstreamError, match="invalid header field b'x-evil'"):
+        await evil.response_head()
+    resets = [e for e in pair.to_server() if isinstance(e, h2.events.StreamReset)]
+    assert [r.stream_id for r in resets] == [evil.stream_id]
+    assert (await fine.response_head()).status == 200 and not pair.client.closed
