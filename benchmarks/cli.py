@@ -33,6 +33,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-seconds", type=int, help="warm-up per proxy per round; 0 = none")
     p.add_argument("--echo-seconds", type=float, help="seconds for each half of the upgrade echo")
     p.add_argument("--watches", type=int, help="concurrent idle watches (default 1000)")
+    p.add_argument(
+        "--big-watches", type=int, help="concurrent watches of the second watch scenario (default 5000; 0: skip)"
+    )
+    p.add_argument(
+        "--h2-streams", type=int, help="nginx's HTTP/2 streams per connection (default 100, kube-apiserver's)"
+    )
+    p.add_argument("--burst-seconds", type=int, help="seconds of the cold burst (64 connections on a fresh proxy)")
+    p.add_argument("--cold-watches", type=int, help="watches opened at once on a fresh proxy (default 250)")
+    p.add_argument("--cold-runs", type=int, help="fresh proxies per round for the cold watches (default 3)")
     p.add_argument("--watch-idle-seconds", type=float, help="watches held idle before RSS is read (default 1)")
     p.add_argument("--event-samples", type=int, help="single events timed while the watches are open")
     p.add_argument("--broadcasts", type=int, help="events sent to all watches at once")
@@ -60,6 +69,11 @@ def _config(args: argparse.Namespace) -> Config:
         warmup_seconds=args.warmup_seconds,
         echo_seconds=args.echo_seconds,
         watches=args.watches,
+        big_watches=args.big_watches,
+        h2_streams=args.h2_streams,
+        burst_seconds=args.burst_seconds,
+        cold_watches=args.cold_watches,
+        cold_runs=args.cold_runs,
         watch_idle_seconds=args.watch_idle_seconds,
         event_samples=args.event_samples,
         broadcasts=args.broadcasts,

@@ -26,6 +26,12 @@ class Config:
     warmup_seconds: int  # per proxy per round, before anything is measured; 0 = none
     connections: tuple[int, ...] = (1, 16, 64)
     watches: int = 1000
+    big_watches: int = 5000  # the second watch scenario (0: skipped)
+    h2_streams: int = 100  # nginx's HTTP/2 streams per connection: kube-apiserver's limit since 1.29
+    burst_connections: int = 64  # the cold burst: wrk on a proxy started a moment ago
+    burst_seconds: int = 2
+    cold_watches: int = 250  # watches opened at once on a proxy started a moment ago ...
+    cold_runs: int = 3  # ... this many times, a new proxy each time (the median counts)
     watch_idle_seconds: float = 1.0  # held idle before RSS and idle CPU are read
     event_samples: int = 30  # single timestamped events sent while all watches are open
     broadcasts: int = 3  # events sent to every open watch at once
@@ -54,8 +60,10 @@ class Config:
             + self.broadcasts * 0.15
             + 0.3
         )
-        # kproxy opens ~400 watches/s here (one upstream TLS connection each).
-        per_round = len(self.targets) * per_target + proxies * (self.warmup_seconds + 0.6) + self.watches / 400
+        # Watches open at ~2,000/s over HTTP/2; each cold run starts a proxy (~0.5 s).
+        watches = (self.watches + self.big_watches) / 2000 + self.big_watches / 5000 * 2
+        cold = self.burst_seconds + 1.0 + self.cold_runs * (0.6 + self.cold_watches / 2000)
+        per_round = len(self.targets) * (per_target + watches) + proxies * (self.warmup_seconds + 0.6 + cold)
         if "direct" in self.targets:
             per_round += self.list_seconds + 0.15  # the list over TLS with curl
         return 5.0 + self.rounds * per_round

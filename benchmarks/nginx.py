@@ -36,8 +36,9 @@ http {{
     # after 1,000 requests would make proxies redo TLS handshakes mid-run.
     keepalive_timeout 600s;
     keepalive_requests 100000000;
-    # kube-apiserver's --http2-max-streams-per-connection default.
-    http2_max_concurrent_streams 1000;
+    # kube-apiserver's limit since 1.29 (and 1.25-1.28 patch releases): 100 streams per
+    # HTTP/2 connection; 1,000 is the default only for aggregated API servers.
+    http2_max_concurrent_streams {h2_streams};
     gzip off;
     gzip_static on;
     client_body_temp_path {prefix}/tmp/body;
@@ -128,7 +129,13 @@ async def wait_port(port: int, child: Child, timeout: float = 15.0) -> None:
 
 
 async def start_nginx(
-    procs: ProcessSet, prefix: Path, root: Path, pki: Pki, upstream_port: int, cpus: set[int] | None
+    procs: ProcessSet,
+    prefix: Path,
+    root: Path,
+    pki: Pki,
+    upstream_port: int,
+    cpus: set[int] | None,
+    h2_streams: int = 100,
 ) -> Nginx:
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
     tls_port, plain_port = free_port(), free_port()
@@ -146,6 +153,7 @@ async def start_nginx(
             tls_port=tls_port,
             plain_port=plain_port,
             nofile=nofile,
+            h2_streams=h2_streams,
         )
     )
     child = await procs.start(

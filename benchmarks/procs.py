@@ -197,3 +197,33 @@ def rss_mb(root: int, key: str = "VmRSS") -> float:
         except OSError:
             continue
     return total_kb / 1024
+
+
+def tcp_connections(root: int, remote_port: int) -> int:
+    """Established TCP connections of ``root``'s process tree to 127.0.0.1:``remote_port``
+    (sockets found by inode in /proc/PID/fd and /proc/net/tcp{,6}): a proxy's upstream
+    connections, each one a TLS handshake when it was made."""
+    inodes: set[str] = set()
+    for pid in tree_pids(root):
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(fd.path)
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            continue
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # rem_address is HEX_IP:HEX_PORT; state 01 is ESTABLISHED; field 9 the inode.
+            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == remote_port and fields[9] in inodes:
+                count += 1
+    return count

@@ -78,26 +78,39 @@ def _list_check(_m: Medians, ratio: float | None, summary: Summary) -> bool | No
     # "Within 10% of direct where the upstream allows": the upstream speaks TLS, so the
     # direct it allows is direct over TLS, not nginx's plain-HTTP sendfile.
     tls = (summary["list.kproxy_per_direct_tls"]["targets"].get("kproxy") or {}).get("median")
-    parts = [None if ratio is None else ratio >= 1.2, None if tls is None else tls >= 0.9]
+    parts = [None if ratio is None else ratio >= 1.2, None if tls is None else tls >= 0.95]
     if False in parts:
         return False
     return None if None in parts else True  # unmeasured half: no verdict either way
 
 
+def _kproxy_within(factor: float, plus: float) -> Check:
+    """kproxy's median at most ``factor`` × kubectl's + ``plus``."""
+
+    def check(m: Medians, _r: float | None, _s: Summary) -> bool | None:
+        ours, theirs = m.get("kproxy"), m.get("kubectl")
+        return None if ours is None or theirs is None else ours <= factor * theirs + plus
+
+    return check
+
+
+def _startup_check(m: Medians, _r: float | None, _s: Summary) -> bool | None:
+    # ≤ 0.15 s or 2× kubectl's, whichever is larger.
+    ours, theirs = m.get("kproxy"), m.get("kubectl")
+    if ours is None:
+        return None
+    return ours <= max(0.15, 2 * theirs if theirs is not None else 0.15)
+
+
 def _get_metrics(connections: int) -> tuple[Metric, ...]:
     label = f"small GET, {connections} connection{'s' if connections > 1 else ''}"
-    # The issue's targets are set at 16 and 64 connections.
+    # The targets: ≥ 2.5× kubectl at 16 and 64 connections, ≥ 1.5× at one (a lone client
+    # such as kubectl feels latency, not throughput); p99 no worse than kubectl's.
     targeted = connections in (16, 64)
+    rps_target = "≥ 2.5× kubectl" if targeted else "≥ 1.5× kubectl" if connections == 1 else ""
+    rps_check = _ratio_at_least(2.5) if targeted else _ratio_at_least(1.5) if connections == 1 else None
     return (
-        Metric(
-            f"get_c{connections}",
-            "rps",
-            label,
-            "req/s",
-            True,
-            "≥ 2.0× kubectl" if targeted else "",
-            _ratio_at_least(2.0) if targeted else None,
-        ),
+        Metric(f"get_c{connections}", "rps", label, "req/s", True, rps_target, rps_check),
         Metric(f"get_c{connections}", "p50_ms", label, "p50 ms", False),
         Metric(
             f"get_c{connections}",
@@ -121,7 +134,7 @@ _OTHER_METRICS: tuple[Metric, ...] = (
     Metric("get_https_front", "rps", _HTTPS_FRONT, "req/s", True),
     Metric("get_https_front", "cpu_us_per_req", _HTTPS_FRONT, "CPU µs/req (with stunnel's)", False),
     Metric(
-        "list", "mb_s", "10 MB list, 1 connection", "MB/s", True, "≥ 1.2× kubectl, ≥ 0.9× direct over TLS", _list_check
+        "list", "mb_s", "10 MB list, 1 connection", "MB/s", True, "≥ 1.2× kubectl, ≥ 0.95× direct over TLS", _list_check
     ),
     Metric("list_tls", "mb_s", "10 MB list, 1 connection, direct over TLS (curl)", "MB/s", True),
     Metric(
@@ -130,22 +143,50 @@ _OTHER_METRICS: tuple[Metric, ...] = (
         "10 MB list, kproxy / direct over TLS",
         "× per round",
         True,
-        "≥ 0.9×",
-        _kproxy_at_least(0.9),
+        "≥ 0.95×",
+        _kproxy_at_least(0.95),
         derive=_kproxy_per_direct_tls,
     ),
     Metric("list", "cpu_ms_per_list", "10 MB list, 1 connection", "CPU ms/list", False),
     Metric("list_gzip", "lists_s", "10 MB list, gzip, 1 connection", "lists/s", True),
     Metric("list_gzip", "cpu_ms_per_list", "10 MB list, gzip, 1 connection", "CPU ms/list", False),
-    Metric("startup", "startup_s", "start-up to first response", "s", False, "≤ 0.5 s", _kproxy_at_most(0.5)),
+    Metric(
+        "startup",
+        "startup_s",
+        "start-up to first response",
+        "s",
+        False,
+        "≤ 0.15 s or 2× kubectl",
+        _startup_check,
+    ),
     Metric("startup", "idle_rss_mb", "RSS after start-up", "MB", False),
     Metric("memory", "peak_rss_mb", "peak RSS (request scenarios)", "MB", False),
-    Metric("watch", "open_s", "watches: time to open all", "s", False),
-    Metric("watch", "rss_mb", "watches: RSS while held", "MB", False, "≤ 150 MB", _kproxy_at_most(150)),
+    Metric("cold_burst", "rps", "cold burst, 64 connections", "req/s", True),
+    Metric("cold_burst", "p50_ms", "cold burst, 64 connections", "p50 ms", False),
+    Metric("cold_burst", "p99_ms", "cold burst, 64 connections", "p99 ms", False, "≤ kubectl", _no_worse_than_kubectl),
+    Metric("cold_burst", "upstream_conns", "cold burst: upstream connections (handshakes)", "count", False),
+    Metric(
+        "cold_watch",
+        "open_s",
+        "cold: 250 watches at once, median of 3 fresh proxies",
+        "s",
+        False,
+        "≤ 1.5× kubectl + 0.15 s",
+        _kproxy_within(1.5, 0.15),
+    ),
+    Metric("cold_watch", "upstream_conns", "cold: 250 watches, upstream connections", "count", False),
+    Metric("watch", "open_s", "watches: time to open all", "s", False, "≤ 1.5× kubectl", _kproxy_within(1.5, 0.0)),
+    Metric("watch", "upstream_conns", "watches: new upstream connections", "count", False, "≤ 12", _kproxy_at_most(12)),
+    Metric("watch", "rss_mb", "watches: RSS while held", "MB", False, "≤ 100 MB", _kproxy_at_most(100)),
     Metric("watch", "idle_cpu_pct", "watches: CPU while idle", "% of a core", False),
     Metric("watch", "event_p50_ms", "watches: event delay, one event", "p50 ms", False),
     Metric("watch", "event_p99_ms", "watches: event delay, one event", "p99 ms", False, "≤ 10 ms", _kproxy_at_most(10)),
     Metric("watch", "broadcast_last_ms", "watches: event to all, last arrival", "ms", False),
+    Metric("watch_big", "open_s", "many watches: time to open all", "s", False),
+    Metric("watch_big", "upstream_conns", "many watches: new upstream connections", "count", False),
+    Metric("watch_big", "rss_mb", "many watches: RSS while held", "MB", False),
+    Metric("watch_big", "event_p99_ms", "many watches: event delay, one event", "p99 ms", False),
+    Metric("watch_big", "open_failures", "many watches: failed to open", "count", False, "0", _kproxy_at_most(0)),
     Metric("echo", "rtt_p50_ms", "upgrade echo, 64 B round trip", "p50 ms", False),
     Metric("echo", "rtt_p99_ms", "upgrade echo, 64 B round trip", "p99 ms", False),
     Metric("echo", "mb_s", "upgrade echo, bulk", "MB/s", True),

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import https, scenarios
+from . import cold, https, scenarios
 from .config import Config
 from .deps import tool_versions
 from .environment import Environment, environment
@@ -81,7 +81,8 @@ class _Round:
 
 def _steps(config: Config, targets: list[str]) -> int:
     proxies = len([t for t in targets if t != "direct"])
-    per_round = proxies * (2 if config.warmup_seconds else 1) + len(targets) * (len(config.connections) + 4)
+    per_round = proxies * (4 if config.warmup_seconds else 3) + len(targets) * (len(config.connections) + 4)
+    per_round += len(targets) * bool(config.big_watches)
     per_round += "direct" in targets  # the list over TLS with curl
     per_round += 2 * ("kproxy" in targets) + ("kubectl" in targets)  # small GET over HTTPS
     return config.rounds * per_round + len(targets)  # + the verification in round 1
@@ -193,10 +194,17 @@ async def _one_round(
                         "metrics": {"peak_rss_mb": round(rss_mb(target.pid, "VmHWM"), 1)},
                     }
                 )
+        await _cold(bench, rnd, [t for t in targets if t.child is not None], env, kubectl, progress, label)
         for target in targets:
             progress.step(f"{label} · {cfg.watches} watches · {target.name}")
             tag = f"r{rnd.record['round']}-{target.name}"
             await rnd.measure("watch", target.name, partial(scenarios.watches, bench, target, tag))
+        if cfg.big_watches:
+            for target in targets:
+                progress.step(f"{label} · {cfg.big_watches} watches · {target.name}")
+                tag = f"r{rnd.record['round']}-{target.name}-big"
+                work = partial(scenarios.watches, bench, target, tag, cfg.big_watches)
+                await rnd.measure("watch_big", target.name, work)
     finally:
         for target in live.values():
             if target.child is not None:
@@ -242,3 +250,25 @@ async def _https_round(
                 await env.procs.stop(front)
 
         await rnd.measure("get_https" if name == "kubectl" else "get_https_front", name, fronted)
+
+
+async def _cold(
+    bench: Bench, rnd: _Round, proxies: list[Target], env: Environment, kubectl: str, progress: Progress, label: str
+) -> None:
+    """The cold burst and the cold watches, each on proxies started for the purpose."""
+    cfg = bench.config
+    for target in proxies:
+        name = target.name
+
+        async def fresh(name: str = name) -> Target:
+            return await start_proxy(env.procs, name, kubectl, env.kubeconfig, env.home, env.proxy_cpus, env.kproxy_dir)
+
+        async def stop(fresh_target: Target) -> object:
+            assert fresh_target.child is not None
+            return await env.procs.stop(fresh_target.child)
+
+        progress.step(f"{label} · cold burst ({cfg.burst_connections} connections) · {name}")
+        await rnd.measure("cold_burst", name, partial(cold.cold_burst, bench, fresh, stop))
+        progress.step(f"{label} · cold: {cfg.cold_watches} watches × {cfg.cold_runs} · {name}")
+        tag = f"r{rnd.record['round']}-{name}-cold"
+        await rnd.measure("cold_watch", name, partial(cold.cold_watches, bench, fresh, stop, tag))

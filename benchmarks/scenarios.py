@@ -21,7 +21,7 @@ from .clients import WatchFleet, curl_repeat, echo_latency, echo_throughput, htt
 from .config import Config
 from .payloads import LIST_PATH, POD_PATH, Payloads
 from .pki import Pki
-from .procs import cpu_seconds, rss_mb
+from .procs import cpu_seconds, rss_mb, tcp_connections
 from .targets import Target
 from .upstream import EMIT_PATH, WATCH_PATH, WATCHES_PATH
 from .wrk import run_wrk
@@ -149,15 +149,19 @@ async def _upstream(bench: Bench, path: str) -> dict[str, int]:
     return data
 
 
-async def watches(bench: Bench, target: Target, tag: str) -> Metrics:
+async def watches(bench: Bench, target: Target, tag: str, count: int | None = None) -> Metrics:
     """Open N watches, idle, time single events and broadcasts, close, see them released."""
     cfg = bench.config
     fleet = WatchFleet(target.port, f"{WATCH_PATH}?resourceVersion=0&watch=true&bench={tag}")
     metrics: Metrics = {}
+    # The pool's idle HTTP/1.1 connections are there already: count what the watches add.
+    before = tcp_connections(target.pid, bench.tls_port) if target.pid is not None else 0
     start = time.perf_counter()
     try:
-        await fleet.open(cfg.watches)
+        await fleet.open(count or cfg.watches)
         metrics["open_s"] = round(time.perf_counter() - start, 2)
+        if target.pid is not None:
+            metrics["upstream_conns"] = tcp_connections(target.pid, bench.tls_port) - before
         metrics["open_failures"] = len(fleet.failures)
         if fleet.failures:
             metrics["first_failure"] = fleet.failures[0][:200]

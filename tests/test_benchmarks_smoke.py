@@ -43,6 +43,14 @@ TINY = [
     "1",
     "--echo-seconds",
     "0.2",
+    "--big-watches",
+    "40",
+    "--burst-seconds",
+    "1",
+    "--cold-watches",
+    "10",
+    "--cold-runs",
+    "2",
 ]
 
 
@@ -75,9 +83,13 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
     assert sorted(result["targets"]) == sorted(targets)
     assert len(result["rounds"]) == 1
     measured = {(m["scenario"], m["target"]) for m in result["rounds"][0]["measurements"]}
-    for scenario in ("verify", "get_c4", "list", "list_gzip", "echo", "watch"):
+    for scenario in ("verify", "get_c4", "list", "list_gzip", "echo", "watch", "watch_big"):
         for target in targets:
             assert (scenario, target) in measured, (scenario, target)
+    for scenario in ("startup", "cold_burst", "cold_watch"):
+        for target in targets:
+            if target != "direct":
+                assert (scenario, target) in measured, (scenario, target)
     for target in targets:
         if target != "direct":
             assert ("startup", target) in measured
@@ -106,6 +118,13 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
         assert result["summary"]["list.kproxy_per_direct_tls"]["targets"]["kproxy"]["median"] > 0
     if "kubectl" in targets:
         assert "ratio_kproxy_kubectl" in result["summary"]["get_c4.rps"]
+    # The cold scenarios counted what the proxies dialled, and the watch check has a row.
+    for target in [t for t in targets if t != "direct"]:
+        (burst,) = [
+            m for m in result["rounds"][0]["measurements"] if (m["scenario"], m["target"]) == ("cold_burst", target)
+        ]
+        assert burst["error"] is not None or burst["metrics"]["upstream_conns"] >= 1, burst
+    assert result["summary"]["cold_watch.open_s"]["target"] == "≤ 1.5× kubectl + 0.15 s"
 
     markdown = (out / "latest.md").read_text()
     assert "| scenario | unit |" in markdown and "direct (nginx)" in markdown

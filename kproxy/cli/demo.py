@@ -32,8 +32,9 @@ async def demo_cluster(flags: Flags) -> AsyncIterator[Flags]:
     if flags.kubeconfig or flags.server:
         raise ConfigError("--demo runs its own cluster: drop --kubeconfig and --server")
     with tempfile.TemporaryDirectory(prefix="kproxy-demo-") as workdir:
-        # Not recording requests: a long-running demo must not grow a list forever.
-        api = FakeAPIServer(pki=TestPKI.create(), tokens=(_TOKEN,), record_requests=False)
+        # Not recording requests: a long-running demo must not grow a list forever. HTTP/2
+        # offered, as kube-apiserver does: watches take kproxy's HTTP/2 lane.
+        api = FakeAPIServer(pki=TestPKI.create(), tokens=(_TOKEN,), record_requests=False, http2=True)
         await api.start()
         try:
             kubeconfig = api.kubeconfig(Path(workdir), auth="token", token=_TOKEN)

@@ -17,7 +17,6 @@ import signal
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
-from kproxy.cli.demo import demo_cluster
 from kproxy.config.flags import Flags
 from kproxy.config.options import Options
 from kproxy.log import NOTICE, log
@@ -38,7 +37,11 @@ def run(flags: Flags, *, demo: bool = False) -> int:
 
 
 async def _serve(flags: Flags, demo: bool) -> int:
-    cluster: AbstractAsyncContextManager[Flags] = demo_cluster(flags) if demo else nullcontext(flags)
+    cluster: AbstractAsyncContextManager[Flags] = nullcontext(flags)
+    if demo:
+        from kproxy.cli.demo import demo_cluster
+
+        cluster = demo_cluster(flags)
     async with cluster as effective:  # with --demo, pointing at the demo cluster
         options = Options.from_flags(effective)
         for warning in options.warnings:

@@ -162,6 +162,12 @@ class Flags:
         "kproxy: AKS httpProxyConfig JSON file (httpProxy, httpsProxy, noProxy, trustedCa) for reaching "
         "the API server; wins over the kubeconfig proxy-url and HTTP(S)_PROXY/NO_PROXY.",
     )
+    disable_http2: bool = _flag(
+        False,
+        "kproxy: send watches and followed logs to the API server over HTTP/1.1 too, one connection each, "
+        "instead of sharing HTTP/2 connections (also when DISABLE_HTTP2 is set in the environment, as client-go).",
+        kind="bool",
+    )
     custom_ca_trust_certificates: str = _flag(
         "",
         "kproxy: PEM file of extra CA certificates (blank-line separated, as AKS takes them) "

@@ -93,7 +93,9 @@ class Options:
         loaded = load_kubeconfig(flags, env, base)
         egress = build_egress(flags, loaded.cluster, env, base, warnings)
         warnings.extend(loaded.notes)
-        upstream = build_upstream(flags, upstream_selection(mode, loaded), egress, warnings)
+        upstream = build_upstream(
+            flags, upstream_selection(mode, loaded), egress, warnings, http2_env=env.get("DISABLE_HTTP2", "")
+        )
         router, www = _routes(flags, base)
         request_filter = _request_filter(flags, warnings)
         cors = _cors(flags, request_filter)

@@ -58,6 +58,9 @@ class Upstream:
     egress: Decision | None = None
     trusted: str = ""  # the API server's CAs
     proxy_trusted: str = ""  # an https:// proxy's CAs
+    # Long-running requests over HTTP/2 when the server offers it (https:// only, as Go:
+    # no cleartext HTTP/2); off with --disable-http2 or DISABLE_HTTP2.
+    http2: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,11 @@ class _Server:
         return f"{self.scheme}://{self.netloc}"
 
 
-def build_upstream(flags: Flags, loaded: Loaded, egress: Egress, warnings: list[str]) -> Upstream:
-    """Read the TLS material and credentials and decide the route. Raises ConfigError."""
+def build_upstream(
+    flags: Flags, loaded: Loaded, egress: Egress, warnings: list[str], *, http2_env: str = ""
+) -> Upstream:
+    """Read the TLS material and credentials and decide the route. Raises ConfigError.
+    ``http2_env``: ``DISABLE_HTTP2`` from the environment (client-go: any value disables)."""
     cluster, user = loaded.cluster, loaded.user
     server = _server(cluster.server)
     if server.path not in ("", "/") and not flags.append_server_path:
@@ -116,6 +122,7 @@ def build_upstream(flags: Flags, loaded: Loaded, egress: Egress, warnings: list[
         egress=decision,
         trusted=trusted if server.scheme == "https" else "",
         proxy_trusted=egress.trusted("the system trust store"),
+        http2=server.scheme == "https" and not flags.disable_http2 and not http2_env,
     )
 
 

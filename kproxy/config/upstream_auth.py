@@ -22,15 +22,18 @@ import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kproxy.config.files import read_file
 from kproxy.config.kubeconfig_loading import Loaded
 from kproxy.config.upstream_tls import BuildContext, UpstreamTLS
-from kproxy.credentials import exec_plugin, oidc
 from kproxy.credentials import sources as credentials
 from kproxy.errors import ConfigError
-from kproxy.policy import exec_credential, kubeconfig
+from kproxy.policy import kubeconfig
+
+if TYPE_CHECKING:
+    # Imported when a kubeconfig uses them: nobody else pays for them at start-up.
+    from kproxy.credentials import exec_plugin, oidc
 
 __all__ = [
     "EXEC_TIMEOUT_ENV",
@@ -112,6 +115,8 @@ def auth_provider(provider: Mapping[str, Any], where: str, persist_to: tuple[str
             raise ConfigError(f"{where}.config.idp-certificate-authority-data: is not valid base64") from None
     elif config.get("idp-certificate-authority"):
         idp_ca = read_file(str(config["idp-certificate-authority"]), "idp-certificate-authority file")
+    from kproxy.credentials import oidc
+
     return oidc.OIDCProvider(config, where=where, ca_pem=idp_ca, persist_to=persist_to)
 
 
@@ -148,6 +153,8 @@ def exec_auth(
     """``exec``: the plugin, validated now and first run by the first request that needs
     it. ``terminal``: whether kproxy's stdin is one (for ``interactiveMode``); ``tls_for``:
     how its client certificate becomes a context (None over plain HTTP)."""
+    from kproxy.policy import exec_credential
+
     config = exec_credential.parse_config(raw, user_name, where)
     interactive = exec_credential.is_interactive(config.interactive_mode, terminal, where)
     cluster_info = exec_credential.ClusterInfo(
@@ -159,6 +166,8 @@ def exec_auth(
         disable_compression=cluster.disable_compression,
         config=cluster.extensions.get(exec_credential.EXEC_EXTENSION),
     )
+    from kproxy.credentials import exec_plugin
+
     return exec_plugin.ExecPlugin(
         config,
         environ=environ,
@@ -171,6 +180,8 @@ def exec_auth(
 
 def exec_timeout(environ: Mapping[str, str]) -> float:
     """Seconds one plugin run may take: ``KPROXY_EXEC_PLUGIN_TIMEOUT``, or the default."""
+    from kproxy.credentials import exec_plugin
+
     raw = environ.get(EXEC_TIMEOUT_ENV, "").strip()
     if not raw:
         return exec_plugin.DEFAULT_TIMEOUT

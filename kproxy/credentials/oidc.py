@@ -28,21 +28,18 @@ import binascii
 import json
 import math
 import os
-import ssl
 import tempfile
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlencode
 
 import yaml
 
+from kproxy.credentials.outbound import Outbound
 from kproxy.credentials.sources import AuthSource, bearer_line
 from kproxy.errors import ConfigError, UpstreamError
 from kproxy.log import log
-
-if TYPE_CHECKING:
-    import aiohttp
 
 __all__ = ["EXPIRY_DELTA", "OIDCProvider", "jwt_expiry", "persist_tokens"]
 
@@ -98,11 +95,15 @@ class OIDCProvider(AuthSource):
         self._ca_pem = ca_pem
         self._persist_to = persist_to
         self._running: asyncio.Task[bytes] | None = None
+        self._outbound: Outbound | None = None
         self.refreshes = 0
         self.line = b""
         self.deadline = -math.inf
         if self._id_token:
             self._adopt_id_token(self._id_token, check=True)
+
+    def use_outbound(self, outbound: Outbound) -> None:
+        self._outbound = outbound
 
     def _adopt_id_token(self, token: str, *, check: bool) -> None:
         try:
@@ -139,18 +140,19 @@ class OIDCProvider(AuthSource):
             )
         self.refreshes += 1
         prefix = f"oidc auth-provider ({self._where}): failed to refresh token"
-        ctx = ssl.create_default_context()
-        if self._ca_pem is not None:
-            ctx = ssl.create_default_context(cadata=self._ca_pem.decode("ascii", "replace"))
-        import aiohttp  # only when a token needs refreshing: it costs 0.2 s of start-up
-
-        timeout = aiohttp.ClientTimeout(total=_HTTP_TIMEOUT)
+        outbound = self._outbound
+        if outbound is None:
+            raise UpstreamError(f"{prefix}: kproxy has no way out to the issuer yet (not started)")
         try:
-            async with aiohttp.ClientSession(timeout=timeout, auto_decompress=True) as session:
-                token_url = await self._token_endpoint(session, ctx, prefix)
-                answer = await self._token_request(session, ctx, token_url, prefix)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            async with asyncio.timeout(_HTTP_TIMEOUT):
+                token_url = await self._token_endpoint(outbound, prefix)
+                answer = await self._token_request(outbound, token_url, prefix)
+        except TimeoutError as exc:
             raise UpstreamError(f"{prefix}: cannot reach the issuer {self._issuer}: {_describe(exc)}") from None
+        except UpstreamError as exc:
+            if exc.message.startswith(prefix):
+                raise
+            raise UpstreamError(f"{prefix}: cannot reach the issuer {self._issuer}: {exc.message}") from None
         id_token = answer.get("id_token")
         if not isinstance(id_token, str) or not id_token:
             raise UpstreamError(
@@ -177,16 +179,16 @@ class OIDCProvider(AuthSource):
                 )
         return self.line
 
-    async def _token_endpoint(self, session: aiohttp.ClientSession, ctx: ssl.SSLContext, prefix: str) -> str:
+    async def _token_endpoint(self, outbound: Outbound, prefix: str) -> str:
         # https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfig
         url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
-        async with session.get(url, ssl=ctx, allow_redirects=True) as resp:
-            body = await resp.read()
-            if resp.status != 200:
-                raise UpstreamError(
-                    f"{prefix}: oidc: failed to query metadata endpoint {url}: "
-                    f"{resp.status} {resp.reason}: {_snippet(body)}"
-                )
+        reply = await outbound.request("GET", url, headers={}, ca_pem=self._ca_pem)
+        body = reply.body
+        if reply.status != 200:
+            raise UpstreamError(
+                f"{prefix}: oidc: failed to query metadata endpoint {url}: "
+                f"{reply.status} {reply.reason}: {_snippet(body)}"
+            )
         try:
             metadata = json.loads(body)
         except ValueError:
@@ -196,9 +198,7 @@ class OIDCProvider(AuthSource):
             raise UpstreamError(f"{prefix}: oidc: discovery object doesn't contain a token_endpoint ({url})")
         return endpoint
 
-    async def _token_request(
-        self, session: aiohttp.ClientSession, ctx: ssl.SSLContext, url: str, prefix: str
-    ) -> dict[str, Any]:
+    async def _token_request(self, outbound: Outbound, url: str, prefix: str) -> dict[str, Any]:
         form = {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
         # golang.org/x/oauth2 AuthStyleAutoDetect: HTTP Basic first (RFC 6749 §2.3.1, with
         # both parts form-encoded), then the credentials in the body if that fails.
@@ -211,9 +211,18 @@ class OIDCProvider(AuthSource):
         ]
         failure = ""
         for headers, data in attempts:
-            async with session.post(url, data=data, headers={"Accept": "application/json", **headers}, ssl=ctx) as resp:
-                body = await resp.read()
-                status, reason = resp.status, resp.reason
+            reply = await outbound.request(
+                "POST",
+                url,
+                headers={
+                    "Accept": "application/json",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    **headers,
+                },
+                body=urlencode(data).encode(),
+                ca_pem=self._ca_pem,
+            )
+            body, status, reason = reply.body, reply.status, reply.reason
             if 200 <= status < 300:
                 try:
                     answer = json.loads(body)

@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kproxy.credentials.outbound import Outbound
+from kproxy.credentials.resumption import ResumingContext
 from kproxy.errors import ConfigError
 from kproxy.log import log
 
@@ -112,11 +114,14 @@ def proxy_tls_context(extra_ca: bytes = b"") -> ssl.SSLContext:
     ctx = _default_context()
     if extra_ca:
         _load_extra(ctx, extra_ca)
+    ctx.keep_alpn()  # http/1.1 to the proxy, whatever the tunnel carries
     return ctx
 
 
-def _default_context() -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+def _default_context() -> ResumingContext:
+    # ssl.create_default_context(SERVER_AUTH), on a context that resumes TLS sessions.
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     # Python 3.13 turns on VERIFY_X509_STRICT, which rejects real cluster CAs that Go
     # (and so kubectl) accepts, e.g. CAs without a keyUsage or AKI extension. kubectl
     # parity wins: verification stays on, the extra RFC 5280 pedantry goes.
@@ -136,8 +141,8 @@ def _load_extra(ctx: ssl.SSLContext, pem: bytes) -> None:
         raise ConfigError(f"custom CA certificates: cannot be loaded ({_reason(exc)})") from None
 
 
-def _fresh_context_like(template: ssl.SSLContext) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+def _fresh_context_like(template: ssl.SSLContext) -> ResumingContext:
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.verify_flags = template.verify_flags
     ctx.hostname_checks_common_name = False
     ctx.set_alpn_protocols(["http/1.1"])
@@ -256,6 +261,10 @@ class AuthSource:
     async def fresh(self) -> bytes:
         """The current line, refreshed first if past its deadline. Raises UpstreamError."""
         raise NotImplementedError
+
+    def use_outbound(self, outbound: Outbound) -> None:
+        """How to reach servers other than the API server (an OIDC issuer), given by the
+        server when it starts; sources that reach none ignore it."""
 
     async def after_401(self, used: bytes, started: float) -> bool:
         """The API server refused ``used`` for a request that picked it at ``started``.

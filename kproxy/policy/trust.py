@@ -25,7 +25,7 @@ Warnings (strings naming the subject): more than 10 certificates in a file (AKS 
 such a file; kproxy uses them all), a certificate expired or not yet valid, a certificate
 that is not a CA (``basicConstraints`` missing or ``CA:FALSE``), a duplicate.
 
-No I/O; ``cryptography`` parses the certificates.
+No I/O; ``cryptography`` parses the certificates (imported on first use).
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
+from typing import TYPE_CHECKING
 
 from kproxy.errors import ConfigError
+
+if TYPE_CHECKING:
+    # Imported where certificates are parsed: only a custom CA file pays for it at start-up.
+    from cryptography import x509
 
 __all__ = [
     "AKS_MAX_CERTIFICATES",
@@ -113,6 +114,9 @@ def parse_pem(data: str | bytes, source: str, *, now: datetime, limit: int | Non
             ) from None
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     certs: list[x509.Certificate] = []
     origins: list[str] = []
     warnings: list[str] = []
@@ -173,6 +177,8 @@ def _blocks(text: str, source: str) -> list[tuple[int, int, list[str]]]:
 
 
 def _load(block: list[str], where: str) -> x509.Certificate:
+    from cryptography import x509
+
     try:
         cert = x509.load_pem_x509_certificate(("\n".join(block) + "\n").encode("utf-8"))
         cert.extensions  # noqa: B018 - parse them now: a malformed extension is this block's error
@@ -182,6 +188,8 @@ def _load(block: list[str], where: str) -> x509.Certificate:
 
 
 def _check(cert: x509.Certificate, where: str, now: datetime) -> list[str]:
+    from cryptography import x509
+
     subject = _subject(cert)
     out = []
     if cert.not_valid_after_utc < now:

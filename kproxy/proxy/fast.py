@@ -54,10 +54,13 @@ _FAST_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 @dataclass(frozen=True, slots=True)
 class Forward:
     """The verdict for a request seen before: forward it to ``target`` (path and query
-    as the API server gets them); ``described``: its proxy target, for the access log."""
+    as the API server gets them); ``described``: its proxy target, for the access log;
+    ``long_running``: a watch or a followed log (:mod:`kproxy.policy.long_running`),
+    which the fast path leaves to the HTTP/2 lane when the API server speaks HTTP/2."""
 
     target: bytes
     described: str | None
+    long_running: bool = False
 
 
 class ForwardCache:
@@ -150,7 +153,7 @@ class FastPath:
         if host is None:
             return False
         forward = self._verdicts.get((request.method, request.raw_path, host))
-        if forward is None:
+        if forward is None or (forward.long_running and self._relay.h2_ready):
             return False
         return self._start(request, forward.target)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from kproxy.config.options import Options
 from kproxy.errors import RequestError
@@ -30,6 +31,7 @@ from kproxy.log import log
 from kproxy.policy.cross_origin import request_origin
 from kproxy.policy.filters import RequestFilter
 from kproxy.policy.headers import is_upgrade
+from kproxy.policy.long_running import is_long_running
 from kproxy.policy.request_checks import request_host, split_target
 from kproxy.policy.routing import Route, redirect_body, upstream_path
 from kproxy.policy.service_urls import parse as parse_proxy_url
@@ -40,8 +42,10 @@ from kproxy.proxy.fast import ClientState, Forward, ForwardCache
 from kproxy.proxy.fast import FastPath as Fast
 from kproxy.proxy.identity import Identify, Peer
 from kproxy.proxy.relay import Relay
-from kproxy.proxy.static import StaticFiles
 from kproxy.proxy.upgrade import upgrade
+
+if TYPE_CHECKING:
+    from kproxy.proxy.static import StaticFiles
 
 __all__ = ["Pipeline", "build_pipeline"]
 
@@ -95,7 +99,7 @@ class Pipeline:
                     if not verdict.allowed:
                         log.info("Filter rejecting %s %s %s", request.method, route.path, host)
                         return forbidden(verdict.rule or "")
-                forward = self._decide(route, raw_query)
+                forward = self._decide(request.method, route, raw_query)
                 self._cache.remember(request.method, request.raw_path, host, forward)
             return await self._send_on(request, client, forward, peer)
         except RequestError as exc:
@@ -105,14 +109,18 @@ class Pipeline:
         except Exception:
             return internal_error(request)
 
-    def _decide(self, route: Route, raw_query: str | None) -> Forward:
+    def _decide(self, method: str, route: Route, raw_query: str | None) -> Forward:
         # Service/pod/node proxy URLs: a malformed one gets a 400 naming the problem
         # here (raised by parse), instead of the API server's unhelpful 404 or 503.
         proxy_target = parse_proxy_url(route.raw_path)
         target = upstream_path(route.raw_path, self._server_path, self._append)
         if raw_query is not None:
             target += "?" + raw_query
-        return Forward(target.encode("latin-1", "replace"), proxy_target.describe() if proxy_target else None)
+        return Forward(
+            target.encode("latin-1", "replace"),
+            proxy_target.describe() if proxy_target else None,
+            is_long_running(method, route.path, raw_query),
+        )
 
     async def _not_api(self, request: Request, route: Route, host: str) -> Answer:
         """Redirects, 404s, bad escapes and static files: what does not go upstream."""
@@ -138,7 +146,7 @@ class Pipeline:
         request.note = forward.described
         impersonate = peer.impersonation if peer is not None else None
         if not is_upgrade(request.raw_headers):
-            return await self._relay.forward(request, forward.target, impersonate)
+            return await self._relay.forward(request, forward.target, impersonate, forward.long_running)
         gate = self._gate
         with gate.session(request, client if gate.active else None):
             try:

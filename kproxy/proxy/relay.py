@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from kproxy.config.upstream import Upstream
 from kproxy.credentials.sources import AuthSource
@@ -26,6 +27,7 @@ from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
 from kproxy.proxy.authorization import choose, refreshed
 from kproxy.upstream.connection import ResponseHead, UpstreamConnection
+from kproxy.upstream.lane import H2Lane
 from kproxy.upstream.pool import ConnectionPool
 
 __all__ = ["Relay", "send_whole", "stream_answer"]
@@ -39,9 +41,13 @@ Retry = Callable[[], Awaitable[bytes | None]]
 
 
 class Relay:
-    def __init__(self, upstream: Upstream, pool: ConnectionPool) -> None:
+    """``lane``: the HTTP/2 lane for long-running requests; None sends them over HTTP/1.1
+    (``--disable-http2``, plain ``http://`` API servers)."""
+
+    def __init__(self, upstream: Upstream, pool: ConnectionPool, lane: H2Lane | None = None) -> None:
         self.upstream = upstream
         self.pool = pool
+        self.lane = lane
         self.auth = upstream.auth
         route = upstream.proxy
         absolute = route is not None and route.absolute_form and upstream.scheme == "http"
@@ -55,6 +61,12 @@ class Relay:
         # Requests go to an HTTP proxy in absolute form: no fast path there (its 407s
         # need the ordinary path's message).
         self.absolute = absolute
+
+    @property
+    def h2_ready(self) -> bool:
+        """Long-running requests go over HTTP/2 (unless the API server turns out not to speak it)."""
+        lane = self.lane
+        return lane is not None and not lane.unsupported
 
     def head(
         self, request: Request, target: bytes, line: bytes, *, upgrade: bool = False, impersonate: bytes | None = None
@@ -74,24 +86,31 @@ class Relay:
             impersonate=impersonate,
         )
 
-    def forward(self, request: Request, target: bytes, impersonate: bytes | None = None) -> Awaitable[Sent]:
+    def forward(
+        self, request: Request, target: bytes, impersonate: bytes | None = None, long_running: bool = False
+    ) -> Awaitable[Sent]:
         """The exchange to await; a plain function so that no coroutine frame of its own
         sits between the handler and the exchange on every resumption. ``impersonate``:
-        the client's identity lines (``--client-identity impersonate``)."""
+        the client's identity lines (``--client-identity impersonate``); ``long_running``
+        (watches, followed logs) go over the HTTP/2 lane when there is one."""
         auth = self.auth
         if auth is None:
             head = self.head(request, target, self.upstream.auth_header, impersonate=impersonate)
+            if long_running and self.lane is not None and not head.has_body:
+                return self.exchange_h2(request, head, None)
             return self.exchange(request, head, None, None)
-        return self._forward_with(auth, request, target, impersonate)
+        return self._forward_with(auth, request, target, impersonate, long_running)
 
-    async def _forward_with(self, auth: AuthSource, request: Request, target: bytes, impersonate: bytes | None) -> Sent:
+    async def _forward_with(
+        self, auth: AuthSource, request: Request, target: bytes, impersonate: bytes | None, long_running: bool
+    ) -> Sent:
         chosen = await choose(auth, request, impersonate is None)
         if chosen is None:
-            return await self.exchange(request, self.head(request, target, b""), None, None)
+            return await self._send(request, self.head(request, target, b""), None, long_running)
         line, started = chosen
         head = self.head(request, target, line, impersonate=impersonate)
         if not auth.refreshes_on_401:
-            return await self.exchange(request, head, None, None)
+            return await self._send(request, head, None, long_running)
         body = None
         if head.has_body:
             body = await _small_body(request, head.chunked)
@@ -103,13 +122,43 @@ class Relay:
                 return None
             return self.head(request, target, auth.line, impersonate=impersonate).data
 
-        return await self.exchange(request, head, body, retry)
+        return await self._send(request, head, retry, long_running, body)
+
+    def _send(
+        self, request: Request, head: RequestHead, retry: Retry | None, long_running: bool, body: bytes | None = None
+    ) -> Awaitable[Sent]:
+        if long_running and self.lane is not None and not head.has_body:
+            return self.exchange_h2(request, head, retry)
+        return self.exchange(request, head, body, retry)
+
+    async def exchange_h2(self, request: Request, head: RequestHead, retry: Retry | None) -> Sent:
+        """A long-running request over the HTTP/2 lane; over HTTP/1.1 when the API server
+        does not speak HTTP/2. The stream is cancelled (``RST_STREAM``) when the client
+        goes before the answer ends."""
+        assert self.lane is not None
+        stream = await self.lane.request(head.data)
+        if stream is None:
+            return await self.exchange(request, head, None, retry)
+        try:
+            answer = await stream.response_head()
+            if answer.status == 401 and retry is not None:
+                again = await retry()
+                if again is not None:
+                    stream.close()
+                    return await self.exchange_h2(request, RequestHead(again, False, False), None)
+            if stream.complete:
+                send_whole(request, stream, answer)
+            else:
+                await stream_answer(request, stream, answer)
+            return Sent(answer.status)
+        finally:
+            stream.close()
 
     async def exchange(self, request: Request, head: RequestHead, body: bytes | None, retry: Retry | None) -> Sent:
         """One request/response; ``body``: the request body when already read (replayable);
         ``retry``: after a 401, the head to send again with, or None to relay the 401."""
         no_body = request.method == "HEAD"
-        conn = self.pool.idle_connection() or await self.pool.connect()
+        conn = await self.pool.acquire()
         reusable = False
         sender: asyncio.Task[None] | None = None
         try:
@@ -174,7 +223,14 @@ class Relay:
         )
 
 
-def send_whole(request: Request, conn: UpstreamConnection, head: ResponseHead) -> None:
+class Answer(Protocol):
+    """Where an answer's body comes from: an HTTP/1.1 connection or an HTTP/2 stream."""
+
+    def take_buffered_body(self) -> bytes: ...
+    async def read_body(self) -> bytes: ...
+
+
+def send_whole(request: Request, conn: Answer, head: ResponseHead) -> None:
     """An answer that arrived whole: head and body to the client in one write."""
     lines, length, has_date = response_lines_raw(head.raw)
     request.protocol.send_complete(
@@ -182,7 +238,7 @@ def send_whole(request: Request, conn: UpstreamConnection, head: ResponseHead) -
     )
 
 
-async def stream_answer(request: Request, conn: UpstreamConnection, head: ResponseHead, close: bool = False) -> bool:
+async def stream_answer(request: Request, conn: Answer, head: ResponseHead, close: bool = False) -> bool:
     """Relay an answer chunk by chunk as it comes; False if the upstream failed midway.
     ``close``: end the client's connection after it."""
     lines, length, has_date = response_lines_raw(head.raw)

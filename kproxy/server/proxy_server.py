@@ -21,11 +21,12 @@ from kproxy.log import NOTICE, log
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
-from kproxy.proxy.static import StaticFiles
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.tls import ServingCertificates, TLSListener
 from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
+from kproxy.upstream.lane import H2Lane
+from kproxy.upstream.outbound import OutboundHTTP
 from kproxy.upstream.pool import ConnectionPool
 
 __all__ = ["ProxyServer"]
@@ -45,6 +46,7 @@ class ProxyServer:
         self._server: asyncio.AbstractServer | None = None
         self._web: HTTPServer | None = None
         self._pool: ConnectionPool | None = None
+        self._lane: H2Lane | None = None
         self._address = ""
         self._url = ""
         self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
@@ -61,9 +63,24 @@ class ProxyServer:
 
     async def start(self) -> None:
         opts = self.options
-        self._pool = ConnectionPool(Dialer(opts.upstream))
-        relay = Relay(opts.upstream, self._pool)
-        static = StaticFiles(opts.www) if opts.www else None
+        dialer = Dialer(opts.upstream)
+        if opts.upstream.auth is not None:
+            # OIDC refreshes reach the issuer by the API server's road: egress and trust.
+            opts.upstream.auth.use_outbound(
+                OutboundHTTP(
+                    opts.egress,
+                    connect_timeout=opts.upstream.connect_timeout,
+                    user_agent=opts.upstream.user_agent_header,
+                )
+            )
+        self._pool = ConnectionPool(dialer)
+        self._lane = H2Lane(dialer) if opts.upstream.http2 else None
+        relay = Relay(opts.upstream, self._pool, self._lane)
+        static = None
+        if opts.www:
+            from kproxy.proxy.static import StaticFiles  # only --www pays for Go's FileServer
+
+            static = StaticFiles(opts.www)
         pipeline = build_pipeline(opts, self.gate, relay, static)
         loop = asyncio.get_running_loop()
         self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
@@ -140,6 +157,8 @@ class ProxyServer:
             self._server = None
         if self._pool is not None:
             self._pool.close()
+        if self._lane is not None:
+            self._lane.close()
         if self.options.listen.unix_socket:
             remove_socket(self.options.listen.unix_socket)
 

@@ -184,8 +184,9 @@ class FakeOIDCIssuer:
 
     async def _discovery(self, request: web.Request) -> web.Response:
         self.discovery_requests += 1
+        base = f"{'https' if self.pki else 'http'}://{request.host}"  # the name the client used
         return web.json_response(
-            {"issuer": self.url, "token_endpoint": self.url + "/token", "authorization_endpoint": self.url + "/auth"}
+            {"issuer": base, "token_endpoint": base + "/token", "authorization_endpoint": base + "/auth"}
         )
 
     async def _token(self, request: web.Request) -> web.Response:

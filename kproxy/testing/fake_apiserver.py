@@ -29,7 +29,8 @@ real kubectl 1.32 is the judge (``tests/test_fake_apiserver.py``):
 * **Test aids** under ``/debug/kproxy/`` (``debug``), and ``FakeAPIServer.requests``: every
   request as it arrived on the wire, with the user it authenticated as.
 
-Knowingly different from kube-apiserver: HTTP/1.1 only (no h2); never answers in
+Knowingly different from kube-apiserver: HTTP/2 only with ``http2=True`` (``h2_front``;
+kube-apiserver always offers it); never answers in
 protobuf (406 if a client accepts nothing else); authorization rules instead of RBAC
 objects (no Roles or RoleBindings to create); no admission, dry-run,
 server-side apply (treated as a merge patch) or strategic list merging;
@@ -64,6 +65,7 @@ from kproxy.testing.auth import TOKEN_USER, Authenticator, UserInfo, client_cert
 from kproxy.testing.authorization import Authorizer, Rule, default_rules, request_attributes
 from kproxy.testing.certs import TestPKI
 from kproxy.testing.core_api import CoreV1API, not_allowed, unknown_resource
+from kproxy.testing.h2_front import H2Front
 from kproxy.testing.impersonation import ImpersonationError, impersonate
 from kproxy.testing.objects import seed_objects
 from kproxy.testing.reviews import handle_review
@@ -121,6 +123,8 @@ class FakeAPIServer:
         record_requests: bool = True,
         impersonators: Collection[str] = (),
         rules: Iterable[Rule] | None = None,
+        http2: bool = False,
+        max_streams: int = 100,
     ) -> None:
         """Configure (nothing listens until ``start()``).
 
@@ -134,8 +138,12 @@ class FakeAPIServer:
         ``requests`` (turn off for long demos). ``impersonators``: the users allowed to
         impersonate anyone (``system:masters`` always may). ``rules``: what users may do
         (``authorization.Rule``; default: every everyday verb on everything for
-        authenticated users), on top of kube-apiserver's bootstrap rules.
+        authenticated users), on top of kube-apiserver's bootstrap rules. ``http2``: offer
+        HTTP/2 by ALPN (with ``pki``), at most ``max_streams`` streams per connection; ``h2``
+        is then the front, for GOAWAY and friends.
         """
+        self.http2, self.max_streams = http2, max_streams
+        self.h2: H2Front | None = None
         self.pki = pki
         self.tokens = tuple(tokens)
         self.basic_auth = tuple(basic_auth)
@@ -185,8 +193,11 @@ class FakeAPIServer:
         ssl_context: ssl.SSLContext | None = None
         if self.pki is not None:
             ssl_context = self.pki.server_ssl_context(client_certs=self.client_certs)
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
-        await site.start()
+        if self.http2 and ssl_context is not None:
+            self.h2 = H2Front(server, max_streams=self.max_streams)
+            await self.h2.start(sock, ssl_context)
+        else:
+            await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         self._runner = runner
         self._bound = True
 
@@ -196,6 +207,8 @@ class FakeAPIServer:
             return
         self._stopping.set()  # ends log streams and upgraded connections
         self.store.close_watches()
+        if self.h2 is not None:
+            await self.h2.close()
         await runner.cleanup()
 
     def register_backend(self, kind: str, namespace: str, name: str, port: str | int, url: str) -> None:

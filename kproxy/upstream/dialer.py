@@ -27,14 +27,15 @@ from typing import TypeVar
 
 from kproxy.config.proxy_route import ProxyRoute
 from kproxy.config.upstream import Upstream
+from kproxy.credentials.resumption import offering
 from kproxy.credentials.sources import TLSSource
 from kproxy.errors import UpstreamError, UpstreamTimeout
-from kproxy.policy.tls_failure import describe_verify_failure
 from kproxy.upstream.tunnel import ProxyTLSFailure, connect_via, proxy_peer_certificate, unverified_context
 
-__all__ = ["Dialer"]
+__all__ = ["ALPN_HTTP1", "Dialer"]
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
+ALPN_HTTP1 = ("http/1.1",)
 
 
 class Dialer:
@@ -47,17 +48,23 @@ class Dialer:
         return self._upstream.tls
 
     @property
+    def connect_timeout(self) -> float:
+        return self._upstream.connect_timeout
+
+    @property
     def route(self) -> ProxyRoute | None:
         """The forward proxy every connection goes through, or None for direct."""
         return self._upstream.proxy
 
     async def connect(
-        self, protocol_factory: Callable[[], P], *, tunnel: bool = False
+        self, protocol_factory: Callable[[], P], *, tunnel: bool = False, alpn: tuple[str, ...] = ALPN_HTTP1
     ) -> tuple[asyncio.Transport, P, int]:
         """(transport, protocol, generation of the client certificate it was made with).
 
         ``tunnel``: for upgrades, which must not be sent in absolute form to an HTTP
         proxy (plain ``http://`` API servers only; everything else tunnels anyway).
+        ``alpn``: the protocols to offer the API server: ``http/1.1`` for the pool and
+        for upgrades (as kubectl), ``h2`` first for the HTTP/2 lane.
         """
         up = self._upstream
         ssl_context = up.ssl_context
@@ -73,7 +80,8 @@ class Dialer:
             # One deadline for every hop (proxy, CONNECT, TLS handshakes): a black-holed
             # address must fail in seconds, while a live stream afterwards has no timeout.
             async with asyncio.timeout(up.connect_timeout):
-                transport, protocol = await self._open(protocol_factory, ssl_context, tunnel)
+                with offering(alpn):
+                    transport, protocol = await self._open(protocol_factory, ssl_context, tunnel)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"timed out after {up.connect_timeout:g}s connecting to the API server {up.display}{via}"
@@ -82,6 +90,8 @@ class Dialer:
             assert route is not None
             raise await self._proxy_tls_error(route, exc.error) from exc
         except ssl.SSLCertVerificationError as exc:
+            from kproxy.policy.tls_failure import describe_verify_failure  # cryptography: on this path only
+
             der = await self._peer_certificate(tunnel)
             raise UpstreamError(
                 describe_verify_failure(
@@ -146,6 +156,8 @@ class Dialer:
     async def _proxy_tls_error(self, route: ProxyRoute, error: ssl.SSLError) -> UpstreamError:
         what = f"the proxy {route.display} (from {route.source})"
         if isinstance(error, ssl.SSLCertVerificationError):
+            from kproxy.policy.tls_failure import describe_verify_failure
+
             try:
                 async with asyncio.timeout(self._upstream.connect_timeout):
                     der = await proxy_peer_certificate(route)

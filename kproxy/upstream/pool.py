@@ -9,6 +9,7 @@ an exchange ends with the connection reusable.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 
 from kproxy.upstream.connection import UpstreamConnection
@@ -41,6 +42,11 @@ class ConnectionPool:
         self._idle: list[UpstreamConnection] = []
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        # Requests waiting for a connection: each takes whichever comes first, one
+        # released by another request or the one dialled for it (see acquire()).
+        self._wanting: collections.deque[asyncio.Future[UpstreamConnection]] = collections.deque()
+        self._dialing = 0  # dials under way for them
+        self._connected = False  # a dial succeeded once (its TLS session can be resumed)
 
     def idle_connection(self) -> UpstreamConnection | None:
         """A pooled connection ready for a request, if one is; no await on the hot path."""
@@ -55,6 +61,74 @@ class ConnectionPool:
                 return conn
             conn.close()
         return None
+
+    async def acquire(self) -> UpstreamConnection:
+        """An idle connection, else whichever comes first: one released by another
+        request, or a newly dialled one; a dial that finds nobody waiting goes idle.
+
+        Go's transport does the same (``queueForIdleConn`` and ``queueForDial``): when a
+        burst of requests outgrows the pool, the connections that free up in the
+        meantime serve it, instead of a full TLS handshake for every request. Dials are
+        not tied to requests: there are never more under way than requests waiting, and
+        the very first one goes alone, so that the others resume its TLS session
+        (``docs/upstream-connections.md`` §3, §4).
+        """
+        conn = self.idle_connection()
+        if conn is not None:
+            return conn
+        loop = asyncio.get_running_loop()
+        want: asyncio.Future[UpstreamConnection] = loop.create_future()
+        self._wanting.append(want)
+        self._dial_for_waiters()
+        try:
+            return await want
+        except asyncio.CancelledError:
+            if want.done() and not want.cancelled() and want.exception() is None:
+                self.release(want.result())  # handed over just as the request went
+            raise
+        finally:
+            if not want.done():
+                want.cancel()
+            try:
+                self._wanting.remove(want)
+            except ValueError:
+                pass
+
+    def _dial_for_waiters(self) -> None:
+        waiting = sum(1 for want in self._wanting if not want.done())
+        limit = waiting if self._connected else min(waiting, 1)
+        loop = asyncio.get_running_loop()
+        while self._dialing < limit and not self._closed:
+            self._dialing += 1
+            loop.create_task(self.connect()).add_done_callback(self._dialled)
+
+    def _dialled(self, dial: asyncio.Task[UpstreamConnection]) -> None:
+        self._dialing -= 1
+        if dial.cancelled():
+            return
+        error = dial.exception()
+        if error is None:
+            self._connected = True
+            self._hand_over(dial.result())
+        elif not self._connected:
+            # Nothing ever got through: everyone waiting was counting on this dial.
+            for want in self._wanting:
+                if not want.done():
+                    want.set_exception(error)
+        else:
+            for want in self._wanting:  # the request longest waiting sees it, as the one it was for
+                if not want.done():
+                    want.set_exception(error)
+                    break
+        self._dial_for_waiters()
+
+    def _hand_over(self, conn: UpstreamConnection) -> None:
+        """A new connection: to the request longest waiting, else idle."""
+        for want in self._wanting:
+            if not want.done():
+                want.set_result(conn)
+                return
+        self.release(conn)
 
     async def connect(self, *, tunnel: bool = False) -> UpstreamConnection:
         """A new connection, never pooled yet; ``tunnel`` for upgrades (see the dialer)."""
@@ -76,10 +150,18 @@ class ConnectionPool:
             self._idle.clear()
 
     def release(self, conn: UpstreamConnection) -> None:
-        """Back to the pool after an exchange that left the connection reusable."""
+        """Back to the pool after an exchange that left the connection reusable (to a
+        request waiting for one first)."""
         if self._closed or conn.closed or len(self._idle) >= MAX_IDLE or conn.generation != self._generation:
             conn.close()
             return
+        wanting = self._wanting
+        while wanting:
+            want = wanting.popleft()
+            if not want.done():
+                conn.reused = True
+                want.set_result(conn)
+                return
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
         if self._sweeper is None:

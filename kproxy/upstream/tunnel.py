@@ -138,6 +138,8 @@ async def _to_proxy(route: ProxyRoute, protocol_factory: Callable[[], P]) -> tup
     """TCP (or TLS, for an https:// proxy) to the proxy itself; errors name the proxy."""
     where = f"the proxy {route.display} (from {route.source})"
     try:
+        # A proxy's own TLS context offers http/1.1 only, whatever the dial offers the
+        # API server inside the tunnel (credentials.sources.proxy_tls_context).
         transport, protocol = await asyncio.get_running_loop().create_connection(
             protocol_factory,
             route.host,

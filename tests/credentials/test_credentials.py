@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 import yaml
 
+from kproxy.config.options import Options
 from kproxy.credentials import exec_plugin, oidc
 from kproxy.credentials import sources as credentials
 from kproxy.errors import ConfigError, UpstreamError
 from kproxy.policy import exec_credential
 from kproxy.testing import TestPKI
 from kproxy.testing.credential_fakes import FakeOIDCIssuer, make_jwt, write_plugin
+from kproxy.upstream.outbound import OutboundHTTP
 from tests.config.kubeconfig_files import build_options
 
 V1 = "client.authentication.k8s.io/v1"
@@ -481,6 +483,14 @@ def test_impersonation_headers_order_and_refusals() -> None:
 # --------------------------------------------------------------------------- OIDC
 
 
+def wired_options(tmp_path: Path, **kw: object) -> Options:
+    """Options whose credential can reach its issuer, as ProxyServer.start wires it."""
+    opts = build_options(tmp_path, **kw)
+    if opts.upstream.auth is not None:
+        opts.upstream.auth.use_outbound(OutboundHTTP(opts.egress, connect_timeout=5.0))
+    return opts
+
+
 def test_jwt_expiry() -> None:
     assert oidc.jwt_expiry(make_jwt(1234.0)) == 1234.0
     with pytest.raises(ValueError, match="not a valid JWT"):
@@ -518,7 +528,7 @@ def oidc_kubeconfig(tmp_path: Path, issuer: FakeOIDCIssuer, id_token: str, **ext
 async def test_oidc_refresh_persists_new_tokens(tmp_path: Path) -> None:
     async with FakeOIDCIssuer(client_secret="client-s3cret") as issuer:
         valid = make_jwt(time.time() + 3600)
-        opts = build_options(tmp_path, kubeconfig=str(oidc_kubeconfig(tmp_path, issuer, valid)))
+        opts = wired_options(tmp_path, kubeconfig=str(oidc_kubeconfig(tmp_path, issuer, valid)))
         source = opts.upstream.auth
         assert isinstance(source, oidc.OIDCProvider)
         assert await source.fresh() == f"Authorization: Bearer {valid}\r\n".encode()
@@ -526,7 +536,7 @@ async def test_oidc_refresh_persists_new_tokens(tmp_path: Path) -> None:
 
         expired = make_jwt(time.time() + 5)  # within client-go's 10 s expiry delta
         path = oidc_kubeconfig(tmp_path, issuer, expired)
-        source = build_options(tmp_path, kubeconfig=str(path)).upstream.auth
+        source = wired_options(tmp_path, kubeconfig=str(path)).upstream.auth
         assert isinstance(source, oidc.OIDCProvider)
         lines = await asyncio.gather(*(source.fresh() for _ in range(5)))
         assert set(lines) == {f"Authorization: Bearer {issuer.issued[0]}\r\n".encode()}
@@ -540,7 +550,7 @@ async def test_oidc_refresh_persists_new_tokens(tmp_path: Path) -> None:
 async def test_oidc_client_credentials_fall_back_to_the_form(tmp_path: Path) -> None:
     async with FakeOIDCIssuer(client_secret="s", basic_auth=False) as issuer:
         path = oidc_kubeconfig(tmp_path, issuer, make_jwt(0))
-        source = build_options(tmp_path, kubeconfig=str(path)).upstream.auth
+        source = wired_options(tmp_path, kubeconfig=str(path)).upstream.auth
         assert source is not None
         await source.fresh()
         assert issuer.token_requests == 2 and len(issuer.issued) == 1
@@ -562,7 +572,7 @@ async def test_oidc_client_credentials_fall_back_to_the_form(tmp_path: Path) -> 
 async def test_oidc_refresh_failures(tmp_path: Path, setup: Any, needle: str) -> None:
     async with FakeOIDCIssuer(client_secret="client-s3cret") as issuer:
         setup(issuer)
-        source = build_options(tmp_path, kubeconfig=str(oidc_kubeconfig(tmp_path, issuer, make_jwt(0)))).upstream.auth
+        source = wired_options(tmp_path, kubeconfig=str(oidc_kubeconfig(tmp_path, issuer, make_jwt(0)))).upstream.auth
         assert source is not None
         with pytest.raises(UpstreamError) as info:
             await source.fresh()
@@ -577,7 +587,7 @@ async def test_oidc_issuer_unreachable(tmp_path: Path) -> None:
     issuer = FakeOIDCIssuer()
     await issuer.start()
     await issuer.stop()
-    source = build_options(tmp_path, kubeconfig=str(oidc_kubeconfig(tmp_path, issuer, make_jwt(0)))).upstream.auth
+    source = wired_options(tmp_path, kubeconfig=str(oidc_kubeconfig(tmp_path, issuer, make_jwt(0)))).upstream.auth
     assert source is not None
     with pytest.raises(UpstreamError) as info:
         await source.fresh()
@@ -590,7 +600,7 @@ async def test_oidc_without_refresh_token(tmp_path: Path) -> None:
         doc = yaml.safe_load(path.read_text())
         del doc["users"][0]["user"]["auth-provider"]["config"]["refresh-token"]
         path.write_text(yaml.safe_dump(doc))
-        source = build_options(tmp_path, kubeconfig=str(path)).upstream.auth
+        source = wired_options(tmp_path, kubeconfig=str(path)).upstream.auth
         assert source is not None
         with pytest.raises(UpstreamError, match="No valid id-token, and cannot refresh without refresh-token"):
             await source.fresh()

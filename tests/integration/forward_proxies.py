@@ -185,11 +185,13 @@ class Stunnel(ProxyProcess):
 
 
 class Dante(ProxyProcess):
-    """Dante's danted, SOCKS5 without authentication; logs each ``tcp/connect``."""
+    """Dante's danted, SOCKS5 without authentication, or with ``username`` (RFC 1929
+    username/password, checked against the system's users: root only); logs each
+    ``tcp/connect``."""
 
     name = "danted"
 
-    def __init__(self, workdir: Path, *, hosts: Mapping[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, *, hosts: Mapping[str, str] | None = None, username: bool = False) -> None:
         port = free_port()
         conf = workdir / f"danted-{port}.conf"
         conf.write_text(
@@ -199,7 +201,7 @@ class Dante(ProxyProcess):
                     f"internal: 127.0.0.1 port = {port}",
                     "external: 127.0.0.1",
                     "clientmethod: none",
-                    "socksmethod: none",
+                    f"socksmethod: {'username' if username else 'none'}",
                     "user.privileged: root",
                     "user.unprivileged: nobody",
                     "client pass {",

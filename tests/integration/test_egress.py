@@ -16,6 +16,8 @@ import base64
 import datetime
 import json
 import os
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +35,7 @@ from cryptography.x509.oid import NameOID
 from kproxy import Flags, Options, ProxyServer
 from kproxy.testing import FakeAPIServer, TestPKI
 from kproxy.testing.certs import CertPair
+from kproxy.testing.credential_fakes import FakeOIDCIssuer, make_jwt
 from tests.conftest import KproxyProcess, StartKproxy, kproxy_cmd, kubectl_env
 from tests.integration.forward_proxies import (
     PRIVATE_NAME,
@@ -811,3 +814,201 @@ async def test_explain_egress(kubeconfig: Path, tmp_path: Path, pki: TestPKI) ->
     ]
     assert lines[11] == "custom CAs (trusted for the API server and for https:// proxies):"
     assert lines[12].startswith("  CN=kproxy-test-ca (expires ")
+
+
+# -- OIDC refreshes take the API server's road: egress decision and trust -------------------
+
+
+def oidc_kubeconfig(
+    api: FakeAPIServer,
+    directory: Path,
+    issuer: FakeOIDCIssuer,
+    issuer_url: str,
+    *,
+    ca: bytes | None,
+    proxy_url: str = "",
+) -> Path:
+    """The API server at 127.0.0.1 (loopback: never proxied from the environment) and an
+    expired id-token, so that the first request refreshes it at ``issuer_url``."""
+    path = kubeconfig_for(api, directory, proxy_url=proxy_url)
+    doc = yaml.safe_load(path.read_text())
+    config = {
+        "idp-issuer-url": issuer_url,
+        "client-id": issuer.client_id,
+        "id-token": make_jwt(time.time() - 60),
+        "refresh-token": "refresh-1",
+    }
+    if ca is not None:
+        config["idp-certificate-authority-data"] = base64.b64encode(ca).decode()
+    doc["users"][0]["user"] = {"auth-provider": {"name": "oidc", "config": config}}
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def oidc_issuer(api: FakeAPIServer, pki: TestPKI) -> FakeOIDCIssuer:
+    return FakeOIDCIssuer(pki=pki, on_issue=lambda token: api.auth.tokens.__setitem__(token, "oidc-user"))
+
+
+async def test_oidc_refresh_goes_through_the_proxy_to_a_name_only_it_resolves(
+    api: FakeAPIServer,
+    corp_pki: TestPKI,
+    tinyproxy: Tinyproxy,
+    private_name: str,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+) -> None:
+    async with oidc_issuer(api, corp_pki) as issuer:
+        issuer_at = f"{private_name}:{issuer.port}"
+        kubeconfig = oidc_kubeconfig(api, tmp_path, issuer, f"https://{issuer_at}", ca=corp_pki.ca_pem)
+        mark = tinyproxy.mark()
+        kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), env=env(HTTPS_PROXY=tinyproxy.url))
+        status, body = await get(kp.url + NAMESPACES)
+        assert status == 200, body
+        assert (issuer.discovery_requests, issuer.token_requests) == (1, 1)
+        log = tinyproxy.since(mark)
+        assert connects(log, issuer_at) == 2  # discovery and the token, through the proxy
+        assert connects(log, f"127.0.0.1:{api.port}") == 0  # the API server: loopback, direct
+
+
+async def test_oidc_refresh_follows_no_proxy(
+    api: FakeAPIServer,
+    corp_pki: TestPKI,
+    tinyproxy: Tinyproxy,
+    private_name: str,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+) -> None:
+    async with oidc_issuer(api, corp_pki) as issuer:
+        url = f"https://{private_name}:{issuer.port}"
+        kubeconfig = oidc_kubeconfig(api, tmp_path, issuer, url, ca=corp_pki.ca_pem)
+        mark = tinyproxy.mark()
+        proxies = env(HTTPS_PROXY=tinyproxy.url, NO_PROXY=".corp.invalid")
+        kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig), env=proxies)
+        status, body = await get(kp.url + NAMESPACES)
+        # Direct, as NO_PROXY says: the name resolves nowhere but in the proxy.
+        assert status == 502 and f"cannot resolve '{private_name}'" in body["message"], body
+        assert issuer.discovery_requests == 0 and connects(tinyproxy.since(mark), private_name) == 0
+
+
+async def test_oidc_refresh_through_the_kubeconfig_socks5_proxy_url(
+    api: FakeAPIServer, corp_pki: TestPKI, dante: Dante, tmp_path: Path, start_kproxy: StartKproxy
+) -> None:
+    async with oidc_issuer(api, corp_pki) as issuer:
+        kubeconfig = oidc_kubeconfig(api, tmp_path, issuer, issuer.url, ca=corp_pki.ca_pem, proxy_url=dante.url)
+        mark = dante.mark()
+        kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig))
+        status, body = await get(kp.url + NAMESPACES)
+        assert status == 200, body
+        log = dante.since(mark)
+        assert f"127.0.0.1.{issuer.port}" in log and f"127.0.0.1.{api.port}" in log
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_oidc_issuer_trusted_through_the_custom_ca_file(
+    api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy, trusted: bool
+) -> None:
+    issuer_pki = TestPKI.create()  # a CA the kubeconfig does not name for the issuer
+    async with oidc_issuer(api, issuer_pki) as issuer:
+        kubeconfig = oidc_kubeconfig(api, tmp_path, issuer, issuer.url, ca=None)
+        args = ["--port", "0", "--kubeconfig", str(kubeconfig)]
+        if trusted:
+            ca_file = tmp_path / "corp-ca.pem"
+            ca_file.write_bytes(issuer_pki.ca_pem)
+            args += ["--custom-ca-trust-certificates", str(ca_file)]
+        kp = await start_kproxy(*args)
+        status, body = await get(kp.url + NAMESPACES)
+        if trusted:
+            assert status == 200, body
+        else:
+            assert status == 502 and "cannot verify the certificate of 127.0.0.1" in body["message"], body
+
+
+# -- SOCKS5 username/password (RFC 1929) against Dante and a system user ---------------------
+
+
+@pytest.fixture
+def socks_user() -> Iterator[tuple[str, str]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: Dante checks SOCKS5 passwords against a system user the test creates")
+    require("danted", "useradd", "userdel", "chpasswd")
+    name = f"kpx{os.getpid() % 100000}"
+    password = "s0cks-Pass.word"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    try:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n".encode(), check=True)
+        yield name, password
+    finally:
+        subprocess.run(["userdel", name], check=False)
+
+
+@pytest.fixture
+def dante_with_users(workdir: Path) -> Iterator[Dante]:
+    proxy = Dante(workdir, username=True)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.mark.parametrize("right", [True, False])
+async def test_socks5_username_and_password(
+    api: FakeAPIServer,
+    dante_with_users: Dante,
+    socks_user: tuple[str, str],
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+    right: bool,
+) -> None:
+    name, password = socks_user
+    secret = password if right else "wrong-password"
+    url = f"socks5://{name}:{secret}@127.0.0.1:{dante_with_users.port}"
+    kubeconfig = kubeconfig_for(api, tmp_path, proxy_url=url)
+    mark = dante_with_users.mark()
+    kp = await start_kproxy("--port", "0", "--kubeconfig", str(kubeconfig))
+    status, body = await get(kp.url + NAMESPACES)
+    log = dante_with_users.since(mark)
+    if right:
+        assert status == 200, body
+        assert f"127.0.0.1.{api.port}" in log and name in log
+    else:
+        assert status == 502, body
+        assert "requires authentication" in body["message"] and "were rejected" in body["message"]
+        assert secret not in body["message"] and secret not in kp.stderr
+
+
+# -- the HTTP/2 lane takes the same road --------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["http", "https"])
+async def test_watches_go_over_http2_through_the_proxy(
+    corp_pki: TestPKI,
+    tinyproxy: Tinyproxy,
+    proxy_ca: trustme.CA,
+    tmp_path: Path,
+    start_kproxy: StartKproxy,
+    request: pytest.FixtureRequest,
+    kind: str,
+) -> None:
+    """ALPN h2 inside the tunnel, http/1.1 to an https:// proxy itself (TLS in TLS)."""
+    proxy = tinyproxy if kind == "http" else request.getfixturevalue("https_proxy")
+    async with FakeAPIServer(pki=corp_pki, tokens=("test-token",), http2=True) as h2api:
+        kubeconfig = kubeconfig_for(h2api, tmp_path, proxy_url=proxy.url)
+        mark = tinyproxy.mark()  # stunnel hands its tunnels to tinyproxy
+        ca_file = write_ca(tmp_path / "proxy-ca.pem", proxy_ca)
+        kp = await start_kproxy(
+            "--port", "0", "--kubeconfig", str(kubeconfig), "--custom-ca-trust-certificates", str(ca_file)
+        )
+        url = f"{kp.url}/api/v1/namespaces/default/configmaps?watch=1"
+        async with aiohttp.ClientSession() as session:
+            watches = [await session.get(url) for _ in range(3)]
+            try:
+                assert [w.status for w in watches] == [200] * 3
+                for watch in watches:
+                    assert b'"ADDED"' in await asyncio.wait_for(watch.content.readline(), 10)
+            finally:
+                for watch in watches:
+                    watch.close()
+            status, _ = await get(kp.url + NAMESPACES)
+            assert status == 200
+        assert h2api.h2 is not None and (h2api.h2.streams_opened, h2api.h2.connections) == (3, 1)
+        # One tunnel for the HTTP/2 connection (ALPN h2 inside it), one for the pool's request.
+        assert connects(tinyproxy.since(mark), f"127.0.0.1:{h2api.port}") == 2

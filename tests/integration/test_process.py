@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import stat
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -291,6 +292,9 @@ async def test_demo(tmp_path: Path) -> None:
         code, out, err = await kubectl(tmp_path, "--server", kp.url, "get", "pods")
         assert code == 0 and "NAME" in out, err
         assert "demo cluster" in kp.stderr
+        # The demo cluster offers HTTP/2 as kube-apiserver does: a watch takes the lane.
+        code, out, _ = await curl("-N", "--max-time", "2", f"{kp.url}/api/v1/namespaces/default/configmaps?watch=1")
+        assert code == 28 and '"type":"ADDED"' in out  # events, until curl gave up waiting
     finally:
         assert await kp.stop(signal.SIGINT) == 0
 
@@ -378,3 +382,51 @@ async def test_sighup_with_nothing_to_reload_keeps_serving(kubeconfig: Path, sta
     await asyncio.sleep(0.2)
     code, out, _ = await curl(f"{kp.url}/version")
     assert (code, kp.proc.returncode) == (0, None) and "gitVersion" in out
+
+
+async def test_version_prints_without_importing_the_proxy() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "kproxy",
+        "--version",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0 and out.decode() == f"kproxy {kproxy.__version__}\n"
+    imported = {line.split("|")[-1].strip() for line in err.decode().splitlines() if line.startswith("import time:")}
+    assert not {m for m in imported if m.startswith(("kproxy.config", "kproxy.server", "kproxy.proxy", "asyncio"))}
+
+
+async def test_nothing_the_first_request_does_not_need_is_imported_before_serving(
+    api: FakeAPIServer, kubeconfig: Path
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "kproxy",
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line.startswith(b"Starting to serve on ")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await proc.communicate()
+    imported = {line.split("|")[-1].strip() for line in err.decode().splitlines() if line.startswith("import time:")}
+    assert "kproxy.proxy.fast" in imported  # the check sees kproxy's imports
+    unneeded = ("cryptography", "h2", "hpack", "aiohttp", "kproxy.testing", "kproxy.proxy.static", "kproxy.cli.demo")
+    assert not {m for m in imported if m.split(".")[0] in unneeded or m.startswith(unneeded)}
+    unneeded_here = ("kproxy.credentials.exec_plugin", "kproxy.credentials.oidc", "kproxy.upstream.h2_connection")
+    assert not imported & set(unneeded_here)

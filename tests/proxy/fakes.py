@@ -149,6 +149,10 @@ class FakePool:
     def idle_connection(self) -> UpstreamConnection | None:
         return self.idle.pop() if self.idle else None
 
+    async def acquire(self) -> UpstreamConnection:
+        """The pool's way for exchanges: an idle connection, else a new one."""
+        return self.idle_connection() or await self.connect()
+
     async def connect(self, *, tunnel: bool = False) -> UpstreamConnection:
         self.connects += 1
         if not self.new:

@@ -23,10 +23,15 @@ from tests.proxy.fakes import FakeClient
 class RecordingRelay:
     forwarded: list[tuple[str, bytes]] = field(default_factory=list)
     impersonated: list[bytes | None] = field(default_factory=list)
+    long_running: list[bytes] = field(default_factory=list)
 
-    async def forward(self, request: Request, target: bytes, impersonate: bytes | None = None) -> Response:
+    async def forward(
+        self, request: Request, target: bytes, impersonate: bytes | None = None, long_running: bool = False
+    ) -> Response:
         self.forwarded.append((request.method, target))
         self.impersonated.append(impersonate)
+        if long_running:
+            self.long_running.append(target)
         return Response(body=b"upstream")
 
 

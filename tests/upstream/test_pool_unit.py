@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from kproxy.config.upstream import Upstream
+from kproxy.errors import UpstreamError
 from kproxy.upstream import pool as pool_module
 from kproxy.upstream.connection import UpstreamConnection
 from kproxy.upstream.dialer import Dialer
@@ -276,3 +277,132 @@ async def test_a_dial_that_finds_a_new_certificate_closes_idle_connections(clock
     assert tls.check_at == math.inf and tls.checks == []  # found by the dial, not by check()
     pool.release(fresh)
     assert pool.idle_connection() is fresh
+
+
+class GatedDialer(ScriptedDialer):
+    """Dials that finish (or fail) only when the test opens the gate."""
+
+    def __init__(self, up: Upstream) -> None:
+        super().__init__(up)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+
+    async def _open(
+        self, protocol_factory: Callable[[], P], ssl_context: ssl.SSLContext | None, tunnel: bool
+    ) -> tuple[asyncio.Transport, P]:
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return await super()._open(protocol_factory, ssl_context, tunnel)
+
+
+async def test_a_waiting_request_takes_a_released_connection_and_its_dial_goes_idle(
+    clock: Clock, timers: Timers
+) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    busy = await pool.acquire()  # dialled: nothing idle
+    dialer.gate.clear()
+    waiting = asyncio.create_task(pool.acquire())
+    await asyncio.sleep(0)
+    assert not waiting.done() and len(dialer.dials) == 1  # its dial is under way
+    pool.release(busy)  # another request is done first: the waiter takes that one
+    assert await waiting is busy and busy.reused
+    dialer.gate.set()
+    await until(lambda: len(dialer.dials) == 2)
+    await settle()
+    late = pool.idle_connection()  # the dial that lost is kept for the next request
+    assert late is not None and late is not busy
+
+
+async def test_a_request_takes_its_own_dial_when_it_comes_first(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    conn = await pool.acquire()
+    assert not conn.reused and len(dialer.dials) == 1 and pool.idle_connection() is None
+
+
+async def test_a_failed_dial_fails_only_its_own_request(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.fail = OSError(111, "Connection refused")
+    with pytest.raises(UpstreamError, match="refused"):
+        await pool.acquire()
+    dialer.fail = None
+    assert not (await pool.acquire()).closed
+
+
+async def test_a_request_that_goes_leaves_its_dial_to_the_pool(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    waiting = asyncio.create_task(pool.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    dialer.gate.set()
+    await until(lambda: len(dialer.dials) == 1)
+    await settle()
+    assert pool.idle_connection() is not None
+
+
+async def test_the_first_dial_goes_alone_so_that_the_others_resume_its_session(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(3)]
+    await settle()
+    assert len(dialer.dials) == 0 and pool._dialing == 1  # one dial under way, for three requests
+    dialer.gate.set()
+    conns = await asyncio.gather(*waiting)
+    # The first connection served one request; the two others had dials of their own then.
+    assert len(set(map(id, conns))) == 3 and len(dialer.dials) == 3
+
+
+async def test_never_more_dials_than_requests_waiting(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    first, second = await pool.acquire(), await pool.acquire()  # two made: two dials may run at once
+    dialer.gate.clear()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    await settle()
+    assert pool._dialing == 2
+    pool.release(first)  # serves one of them: the dial under way for it will go idle
+    await settle()
+    assert sum(task.done() for task in waiting) == 1
+    another = asyncio.create_task(pool.acquire())  # adopts a dial under way: no third one
+    await settle()
+    assert pool._dialing == 2
+    dialer.gate.set()
+    await asyncio.gather(another, *waiting)
+    assert len(dialer.dials) == 4
+    pool.release(second)
+
+
+async def test_after_the_first_connection_a_failed_dial_fails_one_request(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    await pool.acquire()
+    dialer.gate.clear()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(2)]
+    await settle()
+    dialer.fail = OSError(111, "Connection refused")
+    dialer.gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, UpstreamError) for r in results)  # each its own dial's error
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+async def settle() -> None:
+    """Let finished dials' callbacks run."""
+    for _ in range(10):
+        await asyncio.sleep(0)
