@@ -22,12 +22,13 @@ session, which the contexts here never offer) counts as unverified.
 
 Where the callback cannot be installed (not CPython, or OpenSSL's symbols not reachable),
 the context stays plain ``CERT_OPTIONAL``: a bad certificate then ends the handshake with
-a TLS alert, and :data:`DEFERRED` says so for the start-up notice.
+a TLS alert, and :func:`request_client_certificates` says so for the start-up notice.
+``ctypes`` and OpenSSL's symbols are loaded only when a context asks for client
+certificates: a proxy without ``--client-ca-file`` never loads them.
 """
 
 from __future__ import annotations
 
-import ctypes
 import ssl
 import sys
 import threading
@@ -35,7 +36,7 @@ from typing import Any
 
 from kproxy.log import log
 
-__all__ = ["DEFERRED", "request_client_certificates", "verification_problem"]
+__all__ = ["request_client_certificates", "verification_problem"]
 
 _NOT_VERIFIED = "the certificate was not verified"
 _UNSET = object()
@@ -66,6 +67,7 @@ class _OpenSSL:
 
     def __init__(self) -> None:
         import _ssl
+        import ctypes
 
         lib = ctypes.CDLL(_ssl.__file__)  # its symbols resolve through the OpenSSL it links
         self.callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
@@ -113,6 +115,8 @@ class _OpenSSL:
         # does for two different verify modes.
         if sys.implementation.name != "cpython":
             return None
+        import ctypes
+
         pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
         if not pointer:
             return None
@@ -138,9 +142,14 @@ def _load() -> _OpenSSL | None:
         return None
 
 
-_OPENSSL = _load()
-# Whether a bad client certificate gets the HTTP 401 (True) or a TLS alert (False).
-DEFERRED = _OPENSSL is not None
+_OPENSSL: _OpenSSL | None | object = _UNSET  # loaded on first use
+
+
+def _openssl() -> _OpenSSL | None:
+    global _OPENSSL
+    if _OPENSSL is _UNSET:
+        _OPENSSL = _load()
+    return _OPENSSL if isinstance(_OPENSSL, _OpenSSL) else None
 
 
 def request_client_certificates(context: ssl.SSLContext, ca_pem: bytes) -> bool:
@@ -148,9 +157,10 @@ def request_client_certificates(context: ssl.SSLContext, ca_pem: bytes) -> bool:
     True when a bad one is judged after the handshake (see the module docstring)."""
     context.load_verify_locations(cadata=ca_pem.decode("ascii"))
     context.verify_mode = ssl.CERT_OPTIONAL
-    if _OPENSSL is None:
+    openssl = _openssl()
+    if openssl is None:
         return False
-    installed = _OPENSSL.install(context)
+    installed = openssl.install(context)
     context.verify_mode = ssl.CERT_OPTIONAL  # (the pointer check changed it)
     return installed
 

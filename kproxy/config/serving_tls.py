@@ -21,11 +21,6 @@ import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-
-from kproxy.config.client_verification import request_client_certificates
 from kproxy.config.files import read_file, resolve
 from kproxy.config.flags import Flags
 from kproxy.credentials.sources import pem_file
@@ -159,11 +154,15 @@ def _load(cert_file: str, key_file: str, ca_file: str, version: TLSVersionName, 
     if ca_file:
         ca_pem = read_file(ca_file, "--client-ca-file")
         fingerprint.update(b"\0" + ca_pem)
+        from kproxy.config.client_verification import request_client_certificates
+
         deferred = request_client_certificates(context, _ca_bundle(ca_pem, ca_file))
     return Loaded(context, deferred, tuple(warnings), fingerprint.digest())
 
 
 def _check_certificate(pem: bytes, path: str) -> list[str]:
+    from cryptography import x509  # only with a TLS listener: start-up stays lean without
+
     try:
         chain = x509.load_pem_x509_certificates(pem)
     except ValueError:
@@ -183,6 +182,9 @@ def _check_certificate(pem: bytes, path: str) -> list[str]:
 
 
 def _check_key(pem: bytes, path: str) -> None:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         serialization.load_pem_private_key(pem, password=None)
     except TypeError:
@@ -198,6 +200,9 @@ def _check_key(pem: bytes, path: str) -> None:
 
 def _ca_bundle(pem: bytes, path: str) -> bytes:
     """The CA certificates, re-encoded: only what parsed goes to OpenSSL."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     try:
         certificates = x509.load_pem_x509_certificates(pem)
     except ValueError:
