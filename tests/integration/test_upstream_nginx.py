@@ -80,13 +80,15 @@ class Nginx:
         text = path.read_text() if path.exists() else ""
         return [tuple(line.split(" ", 4)) for line in text.splitlines()]  # type: ignore[misc]
 
-    async def wait_log(self, count: int) -> list[tuple[str, str, str, str, str]]:
-        for _ in range(250):
+    async def wait_log(self, count: int, path: str = "") -> list[tuple[str, str, str, str, str]]:
+        """The access log once it has ``count`` lines (and one for ``path``, when given).
+        nginx writes a line when a request ends: an upgraded one's when its tunnel closes."""
+        for _ in range(500):
             lines = self.log()
-            if len(lines) >= count:
+            if len(lines) >= count and (not path or any(path in line[4] for line in lines)):
                 return lines
             await asyncio.sleep(0.02)
-        raise AssertionError(f"nginx logged {len(self.log())} requests, not {count}")
+        raise AssertionError(f"nginx logged {self.log()}, not {count} lines (with {path or 'any path'})")
 
 
 def free_port() -> int:
@@ -252,7 +254,7 @@ async def test_upgrades_resume_the_session_and_stay_on_http1(
     home.mkdir()
     code, out, err = await Kubectl(proxy.url, home, "websocket").run("exec", POD, "--", "echo", "resumed")
     assert (code, out) == (0, b"resumed\n"), err
-    lines = await nginx.wait_log(2)
+    lines = await nginx.wait_log(2, "/exec")
     (exec_line,) = [line for line in lines if "/exec" in line[4]]
     assert exec_line[1] == "r" and exec_line[3] == "HTTP/1.1"
 
