@@ -63,13 +63,14 @@ from kproxy.testing import debug, discovery, openapi, resources, wire
 from kproxy.testing.auth import TOKEN_USER, Authenticator, UserInfo, client_cert_identity
 from kproxy.testing.authorization import Authorizer, Rule, default_rules, request_attributes
 from kproxy.testing.certs import TestPKI
+from kproxy.testing.controllers import Controllers
 from kproxy.testing.core_api import CoreV1API, not_allowed, unknown_resource
 from kproxy.testing.impersonation import ImpersonationError, impersonate
-from kproxy.testing.objects import seed_objects
 from kproxy.testing.reviews import handle_review
 from kproxy.testing.runtime import PodRuntime
+from kproxy.testing.seed import seed_cluster
 from kproxy.testing.status import ApiError
-from kproxy.testing.store import Store
+from kproxy.testing.store import DEFAULT_HISTORY, Store
 
 __all__ = ["TOKEN_USER", "FakeAPIServer", "RecordedRequest"]
 
@@ -121,6 +122,7 @@ class FakeAPIServer:
         record_requests: bool = True,
         impersonators: Collection[str] = (),
         rules: Iterable[Rule] | None = None,
+        history: int = DEFAULT_HISTORY,
     ) -> None:
         """Configure (nothing listens until ``start()``).
 
@@ -134,7 +136,8 @@ class FakeAPIServer:
         ``requests`` (turn off for long demos). ``impersonators``: the users allowed to
         impersonate anyone (``system:masters`` always may). ``rules``: what users may do
         (``authorization.Rule``; default: every everyday verb on everything for
-        authenticated users), on top of kube-apiserver's bootstrap rules.
+        authenticated users), on top of kube-apiserver's bootstrap rules. ``history``: how
+        many changes a watch can resume across; older resource versions answer 410 Gone.
         """
         self.pki = pki
         self.tokens = tuple(tokens)
@@ -144,7 +147,7 @@ class FakeAPIServer:
         self.port = port
         self.requests: list[RecordedRequest] = []
         self.record_requests = record_requests
-        self.store = Store()
+        self.store = Store(history=history)
         self._auth = Authenticator(tokens, basic_auth, anonymous)
         self._authorizer = Authorizer(default_rules(anonymous) if rules is None else rules, impersonators)
         self._runner: web.ServerRunner | None = None
@@ -153,9 +156,9 @@ class FakeAPIServer:
         self._core = CoreV1API(self.store, self._stopping)
         self._kubeconfigs = itertools.count()
         if seed:
-            now = datetime.datetime.now(datetime.UTC)
-            for resource, obj in seed_objects(now, pki.ca_pem if pki else None):
-                self.store.seed(resource, obj)
+            seed_cluster(self.store, datetime.datetime.now(datetime.UTC), pki.ca_pem if pki else None)
+        self.controllers = Controllers(self.store)
+        self.controllers.resync()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -384,14 +387,16 @@ class FakeAPIServer:
         if parts == ["api", "v1"]:
             return wire.respond(request, discovery.api_resource_list())
         if head == "apis" and len(parts) > 1:
-            return await self._group(request, parts[1:], user)
+            return await self._group(request, parts[1:], query, user)
         if len(parts) >= 3 and parts[:2] == ["api", "v1"]:
             return await self._core.handle(request, parts[2:], query)
         if head == "api":
             raise unknown_resource()
         return web.Response(status=404, text=_NOT_FOUND_TEXT, headers={"X-Content-Type-Options": "nosniff"})
 
-    async def _group(self, request: web.BaseRequest, parts: list[str], user: UserInfo) -> web.StreamResponse:
+    async def _group(
+        self, request: web.BaseRequest, parts: list[str], query: dict[str, str], user: UserInfo
+    ) -> web.StreamResponse:
         """``/apis/GROUP[/VERSION[/...]]``."""
         group = parts[0]
         if not discovery.served_group(group):
@@ -403,10 +408,16 @@ class FakeAPIServer:
             raise unknown_resource()
         if len(parts) == 2:
             return wire.respond(request, discovery.api_resource_list(group, version))
-        rtype = resources.resource_in(group, version, parts[2])
-        if rtype is None or len(parts) > 3:
-            raise unknown_resource()
-        return await handle_review(request, rtype, user, self._authorizer)
+        rest = parts[2:]
+        named = rest[1] if rest[0] == "watch" and len(rest) > 1 else rest[0]
+        if named == "namespaces" and len(rest) >= 3:
+            named = rest[2] if rest[0] != "watch" else rest[3] if len(rest) > 3 else ""
+        rtype = resources.resource_in(group, version, named)
+        if rtype is not None and not rtype.stored:
+            if len(rest) > 1:
+                raise unknown_resource()
+            return await handle_review(request, rtype, user, self._authorizer)
+        return await self._core.handle(request, rest, query, group=group, version=version)
 
     def _health(self, check: str, rest: list[str], query: Mapping[str, str]) -> web.Response:
         if rest and rest != ["ping"]:

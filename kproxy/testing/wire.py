@@ -48,9 +48,9 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 META_GROUP = "meta.k8s.io"
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
-    "application/strategic-merge-patch+json": "merge",  # no strategic list merging here
+    "application/strategic-merge-patch+json": "strategic",
     "application/json-patch+json": "json",
-    "application/apply-patch+yaml": "merge",  # no server-side apply here
+    "application/apply-patch+yaml": "apply",
 }
 _GZIP_THRESHOLD = 128 * 1024  # kube-apiserver's defaultGzipThresholdBytes
 _FLOW_SCHEMA_UID = "f5c6a6a0-3f4e-4c7b-9b8e-6f2d6c1a7e01"
