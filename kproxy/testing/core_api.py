@@ -86,7 +86,8 @@ class CoreV1API:
         if sub not in {s.name for s in rtype.subresources}:
             raise unknown_resource()
         if sub == "proxy":
-            return await handle_proxy(request, self.store, self.backends, rtype.name, namespace, name)
+            network = self.runtime.network
+            return await handle_proxy(request, self.store, self.backends, rtype.name, namespace, name, network)
         if len(parts) > 3:
             raise unknown_resource()
         if sub == "log":

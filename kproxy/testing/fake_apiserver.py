@@ -66,6 +66,7 @@ from kproxy.testing.certs import TestPKI
 from kproxy.testing.controllers import Controllers
 from kproxy.testing.core_api import CoreV1API, not_allowed, unknown_resource
 from kproxy.testing.impersonation import ImpersonationError, impersonate
+from kproxy.testing.pod_network import PodNetwork
 from kproxy.testing.reviews import handle_review
 from kproxy.testing.runtime import PodRuntime
 from kproxy.testing.seed import seed_cluster
@@ -159,6 +160,8 @@ class FakeAPIServer:
             seed_cluster(self.store, datetime.datetime.now(datetime.UTC), pki.ca_pem if pki else None)
         self.controllers = Controllers(self.store)
         self.controllers.resync()
+        self._network = PodNetwork(self.store, self._core.runtime.port_target)
+        self._core.runtime.network = self._network
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -200,6 +203,7 @@ class FakeAPIServer:
         self._stopping.set()  # ends log streams and upgraded connections
         self.store.close_watches()
         await runner.cleanup()
+        await self._network.close()
 
     def register_backend(self, kind: str, namespace: str, name: str, port: str | int, url: str) -> None:
         """Let ``url`` (``http[s]://127.0.0.1:PORT``) stand for a service port, pod port or node

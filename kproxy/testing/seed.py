@@ -187,6 +187,6 @@ def _seed_services(boot: str, nginx_created: str) -> list[tuple[str, Obj]]:
             "creationTimestamp": nginx_created,
             "labels": {"app": "nginx"},
         },
-        "spec": {"selector": {"app": "nginx"}, "ports": [{"name": "http", "port": 80, "targetPort": 80}]},
+        "spec": {"selector": {"app": "nginx"}, "ports": [{"port": 80, "targetPort": 80}]},
     }
     return [("services", kubernetes), ("services", kube_dns), ("services", nginx)]

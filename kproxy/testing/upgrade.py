@@ -6,8 +6,9 @@ kube-apiserver hands these connections to the kubelet; the fake serves them itse
   ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2), the subprotocol chosen from the client's list:
   ``v5.channel.k8s.io`` or ``v4.channel.k8s.io`` for exec/attach (``exec_websocket``),
   ``SPDY/3.1+portforward.k8s.io`` for port-forward (SPDY tunneled in binary messages,
-  ``portforward``). Offering none of them is a ``400``, which kubectl takes as "upgrade
-  failed" and retries over SPDY.
+  ``portforward``) or ``v4.channel.k8s.io`` (kubelet's channels, ``portforward_ws``).
+  Offering none of them is a ``400``, which kubectl takes as "upgrade failed" and
+  retries over SPDY.
 * **SPDY** (``Upgrade: SPDY/3.1``, a POST): the first protocol of the client's
   ``X-Stream-Protocol-Version`` list the fake supports (``v5``/``v4.channel.k8s.io``;
   ``portforward.k8s.io``), else ``403`` with kubelet's message; then SPDY/3.1 frames
@@ -43,6 +44,7 @@ from kproxy.testing.exec_session import EXEC_PROTOCOLS, ExecRequest
 from kproxy.testing.exec_spdy import serve_spdy as serve_exec_spdy
 from kproxy.testing.exec_websocket import serve_websocket as serve_exec_websocket
 from kproxy.testing.portforward import PORTFORWARD_PROTOCOL, WEBSOCKET_TUNNEL_PROTOCOL, serve_portforward
+from kproxy.testing.portforward_ws import CHANNEL_PROTOCOLS, parse_ports, serve_channel_portforward
 from kproxy.testing.runtime import PodRuntime, UpgradeSession
 from kproxy.testing.spdy_session import SpdySession
 from kproxy.testing.status import ApiError
@@ -112,11 +114,18 @@ async def serve_upgrade(
             tty=exec_request.tty,
         )
     else:
-        protocols = (WEBSOCKET_TUNNEL_PROTOCOL,) if websocket else (PORTFORWARD_PROTOCOL,)
+        protocols = (WEBSOCKET_TUNNEL_PROTOCOL, *CHANNEL_PROTOCOLS) if websocket else (PORTFORWARD_PROTOCOL,)
+        if websocket and not _tunnel_offered(request):
+            parse_ports(query)  # kubelet's 400 for missing or bad ports, before the upgrade
         record = UpgradeSession(kind, namespace, name, "", "")
     if websocket:
         return await _websocket(request, runtime, stopping, protocols, record, exec_request)
     return await _spdy(request, runtime, stopping, protocols, record, exec_request)
+
+
+def _tunnel_offered(request: web.BaseRequest) -> bool:
+    offered = ",".join(request.headers.getall("Sec-WebSocket-Protocol", ()))
+    return WEBSOCKET_TUNNEL_PROTOCOL in {p.strip() for p in offered.split(",")}
 
 
 def _raw_word(query: Mapping[str, list[str]]) -> str | None:
@@ -208,7 +217,11 @@ async def _websocket(
         await ws.prepare(request)
         if exec_request is not None:
             fs = runtime.filesystem(record.namespace, record.pod, record.container)
-            ended = await _until_stopped(serve_exec_websocket(ws, exec_request, fs, record), stopping)
+            work = serve_exec_websocket(ws, exec_request, fs, record, runtime.network)
+            ended = await _until_stopped(work, stopping)
+        elif ready.protocol in CHANNEL_PROTOCOLS:
+            ports = parse_ports(parse_qs(request.query_string, keep_blank_values=True))
+            ended = await _until_stopped(serve_channel_portforward(ws, runtime, record, ports), stopping)
         else:
             session = SpdySession(ws.send_bytes)
             pump = asyncio.ensure_future(_pump_websocket(ws, session))
@@ -296,7 +309,7 @@ async def _spdy(
         try:
             if exec_request is not None:
                 fs = runtime.filesystem(record.namespace, record.pod, record.container)
-                await _until_stopped(serve_exec_spdy(session, exec_request, fs, record), stopping)
+                await _until_stopped(serve_exec_spdy(session, exec_request, fs, record, runtime.network), stopping)
             else:
                 await _until_stopped(serve_portforward(session, runtime, record), stopping)
         finally:

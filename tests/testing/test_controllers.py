@@ -57,7 +57,7 @@ def test_a_deleted_pod_is_replaced_and_endpoints_follow() -> None:
     ips = {p["status"]["podIP"] for p in store.items("pods", "default")}
     [subset] = store.get("endpoints", "nginx", "default")["subsets"]
     assert {a["ip"] for a in subset["addresses"]} == ips
-    assert subset["ports"] == [{"name": "http", "port": 80, "protocol": "TCP"}]
+    assert subset["ports"] == [{"port": 80, "protocol": "TCP"}]  # unnamed, as kubectl expose makes it
     [slice_] = [s for s in store.items("endpointslices", "default") if s["metadata"]["name"].startswith("nginx-")]
     assert {a for e in slice_["endpoints"] for a in e["addresses"]} == ips
     assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == "nginx"
