@@ -1,7 +1,8 @@
 """``portforward`` over WebSocket with ``v4.channel.k8s.io``: kubelet's channel protocol.
 
-What the official Python client and kr8s speak (kubectl tunnels SPDY instead:
-``portforward``). The request names its ports (``?ports=80`` or ``ports=80,443``);
+What the official Python client and kubernetes-asyncio speak, and kr8s with no
+subprotocol at all (kubelet accepts that too); kubectl tunnels SPDY instead
+(``portforward``). The request names its ports (``?ports=80`` or ``ports=80,443``);
 port *i* gets channel ``2i`` for data, both ways, and ``2i+1`` for errors, server to
 client. Every binary message is ``[channel] + bytes``. As kubelet's
 ``websocketStreamHandler`` does, the server first writes each port number (uint16, little

@@ -205,13 +205,16 @@ async def _websocket(
     ready = ws.can_prepare(request)
     if not ready.ok:
         raise ApiError.bad_request("invalid WebSocket handshake (RFC 6455 §4.2.1)")
-    if ready.protocol is None:
-        offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    # kubelet's port-forward also speaks its channels with no subprotocol at all (kr8s does).
+    channels_unnamed = record.kind == "portforward" and not offered.strip()
+    if ready.protocol is None and not channels_unnamed:
         raise ApiError.bad_request(
             f"unable to upgrade: none of the WebSocket subprotocols {offered!r} is supported; "
             f"supported: {', '.join(protocols)}"
         )
-    record.transport, record.protocol = "websocket", ready.protocol
+    chosen = ready.protocol or ""
+    record.transport, record.protocol = "websocket", chosen
     runtime.start(record, request.transport)
     try:
         await ws.prepare(request)
@@ -219,7 +222,7 @@ async def _websocket(
             fs = runtime.filesystem(record.namespace, record.pod, record.container)
             work = serve_exec_websocket(ws, exec_request, fs, record, runtime.network)
             ended = await _until_stopped(work, stopping)
-        elif ready.protocol in CHANNEL_PROTOCOLS:
+        elif chosen in CHANNEL_PROTOCOLS or channels_unnamed:
             ports = parse_ports(parse_qs(request.query_string, keep_blank_values=True))
             ended = await _until_stopped(serve_channel_portforward(ws, runtime, record, ports), stopping)
         else:

@@ -14,14 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from kubernetes import client, stream, watch  # noqa: E402
+from kubernetes.client.rest import ApiException  # noqa: E402
 
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess
 from tests.integration.clients.conftest import NAMESPACE, POD, configmap
-
-kubernetes = pytest.importorskip("kubernetes", reason="pip install kubernetes (the test extra)")
-from kubernetes import client, stream, watch  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
 
 T = TypeVar("T")
 
