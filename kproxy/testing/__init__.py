@@ -17,7 +17,8 @@ Where it still differs from kube-apiserver:
 * field ownership follows a table of list keys, not the OpenAPI schema, and every field
   a write sets (defaults included) belongs to its manager;
 * ``fieldValidation=Strict`` keeps unknown fields instead of refusing them;
-* OpenAPI v3 has paths and operations but no schemas;
+* OpenAPI v3 only (no v2), its schemas made from the official Python client's models
+  (no defaults, nested fields described by their type);
 * list pages read the current state, not a snapshot;
 * only the resources in ``resources`` are served;
 * the proxy URL of CoreDNS's ``dns`` port answers a text page (a real one fails).

@@ -11,7 +11,7 @@ namespace (``NAME.HEX`` as client-go's recorder names them, ``count`` 1, both th
 from __future__ import annotations
 
 import datetime
-import secrets
+import time
 from typing import Any
 
 from kproxy.testing.objects import NODE_NAME
@@ -22,8 +22,18 @@ __all__ = ["record", "record_pod_start"]
 Obj = dict[str, Any]
 
 
+_last = 0
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
+
+
+def _nanos() -> int:
+    """client-go's event names end in the time in nanoseconds, in hex; strictly increasing here."""
+    global _last
+    _last = max(time.time_ns(), _last + 1)
+    return _last
 
 
 def record(
@@ -43,7 +53,7 @@ def record(
         containers = obj.get("spec", {}).get("containers") or [{}]
         involved["fieldPath"] = f"spec.containers{{{containers[0].get('name', '')}}}"
     event = {
-        "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": involved["namespace"]},
+        "metadata": {"name": f"{meta['name']}.{_nanos():x}", "namespace": involved["namespace"]},
         "involvedObject": involved,
         "reason": reason,
         "message": message,

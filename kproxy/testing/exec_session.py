@@ -106,7 +106,7 @@ async def run_session(
         req.command, streams.stdin, streams.stdout, streams.stderr, fs, req.pod, req.namespace, req.container
     )
     process.network = network
-    main = attach_main(process) if req.kind == "attach" else run_command(process)
+    main = attach_main(process) if req.kind == "attach" and not req.command else run_command(process)
     task = asyncio.ensure_future(main)
     gone = asyncio.ensure_future(streams.gone.wait())
     try:

@@ -16,26 +16,26 @@ real kubectl 1.32 is the judge (``tests/test_fake_apiserver.py``):
   ``SelfSubjectRulesReview`` (``kubectl auth whoami``, ``kubectl auth can-i``).
 * **Discovery** (``resources``, ``discovery``, ``openapi``): ``/version`` (v1.32.4),
   ``/api``, ``/apis``, ``/api/v1``, ``/apis/GROUP[/VERSION]`` in legacy and aggregated
-  (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` enough for kubectl's server-side
-  field validation check, ``/healthz``, ``/livez``, ``/readyz``.
-* **Resources** (``core_api``, ``store``, ``objects``, ``tables``, ``wire``): namespaces,
-  nodes, pods, services, configmaps: create, get, list (selectors, paging), update,
-  patch, delete, deletecollection, and watches streamed one event per chunk the moment
-  the store changes. ``Table`` answers for ``kubectl get``; JSON or YAML out; JSON, YAML
-  and (for what kubectl's typed clients send) protobuf in; gzip over 128 KiB.
+  (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` per group version with schemas
+  (``kubectl explain``), ``/healthz``, ``/livez``, ``/readyz``.
+* **Resources** (``core_api``, ``writes``, ``store``, ``objects``, ``tables``, ``wire``):
+  the kinds ``resources`` lists: create, get, list (selectors, paging), update, the
+  patch types and server-side apply (``patches``, ``field_ownership``), delete,
+  deletecollection, ``dryRun``, and watches streamed one event per chunk the moment the
+  store changes (``watch_stream``), 410 past the history window. ``Table`` answers for
+  ``kubectl get``; JSON or YAML out; JSON, YAML and (for what kubectl's typed clients
+  send) protobuf in; gzip over 128 KiB. Controllers (``controllers``) roll Deployments
+  out, keep ReplicaSets' pods, write Endpoints, EndpointSlices and events (``seed``:
+  the demo cluster).
 * **Subresources**: ``pods/log`` (also ``follow``), ``exec``/``attach``/``portforward``
-  upgrades over WebSocket and SPDY (``upgrade``, run by ``runtime``), ``proxy`` to local HTTP
-  servers registered with ``register_backend`` (``proxying``).
+  upgrades over WebSocket and SPDY (``upgrade``, run by ``runtime``), ``proxy`` to the
+  pods' stand-in servers (``pod_network``) or local HTTP servers registered with
+  ``register_backend`` (``proxying``), ``scale``, ``status``, ``ephemeralcontainers``.
 * **Test aids** under ``/debug/kproxy/`` (``debug``), and ``FakeAPIServer.requests``: every
   request as it arrived on the wire, with the user it authenticated as.
 
-Knowingly different from kube-apiserver: HTTP/1.1 only (no h2); never answers in
-protobuf (406 if a client accepts nothing else); authorization rules instead of RBAC
-objects (no Roles or RoleBindings to create); no admission, dry-run,
-server-side apply (treated as a merge patch) or strategic list merging;
-``fieldValidation=Strict`` keeps unknown fields silently; deletion is immediate;
-pods are ``Running`` from birth; no events, secrets, service accounts or API groups
-beyond core v1; the ``Server`` header names aiohttp. Details in each module.
+Knowingly different from kube-apiserver: see ``kproxy.testing``'s docstring (and the
+README's "The fake API server"); details in each module.
 """
 
 from __future__ import annotations
@@ -384,8 +384,13 @@ class FakeAPIServer:
             return wire.respond(request, resources.version_info())
         if parts == ["openapi", "v3"]:
             return wire.respond(request, openapi.openapi_v3_index())
-        if parts == ["openapi", "v3", "api", "v1"]:
-            return wire.respond(request, openapi.openapi_v3_core())
+        if parts[:2] == ["openapi", "v3"] and len(parts) > 2:
+            gv = tuple(parts[3:5]) if parts[2] == "apis" else ("", parts[3] if len(parts) > 3 else "")
+            if parts[2] not in ("api", "apis") or len(parts) != (5 if parts[2] == "apis" else 4):
+                raise unknown_resource()
+            if gv not in resources.GROUP_VERSIONS:
+                raise unknown_resource()
+            return wire.respond(request, openapi.document(gv[0], gv[1]))
         if parts in (["api"], ["apis"]):
             return self._discovery(request, core=head == "api")
         if parts == ["api", "v1"]:

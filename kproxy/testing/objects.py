@@ -13,6 +13,7 @@ defaults (the controllers in ``controllers`` then act on them).
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import re
 import uuid
@@ -301,3 +302,43 @@ def _node_status(created: str, name: str) -> Obj:
         },
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
     }
+
+
+def with_ephemeral_containers(old: Obj, obj: Obj) -> Obj:
+    """``pods/NAME/ephemeralcontainers``: only ``spec.ephemeralContainers`` changes (they may only be
+    added), and each new one is at once running, as ``kubectl debug`` waits for."""
+    wanted = (obj.get("spec") or {}).get("ephemeralContainers") or []
+    new = copy.deepcopy(old)
+    name = old["metadata"]["name"]
+    before = {c.get("name") for c in (old.get("spec") or {}).get("ephemeralContainers") or []}
+    if not before <= {c.get("name") for c in wanted if isinstance(c, dict)}:
+        raise _invalid(
+            "Pod",
+            name,
+            "spec.ephemeralContainers",
+            "FieldValueForbidden",
+            "Forbidden: existing ephemeral containers may not be removed",
+        )
+    for i, container in enumerate(wanted):
+        if not isinstance(container, dict) or not container.get("name") or not container.get("image"):
+            raise _invalid("Pod", name, f"spec.ephemeralContainers[{i}]", "FieldValueRequired", "Required value")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("imagePullPolicy", "IfNotPresent")
+        container.setdefault("resources", {})
+    new.setdefault("spec", {})["ephemeralContainers"] = wanted
+    started = (old.get("metadata") or {}).get("creationTimestamp")
+    new.setdefault("status", {})["ephemeralContainerStatuses"] = [
+        {
+            "name": c["name"],
+            "state": {"running": {"startedAt": started}},
+            "lastState": {},
+            "ready": False,
+            "restartCount": 0,
+            "image": c["image"],
+            "imageID": "",
+            "containerID": "containerd://" + hashlib.sha256(f"{name}/{c['name']}".encode()).hexdigest(),
+        }
+        for c in wanted
+    ]
+    return new

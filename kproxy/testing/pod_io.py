@@ -34,6 +34,7 @@ async def serve_log(
         raise not_allowed()
     pod = store.get("pods", name, namespace, copy=False)
     containers = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+    ephemeral = [c["name"] for c in pod.get("spec", {}).get("ephemeralContainers") or []]
     container = query.get("container", "")
     if not container:
         if len(containers) != 1:
@@ -41,7 +42,7 @@ async def serve_log(
                 f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
             )
         container = containers[0]
-    elif container not in containers:
+    elif container not in containers + ephemeral:
         raise ApiError.bad_request(f"container {container} is not valid for pod {name}")
     if wire.flag(query, "previous"):
         raise ApiError.bad_request(f'previous terminated container "{container}" in pod "{name}" not found')

@@ -125,6 +125,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         ("all",),
         (
             Subresource("attach", "PodAttachOptions", ("create", "get")),
+            Subresource("ephemeralcontainers", "Pod", _STATUS_VERBS),
             Subresource("exec", "PodExecOptions", ("create", "get")),
             Subresource("log", "Pod", ("get",)),
             Subresource("portforward", "PodPortForwardOptions", ("create", "get")),

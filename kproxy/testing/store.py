@@ -234,6 +234,8 @@ class Store:
             new = copy_module.deepcopy(old)
             new["status"] = obj.get("status", {})
             return new
+        if subresource == "ephemeralcontainers":
+            return objects.with_ephemeral_containers(old, obj)
         objects.validate(rtype, obj)
         new = obj
         meta = new["metadata"]

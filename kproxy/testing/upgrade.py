@@ -143,7 +143,9 @@ def _flag(query: Mapping[str, list[str]], name: str) -> bool:
 
 def _exec_request(kind: str, namespace: str, pod: Mapping[str, Any], query: Mapping[str, list[str]]) -> ExecRequest:
     name = str(pod.get("metadata", {}).get("name", ""))
-    containers = [str(c.get("name", "")) for c in pod.get("spec", {}).get("containers", [])]
+    spec = pod.get("spec", {})
+    containers = [str(c.get("name", "")) for c in spec.get("containers", [])]
+    ephemeral = [str(c.get("name", "")) for c in spec.get("ephemeralContainers") or []]
     container = (query.get("container") or [""])[-1]
     if not container:
         if len(containers) == 1:
@@ -154,9 +156,13 @@ def _exec_request(kind: str, namespace: str, pod: Mapping[str, Any], query: Mapp
             raise ApiError.bad_request(
                 f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
             )
-    elif container not in containers:
+    elif container not in containers + ephemeral:
         raise ApiError.bad_request(f"container {container} is not valid for pod {name}")
     command = tuple(query.get("command", ()))
+    if kind == "attach" and container in ephemeral:
+        # kubectl debug attaches to the ephemeral container: what runs there is its command.
+        debug = next(c for c in spec["ephemeralContainers"] if c.get("name") == container)
+        command = tuple(str(a) for a in [*(debug.get("command") or []), *(debug.get("args") or [])])
     if kind == "exec" and not command:
         raise ApiError.bad_request("you must specify at least 1 command")
     request = ExecRequest(
