@@ -87,6 +87,13 @@ async def test_dry_run_on_every_verb_stores_nothing(client: tuple[FakeAPIServer,
         ),
         (
             "POST",
+            "?fieldManager=" + "m" * 129,
+            {"metadata": {"name": "x"}},
+            {},
+            'CreateOptions.meta.k8s.io "" is invalid: fieldManager: Too long: may not be more than 128 bytes',
+        ),
+        (
+            "POST",
             "?fieldValidation=Loose",
             {"metadata": {"name": "x"}},
             {},
@@ -145,3 +152,35 @@ async def test_unknown_patch_type_and_resource(client: tuple[FakeAPIServer, aioh
         'deployments.apps "nope" not found',
         {"name": "nope", "group": "apps", "kind": "deployments"},
     )
+
+
+async def test_events_through_both_apis(client: tuple[FakeAPIServer, aiohttp.ClientSession]) -> None:
+    api, session = client
+    event = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "e1"},
+        "eventTime": "2026-12-06T00:00:00.000000Z",
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "note": "something happened",
+        "reason": "Tested",
+        "type": "Normal",
+        "action": "Test",
+        "reportingController": "tests",
+        "reportingInstance": "tests-1",
+    }
+    status, created = await call(session, "POST", "/apis/events.k8s.io/v1/namespaces/default/events", event)
+    assert (status, created["apiVersion"], created["note"]) == (201, "events.k8s.io/v1", "something happened")
+    status, core = await call(session, "GET", "/api/v1/namespaces/default/events/e1")
+    assert (status, core["apiVersion"], core["message"], core["involvedObject"]["name"]) == (
+        200,
+        "v1",
+        "something happened",
+        "p",
+    )
+    assert core["reportingComponent"] == "tests"
+    status, listed = await call(
+        session, "GET", "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=reason=Tested"
+    )
+    assert (status, listed["kind"], [e["regarding"]["name"] for e in listed["items"]]) == (200, "EventList", ["p"])
+    assert api.store.get("events", "e1", "default")["message"] == "something happened"
