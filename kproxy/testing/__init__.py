@@ -16,7 +16,6 @@ Where it still differs from kube-apiserver:
 * deletion is immediate (no grace period, finalizers or ``Terminating``);
 * field ownership follows a table of list keys, not the OpenAPI schema, and every field
   a write sets (defaults included) belongs to its manager;
-* ``fieldValidation=Strict`` keeps unknown fields instead of refusing them;
 * OpenAPI v3 only (no v2), its schemas made from the official Python client's models
   (no defaults, nested fields described by their type);
 * list pages read the current state, not a snapshot;

@@ -23,7 +23,7 @@ from typing import Any
 
 from kproxy.testing.resources import GROUP_VERSIONS, KUBERNETES_VERSION, ResourceType, resources_of
 
-__all__ = ["document", "document_path", "openapi_v3_index"]
+__all__ = ["document", "document_path", "kind_schema", "openapi_v3_index"]
 
 _WRITE_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "pretty")
 
@@ -72,6 +72,13 @@ def _kind_schema(r: ResourceType, kind: str) -> str:
             if (gvk["group"], gvk["version"], gvk["kind"]) == (r.group, r.version, kind):
                 return str(name)
     return ""
+
+
+def kind_schema(r: ResourceType) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(the schema of ``r``'s kind or None, every schema by name): for field validation."""
+    schemas: dict[str, Any] = _data()["schemas"]
+    name = _kind_schema(r, r.kind)
+    return (schemas[name] if name else None), schemas
 
 
 def _paths(r: ResourceType) -> dict[str, Any]:

@@ -9,8 +9,8 @@ friends check them (422 ``Invalid`` on ``CreateOptions.meta.k8s.io`` etc.):
 * ``fieldManager``: at most 128 printable characters, required for apply; without it an
   update's manager is the ``User-Agent``'s product (``kubectl-edit``, ``python-requests``);
 * ``force``: apply only;
-* ``fieldValidation``: ``Ignore``, ``Warn`` or ``Strict`` (accepted; unknown fields are
-  kept whatever the value).
+* ``fieldValidation``: ``Ignore``, ``Warn`` (the default) or ``Strict``: what an unknown
+  field in the body does (``field_validation``).
 
 Patch bodies: merge, strategic merge, JSON patch (``patches``) and apply
 (``application/apply-patch+yaml``: ``field_ownership``), which creates the object when it
@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 import yaml
 from aiohttp import web
 
-from kproxy.testing import field_ownership, wire
+from kproxy.testing import field_ownership, field_validation, openapi, wire
 from kproxy.testing.resources import ResourceType
 from kproxy.testing.status import ApiError, not_allowed
 from kproxy.testing.store import Store
@@ -57,6 +57,16 @@ def _options_error(kind: str, errors: list[tuple[str, str, str]]) -> ApiError:
         f'{kind}.meta.k8s.io "" is invalid: {joined}',
         {"group": "meta.k8s.io", "kind": kind, "causes": causes},
     )
+
+
+def _validate(request: web.BaseRequest, rtype: ResourceType, body: Any) -> None:
+    """``fieldValidation`` (default ``Warn``): 400 for Strict, Warning headers for Warn."""
+    query = parse_qs(request.query_string, keep_blank_values=True)
+    directive = (query.get("fieldValidation") or ["Warn"])[-1] or "Warn"
+    schema, schemas = openapi.kind_schema(rtype)
+    warnings = field_validation.check(body, schema, schemas, directive)
+    if warnings:
+        wire.add_warnings(request, warnings)
 
 
 def _options(request: web.BaseRequest, kind: str, *, apply: bool = False) -> tuple[bool, str, bool]:
@@ -108,7 +118,9 @@ async def create(
     request: web.BaseRequest, store: Store, rtype: ResourceType, namespace: str | None, inbound: View
 ) -> Obj:
     dry_run, manager, _ = _options(request, "CreateOptions")
-    body = inbound(check_kind(rtype, wire.decode_body(request, await request.read())))
+    raw_body = check_kind(rtype, wire.decode_body(request, await request.read()))
+    _validate(request, rtype, raw_body)
+    body = inbound(raw_body)
     probe = store.create(rtype.name, body, namespace, dry_run=True)  # validated, defaulted: what is stored
     field_ownership.record_update(None, probe, manager, rtype.api_version)
     body.setdefault("metadata", {})["managedFields"] = probe["metadata"]["managedFields"]
@@ -125,7 +137,9 @@ async def update(
     inbound: View,
 ) -> Obj:
     dry_run, manager, _ = _options(request, "UpdateOptions")
-    body = inbound(check_kind(rtype, wire.decode_body(request, await request.read())))
+    raw_body = check_kind(rtype, wire.decode_body(request, await request.read()))
+    _validate(request, rtype, raw_body if not sub else {})
+    body = inbound(raw_body)
     meta = body.setdefault("metadata", {})
     if meta.get("name") != name:
         raise ApiError.bad_request(
@@ -161,8 +175,10 @@ async def patch(
     dry_run, manager, force = _options(request, "PatchOptions", apply=patch_type == "apply")
     raw = await request.read()
     if patch_type == "apply":
-        return _apply(store, rtype, namespace, name, sub, raw, (manager, force, dry_run), views)
+        return _apply(request, store, rtype, namespace, name, sub, raw, (manager, force, dry_run), views)
     body = wire.decode_body(request, raw)
+    if patch_type != "json" and not sub:
+        _validate(request, rtype, body)
     old = store.get(rtype.name, name, namespace)
     if patch_type != "json" and isinstance(body, dict) and rtype.group == "events.k8s.io":
         body = inbound(body)
@@ -173,6 +189,7 @@ async def patch(
 
 
 def _apply(
+    request: web.BaseRequest,
     store: Store,
     rtype: ResourceType,
     namespace: str | None,
@@ -190,7 +207,10 @@ def _apply(
         raise ApiError.bad_request(f"error decoding YAML: {exc}") from None
     if not isinstance(config, dict):
         raise ApiError.bad_request("the object provided is unrecognized (must be of type map)")
-    config = inbound(check_kind(rtype, config))
+    config = check_kind(rtype, config)
+    if not sub:
+        _validate(request, rtype, config)
+    config = inbound(config)
     meta = config.setdefault("metadata", {})
     if not isinstance(meta, dict) or meta.get("name", name) != name:
         raise ApiError.bad_request(
