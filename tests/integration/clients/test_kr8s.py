@@ -31,6 +31,7 @@ async def k(proxy: KproxyProcess) -> AsyncIterator[Any]:
     yield api
     if api._session is not None:  # kr8s keeps its httpx client for the life of the loop: close it
         await api._session.aclose()
+    await asyncio.sleep(0.1)  # let the closed connections' transports finish closing on this loop
 
 
 async def test_objects_patches_and_raw_calls(k: Any, api: FakeAPIServer) -> None:

@@ -9,6 +9,7 @@ port-forward over the same client (``v4.channel.k8s.io``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -26,6 +27,7 @@ from tests.integration.clients.conftest import NAMESPACE, POD, configmap
 async def api_client(proxy: KproxyProcess) -> AsyncIterator[client.ApiClient]:
     async with client.ApiClient(client.Configuration(host=proxy.url)) as api_client:
         yield api_client
+    await asyncio.sleep(0.1)  # let the closed connections' transports finish closing on this loop
 
 
 async def test_crud_patches_apply_and_dry_run(api_client: client.ApiClient, api: FakeAPIServer) -> None:

@@ -9,6 +9,7 @@ port-forward.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -39,6 +40,7 @@ async def lk(proxy: KproxyProcess) -> AsyncIterator[AsyncClient]:
     client = AsyncClient(config=config, field_manager="lightkube")
     yield client
     await client.close()
+    await asyncio.sleep(0.1)  # let the closed connections' transports finish closing on this loop
 
 
 async def test_crud_patches_apply_and_dry_run(lk: AsyncClient, api: FakeAPIServer) -> None:
