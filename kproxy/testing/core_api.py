@@ -1,107 +1,82 @@
-"""The ``/api/v1/...`` resource endpoints of the fake API server.
+"""The resource endpoints of the fake API server: ``/api/v1/...`` and ``/apis/GROUP/VERSION/...``.
 
-URL shapes, as kube-apiserver routes them::
+URL shapes, as kube-apiserver routes them (``PREFIX`` is ``/api/v1`` or ``/apis/G/V``)::
 
-    /api/v1/RESOURCE                         list|watch (all namespaces), create (cluster-scoped)
-    /api/v1/namespaces/NS/RESOURCE           list|watch, create, deletecollection
-    /api/v1/namespaces/NS/RESOURCE/NAME      get, update (PUT), patch, delete
-    /api/v1/namespaces/NS/RESOURCE/NAME/SUB  status, log, exec|attach|portforward, proxy[/...]
-    /api/v1/RESOURCE/NAME[/SUB]              the same for cluster-scoped resources
-    /api/v1/watch/...                        the deprecated spelling of ?watch=true
+    PREFIX/RESOURCE                         list|watch (all namespaces), create (cluster-scoped)
+    PREFIX/namespaces/NS/RESOURCE           list|watch, create, deletecollection
+    PREFIX/namespaces/NS/RESOURCE/NAME      get, update (PUT), patch, delete
+    PREFIX/namespaces/NS/RESOURCE/NAME/SUB  status, scale, log, exec|attach|portforward, proxy[/...]
+    PREFIX/RESOURCE/NAME[/SUB]              the same for cluster-scoped resources
+    PREFIX/watch/...                        the deprecated spelling of ?watch=true
 
-Watches stream ``{"type": ..., "object": ...}\\n`` lines with chunked encoding, one
-write (so one chunk) per event, sent the moment the store reports the change; as
-``Table`` the column definitions come with the first event only. Log streams
-(``follow=true``) add a line every 0.2 s until the client leaves. ``exec``, ``attach`` and
-``portforward`` need an upgrade request (``upgrade``); the ``proxy`` subresources forward
-to the local HTTP servers a test registers (``proxying``).
+Reads answer JSON, YAML, ``Table`` or ``PartialObjectMetadata`` as ``Accept`` asks
+(``wire``, ``tables``); watches stream (``watch_stream``); writes are ``writes``; the
+pod streams are ``pod_io``; the ``proxy`` subresources forward to the local HTTP
+servers registered as backends (``proxying``). ``events.k8s.io`` events are the core
+ones converted on the way (``event_views``); ``scale`` is the ``autoscaling/v1 Scale``
+of a Deployment or ReplicaSet.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from kproxy.testing import resources, tables, wire
+from kproxy.testing import event_views, resources, tables, wire, writes
+from kproxy.testing.pod_io import serve_log, serve_pod_upgrade
 from kproxy.testing.proxying import Backends, handle_proxy
 from kproxy.testing.runtime import PodRuntime
-from kproxy.testing.status import ApiError
-from kproxy.testing.store import Store, Watch, WatchEvent
-from kproxy.testing.upgrade import serve_upgrade
+from kproxy.testing.status import ApiError, not_allowed, unknown_resource
+from kproxy.testing.store import Store
+from kproxy.testing.watch_stream import serve_watch
 
 __all__ = ["CoreV1API", "not_allowed", "unknown_resource"]
 
-_LOG_INTERVAL = 0.2
-_LOG_BACKLOG = 10  # lines a pod has logged before anyone asks
-_DEFAULT_WATCH_TIMEOUT = 1800.0  # kube-apiserver's --min-request-timeout
+Obj = dict[str, Any]
+View = Callable[[Obj], Obj]
 
 
-def unknown_resource() -> ApiError:
-    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+def _same(obj: Obj) -> Obj:
+    return obj
 
 
-def not_allowed() -> ApiError:
-    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-
-
-class _EventShape:
-    """Turns watch events into what ``Accept`` asked for; a Table's columns come with the first."""
-
-    def __init__(self, resource: str, negotiated: wire.Negotiated, include_object: str) -> None:
-        self.resource = resource
-        self.negotiated = negotiated
-        self.include_object = include_object
-        self.first = True
-
-    def __call__(self, event: WatchEvent) -> dict[str, Any]:
-        obj = event.object
-        if event.type not in ("ADDED", "MODIFIED", "DELETED"):
-            return obj  # BOOKMARK and ERROR objects go out as they are
-        if self.negotiated.shape == "Table":
-            meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-            table = tables.to_table(
-                self.resource,
-                [obj],
-                meta,
-                include_object=self.include_object,
-                api_version=self.negotiated.api_version,
-                headers=self.first,
-            )
-            self.first = False
-            return table
-        if self.negotiated.shape.startswith("PartialObjectMetadata"):
-            return tables.partial_metadata(obj, self.negotiated.api_version)
-        return obj
+def _views(rtype: resources.ResourceType) -> tuple[View, View]:
+    """(inbound, outbound): how the served version's objects map to the stored ones."""
+    if rtype.group == "events.k8s.io":
+        return event_views.to_core, event_views.from_core
+    return _same, _same
 
 
 class CoreV1API:
+    """Every stored resource of every served group version (the name is historical)."""
+
     def __init__(self, store: Store, stopping: asyncio.Event) -> None:
         self.store = store
         self.stopping = stopping  # set when the server stops: ends log streams and upgrades
         self.runtime = PodRuntime()  # what runs in the pods: exec, attach, cp, port-forward
         self.backends = Backends()  # the local HTTP servers behind proxy subresources
 
-    async def handle(self, request: web.BaseRequest, parts: list[str], query: dict[str, str]) -> web.StreamResponse:
+    async def handle(
+        self, request: web.BaseRequest, parts: list[str], query: dict[str, str], *, group: str = "", version: str = "v1"
+    ) -> web.StreamResponse:
         if parts[0] == "watch" and len(parts) > 1:
-            # The deprecated /api/v1/watch/... form of ?watch=true.
+            # The deprecated PREFIX/watch/... form of ?watch=true.
             parts = parts[1:]
             query = {**query, "watch": "true"}
         namespace: str | None = None
         if parts[0] == "namespaces" and len(parts) >= 3 and parts[2] not in ("status", "finalize"):
             namespace, parts = parts[1], parts[2:]
-        rtype = resources.resource_by_name(parts[0])
-        if rtype is None or (namespace is not None and not rtype.namespaced):
+        rtype = resources.resource_in(group, version, parts[0])
+        if rtype is None or not rtype.stored or (namespace is not None and not rtype.namespaced):
             raise unknown_resource()
         if len(parts) == 1:
             return await self._collection(request, rtype, namespace, query)
         name = parts[1]
         if rtype.namespaced and namespace is None:
-            raise unknown_resource()  # /api/v1/pods/NAME does not exist
+            raise unknown_resource()  # PREFIX/pods/NAME does not exist
         if "watch" in query and wire.flag(query, "watch") and len(parts) == 2:
             query = {**query, "fieldSelector": f"metadata.name={name}"}
             return await self._collection(request, rtype, namespace, query)
@@ -111,25 +86,20 @@ class CoreV1API:
         if sub not in {s.name for s in rtype.subresources}:
             raise unknown_resource()
         if sub == "proxy":
-            return await handle_proxy(request, self.store, self.backends, rtype.name, namespace, name)
+            network = self.runtime.network
+            return await handle_proxy(request, self.store, self.backends, rtype.name, namespace, name, network)
         if len(parts) > 3:
             raise unknown_resource()
         if sub == "log":
-            return await self._log(request, namespace or "default", name, query)
+            return await serve_log(request, self.store, self.stopping, namespace or "default", name, query)
         if sub in ("exec", "attach", "portforward"):
-            return await self._upgrade(request, sub, namespace or "default", name)
+            ns = namespace or "default"
+            return await serve_pod_upgrade(request, self.store, self.runtime, self.stopping, sub, ns, name)
+        if sub == "scale":
+            return await self._scale(request, rtype, namespace, name)
+        if sub == "token":
+            raise ApiError(405, "MethodNotAllowed", "the fake API server issues no service account tokens")
         return await self._item(request, rtype, namespace, name, query, sub)
-
-    def _check_kind(self, rtype: resources.ResourceType, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ApiError.bad_request("the object provided is unrecognized (must be of type map)")
-        kind = body.get("kind")
-        if kind and kind != rtype.kind:
-            raise ApiError.bad_request(
-                f'{kind} in version "{body.get("apiVersion", "v1")}" cannot be handled as a {rtype.kind}: '
-                f'no kind "{kind}" is registered for version "v1"'
-            )
-        return body
 
     async def _collection(
         self,
@@ -139,9 +109,10 @@ class CoreV1API:
         query: dict[str, str],
     ) -> web.StreamResponse:
         method = request.method
+        inbound, outbound = _views(rtype)
         if method in ("GET", "HEAD"):
             if wire.flag(query, "watch"):
-                return await self._watch(request, rtype, namespace, query)
+                return await serve_watch(request, self.store, rtype.name, namespace, query, outbound)
             try:
                 limit = int(query.get("limit", "0") or 0)
             except ValueError:
@@ -153,32 +124,22 @@ class CoreV1API:
                 field_selector=query.get("fieldSelector", ""),
                 limit=limit,
                 continue_token=query.get("continue", ""),
+                resource_version=query.get("resourceVersion", "") if query.get("resourceVersionMatch") else "",
                 copy=False,
             )
+            if outbound is not _same:
+                result = {**result, "items": [outbound(i) for i in result["items"]]}
+                result["apiVersion"] = rtype.api_version
             return self._render_list(request, rtype, result, query)
+        fmt = wire.negotiate(request, allow_shapes=False).fmt
         if method == "POST":
             if namespace is None and rtype.namespaced:
                 raise not_allowed()
-            body = self._check_kind(rtype, wire.decode_body(request, await request.read()))
-            created = self.store.create(rtype.name, body, namespace)
-            negotiated = wire.negotiate(request, allow_shapes=False)
-            return wire.respond(request, created, status=201, fmt=negotiated.fmt)
-        if method == "DELETE" and "deletecollection" in rtype.verbs:
-            items = self.store.list(
-                rtype.name,
-                namespace,
-                label_selector=query.get("labelSelector", ""),
-                field_selector=query.get("fieldSelector", ""),
-            )
-            deleted = []
-            for item in items["items"]:
-                meta = item["metadata"]
-                deleted.append(self.store.delete(rtype.name, meta["name"], meta.get("namespace")))
-            result = {
-                **items,
-                "items": [{k: v for k, v in d.items() if k not in ("kind", "apiVersion")} for d in deleted],
-            }
-            return wire.respond(request, result)
+            created = await writes.create(request, self.store, rtype, namespace, inbound)
+            return wire.respond(request, outbound(created), status=201, fmt=fmt)
+        if method == "DELETE":
+            result = await writes.delete_collection(request, self.store, rtype, namespace, query)
+            return wire.respond(request, result, fmt=fmt)
         raise not_allowed()
 
     def _render_list(
@@ -190,7 +151,7 @@ class CoreV1API:
     ) -> web.Response:
         negotiated = wire.negotiate(request, allow_shapes=True)
         if negotiated.shape == "Table":
-            items = [{"kind": rtype.kind, "apiVersion": "v1", **item} for item in result["items"]]
+            items = [{"kind": rtype.kind, "apiVersion": rtype.api_version, **item} for item in result["items"]]
             obj = tables.to_table(
                 rtype.name,
                 items,
@@ -215,8 +176,10 @@ class CoreV1API:
     ) -> web.StreamResponse:
         method = request.method
         ns = namespace
+        views = _views(rtype)
+        outbound = views[1]
         if method in ("GET", "HEAD"):
-            obj = self.store.get(rtype.name, name, ns, copy=False)
+            obj = outbound(self.store.get(rtype.name, name, ns, copy=False))
             negotiated = wire.negotiate(request, allow_shapes=True)
             if negotiated.shape == "Table":
                 meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
@@ -230,144 +193,49 @@ class CoreV1API:
             return wire.respond(request, obj, fmt=negotiated.fmt)
         fmt = wire.negotiate(request, allow_shapes=False).fmt
         if method == "PUT":
-            body = self._check_kind(rtype, wire.decode_body(request, await request.read()))
-            meta = body.setdefault("metadata", {})
-            if meta.get("name") != name:
-                raise ApiError.bad_request(
-                    f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
-                )
-            return wire.respond(request, self.store.update(rtype.name, body, ns, subresource=sub), fmt=fmt)
+            updated = await writes.update(request, self.store, rtype, ns, name, sub, views[0])
+            return wire.respond(request, outbound(updated), fmt=fmt)
         if method == "PATCH":
-            ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if ctype not in wire.PATCH_TYPES:
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    "the body of the request was in an unknown format - accepted media types include: "
-                    + ", ".join(sorted(wire.PATCH_TYPES)),
-                )
-            patch = wire.decode_body(request, await request.read())
-            patch_type = wire.PATCH_TYPES[ctype]
-            patched = self.store.patch(rtype.name, name, patch, ns, patch_type=patch_type, subresource=sub)
-            return wire.respond(request, patched, fmt=fmt)
+            patched, status = await writes.patch(request, self.store, rtype, ns, name, sub, views)
+            return wire.respond(request, outbound(patched), status=status, fmt=fmt)
         if method == "DELETE" and not sub:
-            await request.read()  # DeleteOptions: accepted, not honoured (deletion is immediate)
-            return wire.respond(request, self.store.delete(rtype.name, name, ns), fmt=fmt)
+            return wire.respond(request, outbound(await writes.delete(request, self.store, rtype, ns, name)), fmt=fmt)
         raise not_allowed()
 
-    async def _watch(
-        self,
-        request: web.BaseRequest,
-        rtype: resources.ResourceType,
-        namespace: str | None,
-        query: dict[str, str],
-    ) -> web.StreamResponse:
-        negotiated = wire.negotiate(request, allow_shapes=True)
-        try:
-            timeout = float(query.get("timeoutSeconds") or _DEFAULT_WATCH_TIMEOUT)
-        except ValueError:
-            raise ApiError.bad_request(f"invalid timeoutSeconds {query['timeoutSeconds']!r}") from None
-        watch = self.store.watch(
-            rtype.name,
-            namespace,
-            resource_version=query.get("resourceVersion", ""),
-            label_selector=query.get("labelSelector", ""),
-            field_selector=query.get("fieldSelector", ""),
-            send_initial_events=wire.flag(query, "sendInitialEvents"),
-        )
-        try:
-            return await self._stream_watch(request, rtype, watch, negotiated, query, timeout)
-        finally:
-            watch.close()
-
-    async def _stream_watch(
-        self,
-        request: web.BaseRequest,
-        rtype: resources.ResourceType,
-        watch: Watch,
-        negotiated: wire.Negotiated,
-        query: Mapping[str, str],
-        timeout: float,
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(headers=wire.api_headers(negotiated.fmt))
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        shape = _EventShape(rtype.name, negotiated, query.get("includeObject", "Metadata"))
-        # The client may leave at any time; aiohttp then ends the chunked body quietly.
-        with contextlib.suppress(ConnectionError):
-            while (remaining := deadline - loop.time()) > 0:
-                try:
-                    event = await asyncio.wait_for(watch.next(), remaining)
-                except TimeoutError:
-                    break  # timeoutSeconds: the stream ends normally
-                if event is None:
-                    break  # closed: the server is stopping
-                # One event per write: aiohttp sends each as its own chunk, immediately.
-                await response.write(wire.dump({"type": event.type, "object": shape(event)}))
-        return response
-
-    async def _log(
-        self, request: web.BaseRequest, namespace: str, name: str, query: dict[str, str]
-    ) -> web.StreamResponse:
-        if request.method not in ("GET", "HEAD"):
+    async def _scale(
+        self, request: web.BaseRequest, rtype: resources.ResourceType, namespace: str | None, name: str
+    ) -> web.Response:
+        """``autoscaling/v1 Scale`` of a Deployment or ReplicaSet: get, update and patch its replicas."""
+        fmt = wire.negotiate(request, allow_shapes=False).fmt
+        if request.method in ("PUT", "PATCH"):
+            body = wire.decode_body(request, await request.read())
+            if request.method == "PATCH":
+                if not isinstance(body, dict):
+                    raise ApiError.bad_request("a merge patch must be a JSON object")
+                replicas = (body.get("spec") or {}).get("replicas")
+            else:
+                replicas = (body.get("spec") or {}).get("replicas") if isinstance(body, dict) else None
+            if not isinstance(replicas, int) or replicas < 0:
+                raise ApiError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value')
+            self.store.patch(rtype.name, name, {"spec": {"replicas": replicas}}, namespace)
+        elif request.method not in ("GET", "HEAD"):
             raise not_allowed()
-        pod = self.store.get("pods", name, namespace, copy=False)
-        containers = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
-        container = query.get("container", "")
-        if not container:
-            if len(containers) != 1:
-                raise ApiError.bad_request(
-                    f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
-                )
-            container = containers[0]
-        elif container not in containers:
-            raise ApiError.bad_request(f"container {container} is not valid for pod {name}")
-        if wire.flag(query, "previous"):
-            raise ApiError.bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
-        timestamps = wire.flag(query, "timestamps")
+        obj = self.store.get(rtype.name, name, namespace)
+        return wire.respond(request, _scale_of(obj), fmt=fmt)
 
-        def line(i: int) -> bytes:
-            text = f"{container} {namespace}/{name}: log line {i}\n"
-            if timestamps:
-                stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
-                text = f"{stamp} {text}"
-            return text.encode()
 
-        initial = _LOG_BACKLOG
-        first = 0
-        if "tailLines" in query:
-            try:
-                first = max(0, initial - int(query["tailLines"]))
-            except ValueError:
-                raise ApiError.bad_request(f"invalid tailLines {query['tailLines']!r}") from None
-        body = b"".join(line(i) for i in range(first, initial))
-        headers = wire.api_headers("text/plain")
-        if not wire.flag(query, "follow"):
-            return web.Response(body=body, headers=headers)
-        response = web.StreamResponse(headers=headers)
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        with contextlib.suppress(ConnectionError):
-            if body:
-                await response.write(body)
-            i = initial
-            # Ends when the client leaves (handler cancellation), the pod goes or the server stops.
-            while not self.stopping.is_set():
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), _LOG_INTERVAL)
-                    break
-                except TimeoutError:
-                    pass
-                try:
-                    self.store.get("pods", name, namespace, copy=False)
-                except ApiError:
-                    break
-                await response.write(line(i))
-                i += 1
-        return response
-
-    async def _upgrade(self, request: web.BaseRequest, sub: str, namespace: str, name: str) -> web.StreamResponse:
-        pod = self.store.get("pods", name, namespace, copy=False)  # 404 before any upgrade
-        return await serve_upgrade(request, self.runtime, self.stopping, sub, namespace, pod)
+def _scale_of(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    selector = (obj.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+        },
+        "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        },
+    }

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kproxy.testing.process import Process, Sink, Source
-from kproxy.testing.runtime import PodFilesystem, UpgradeSession
+from kproxy.testing.runtime import Network, PodFilesystem, UpgradeSession
 from kproxy.testing.shell import StartError, attach_main, run_command
 
 __all__ = [
@@ -97,13 +97,16 @@ class ExecStreams(Protocol):
         """Send the ``Status`` that ends the session, and close what the transport closes."""
 
 
-async def run_session(req: ExecRequest, streams: ExecStreams, fs: PodFilesystem, record: UpgradeSession) -> None:
+async def run_session(
+    req: ExecRequest, streams: ExecStreams, fs: PodFilesystem, record: UpgradeSession, network: Network | None = None
+) -> None:
     """Run the command (or, for ``attach``, the main process) on ``streams`` until it exits,
     then send its ``Status``; if the client goes away first, cancel the process."""
     process = Process(
         req.command, streams.stdin, streams.stdout, streams.stderr, fs, req.pod, req.namespace, req.container
     )
-    main = attach_main(process) if req.kind == "attach" else run_command(process)
+    process.network = network
+    main = attach_main(process) if req.kind == "attach" and not req.command else run_command(process)
     task = asyncio.ensure_future(main)
     gone = asyncio.ensure_future(streams.gone.wait())
     try:

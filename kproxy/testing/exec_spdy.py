@@ -16,7 +16,7 @@ from typing import Any
 
 from kproxy.testing.exec_session import ExecRequest, record_resize, run_session
 from kproxy.testing.process import Sink, Source
-from kproxy.testing.runtime import PodFilesystem, UpgradeSession
+from kproxy.testing.runtime import Network, PodFilesystem, UpgradeSession
 from kproxy.testing.spdy_session import SpdySession, SpdyStream
 
 __all__ = ["serve_spdy"]
@@ -101,7 +101,9 @@ async def _refuse_more(session: SpdySession) -> None:
         await stream.reset()
 
 
-async def serve_spdy(session: SpdySession, req: ExecRequest, fs: PodFilesystem, record: UpgradeSession) -> None:
+async def serve_spdy(
+    session: SpdySession, req: ExecRequest, fs: PodFilesystem, record: UpgradeSession, network: Network | None
+) -> None:
     """Run one exec/attach over a SPDY session until it ends (the caller closes the session)."""
     streams = await _accept_streams(session, req, record)
     if streams is None:
@@ -110,7 +112,7 @@ async def serve_spdy(session: SpdySession, req: ExecRequest, fs: PodFilesystem, 
     if "resize" in streams:
         helpers.append(asyncio.ensure_future(_read_resizes(streams["resize"], record)))
     try:
-        await run_session(req, _SpdyStreams(session, streams, req), fs, record)
+        await run_session(req, _SpdyStreams(session, streams, req), fs, record, network)
         await session.flush()
         # The client hangs up once it has read the error stream to its end.
         try:

@@ -1,6 +1,7 @@
 """``exec`` and ``attach`` over WebSocket: the channel protocol, ``v5`` and ``v4.channel.k8s.io``.
 
-Every binary message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error,
+Every message (binary, or text as the official Python client sends stdin) starts with a
+channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error,
 4 resize (JSON ``{"Width": W, "Height": H}``); v5 adds 255, ``[255, channel]``, with
 which the client half-closes a channel (kubectl sends ``[255, 0]`` at the end of its
 stdin). The server ends the session with the ``Status`` on channel 3 and a close frame
@@ -18,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from kproxy.testing.exec_session import V5, ExecRequest, record_resize, run_session
 from kproxy.testing.process import ByteQueue, Sink, Source
-from kproxy.testing.runtime import PodFilesystem, UpgradeSession
+from kproxy.testing.runtime import Network, PodFilesystem, UpgradeSession
 
 __all__ = ["serve_websocket"]
 
@@ -61,8 +62,10 @@ class _WebSocketStreams:
         try:
             while True:
                 msg = await self._ws.receive()
-                if msg.type == WSMsgType.BINARY:
-                    data: bytes = msg.data
+                if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT):
+                    # Text frames too, as kubelet reads them: the official Python client's
+                    # write_stdin(str) sends chr(channel) + text.
+                    data: bytes = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
                     if not data:
                         continue
                     channel, payload = data[0], data[1:]
@@ -74,7 +77,6 @@ class _WebSocketStreams:
                         self._stdin.end()
                 elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
-                # TEXT: the base64 protocols, which the fake does not offer
         finally:
             self._stdin.end()
             self.gone.set()
@@ -91,11 +93,11 @@ class _WebSocketStreams:
 
 
 async def serve_websocket(
-    ws: web.WebSocketResponse, req: ExecRequest, fs: PodFilesystem, record: UpgradeSession
+    ws: web.WebSocketResponse, req: ExecRequest, fs: PodFilesystem, record: UpgradeSession, network: Network | None
 ) -> None:
     """Run one exec/attach over a prepared WebSocket (v4 or v5) until it ends."""
     streams = _WebSocketStreams(ws, req, record)
     try:
-        await run_session(req, streams, fs, record)
+        await run_session(req, streams, fs, record, network)
     finally:
         await streams.aclose()

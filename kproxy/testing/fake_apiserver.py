@@ -16,27 +16,26 @@ real kubectl 1.32 is the judge (``tests/test_fake_apiserver.py``):
   ``SelfSubjectRulesReview`` (``kubectl auth whoami``, ``kubectl auth can-i``).
 * **Discovery** (``resources``, ``discovery``, ``openapi``): ``/version`` (v1.32.4),
   ``/api``, ``/apis``, ``/api/v1``, ``/apis/GROUP[/VERSION]`` in legacy and aggregated
-  (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` enough for kubectl's server-side
-  field validation check, ``/healthz``, ``/livez``, ``/readyz``.
-* **Resources** (``core_api``, ``store``, ``objects``, ``tables``, ``wire``): namespaces,
-  nodes, pods, services, configmaps: create, get, list (selectors, paging), update,
-  patch, delete, deletecollection, and watches streamed one event per chunk the moment
-  the store changes. ``Table`` answers for ``kubectl get``; JSON or YAML out; JSON, YAML
-  and (for what kubectl's typed clients send) protobuf in; gzip over 128 KiB.
+  (``apidiscovery.k8s.io/v2``) forms, ``/openapi/v3`` per group version with schemas
+  (``kubectl explain``), ``/healthz``, ``/livez``, ``/readyz``.
+* **Resources** (``core_api``, ``writes``, ``store``, ``objects``, ``tables``, ``wire``):
+  the kinds ``resources`` lists: create, get, list (selectors, paging), update, the
+  patch types and server-side apply (``patches``, ``field_ownership``), delete,
+  deletecollection, ``dryRun``, and watches streamed one event per chunk the moment the
+  store changes (``watch_stream``), 410 past the history window. ``Table`` answers for
+  ``kubectl get``; JSON or YAML out; JSON, YAML and (for what kubectl's typed clients
+  send) protobuf in; gzip over 128 KiB. Controllers (``controllers``) roll Deployments
+  out, keep ReplicaSets' pods, write Endpoints, EndpointSlices and events (``seed``:
+  the demo cluster).
 * **Subresources**: ``pods/log`` (also ``follow``), ``exec``/``attach``/``portforward``
-  upgrades over WebSocket and SPDY (``upgrade``, run by ``runtime``), ``proxy`` to local HTTP
-  servers registered with ``register_backend`` (``proxying``).
+  upgrades over WebSocket and SPDY (``upgrade``, run by ``runtime``), ``proxy`` to the
+  pods' stand-in servers (``pod_network``) or local HTTP servers registered with
+  ``register_backend`` (``proxying``), ``scale``, ``status``, ``ephemeralcontainers``.
 * **Test aids** under ``/debug/kproxy/`` (``debug``), and ``FakeAPIServer.requests``: every
   request as it arrived on the wire, with the user it authenticated as.
 
-Knowingly different from kube-apiserver: HTTP/2 only with ``http2=True`` (``h2_front``;
-kube-apiserver always offers it); never answers in
-protobuf (406 if a client accepts nothing else); authorization rules instead of RBAC
-objects (no Roles or RoleBindings to create); no admission, dry-run,
-server-side apply (treated as a merge patch) or strategic list merging;
-``fieldValidation=Strict`` keeps unknown fields silently; deletion is immediate;
-pods are ``Running`` from birth; no events, secrets, service accounts or API groups
-beyond core v1; the ``Server`` header names aiohttp. Details in each module.
+Knowingly different from kube-apiserver: see ``kproxy.testing``'s docstring (and the
+README's "The fake API server"); details in each module.
 """
 
 from __future__ import annotations
@@ -64,14 +63,16 @@ from kproxy.testing import debug, discovery, openapi, resources, wire
 from kproxy.testing.auth import TOKEN_USER, Authenticator, UserInfo, client_cert_identity
 from kproxy.testing.authorization import Authorizer, Rule, default_rules, request_attributes
 from kproxy.testing.certs import TestPKI
+from kproxy.testing.controllers import Controllers
 from kproxy.testing.core_api import CoreV1API, not_allowed, unknown_resource
 from kproxy.testing.h2_front import H2Front
 from kproxy.testing.impersonation import ImpersonationError, impersonate
-from kproxy.testing.objects import seed_objects
+from kproxy.testing.pod_network import PodNetwork
 from kproxy.testing.reviews import handle_review
 from kproxy.testing.runtime import PodRuntime
+from kproxy.testing.seed import seed_cluster
 from kproxy.testing.status import ApiError
-from kproxy.testing.store import Store
+from kproxy.testing.store import DEFAULT_HISTORY, Store
 
 __all__ = ["TOKEN_USER", "FakeAPIServer", "RecordedRequest"]
 
@@ -125,6 +126,7 @@ class FakeAPIServer:
         rules: Iterable[Rule] | None = None,
         http2: bool = False,
         max_streams: int = 100,
+        history: int = DEFAULT_HISTORY,
     ) -> None:
         """Configure (nothing listens until ``start()``).
 
@@ -140,7 +142,8 @@ class FakeAPIServer:
         (``authorization.Rule``; default: every everyday verb on everything for
         authenticated users), on top of kube-apiserver's bootstrap rules. ``http2``: offer
         HTTP/2 by ALPN (with ``pki``), at most ``max_streams`` streams per connection; ``h2``
-        is then the front, for GOAWAY and friends.
+        is then the front, for GOAWAY and friends. ``history``: how many changes a watch can
+        resume across; older resource versions answer 410 Gone.
         """
         self.http2, self.max_streams = http2, max_streams
         self.h2: H2Front | None = None
@@ -152,7 +155,7 @@ class FakeAPIServer:
         self.port = port
         self.requests: list[RecordedRequest] = []
         self.record_requests = record_requests
-        self.store = Store()
+        self.store = Store(history=history)
         self._auth = Authenticator(tokens, basic_auth, anonymous)
         self._authorizer = Authorizer(default_rules(anonymous) if rules is None else rules, impersonators)
         self._runner: web.ServerRunner | None = None
@@ -161,9 +164,11 @@ class FakeAPIServer:
         self._core = CoreV1API(self.store, self._stopping)
         self._kubeconfigs = itertools.count()
         if seed:
-            now = datetime.datetime.now(datetime.UTC)
-            for resource, obj in seed_objects(now, pki.ca_pem if pki else None):
-                self.store.seed(resource, obj)
+            seed_cluster(self.store, datetime.datetime.now(datetime.UTC), pki.ca_pem if pki else None)
+        self.controllers = Controllers(self.store)
+        self.controllers.resync()
+        self._network = PodNetwork(self.store, self._core.runtime.port_target)
+        self._core.runtime.network = self._network
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -210,6 +215,7 @@ class FakeAPIServer:
         if self.h2 is not None:
             await self.h2.close()
         await runner.cleanup()
+        await self._network.close()
 
     def register_backend(self, kind: str, namespace: str, name: str, port: str | int, url: str) -> None:
         """Let ``url`` (``http[s]://127.0.0.1:PORT``) stand for a service port, pod port or node
@@ -390,21 +396,28 @@ class FakeAPIServer:
             return wire.respond(request, resources.version_info())
         if parts == ["openapi", "v3"]:
             return wire.respond(request, openapi.openapi_v3_index())
-        if parts == ["openapi", "v3", "api", "v1"]:
-            return wire.respond(request, openapi.openapi_v3_core())
+        if parts[:2] == ["openapi", "v3"] and len(parts) > 2:
+            gv = tuple(parts[3:5]) if parts[2] == "apis" else ("", parts[3] if len(parts) > 3 else "")
+            if parts[2] not in ("api", "apis") or len(parts) != (5 if parts[2] == "apis" else 4):
+                raise unknown_resource()
+            if gv not in resources.GROUP_VERSIONS:
+                raise unknown_resource()
+            return wire.respond(request, openapi.document(gv[0], gv[1]))
         if parts in (["api"], ["apis"]):
             return self._discovery(request, core=head == "api")
         if parts == ["api", "v1"]:
             return wire.respond(request, discovery.api_resource_list())
         if head == "apis" and len(parts) > 1:
-            return await self._group(request, parts[1:], user)
+            return await self._group(request, parts[1:], query, user)
         if len(parts) >= 3 and parts[:2] == ["api", "v1"]:
             return await self._core.handle(request, parts[2:], query)
         if head == "api":
             raise unknown_resource()
         return web.Response(status=404, text=_NOT_FOUND_TEXT, headers={"X-Content-Type-Options": "nosniff"})
 
-    async def _group(self, request: web.BaseRequest, parts: list[str], user: UserInfo) -> web.StreamResponse:
+    async def _group(
+        self, request: web.BaseRequest, parts: list[str], query: dict[str, str], user: UserInfo
+    ) -> web.StreamResponse:
         """``/apis/GROUP[/VERSION[/...]]``."""
         group = parts[0]
         if not discovery.served_group(group):
@@ -416,10 +429,16 @@ class FakeAPIServer:
             raise unknown_resource()
         if len(parts) == 2:
             return wire.respond(request, discovery.api_resource_list(group, version))
-        rtype = resources.resource_in(group, version, parts[2])
-        if rtype is None or len(parts) > 3:
-            raise unknown_resource()
-        return await handle_review(request, rtype, user, self._authorizer)
+        rest = parts[2:]
+        named = rest[1] if rest[0] == "watch" and len(rest) > 1 else rest[0]
+        if named == "namespaces" and len(rest) >= 3:
+            named = rest[2] if rest[0] != "watch" else rest[3] if len(rest) > 3 else ""
+        rtype = resources.resource_in(group, version, named)
+        if rtype is not None and not rtype.stored:
+            if len(rest) > 1:
+                raise unknown_resource()
+            return await handle_review(request, rtype, user, self._authorizer)
+        return await self._core.handle(request, rest, query, group=group, version=version)
 
     def _health(self, check: str, rest: list[str], query: Mapping[str, str]) -> web.Response:
         if rest and rest != ["ping"]:

@@ -1,30 +1,29 @@
-"""Per-kind rules of the fake API server: validation, defaulting, patches, the seed cluster.
+"""Per-kind rules of the fake API server: validation and defaulting.
 
 Validation covers what kubectl users meet first: names must be RFC 1123 (422
 ``Invalid`` with kube-apiserver's wording), pods need containers, services need ports.
 Defaulting fills in what kube-apiserver, the scheduler and the kubelet would: a pod is
 scheduled onto ``demo-node`` and reported ``Running`` and ready at once (there is no
 ``Pending`` phase and nothing actually runs); a service gets a cluster IP from
-10.96.0.0/12; a namespace is ``Active``.
-
-Patches: JSON merge patch (RFC 7386), used for strategic merge patch too (so list
-merges by key are not done: a strategic patch replaces lists), and JSON patch (RFC 6902).
+10.96.0.0/12; a namespace is ``Active``; a secret is ``Opaque`` with its ``stringData``
+folded into ``data``; a Deployment or ReplicaSet gets one replica and kube's rollout
+defaults (the controllers in ``controllers`` then act on them).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
-import datetime
 import hashlib
 import re
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from kproxy.testing.resources import KUBERNETES_VERSION, ResourceType
 from kproxy.testing.status import ApiError
 
-__all__ = ["Allocator", "default", "json_patch", "merge_patch", "seed_objects", "validate"]
+__all__ = ["NODE_IP", "NODE_NAME", "Allocator", "default", "validate"]
 
 Obj = dict[str, Any]
 
@@ -45,7 +44,6 @@ _LABEL_HELP = (
 )
 # Namespaces and services are named by DNS labels; the others by DNS subdomains.
 _LABEL_NAMED = frozenset({"namespaces", "services"})
-_SEED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 @dataclass
@@ -107,13 +105,38 @@ def validate(rtype: ResourceType, obj: Obj) -> None:
                 raise _invalid(rtype.kind, name, f"spec.containers[{i}].name", "FieldValueRequired", "Required value")
             if not container.get("image"):
                 raise _invalid(rtype.kind, name, f"spec.containers[{i}].image", "FieldValueRequired", "Required value")
+    if rtype.name in ("deployments", "replicasets"):
+        if not isinstance(spec.get("selector"), dict) or not spec["selector"]:
+            raise _invalid(rtype.kind, name, "spec.selector", "FieldValueRequired", "Required value")
+        template: Obj = spec["template"] if isinstance(spec.get("template"), dict) else {}
+        containers = (template.get("spec") or {}).get("containers")
+        if not containers:
+            field_path = "spec.template.spec.containers"
+            raise _invalid(rtype.kind, name, field_path, "FieldValueRequired", "Required value")
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        wanted = spec["selector"].get("matchLabels") or {}
+        if any(labels.get(k) != v for k, v in wanted.items()):
+            detail = f"Invalid value: {_go_map(labels)}: `selector` does not match template `labels`"
+            raise _invalid(rtype.kind, name, "spec.template.metadata.labels", "FieldValueInvalid", detail)
     headless_or_external = spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None"
     if rtype.name == "services" and not headless_or_external and not spec.get("ports"):
         raise _invalid(rtype.kind, name, "spec.ports", "FieldValueRequired", "Required value")
 
 
+def _prune_empty_maps(obj: Obj) -> None:
+    """Go's ``omitempty``: an empty labels, annotations or data map is not stored."""
+    meta = obj.get("metadata") or {}
+    for key in ("labels", "annotations", "ownerReferences", "finalizers"):
+        if key in meta and not meta[key]:
+            del meta[key]
+    for key in ("data", "binaryData"):
+        if key in obj and obj[key] in ({}, None):
+            del obj[key]
+
+
 def default(rtype: ResourceType, obj: Obj, alloc: Allocator, *, created: str, old: Obj | None = None) -> None:
     """Fill in defaults in place, as kube-apiserver, scheduler and kubelet together would."""
+    _prune_empty_maps(obj)
     if rtype.name == "namespaces":
         name = obj["metadata"]["name"]
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name
@@ -125,32 +148,76 @@ def default(rtype: ResourceType, obj: Obj, alloc: Allocator, *, created: str, ol
         _default_service(obj, alloc, old)
     elif rtype.name == "nodes":
         obj.setdefault("spec", {})
-        obj.setdefault("status", _node_status(created))
+        obj.setdefault("status", _node_status(created, obj["metadata"]["name"]))
+    elif rtype.name == "secrets":
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None) or {}
+        data: Obj = obj.setdefault("data", {}) if string_data else {}
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+    elif rtype.name in ("deployments", "replicasets"):
+        _default_workload(rtype.name, obj, alloc, created)
 
 
-def _default_pod(obj: Obj, alloc: Allocator, created: str, old: Obj | None) -> None:
+def _go_map(labels: dict[str, str]) -> str:
+    """Go's %v of a map[string]string: ``map[a:b c:d]``, keys sorted."""
+    return "map[" + " ".join(f"{k}:{v}" for k, v in sorted(labels.items())) + "]"
+
+
+def _default_workload(resource: str, obj: Obj, alloc: Allocator, created: str) -> None:
     spec = obj.setdefault("spec", {})
-    for key, value in (
-        ("restartPolicy", "Always"),
-        ("terminationGracePeriodSeconds", 30),
-        ("dnsPolicy", "ClusterFirst"),
-        ("serviceAccountName", "default"),
-        ("serviceAccount", "default"),
-        ("securityContext", {}),
-        ("schedulerName", "default-scheduler"),
-        ("nodeName", NODE_NAME),
-        ("enableServiceLinks", True),
-        ("preemptionPolicy", "PreemptLowerPriority"),
-        ("priority", 0),
-    ):
-        spec.setdefault(key, value)
-    for container in spec.get("containers", []):
+    spec.setdefault("replicas", 1)
+    if resource == "deployments":
+        spec.setdefault(
+            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+        )
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+    template = spec.setdefault("template", {})
+    template.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+    pod_spec = template.setdefault("spec", {})
+    for key, value in _POD_SPEC_DEFAULTS:
+        if key not in ("nodeName", "serviceAccountName", "serviceAccount", "enableServiceLinks", "priority"):
+            pod_spec.setdefault(key, value)
+    _default_containers(pod_spec)
+    obj.setdefault("status", {})
+
+
+_POD_SPEC_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("restartPolicy", "Always"),
+    ("terminationGracePeriodSeconds", 30),
+    ("dnsPolicy", "ClusterFirst"),
+    ("serviceAccountName", "default"),
+    ("serviceAccount", "default"),
+    ("securityContext", {}),
+    ("schedulerName", "default-scheduler"),
+    ("nodeName", NODE_NAME),
+    ("enableServiceLinks", True),
+    ("preemptionPolicy", "PreemptLowerPriority"),
+    ("priority", 0),
+)
+
+
+def _default_containers(spec: Obj) -> None:
+    for container in [*spec.get("containers", []), *spec.get("initContainers", [])]:
+        if not isinstance(container, dict):
+            continue
         image = str(container.get("image", ""))
         tag = image.rsplit("/", 1)[-1].partition(":")[2]
         container.setdefault("imagePullPolicy", "Always" if tag in ("", "latest") else "IfNotPresent")
         container.setdefault("resources", {})
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
+        for port in container.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+
+
+def _default_pod(obj: Obj, alloc: Allocator, created: str, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    for key, value in _POD_SPEC_DEFAULTS:
+        spec.setdefault(key, value)
+    _default_containers(spec)
     if old is not None:
         return
     pod_ip = alloc.pod_ip()
@@ -205,7 +272,7 @@ def _default_service(obj: Obj, alloc: Allocator, old: Obj | None) -> None:
     obj.setdefault("status", {"loadBalancer": {}})
 
 
-def _node_status(created: str) -> Obj:
+def _node_status(created: str, name: str) -> Obj:
     return {
         "addresses": [{"type": "InternalIP", "address": NODE_IP}, {"type": "Hostname", "address": NODE_NAME}],
         "allocatable": {"cpu": "2", "memory": "8Gi", "pods": "110"},
@@ -228,226 +295,50 @@ def _node_status(created: str) -> Obj:
             "kubeletVersion": KUBERNETES_VERSION,
             "operatingSystem": "linux",
             "osImage": "Debian GNU/Linux 12 (bookworm)",
+            # Stable per node name, like the ones a kubelet reads from the machine.
+            "machineID": hashlib.md5(name.encode(), usedforsecurity=False).hexdigest(),
+            "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + ".system")),
+            "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + ".boot")),
         },
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
     }
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def json_patch(target: Obj, operations: Any) -> Obj:
-    """RFC 6902 JSON patch: add, remove, replace, move, copy, test."""
-    if not isinstance(operations, list):
-        raise ApiError.bad_request("json patch must be a JSON array of operations")
-    doc: Any = copy.deepcopy(target)
-    for op in operations:
-        try:
-            doc = _apply_op(doc, op)
-        except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise ApiError(
-                422, "Invalid", f"the server rejected our request due to an error in our request: {exc}"
-            ) from None
-    if not isinstance(doc, dict):
-        raise ApiError.bad_request("json patch produced a non-object")
-    return doc
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise ValueError(f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _apply_op(doc: Any, op: Any) -> Any:
-    kind = op["op"]
-    parts = _pointer(op["path"])
-    if kind == "test":
-        if _get(doc, parts) != op["value"]:
-            raise ValueError(f"test failed at {op['path']}")
-        return doc
-    if kind in ("move", "copy"):
-        value = copy.deepcopy(_get(doc, _pointer(op["from"])))
-        if kind == "move":
-            doc = _remove(doc, _pointer(op["from"]))
-        return _add(doc, parts, value)
-    if kind == "remove":
-        return _remove(doc, parts)
-    if kind == "replace":
-        _get(doc, parts)  # must exist
-        return _add(_remove(doc, parts), parts, op["value"])
-    if kind == "add":
-        return _add(doc, parts, op["value"])
-    raise ValueError(f"unknown operation {kind!r}")
-
-
-def _get(doc: Any, parts: list[str]) -> Any:
-    for part in parts:
-        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
-    return doc
-
-
-def _add(doc: Any, parts: list[str], value: Any) -> Any:
-    if not parts:
-        return value
-    parent = _get(doc, parts[:-1])
-    last = parts[-1]
-    if isinstance(parent, list):
-        parent.insert(len(parent) if last == "-" else int(last), value)
-    else:
-        parent[last] = value
-    return doc
-
-
-def _remove(doc: Any, parts: list[str]) -> Any:
-    parent = _get(doc, parts[:-1])
-    last = parts[-1]
-    if isinstance(parent, list):
-        del parent[int(last)]
-    else:
-        del parent[last]
-    return doc
-
-
-def seed_objects(now: datetime.datetime, ca_pem: bytes | None) -> list[tuple[str, Obj]]:
-    """The demo cluster: (resource, object) pairs in creation order, with ages that look lived-in."""
-
-    def ago(days: float) -> str:
-        return (now - datetime.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    boot = ago(12)
-    return [
-        *_seed_namespaces_and_node(boot),
-        *_seed_configmaps(boot, ago(3), ca_pem),
-        *_seed_services(boot, ago(2)),
-        *_seed_pods(boot, ago),
-    ]
-
-
-def _seed_namespaces_and_node(boot: str) -> list[tuple[str, Obj]]:
-    """The namespaces of a fresh cluster, and its one control-plane node."""
-    out: list[tuple[str, Obj]] = [
-        ("namespaces", {"metadata": {"name": ns, "creationTimestamp": boot}}) for ns in _SEED_NAMESPACES
-    ]
-    node_labels = {
-        "kubernetes.io/hostname": NODE_NAME,
-        "kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        "node-role.kubernetes.io/control-plane": "",
-    }
-    out.append(("nodes", {"metadata": {"name": NODE_NAME, "creationTimestamp": boot, "labels": node_labels}}))
-    return out
-
-
-def _seed_configmaps(boot: str, created: str, ca_pem: bytes | None) -> list[tuple[str, Obj]]:
-    """``kube-root-ca.crt`` in every namespace (kube-controller-manager publishes it), and
-    the demo's own configmap."""
-    root_ca = (ca_pem or b"").decode()
-    out: list[tuple[str, Obj]] = [
-        (
-            "configmaps",
-            {
-                "metadata": {"name": "kube-root-ca.crt", "namespace": ns, "creationTimestamp": boot},
-                "data": {"ca.crt": root_ca},
-            },
+def with_ephemeral_containers(old: Obj, obj: Obj) -> Obj:
+    """``pods/NAME/ephemeralcontainers``: only ``spec.ephemeralContainers`` changes (they may only be
+    added), and each new one is at once running, as ``kubectl debug`` waits for."""
+    wanted = (obj.get("spec") or {}).get("ephemeralContainers") or []
+    new = copy.deepcopy(old)
+    name = old["metadata"]["name"]
+    before = {c.get("name") for c in (old.get("spec") or {}).get("ephemeralContainers") or []}
+    if not before <= {c.get("name") for c in wanted if isinstance(c, dict)}:
+        raise _invalid(
+            "Pod",
+            name,
+            "spec.ephemeralContainers",
+            "FieldValueForbidden",
+            "Forbidden: existing ephemeral containers may not be removed",
         )
-        for ns in _SEED_NAMESPACES
-    ]
-    demo = {
-        "metadata": {"name": "demo-config", "namespace": "default", "creationTimestamp": created},
-        "data": {"greeting": "hello from kproxy's demo cluster", "replicas": "2"},
-    }
-    out.append(("configmaps", demo))
-    return out
-
-
-def _seed_services(boot: str, nginx_created: str) -> list[tuple[str, Obj]]:
-    """``kubernetes`` and ``kube-dns`` as every cluster has them, and the demo's nginx."""
-    kubernetes = {
-        "metadata": {
-            "name": "kubernetes",
-            "namespace": "default",
-            "creationTimestamp": boot,
-            "labels": {"component": "apiserver", "provider": "kubernetes"},
-        },
-        "spec": {
-            "clusterIP": "10.96.0.1",
-            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
-        },
-    }
-    kube_dns = {
-        "metadata": {
-            "name": "kube-dns",
-            "namespace": "kube-system",
-            "creationTimestamp": boot,
-            "labels": {
-                "k8s-app": "kube-dns",
-                "kubernetes.io/cluster-service": "true",
-                "kubernetes.io/name": "CoreDNS",
-            },
-        },
-        "spec": {
-            "clusterIP": "10.96.0.10",
-            "selector": {"k8s-app": "kube-dns"},
-            "ports": [
-                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
-            ],
-        },
-    }
-    nginx = {
-        "metadata": {
-            "name": "nginx",
-            "namespace": "default",
-            "creationTimestamp": nginx_created,
-            "labels": {"app": "nginx"},
-        },
-        "spec": {"selector": {"app": "nginx"}, "ports": [{"name": "http", "port": 80, "targetPort": 80}]},
-    }
-    return [("services", kubernetes), ("services", kube_dns), ("services", nginx)]
-
-
-def _seed_pods(boot: str, ago: Callable[[float], str]) -> list[tuple[str, Obj]]:
-    """CoreDNS, and the two replicas of the demo's nginx behind the ``nginx`` service."""
-    coredns = {
-        "metadata": {
-            "name": "coredns-668d6bf9bc-7xk2p",
-            "namespace": "kube-system",
-            "creationTimestamp": boot,
-            "labels": {"k8s-app": "kube-dns", "pod-template-hash": "668d6bf9bc"},
-        },
-        "spec": {"containers": [{"name": "coredns", "image": "registry.k8s.io/coredns/coredns:v1.11.3"}]},
-    }
-    out: list[tuple[str, Obj]] = [("pods", coredns)]
-    for suffix, age in (("2xkqw", 2.0), ("8hvzn", 1.5)):
-        nginx = {
-            "metadata": {
-                "name": f"nginx-7c5ddbdf54-{suffix}",
-                "namespace": "default",
-                "creationTimestamp": ago(age),
-                "labels": {"app": "nginx", "pod-template-hash": "7c5ddbdf54"},
-            },
-            "spec": {
-                "containers": [
-                    {
-                        "name": "nginx",
-                        "image": "nginx:1.27",
-                        "ports": [{"containerPort": 80, "protocol": "TCP"}],
-                    }
-                ]
-            },
+    for i, container in enumerate(wanted):
+        if not isinstance(container, dict) or not container.get("name") or not container.get("image"):
+            raise _invalid("Pod", name, f"spec.ephemeralContainers[{i}]", "FieldValueRequired", "Required value")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("imagePullPolicy", "IfNotPresent")
+        container.setdefault("resources", {})
+    new.setdefault("spec", {})["ephemeralContainers"] = wanted
+    started = (old.get("metadata") or {}).get("creationTimestamp")
+    new.setdefault("status", {})["ephemeralContainerStatuses"] = [
+        {
+            "name": c["name"],
+            "state": {"running": {"startedAt": started}},
+            "lastState": {},
+            "ready": False,
+            "restartCount": 0,
+            "image": c["image"],
+            "imageID": "",
+            "containerID": "containerd://" + hashlib.sha256(f"{name}/{c['name']}".encode()).hexdigest(),
         }
-        out.append(("pods", nginx))
-    return out
+        for c in wanted
+    ]
+    return new

@@ -72,7 +72,7 @@ async def _forward(runtime: PodRuntime, record: UpgradeSession, error: SpdyStrea
     except ValueError:
         await _fail(error, data, f'invalid port "{port_text}"')
         return
-    target = runtime.port_target(record.namespace, record.pod, port)
+    target = await runtime.resolve(record.namespace, record.pod, port)
     where = f"localhost:{port}"
     try:
         if target is None:

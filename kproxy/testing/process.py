@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from kproxy.testing.runtime import PodFilesystem
+from kproxy.testing.runtime import Network, PodFilesystem
 
 __all__ = ["ByteQueue", "Command", "Process", "Sink", "Source"]
 
@@ -82,6 +82,7 @@ class Process:
         self.pod = pod
         self.namespace = namespace
         self.container = container
+        self.network: Network | None = None  # what curl and wget can reach
 
     async def out(self, text: str) -> None:
         await self.stdout.write(text.encode())

@@ -6,10 +6,11 @@ with no fallback to JSON when the server declines. So the fake decodes those bod
 the envelope is the magic ``k8s\\0`` followed by a ``runtime.Unknown`` message (type
 meta, then the raw object), and the object is one of the message types below, converted
 to the JSON the same object would have had. Field numbers are those of
-``k8s.io/api/core/v1``, ``authentication/v1``, ``authorization/v1`` and
+``k8s.io/api/core/v1``, ``apps/v1``, ``authentication/v1``, ``authorization/v1`` and
 ``k8s.io/apimachinery/pkg/apis/meta/v1`` ``generated.proto``.
 
-Only ConfigMap, Namespace, Service and the self-reviews of ``kubectl auth`` are
+Only ConfigMap, Namespace, Secret, Service, ServiceAccount, Deployment (the fields
+``kubectl create deployment`` sets) and the self-reviews of ``kubectl auth`` are
 understood (unknown fields are skipped); the fake never *answers* in protobuf, since
 every client that sends it also accepts JSON. Empty strings, zeros and false are left
 out of the result, like ``omitempty`` in JSON.
@@ -102,6 +103,66 @@ _SERVICE_SPEC: Message = {
     23: ("trafficDistribution", "string"),
 }
 _SERVICE: Message = {1: ("metadata", _OBJECT_META), 2: ("spec", _SERVICE_SPEC)}
+_SECRET: Message = {
+    1: ("metadata", _OBJECT_META),
+    2: ("data", ("map", "bytes")),
+    3: ("type", "string"),
+    4: ("stringData", ("map", "string")),
+    5: ("immutable", "bool"),
+}
+# What kubectl create deployment sends: the pod template's common fields.
+_LABEL_SELECTOR: Message = {1: ("matchLabels", ("map", "string"))}
+_QUANTITY: Message = {1: ("string", "string")}
+_CONTAINER: Message = {
+    1: ("name", "string"),
+    2: ("image", "string"),
+    3: ("command", ("repeated", "string")),
+    4: ("args", ("repeated", "string")),
+    5: ("workingDir", "string"),
+    6: (
+        "ports",
+        (
+            "repeated",
+            {
+                1: ("name", "string"),
+                2: ("hostPort", "int32"),
+                3: ("containerPort", "int32"),
+                4: ("protocol", "string"),
+                5: ("hostIP", "string"),
+            },
+        ),
+    ),
+    7: ("env", ("repeated", {1: ("name", "string"), 2: ("value", "string")})),
+    14: ("imagePullPolicy", "string"),
+    16: ("stdin", "bool"),
+    17: ("stdinOnce", "bool"),
+    18: ("tty", "bool"),
+}
+_POD_SPEC: Message = {
+    2: ("containers", ("repeated", _CONTAINER)),
+    3: ("restartPolicy", "string"),
+    7: ("nodeSelector", ("map", "string")),
+    8: ("serviceAccountName", "string"),
+    20: ("initContainers", ("repeated", _CONTAINER)),
+}
+_POD_TEMPLATE: Message = {1: ("metadata", _OBJECT_META), 2: ("spec", _POD_SPEC)}
+_DEPLOYMENT: Message = {
+    1: ("metadata", _OBJECT_META),
+    2: (
+        "spec",
+        {
+            1: ("replicas", "int32"),
+            2: ("selector", _LABEL_SELECTOR),
+            3: ("template", _POD_TEMPLATE),
+            4: ("strategy", {1: ("type", "string")}),
+            5: ("minReadySeconds", "int32"),
+            6: ("revisionHistoryLimit", "int32"),
+            7: ("paused", "bool"),
+            9: ("progressDeadlineSeconds", "int32"),
+        },
+    ),
+}
+_SERVICE_ACCOUNT: Message = {1: ("metadata", _OBJECT_META)}
 
 # k8s.io/api/authentication/v1 and authorization/v1: what kubectl auth whoami and can-i post.
 _RESOURCE_ATTRIBUTES: Message = {
@@ -129,6 +190,9 @@ _KINDS: dict[str, Message] = {
     "ConfigMap": _CONFIG_MAP,
     "Namespace": _NAMESPACE,
     "Service": _SERVICE,
+    "Secret": _SECRET,
+    "ServiceAccount": _SERVICE_ACCOUNT,
+    "Deployment": _DEPLOYMENT,
     "SelfSubjectReview": {1: ("metadata", _OBJECT_META)},
     "SelfSubjectAccessReview": _SELF_SUBJECT_ACCESS_REVIEW,
     "SelfSubjectRulesReview": _SELF_SUBJECT_RULES_REVIEW,

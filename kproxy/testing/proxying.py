@@ -46,6 +46,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from kproxy.testing.runtime import Network
 from kproxy.testing.status import ApiError
 from kproxy.testing.store import Store
 
@@ -115,7 +116,9 @@ def _unavailable(message: str) -> ApiError:
     return ApiError(503, "ServiceUnavailable", message)
 
 
-def _service_backend(store: Store, backends: Backends, namespace: str, id_text: str, name: str, port: str) -> str:
+async def _service_backend(
+    store: Store, backends: Backends, network: Network | None, namespace: str, id_text: str, name: str, port: str
+) -> str:
     service = store.get("services", name, namespace, copy=False)
     ports: list[dict[str, Any]] = service.get("spec", {}).get("ports", [])
     if port.isascii() and port.isdigit():
@@ -128,12 +131,17 @@ def _service_backend(store: Store, backends: Backends, namespace: str, id_text: 
     if entry is not None:
         keys = (str(entry.get("name", "")), str(entry.get("port", "")))
         url = backends.find("service", namespace, name, keys)
+        if url is None and network is not None:
+            found = await network.lookup(f"{name}.{namespace}", int(entry.get("port", 0)), namespace, "")
+            url = f"http://{found[0]}:{found[1]}" if found else None
     if url is None:
         raise _unavailable(f'no endpoints available for service "{id_text}"')
     return url
 
 
-def _pod_or_node_backend(store: Store, backends: Backends, kind: str, namespace: str, name: str, port: str) -> str:
+async def _pod_or_node_backend(
+    store: Store, backends: Backends, network: Network | None, kind: str, namespace: str, name: str, port: str
+) -> str:
     obj = store.get(kind + "s", name, namespace or None, copy=False)
     if kind == "pod":
         address = obj.get("status", {}).get("podIP", "")
@@ -145,6 +153,9 @@ def _pod_or_node_backend(store: Store, backends: Backends, kind: str, namespace:
         address = next((a["address"] for a in addresses if a.get("type") == "InternalIP"), name)
         port = port or _KUBELET_PORT
     url = backends.find(kind, namespace, name, (port,))
+    if url is None and network is not None and kind == "pod" and port.isdigit():
+        found = await network.resolve(namespace, name, int(port))
+        url = f"http://{found[0]}:{found[1]}" if found else None
     if url is None:
         where = f"{address}:{port}" if port else address
         raise _unavailable(f"error trying to reach service: dial tcp {where}: connect: connection refused")
@@ -152,16 +163,22 @@ def _pod_or_node_backend(store: Store, backends: Backends, kind: str, namespace:
 
 
 async def handle_proxy(
-    request: web.BaseRequest, store: Store, backends: Backends, resource: str, namespace: str | None, id_text: str
+    request: web.BaseRequest,
+    store: Store,
+    backends: Backends,
+    resource: str,
+    namespace: str | None,
+    id_text: str,
+    network: Network | None = None,
 ) -> web.StreamResponse:
     """Answer ``.../RESOURCE/ID/proxy[/...]``; ``id_text`` is the decoded ID segment."""
     kind = _KINDS[resource]
     ns = namespace or ""
     scheme, name, port = _split_id(resource, id_text)
     if kind == "service":
-        url = _service_backend(store, backends, ns, id_text, name, port)
+        url = await _service_backend(store, backends, network, ns, id_text, name, port)
     else:
-        url = _pod_or_node_backend(store, backends, kind, ns, name, port)
+        url = await _pod_or_node_backend(store, backends, network, kind, ns, name, port)
     raw_path, _, raw_query = request.raw_path.partition("?")
     # The proxy subresource is segment 7 (.../namespaces/NS/RESOURCE/ID/proxy) or 5.
     segments = raw_path.split("/")

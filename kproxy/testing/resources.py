@@ -1,9 +1,11 @@
 """What the fake API server serves: its API groups and resource types.
 
-The core group ``v1`` with the resources kubectl and kproxy's tests touch, and the
-groups ``authentication.k8s.io/v1`` (``selfsubjectreviews``: ``kubectl auth whoami``)
-and ``authorization.k8s.io/v1`` (``selfsubjectaccessreviews`` and
-``selfsubjectrulesreviews``: ``kubectl auth can-i``). Verbs, kinds, short names and
+The core group ``v1`` (namespaces, nodes, pods, services, endpoints, configmaps,
+secrets, serviceaccounts, events), ``apps/v1`` (deployments, replicasets),
+``discovery.k8s.io/v1`` (endpointslices), ``events.k8s.io/v1`` (events: the core
+events seen through the newer API), ``authentication.k8s.io/v1`` (``selfsubjectreviews``:
+``kubectl auth whoami``) and ``authorization.k8s.io/v1`` (``selfsubjectaccessreviews``
+and ``selfsubjectrulesreviews``: ``kubectl auth can-i``). Verbs, kinds, short names and
 categories are copied from kube-apiserver 1.32. ``discovery`` publishes them.
 """
 
@@ -35,8 +37,11 @@ _CREATE_ONLY = ("create",)
 # Served (group, version) pairs, in the order kube-apiserver lists them ("" is the core group).
 GROUP_VERSIONS: tuple[tuple[str, str], ...] = (
     ("", "v1"),
+    ("apps", "v1"),
+    ("events.k8s.io", "v1"),
     ("authentication.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
+    ("discovery.k8s.io", "v1"),
 )
 
 
@@ -120,6 +125,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         ("all",),
         (
             Subresource("attach", "PodAttachOptions", ("create", "get")),
+            Subresource("ephemeralcontainers", "Pod", _STATUS_VERBS),
             Subresource("exec", "PodExecOptions", ("create", "get")),
             Subresource("log", "Pod", ("get",)),
             Subresource("portforward", "PodPortForwardOptions", ("create", "get")),
@@ -140,6 +146,49 @@ RESOURCES: tuple[ResourceType, ...] = (
             Subresource("status", "Service", _STATUS_VERBS),
         ),
     ),
+    ResourceType("endpoints", "endpoints", "Endpoints", True, _ALL_VERBS, ("ep",)),
+    ResourceType("events", "event", "Event", True, _ALL_VERBS, ("ev",)),
+    ResourceType("secrets", "secret", "Secret", True, _ALL_VERBS),
+    ResourceType(
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        True,
+        _ALL_VERBS,
+        ("sa",),
+        (),
+        (Subresource("token", "TokenRequest", ("create",)),),
+    ),
+    ResourceType(
+        "deployments",
+        "deployment",
+        "Deployment",
+        True,
+        _ALL_VERBS,
+        ("deploy",),
+        ("all",),
+        (
+            Subresource("scale", "Scale", _STATUS_VERBS),
+            Subresource("status", "Deployment", _STATUS_VERBS),
+        ),
+        group="apps",
+    ),
+    ResourceType(
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        True,
+        _ALL_VERBS,
+        ("rs",),
+        ("all",),
+        (
+            Subresource("scale", "Scale", _STATUS_VERBS),
+            Subresource("status", "ReplicaSet", _STATUS_VERBS),
+        ),
+        group="apps",
+    ),
+    ResourceType("endpointslices", "endpointslice", "EndpointSlice", True, _ALL_VERBS, group="discovery.k8s.io"),
+    ResourceType("events", "event", "Event", True, _ALL_VERBS, ("ev",), group="events.k8s.io"),
     ResourceType(
         "selfsubjectreviews",
         "selfsubjectreview",
@@ -166,7 +215,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
 )
 
-_BY_NAME = {r.name: r for r in RESOURCES if r.stored}
+# The store keeps each resource once, by plural: events.k8s.io's events are the core ones.
+_BY_NAME = {r.name: r for r in reversed(RESOURCES) if r.stored}
 _BY_GROUP_VERSION = {(r.group, r.version, r.name): r for r in RESOURCES}
 
 

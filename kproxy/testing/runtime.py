@@ -22,6 +22,7 @@ import asyncio
 import posixpath
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 __all__ = ["PodFilesystem", "PodRuntime", "UpgradeSession"]
 
@@ -122,10 +123,19 @@ class UpgradeSession:
             self._connection.close()
 
 
+class Network(Protocol):
+    """What a pod's port and a process's dial reach (``pod_network.PodNetwork``)."""
+
+    async def resolve(self, namespace: str, pod: str, port: int) -> tuple[str, int] | None: ...
+
+    async def lookup(self, host: str, port: int, namespace: str, pod: str) -> tuple[str, int] | None: ...
+
+
 class PodRuntime:
     """The state behind the fake's pods; one per :class:`FakeAPIServer` (``api.runtime``)."""
 
     def __init__(self) -> None:
+        self.network: Network | None = None  # the stand-in servers; set by the server
         self.sessions: list[UpgradeSession] = []
         self._filesystems: dict[tuple[str, str, str], PodFilesystem] = {}
         self._ports: dict[tuple[str, str, int], tuple[str, int]] = {}
@@ -143,6 +153,13 @@ class PodRuntime:
 
     def port_target(self, namespace: str, pod: str, port: int) -> tuple[str, int] | None:
         return self._ports.get((namespace, pod, port))
+
+    async def resolve(self, namespace: str, pod: str, port: int) -> tuple[str, int] | None:
+        """Where ``pod:port`` leads: a test's mapping, else the pod's stand-in server, else None."""
+        mapped = self.port_target(namespace, pod, port)
+        if mapped is None and self.network is not None:
+            mapped = await self.network.resolve(namespace, pod, port)
+        return mapped
 
     def start(self, session: UpgradeSession, connection: asyncio.BaseTransport | None) -> UpgradeSession:
         session._connection = connection

@@ -3,7 +3,8 @@
 There is no real shell: ``echo [-n] ARGS``, ``cat [FILE...]`` (stdin when no file),
 ``true``, ``false``, ``sh -c 'exit N'`` or ``sh -c 'SIMPLE COMMAND'`` (``bash`` too),
 ``sleep SECONDS``, ``test -d|-f|-e PATH`` (and ``[``), ``ls [PATH]``, ``hostname``,
-``pwd``, and ``tar`` (module ``tar``, for ``kubectl cp``), on the container's
+``pwd``, ``curl`` and ``wget`` (module ``net_commands``), and ``tar`` (module ``tar``,
+for ``kubectl cp``), on the container's
 :class:`~kproxy.testing.runtime.PodFilesystem`. A command that does not exist cannot
 start (:class:`StartError`, with containerd's wording); ``sh -c`` reports it as
 ``not found`` and exits 127 instead. ``attach`` joins the container's main
@@ -17,6 +18,7 @@ import asyncio
 import posixpath
 import shlex
 
+from kproxy.testing.net_commands import curl, wget
 from kproxy.testing.process import Command, Process
 from kproxy.testing.tar import tar
 
@@ -153,6 +155,7 @@ async def _sh(p: Process) -> int:
             await p.err(f"sh: exit: Illegal number: {words[1]}\n")
             return 2
     inner = Process(tuple(words), p.stdin, p.stdout, p.stderr, p.fs, p.pod, p.namespace, p.container)
+    inner.network = p.network
     try:
         return await run_command(inner)
     except StartError:
@@ -174,6 +177,8 @@ _COMMANDS: dict[str, Command] = {
     "sh": _sh,
     "bash": _sh,
     "tar": tar,
+    "curl": curl,
+    "wget": wget,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ApiError"]
+__all__ = ["ApiError", "not_allowed", "unknown_resource"]
 
 
 class ApiError(Exception):
@@ -33,9 +33,21 @@ class ApiError(Exception):
         return status
 
     @classmethod
-    def not_found(cls, resource: str, name: str) -> ApiError:
-        return cls(404, "NotFound", f'{resource} "{name}" not found', {"name": name, "kind": resource})
+    def not_found(cls, resource: str, name: str, group: str = "") -> ApiError:
+        """``apierrors.NewNotFound``: ``deployments.apps "web" not found``."""
+        qualified = f"{resource}.{group}" if group else resource
+        details = {"name": name, "group": group, "kind": resource} if group else {"name": name, "kind": resource}
+        return cls(404, "NotFound", f'{qualified} "{name}" not found', details)
 
     @classmethod
     def bad_request(cls, message: str) -> ApiError:
         return cls(400, "BadRequest", message)
+
+
+def unknown_resource() -> ApiError:
+    """What kube-apiserver answers for a path it has no route for under ``/api`` or ``/apis``."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def not_allowed() -> ApiError:
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")

@@ -2,12 +2,17 @@
 
 Objects are plain JSON dicts keyed by resource (``"pods"``), namespace (``""`` for
 cluster-scoped resources) and name. Every write bumps one global resource version,
-as etcd does, and is kept in a bounded history so a watch can resume from a recent
-``resourceVersion``; older ones get ``410 Gone`` (``Expired``) like kube-apiserver.
+as etcd does, and is kept in a bounded history (``history``, default the last 1,000
+changes) so a watch can resume from a recent ``resourceVersion``; an older one gets
+``410 Gone`` (``Expired``) like kube-apiserver, and so does a list at an exact version
+the history no longer holds. ``compact()`` forgets the history at once, as an etcd
+compaction does, so a test can send any client down its re-list path.
 
 Tests may call the store directly (``api.store.create("configmaps", {...})``); the
-change reaches open watches at once, exactly as a write through the API would.
-Methods raise ``ApiError`` carrying the ``Status`` kube-apiserver would answer.
+change reaches open watches and the controllers (``on_change``) at once, exactly as a
+write through the API would. Methods raise ``ApiError`` carrying the ``Status``
+kube-apiserver would answer. Every write takes ``dry_run``: everything is checked and
+the would-be object returned, nothing is stored or announced (``dryRun=All``).
 
 Stored dicts are never modified in place: every write stores a new dict. Methods return
 deep copies unless ``copy=False`` is passed (the server does that to serialize at once).
@@ -15,12 +20,11 @@ deep copies unless ``copy=False`` is passed (the server does that to serialize a
 Known differences from kube-apiserver: deletion is immediate (no graceful deletion, no
 finalizers, no ``Terminating`` namespaces); ``limit``/``continue`` pages read the
 current state, not a snapshot at the first page's resource version; no field is
-immutable; ``dryRun`` is not implemented.
+immutable.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import copy as copy_module
@@ -30,124 +34,41 @@ import secrets
 import string
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from kproxy.testing import objects
+from kproxy.testing import objects, patches
 from kproxy.testing.resources import ResourceType, resource_by_name
 from kproxy.testing.selectors import SelectorError, parse_field_selector, parse_label_selector
 from kproxy.testing.status import ApiError
+from kproxy.testing.watches import Change, Filter, Watch, WatchEvent, selectable_fields
 
-__all__ = ["ApiError", "Store", "Watch", "WatchEvent"]
+__all__ = ["DEFAULT_HISTORY", "ApiError", "Store", "Watch", "WatchEvent"]
 
 Obj = dict[str, Any]
+Listener = Callable[[Change], None]
 
-_HISTORY = 10_000
+DEFAULT_HISTORY = 1000
 _PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
-_COMMON_FIELDS = ("metadata.name", "metadata.namespace")
-_RESOURCE_FIELDS: dict[str, tuple[str, ...]] = {
-    "pods": (
-        "spec.nodeName",
-        "spec.restartPolicy",
-        "spec.schedulerName",
-        "spec.serviceAccountName",
-        "spec.hostNetwork",
-        "status.phase",
-        "status.podIP",
-        "status.nominatedNodeName",
-    ),
-    "namespaces": ("status.phase",),
-    "nodes": ("spec.unschedulable",),
-    "services": ("spec.clusterIP", "spec.type"),
-}
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
-    object: Obj
-
-
-@dataclass(frozen=True)
-class _Change:
-    rv: int
-    type: str
-    resource: str
-    namespace: str
-    obj: Obj
-    old: Obj | None
-
-
-@dataclass(frozen=True)
-class _Filter:
-    resource: str
-    namespace: str | None
-    labels: Callable[[Mapping[str, str]], bool]
-    fields: tuple[tuple[str, str, bool], ...]
-
-    def matches(self, obj: Obj) -> bool:
-        meta = obj.get("metadata", {})
-        if self.namespace is not None and meta.get("namespace", "") != self.namespace:
-            return False
-        if not self.labels(meta.get("labels") or {}):
-            return False
-        return all((_field_value(obj, path) == value) == equal for path, value, equal in self.fields)
-
-
-class Watch:
-    """One open watch: initial events, then live changes, until ``close()``."""
-
-    def __init__(self, store: Store, flt: _Filter, initial: list[WatchEvent]) -> None:
-        self._store = store
-        self._filter = flt
-        self._queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
-        for event in initial:
-            self._queue.put_nowait(event)
-        self.closed = False
-
-    def _offer(self, change: _Change) -> None:
-        new_match = self._filter.matches(change.obj)
-        old_match = change.old is not None and self._filter.matches(change.old)
-        if change.type == "DELETED":
-            if new_match:
-                self._queue.put_nowait(WatchEvent("DELETED", change.obj))
-        elif change.type == "ADDED" or not old_match:
-            if new_match:
-                self._queue.put_nowait(WatchEvent("ADDED", change.obj))
-        elif new_match:
-            self._queue.put_nowait(WatchEvent("MODIFIED", change.obj))
-        else:
-            # The object left the selection: watchers see it go, as with kube-apiserver.
-            self._queue.put_nowait(WatchEvent("DELETED", change.obj))
-
-    async def next(self) -> WatchEvent | None:
-        """The next event, or None once closed."""
-        if self.closed and self._queue.empty():
-            return None
-        return await self._queue.get()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._store._watchers.discard(self)
-            self._queue.put_nowait(None)
-
-    async def __aiter__(self) -> AsyncIterator[WatchEvent]:
-        while (event := await self.next()) is not None:
-            yield event
+_GENERATION_TRACKED = frozenset({"deployments", "replicasets"})  # metadata.generation counts spec changes
 
 
 class Store:
-    """Namespaces, nodes, pods, services and configmaps, as JSON dicts."""
+    """The fake cluster's objects, as JSON dicts."""
 
-    def __init__(self, *, clock: Callable[[], datetime.datetime] | None = None) -> None:
+    def __init__(self, *, clock: Callable[[], datetime.datetime] | None = None, history: int = DEFAULT_HISTORY) -> None:
+        if history < 1:
+            raise ValueError(f"history must be at least 1 change, not {history}")
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {}
         self._rv = 1
-        self._history: deque[_Change] = deque(maxlen=_HISTORY)
+        self._history: deque[Change] = deque(maxlen=history)
+        self._compacted = 1  # the oldest version a watch may start after
         self._watchers: set[Watch] = set()
         self._allocator = objects.Allocator()
+        self._listeners: list[Listener] = []
+        self._pending: deque[Change] = deque()
+        self._dispatching = False
 
     # -- reads -------------------------------------------------------------------
 
@@ -158,13 +79,27 @@ class Store:
     def open_watches(self) -> int:
         return len(self._watchers)
 
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener`` after every committed change (it may write; those changes queue)."""
+        self._listeners.append(listener)
+
     def get(self, resource: str, name: str, namespace: str | None = None, *, copy: bool = True) -> Obj:
         rtype = _rtype(resource)
         ns = _scope(rtype, namespace)
         obj = self._objects.get(resource, {}).get((ns, name))
         if obj is None:
-            raise ApiError.not_found(resource, name)
+            raise ApiError.not_found(rtype.name, name, rtype.group)
         return copy_module.deepcopy(obj) if copy else obj
+
+    def find(self, resource: str, name: str, namespace: str | None = None) -> Obj | None:
+        """The stored object (not a copy: do not modify), or None."""
+        rtype = _rtype(resource)
+        return self._objects.get(resource, {}).get((_scope(rtype, namespace), name))
+
+    def items(self, resource: str, namespace: str | None = None) -> list[Obj]:
+        """The stored objects of ``resource`` (not copies), in key order."""
+        bucket = self._objects.get(resource, {})
+        return [bucket[k] for k in sorted(bucket) if namespace is None or k[0] == namespace]
 
     def list(
         self,
@@ -175,12 +110,27 @@ class Store:
         field_selector: str = "",
         limit: int = 0,
         continue_token: str = "",
+        resource_version: str = "",
         copy: bool = True,
     ) -> Obj:
         """A ``KindList`` with ``metadata.resourceVersion`` (and ``continue`` when paged)."""
         rtype = _rtype(resource)
         flt = self._filter(rtype, namespace, label_selector, field_selector)
-        start = _decode_continue(continue_token) if continue_token else None
+        start = None
+        if continue_token:
+            token_rv, start = _decode_continue(continue_token)
+            if token_rv < self._compacted:
+                raise ApiError(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list result. You can start "
+                    "a new list without the continue parameter, or use the continue token in this response to "
+                    "retrieve the remainder of the results. Continuing with the provided token results in an "
+                    "inconsistent list - objects that were created, modified, or deleted between the time the first "
+                    "chunk was returned and now may show up in the list.",
+                )
+        elif resource_version not in ("", "0") and _parse_rv(resource_version) < self._compacted:
+            raise _too_old(_parse_rv(resource_version), self._compacted)
         items = []
         for key in sorted(self._objects.get(resource, {})):
             if start is not None and key <= start:
@@ -198,19 +148,19 @@ class Store:
             items = copy_module.deepcopy(items)
         # List items carry no kind/apiVersion in kube-apiserver's JSON.
         items = [{k: v for k, v in item.items() if k not in ("kind", "apiVersion")} for item in items]
-        return {"kind": rtype.list_kind, "apiVersion": "v1", "metadata": meta, "items": items}
+        return {"kind": rtype.list_kind, "apiVersion": rtype.api_version, "metadata": meta, "items": items}
 
     # -- writes ------------------------------------------------------------------
 
-    def create(self, resource: str, obj: Obj, namespace: str | None = None) -> Obj:
+    def create(self, resource: str, obj: Obj, namespace: str | None = None, *, dry_run: bool = False) -> Obj:
         """Create (POST): the server sets uid, resourceVersion and creationTimestamp."""
-        return self._create(resource, obj, namespace, keep_timestamp=False)
+        return self._create(resource, obj, namespace, keep_timestamp=False, dry_run=dry_run)
 
     def seed(self, resource: str, obj: Obj) -> Obj:
         """Create keeping the object's ``creationTimestamp``: for a cluster that looks lived-in."""
-        return self._create(resource, obj, None, keep_timestamp=True)
+        return self._create(resource, obj, None, keep_timestamp=True, dry_run=False)
 
-    def _create(self, resource: str, obj: Obj, namespace: str | None, *, keep_timestamp: bool) -> Obj:
+    def _create(self, resource: str, obj: Obj, namespace: str | None, *, keep_timestamp: bool, dry_run: bool) -> Obj:
         rtype = _rtype(resource)
         obj = copy_module.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
@@ -224,13 +174,13 @@ class Store:
             meta["name"] = meta["generateName"] + suffix
         objects.validate(rtype, obj)
         name = meta["name"]
-        bucket = self._objects.setdefault(resource, {})
-        if (ns, name) in bucket:
+        if (ns, name) in self._objects.get(resource, {}):
+            qualified = _qualified(rtype)
             raise ApiError(
-                409, "AlreadyExists", f'{resource} "{name}" already exists', {"name": name, "kind": resource}
+                409, "AlreadyExists", f'{qualified} "{name}" already exists', {"name": name, **_group_kind(rtype)}
             )
         obj["kind"] = rtype.kind
-        obj["apiVersion"] = "v1"
+        obj["apiVersion"] = rtype.api_version
         if rtype.namespaced:
             meta["namespace"] = ns
         else:
@@ -240,10 +190,22 @@ class Store:
             meta["creationTimestamp"] = _timestamp(self._clock())
         for key in ("resourceVersion", "deletionTimestamp", "selfLink"):
             meta.pop(key, None)
+        if resource in _GENERATION_TRACKED:
+            meta["generation"] = 1
         objects.default(rtype, obj, self._allocator, created=meta["creationTimestamp"])
+        if dry_run:
+            return obj
         return self._commit("ADDED", rtype, ns, obj, None)
 
-    def update(self, resource: str, obj: Obj, namespace: str | None = None, *, subresource: str = "") -> Obj:
+    def update(
+        self,
+        resource: str,
+        obj: Obj,
+        namespace: str | None = None,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> Obj:
         """Replace an object (PUT); a stale ``metadata.resourceVersion`` is a 409 Conflict."""
         rtype = _rtype(resource)
         obj = copy_module.deepcopy(obj)
@@ -256,27 +218,41 @@ class Store:
             raise ApiError(
                 409,
                 "Conflict",
-                f'Operation cannot be fulfilled on {resource} "{name}": the object has been modified; '
+                f'Operation cannot be fulfilled on {_qualified(rtype)} "{name}": the object has been modified; '
                 "please apply your changes to the latest version and try again",
-                {"name": name, "kind": resource},
+                {"name": name, **_group_kind(rtype)},
             )
+        new = self._replaced(rtype, old, obj, ns, subresource)
+        if dry_run:
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return new
+        return self._commit("MODIFIED", rtype, ns, new, old)
+
+    def _replaced(self, rtype: ResourceType, old: Obj, obj: Obj, ns: str, subresource: str) -> Obj:
+        """What ``obj`` replacing ``old`` stores: status apart, server fields kept, defaults filled."""
         if subresource == "status":
             new = copy_module.deepcopy(old)
             new["status"] = obj.get("status", {})
-        else:
-            objects.validate(rtype, obj)
-            new = obj
-            if "status" in old:
-                # The main resource ignores status changes; /status is for those.
-                new["status"] = copy_module.deepcopy(old["status"])
-            new["kind"] = rtype.kind
-            new["apiVersion"] = "v1"
-            meta["uid"] = old["metadata"]["uid"]
-            meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
-            if rtype.namespaced:
-                meta["namespace"] = ns
-            objects.default(rtype, new, self._allocator, created=meta["creationTimestamp"], old=old)
-        return self._commit("MODIFIED", rtype, ns, new, old)
+            return new
+        if subresource == "ephemeralcontainers":
+            return objects.with_ephemeral_containers(old, obj)
+        objects.validate(rtype, obj)
+        new = obj
+        meta = new["metadata"]
+        if "status" in old:
+            # The main resource ignores status changes; /status is for those.
+            new["status"] = copy_module.deepcopy(old["status"])
+        new["kind"] = rtype.kind
+        new["apiVersion"] = rtype.api_version
+        meta["uid"] = old["metadata"]["uid"]
+        meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+        if rtype.namespaced:
+            meta["namespace"] = ns
+        if rtype.name in _GENERATION_TRACKED:
+            generation = int(old["metadata"].get("generation", 1))
+            meta["generation"] = generation + (new.get("spec") != old.get("spec"))
+        objects.default(rtype, new, self._allocator, created=meta["creationTimestamp"], old=old)
+        return new
 
     def patch(
         self,
@@ -287,17 +263,13 @@ class Store:
         *,
         patch_type: str = "merge",
         subresource: str = "",
+        dry_run: bool = False,
     ) -> Obj:
-        """Patch an object. ``patch_type``: ``merge`` (also used for strategic) or ``json``."""
+        """Patch an object. ``patch_type``: ``merge``, ``strategic`` or ``json``."""
         rtype = _rtype(resource)
         ns = _scope(rtype, namespace)
         old = self.get(resource, name, ns)
-        if patch_type == "json":
-            new = objects.json_patch(old, patch)
-        else:
-            if not isinstance(patch, dict):
-                raise ApiError.bad_request("a merge patch must be a JSON object")
-            new = objects.merge_patch(old, patch)
+        new = patches.apply_patch(old, patch, patch_type)
         meta = new.setdefault("metadata", {})
         if meta.get("name") != name:
             raise ApiError.bad_request(
@@ -305,9 +277,9 @@ class Store:
             )
         if meta.get("resourceVersion") == old["metadata"]["resourceVersion"]:
             meta.pop("resourceVersion")  # only a changed one is a precondition
-        return self.update(resource, new, ns, subresource=subresource)
+        return self.update(resource, new, ns, subresource=subresource, dry_run=dry_run)
 
-    def delete(self, resource: str, name: str, namespace: str | None = None) -> Obj:
+    def delete(self, resource: str, name: str, namespace: str | None = None, *, dry_run: bool = False) -> Obj:
         """Delete at once (no grace period) and return the object's last state."""
         rtype = _rtype(resource)
         ns = _scope(rtype, namespace)
@@ -320,11 +292,14 @@ class Store:
                     f'namespaces "{name}" is forbidden: this namespace may not be deleted',
                     {"name": name, "kind": "namespaces"},
                 )
-            for other, bucket in self._objects.items():
-                for key in sorted(k for k in bucket if k[0] == name):
-                    self.delete(other, key[1], name)
+            if not dry_run:
+                for other, bucket in list(self._objects.items()):
+                    for key in sorted(k for k in bucket if k[0] == name):
+                        if key in bucket:
+                            self.delete(other, key[1], name)
         gone = copy_module.deepcopy(old)
-        self._commit("DELETED", rtype, ns, gone, old)
+        if not dry_run:
+            self._commit("DELETED", rtype, ns, gone, old)
         return copy_module.deepcopy(gone)
 
     # -- watches -----------------------------------------------------------------
@@ -350,14 +325,11 @@ class Store:
         flt = self._filter(rtype, namespace, label_selector, field_selector)
         initial: list[WatchEvent] = []
         if resource_version in ("", "0") or send_initial_events:
-            for key in sorted(self._objects.get(resource, {})):
-                obj = self._objects[resource][key]
-                if flt.matches(obj):
-                    initial.append(WatchEvent("ADDED", obj))
+            initial = [WatchEvent("ADDED", obj) for obj in self.items(resource) if flt.matches(obj)]
             if send_initial_events:
                 bookmark = {
                     "kind": rtype.kind,
-                    "apiVersion": "v1",
+                    "apiVersion": rtype.api_version,
                     "metadata": {
                         "resourceVersion": self.resource_version(),
                         "annotations": {"k8s.io/initial-events-end": "true"},
@@ -366,21 +338,15 @@ class Store:
                 initial.append(WatchEvent("BOOKMARK", bookmark))
         else:
             since = _parse_rv(resource_version)
-            oldest = self._history[0].rv if self._history else self._rv + 1
-            if since < oldest - 1:
-                expired = ApiError(410, "Expired", f"too old resource version: {since} ({oldest - 1})")
-                initial.append(WatchEvent("ERROR", expired.status()))
-                watch = Watch(self, flt, initial)
+            if since < self._compacted:
+                watch = Watch(self, flt, [WatchEvent("ERROR", _too_old(since, self._compacted).status())])
                 watch.close()
                 return watch
             probe = Watch(self, flt, [])
             for change in self._history:
                 if change.rv > since and change.resource == resource:
-                    probe._offer(change)
-            while not probe._queue.empty():
-                event = probe._queue.get_nowait()
-                if event is not None:
-                    initial.append(event)
+                    probe.offer(change)
+            initial = probe.pending()
         watch = Watch(self, flt, initial)
         self._watchers.add(watch)
         return watch
@@ -388,6 +354,16 @@ class Store:
     def close_watches(self) -> None:
         for watch in list(self._watchers):
             watch.close()
+
+    def compact(self) -> None:
+        """Forget the history, as an etcd compaction after unrelated writes would: every version
+        handed out so far now answers 410 Gone; a new list gets one that works."""
+        self._history.clear()
+        self._rv += 1
+        self._compacted = self._rv
+
+    def _forget(self, watch: Watch) -> None:
+        self._watchers.discard(watch)
 
     # -- internals ---------------------------------------------------------------
 
@@ -400,24 +376,41 @@ class Store:
             bucket.pop(key, None)
         else:
             bucket[key] = obj
-        change = _Change(self._rv, event, rtype.name, ns, obj, old)
+        change = Change(self._rv, event, rtype.name, ns, obj, old)
+        if len(self._history) == self._history.maxlen:
+            self._compacted = self._history[0].rv  # the oldest change falls out of the window
         self._history.append(change)
         for watch in list(self._watchers):
-            if watch._filter.resource == rtype.name:
-                watch._offer(change)
+            if watch.filter.resource == rtype.name:
+                watch.offer(change)
+        self._announce(change)
         return copy_module.deepcopy(obj)
 
-    def _filter(self, rtype: ResourceType, namespace: str | None, labels: str, fields: str) -> _Filter:
+    def _announce(self, change: Change) -> None:
+        """Tell the listeners, one change at a time, in order, also when they write themselves."""
+        self._pending.append(change)
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while self._pending:
+                current = self._pending.popleft()
+                for listener in self._listeners:
+                    listener(current)
+        finally:
+            self._dispatching = False
+
+    def _filter(self, rtype: ResourceType, namespace: str | None, labels: str, fields: str) -> Filter:
         try:
             label_test = parse_label_selector(labels)
             requirements = parse_field_selector(fields)
         except SelectorError as exc:
             raise ApiError.bad_request(str(exc)) from None
-        allowed = _COMMON_FIELDS + _RESOURCE_FIELDS.get(rtype.name, ())
+        allowed = selectable_fields(rtype.name)
         for req in requirements:
             if req.path not in allowed:
                 raise ApiError.bad_request(f"field label not supported: {req.path}")
-        return _Filter(
+        return Filter(
             rtype.name,
             namespace if rtype.namespaced and namespace else None,
             label_test,
@@ -448,23 +441,25 @@ def _rtype(resource: str) -> ResourceType:
     return rtype
 
 
+def _qualified(rtype: ResourceType) -> str:
+    """Go's ``GroupResource.String()``: ``pods``, ``deployments.apps``."""
+    return f"{rtype.name}.{rtype.group}" if rtype.group else rtype.name
+
+
+def _group_kind(rtype: ResourceType) -> dict[str, str]:
+    return {"group": rtype.group, "kind": rtype.name} if rtype.group else {"kind": rtype.name}
+
+
 def _scope(rtype: ResourceType, namespace: str | None) -> str:
     return (namespace or "default") if rtype.namespaced else ""
 
 
-def _field_value(obj: Obj, path: str) -> str:
-    value: Any = obj
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _timestamp(when: datetime.datetime) -> str:
     return when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _too_old(asked: int, oldest: int) -> ApiError:
+    return ApiError(410, "Expired", f"too old resource version: {asked} ({oldest})")
 
 
 def _parse_rv(value: str) -> int:
@@ -482,10 +477,11 @@ def _encode_continue(rv: int, key: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def _decode_continue(token: str) -> tuple[str, str]:
+def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         ns, _, name = str(data["start"]).partition("/")
+        rv = int(data["rv"])
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise ApiError.bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
-    return (ns, name)
+    return rv, (ns, name)

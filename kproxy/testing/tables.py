@@ -16,6 +16,8 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from kproxy.testing import printers
+
 __all__ = ["human_duration", "partial_metadata", "partial_metadata_list", "to_table"]
 
 Obj = dict[str, Any]
@@ -124,7 +126,10 @@ def human_duration(seconds: float) -> str:
 
 
 def _age(obj: Obj, now: datetime.datetime) -> str:
-    stamp = obj.get("metadata", {}).get("creationTimestamp")
+    return _age_of(obj.get("metadata", {}).get("creationTimestamp"), now)
+
+
+def _age_of(stamp: str | None, now: datetime.datetime) -> str:
     if not stamp:
         return "<unknown>"
     created = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
@@ -249,16 +254,20 @@ def to_table(
     now: datetime.datetime | None = None,
 ) -> Obj:
     now = now or datetime.datetime.now(datetime.UTC)
-    cells = _CELLS[resource]
     rows = []
     for item in items:
-        row: Obj = {"cells": cells(item, now)}
+        if resource in _CELLS:
+            cells = _CELLS[resource](item, now)
+        else:
+            cells = printers.CELLS[resource](item, now, _age_of)
+        row: Obj = {"cells": cells}
         if include_object == "Object":
             row["object"] = item
         elif include_object != "None":
             row["object"] = partial_metadata(item, api_version)
         rows.append(row)
     table: Obj = {"kind": "Table", "apiVersion": api_version, "metadata": list_meta}
-    table["columnDefinitions"] = _COLUMNS[resource] if headers else None
+    columns = _COLUMNS.get(resource) or printers.COLUMNS[resource]
+    table["columnDefinitions"] = columns if headers else None
     table["rows"] = rows
     return table

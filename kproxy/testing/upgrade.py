@@ -6,8 +6,9 @@ kube-apiserver hands these connections to the kubelet; the fake serves them itse
   ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2), the subprotocol chosen from the client's list:
   ``v5.channel.k8s.io`` or ``v4.channel.k8s.io`` for exec/attach (``exec_websocket``),
   ``SPDY/3.1+portforward.k8s.io`` for port-forward (SPDY tunneled in binary messages,
-  ``portforward``). Offering none of them is a ``400``, which kubectl takes as "upgrade
-  failed" and retries over SPDY.
+  ``portforward``) or ``v4.channel.k8s.io`` (kubelet's channels, ``portforward_ws``).
+  Offering none of them is a ``400``, which kubectl takes as "upgrade failed" and
+  retries over SPDY.
 * **SPDY** (``Upgrade: SPDY/3.1``, a POST): the first protocol of the client's
   ``X-Stream-Protocol-Version`` list the fake supports (``v5``/``v4.channel.k8s.io``;
   ``portforward.k8s.io``), else ``403`` with kubelet's message; then SPDY/3.1 frames
@@ -43,6 +44,7 @@ from kproxy.testing.exec_session import EXEC_PROTOCOLS, ExecRequest
 from kproxy.testing.exec_spdy import serve_spdy as serve_exec_spdy
 from kproxy.testing.exec_websocket import serve_websocket as serve_exec_websocket
 from kproxy.testing.portforward import PORTFORWARD_PROTOCOL, WEBSOCKET_TUNNEL_PROTOCOL, serve_portforward
+from kproxy.testing.portforward_ws import CHANNEL_PROTOCOLS, parse_ports, serve_channel_portforward
 from kproxy.testing.runtime import PodRuntime, UpgradeSession
 from kproxy.testing.spdy_session import SpdySession
 from kproxy.testing.status import ApiError
@@ -112,11 +114,18 @@ async def serve_upgrade(
             tty=exec_request.tty,
         )
     else:
-        protocols = (WEBSOCKET_TUNNEL_PROTOCOL,) if websocket else (PORTFORWARD_PROTOCOL,)
+        protocols = (WEBSOCKET_TUNNEL_PROTOCOL, *CHANNEL_PROTOCOLS) if websocket else (PORTFORWARD_PROTOCOL,)
+        if websocket and not _tunnel_offered(request):
+            parse_ports(query)  # kubelet's 400 for missing or bad ports, before the upgrade
         record = UpgradeSession(kind, namespace, name, "", "")
     if websocket:
         return await _websocket(request, runtime, stopping, protocols, record, exec_request)
     return await _spdy(request, runtime, stopping, protocols, record, exec_request)
+
+
+def _tunnel_offered(request: web.BaseRequest) -> bool:
+    offered = ",".join(request.headers.getall("Sec-WebSocket-Protocol", ()))
+    return WEBSOCKET_TUNNEL_PROTOCOL in {p.strip() for p in offered.split(",")}
 
 
 def _raw_word(query: Mapping[str, list[str]]) -> str | None:
@@ -134,7 +143,9 @@ def _flag(query: Mapping[str, list[str]], name: str) -> bool:
 
 def _exec_request(kind: str, namespace: str, pod: Mapping[str, Any], query: Mapping[str, list[str]]) -> ExecRequest:
     name = str(pod.get("metadata", {}).get("name", ""))
-    containers = [str(c.get("name", "")) for c in pod.get("spec", {}).get("containers", [])]
+    spec = pod.get("spec", {})
+    containers = [str(c.get("name", "")) for c in spec.get("containers", [])]
+    ephemeral = [str(c.get("name", "")) for c in spec.get("ephemeralContainers") or []]
     container = (query.get("container") or [""])[-1]
     if not container:
         if len(containers) == 1:
@@ -145,9 +156,13 @@ def _exec_request(kind: str, namespace: str, pod: Mapping[str, Any], query: Mapp
             raise ApiError.bad_request(
                 f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
             )
-    elif container not in containers:
+    elif container not in containers + ephemeral:
         raise ApiError.bad_request(f"container {container} is not valid for pod {name}")
     command = tuple(query.get("command", ()))
+    if kind == "attach" and container in ephemeral:
+        # kubectl debug attaches to the ephemeral container: what runs there is its command.
+        debug = next(c for c in spec["ephemeralContainers"] if c.get("name") == container)
+        command = tuple(str(a) for a in [*(debug.get("command") or []), *(debug.get("args") or [])])
     if kind == "exec" and not command:
         raise ApiError.bad_request("you must specify at least 1 command")
     request = ExecRequest(
@@ -196,19 +211,26 @@ async def _websocket(
     ready = ws.can_prepare(request)
     if not ready.ok:
         raise ApiError.bad_request("invalid WebSocket handshake (RFC 6455 §4.2.1)")
-    if ready.protocol is None:
-        offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    # kubelet's port-forward also speaks its channels with no subprotocol at all (kr8s does).
+    channels_unnamed = record.kind == "portforward" and not offered.strip()
+    if ready.protocol is None and not channels_unnamed:
         raise ApiError.bad_request(
             f"unable to upgrade: none of the WebSocket subprotocols {offered!r} is supported; "
             f"supported: {', '.join(protocols)}"
         )
-    record.transport, record.protocol = "websocket", ready.protocol
+    chosen = ready.protocol or ""
+    record.transport, record.protocol = "websocket", chosen
     runtime.start(record, request.transport)
     try:
         await ws.prepare(request)
         if exec_request is not None:
             fs = runtime.filesystem(record.namespace, record.pod, record.container)
-            ended = await _until_stopped(serve_exec_websocket(ws, exec_request, fs, record), stopping)
+            work = serve_exec_websocket(ws, exec_request, fs, record, runtime.network)
+            ended = await _until_stopped(work, stopping)
+        elif chosen in CHANNEL_PROTOCOLS or channels_unnamed:
+            ports = parse_ports(parse_qs(request.query_string, keep_blank_values=True))
+            ended = await _until_stopped(serve_channel_portforward(ws, runtime, record, ports), stopping)
         else:
             session = SpdySession(ws.send_bytes)
             pump = asyncio.ensure_future(_pump_websocket(ws, session))
@@ -296,7 +318,7 @@ async def _spdy(
         try:
             if exec_request is not None:
                 fs = runtime.filesystem(record.namespace, record.pod, record.container)
-                await _until_stopped(serve_exec_spdy(session, exec_request, fs, record), stopping)
+                await _until_stopped(serve_exec_spdy(session, exec_request, fs, record, runtime.network), stopping)
             else:
                 await _until_stopped(serve_portforward(session, runtime, record), stopping)
         finally:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from aiohttp import web
+from multidict import CIMultiDict
 
 from kproxy.testing import protobuf
 from kproxy.testing.status import ApiError
@@ -32,6 +33,7 @@ __all__ = [
     "YAML",
     "Negotiated",
     "accepts_gzip",
+    "add_warnings",
     "api_headers",
     "decode_body",
     "dump",
@@ -48,10 +50,13 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 META_GROUP = "meta.k8s.io"
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
-    "application/strategic-merge-patch+json": "merge",  # no strategic list merging here
+    "application/strategic-merge-patch+json": "strategic",
     "application/json-patch+json": "json",
-    "application/apply-patch+yaml": "merge",  # no server-side apply here
+    "application/apply-patch+yaml": "apply",
 }
+# The Warning headers (RFC 7234 §5.5) each request's answer will carry, by id(request):
+# taken by respond(), which every answer goes through.
+_WARNINGS: dict[int, list[str]] = {}
 _GZIP_THRESHOLD = 128 * 1024  # kube-apiserver's defaultGzipThresholdBytes
 _FLOW_SCHEMA_UID = "f5c6a6a0-3f4e-4c7b-9b8e-6f2d6c1a7e01"
 _PRIORITY_LEVEL_UID = "0b8e1c3d-5a2f-4e6b-8c9d-7a1e2f3b4c02"
@@ -176,7 +181,15 @@ def respond(
         body = gzip.compress(body, compresslevel=1)  # kube-apiserver uses BestSpeed
         headers["Content-Encoding"] = "gzip"
         headers["Vary"] = "Accept-Encoding"
-    return web.Response(status=status, body=body, headers=headers)
+    out = CIMultiDict(headers)
+    for warning in _WARNINGS.pop(id(request), ()):
+        out.add("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return web.Response(status=status, body=body, headers=out)
+
+
+def add_warnings(request: web.BaseRequest, warnings: list[str]) -> None:
+    """Have the answer to ``request`` carry ``Warning: 299 - "TEXT"`` headers, as kube-apiserver's do."""
+    _WARNINGS.setdefault(id(request), []).extend(warnings)
 
 
 def status_response(request: web.BaseRequest, exc: ApiError) -> web.Response:

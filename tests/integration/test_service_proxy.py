@@ -221,6 +221,8 @@ async def test_kproxy_url_opens_the_service(
     proxy: KproxyProcess, api: FakeAPIServer, make_backend: MakeBackend
 ) -> None:
     backend = await make_backend("nginx")
+    # The demo's nginx service has one unnamed port (so that services/nginx/proxy/ works); name it here.
+    api.store.patch("services", "nginx", {"spec": {"ports": [{"name": "http", "port": 80}]}}, "default")
     api.register_backend("service", "default", "nginx", "http", backend.url)
     code, out, err = await kproxy("url", "svc/nginx:http", "--proxy-url", proxy.url)
     assert (code, err) == (0, "")
