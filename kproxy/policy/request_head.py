@@ -14,13 +14,19 @@ credentials keeps them); kubeconfig impersonation only when the client sent no
 ``Impersonate-User``; ``X-Forwarded-For`` gets the client's address appended; framing
 (``Content-Length`` or chunked) is re-added for ordinary requests. Unlike kubectl,
 nothing about encodings is added. ``Expect`` is answered by kproxy itself.
+
+kproxy's own addition: an ``Audit-Id`` (:mod:`kproxy.policy.audit_id`) when the client
+sent none (or an empty one, which the API server would replace with its own), as the
+last header line, so that a head built once can be sent again with a fresh id spliced
+in (the fast path's way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from kproxy.policy.audit_id import AUDIT_HEADER, id_of
 from kproxy.policy.gonet import unmap_ipv4
 from kproxy.policy.headers import HOP_BY_HOP, UPGRADE_DROP, canonical_name, connection_tokens
 
@@ -49,6 +55,10 @@ class RequestHead:
     data: bytes
     has_body: bool
     chunked: bool
+    # The Audit-Id the API server gets: the client's, or the fresh one that ends ``data``
+    # (``fresh``); b"" when there is none (no ``audit`` given).
+    audit_id: bytes = b""
+    fresh: bool = False
 
 
 def request_head(
@@ -60,9 +70,15 @@ def request_head(
     upgrade: bool,
     auth_line: bytes,
     client: str | None,
+    audit: Callable[[], bytes] | None = None,
 ) -> RequestHead:
     """The upstream head. ``auth_line``: added when the client sent no Authorization;
-    ``client``: the peer's address (None for a unix-socket client)."""
+    ``client``: the peer's address (None for a unix-socket client); ``audit``: makes the
+    line ending the head with a fresh Audit-Id (``AuditIds.line``), used when the client
+    sent none.
+
+    Long because one pass over the client's header lines decides every rule: split up,
+    it would walk them several times for every request on the hot path."""
     hop = UPGRADE_DROP if upgrade else HOP_BY_HOP
     listed = connection_tokens(raw_headers) if not upgrade else frozenset()
     absolute = bool(template.absolute_prefix) and not upgrade
@@ -74,6 +90,7 @@ def request_head(
     content_length: bytes | None = None
     chunked = te_trailers = False
     forwarded_for: list[bytes] = []
+    client_audit = b""
     for name, value in raw_headers:
         lname = name.lower()
         if lname == b"host":
@@ -97,6 +114,10 @@ def request_head(
             has_agent = True
         elif lname == b"expect":
             continue  # answered locally (RFC 9110 §10.1.1)
+        elif lname == AUDIT_HEADER:
+            if not value.strip() or lname in listed:
+                continue  # the API server would make up its own (or never see it): ours replaces it
+            client_audit = client_audit or value  # the first one counts (Go's Header.Get)
         if lname in hop or lname in listed:
             continue
         parts += (canonical_name(name), b": ", value, b"\r\n")
@@ -122,5 +143,9 @@ def request_head(
             parts.append(b"Transfer-Encoding: chunked\r\n")
         elif content_length is not None:
             parts += (b"Content-Length: ", content_length, b"\r\n")
-    parts.append(b"\r\n")
-    return RequestHead(b"".join(parts), has_body, chunked)
+    if client_audit or audit is None:
+        parts.append(b"\r\n")
+        return RequestHead(b"".join(parts), has_body, chunked, client_audit)
+    line = audit()
+    parts.append(line)  # last, with the head's final CRLF: see the module docstring
+    return RequestHead(b"".join(parts), has_body, chunked, id_of(line), True)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from kproxy.credentials.sources import AuthSource
 from kproxy.errors import MalformedRequest, UpstreamError
 from kproxy.http import Request, Sent
+from kproxy.policy.audit_id import LINE_LENGTH
 from kproxy.policy.headers import is_upgrade, response_lines_raw
 from kproxy.policy.request_checks import request_host
 from kproxy.proxy.access import ClientGate
@@ -78,13 +79,17 @@ class ForwardCache:
 
 @dataclass(slots=True)
 class HeadMemo:
-    """The last head sent for a client connection, with what it was built from."""
+    """The last head sent for a client connection, with what it was built from: ``stem``
+    is the head without its fresh Audit-Id line when ``fresh`` (each request gets its own
+    id spliced in), else the whole head (the client sent its own id)."""
 
+    relay: Relay
     target: bytes
     line: bytes
     method: str
     raw_headers: list[tuple[bytes, bytes]]
-    data: bytes
+    stem: bytes
+    fresh: bool
 
 
 class ClientState:
@@ -110,6 +115,7 @@ class Refreshable:
     auth: AuthSource
     line: bytes
     started: float
+    data: bytes  # the head sent (a retry keeps its Audit-Id)
 
 
 class FastPath:
@@ -140,7 +146,8 @@ class FastPath:
             return False
         auth = relay.auth
         line = relay.upstream.auth_header
-        refreshable = None
+        refreshes = None
+        started = 0.0
         if auth is not None:
             chosen = choose_now(auth, request)
             if chosen is None:
@@ -151,7 +158,7 @@ class FastPath:
                     return False
                 line = fresh
                 if auth.refreshes_on_401:
-                    refreshable = Refreshable(auth, line, started)
+                    refreshes = auth
         client = request.protocol
         state = client.attachment
         if not isinstance(state, ClientState):
@@ -163,21 +170,31 @@ class FastPath:
             and memo.line == line
             and memo.method == request.method
             and memo.raw_headers == request.raw_headers
+            and memo.relay is relay
         ):
             # The same request as the last one on this connection (a poller, a dashboard):
-            # the same head goes out, without building it again.
-            data = memo.data
+            # the same head goes out, without building it again, but with an id of its own
+            # (taken inline: a call of ours would cost more than the pop).
+            if memo.fresh:
+                try:
+                    data = memo.stem + relay.audit_take()
+                except IndexError:
+                    data = memo.stem + relay.audit_ids.refill()
+            else:
+                data = memo.stem
         else:
             head = relay.head(request, target, line)
             if head.has_body:
                 return False
             data = head.data
-            state.memo = HeadMemo(target, line, request.method, request.raw_headers, data)
+            stem = data[:-LINE_LENGTH] if head.fresh else data
+            state.memo = HeadMemo(relay, target, line, request.method, request.raw_headers, stem, head.fresh)
         conn = relay.pool.idle_connection()
         if conn is None:
             return False
         conn.start(request.method == "HEAD")
         conn.write(data)
+        refreshable = Refreshable(refreshes, line, started, data) if refreshes is not None else None
         conn.listen(_FastExchange(relay, request, conn, target, refreshable, state))
         state.in_flight = conn
         return True
@@ -274,7 +291,9 @@ async def _after_401(
     """A fast exchange's credential was refused: refresh once and send again on the
     ordinary path, or relay the 401 as it came (as the ordinary exchange does)."""
     if await refreshed(refused.auth, refused.line, refused.started):
-        return await relay.exchange(request, relay.head(request, target, refused.auth.line), None, None)
+        return await relay.exchange(
+            request, relay.head(request, target, refused.auth.line, again=refused.data), None, None
+        )
     lines, length, has_date = response_lines_raw(head.raw)
     request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
     return Sent(head.status)

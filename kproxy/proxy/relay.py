@@ -15,6 +15,7 @@ reused it is retried for replayable requests only, as Go's transport does.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 
 from kproxy.config.upstream import Upstream
@@ -22,6 +23,7 @@ from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
 from kproxy.http import Request, Sent
 from kproxy.log import log
+from kproxy.policy.audit_id import LINE_LENGTH, AuditIds
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
 from kproxy.proxy.authorization import choose, refreshed
@@ -55,13 +57,32 @@ class Relay:
         # Requests go to an HTTP proxy in absolute form: no fast path there (its 407s
         # need the ordinary path's message).
         self.absolute = absolute
+        # Every request carries an Audit-Id: the client's, or one of these.
+        self.audit_ids = AuditIds(os.urandom)
+        self.audit = self.audit_ids.line
+        self.audit_take = self.audit_ids.take  # the fast path's way (see AuditIds)
 
-    def head(self, request: Request, target: bytes, line: bytes, *, upgrade: bool = False) -> RequestHead:
-        """The upstream head for ``request``, with ``line`` as the credential to add."""
+    def head(
+        self, request: Request, target: bytes, line: bytes, *, upgrade: bool = False, again: bytes = b""
+    ) -> RequestHead:
+        """The upstream head for ``request``, with ``line`` as the credential to add;
+        ``again``: the head this one replaces (a retry keeps its Audit-Id)."""
         peer = request.protocol.peer
         client = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        audit = self.audit
+        if again:
+            # The id that ended it, if it was one of ours (the client's own is kept anyway).
+            same = again[-LINE_LENGTH:]
+            audit = lambda: same  # noqa: E731
         return request_head(
-            self.template, request.method, target, request.raw_headers, upgrade=upgrade, auth_line=line, client=client
+            self.template,
+            request.method,
+            target,
+            request.raw_headers,
+            upgrade=upgrade,
+            auth_line=line,
+            client=client,
+            audit=audit,
         )
 
     def forward(self, request: Request, target: bytes) -> Awaitable[Sent]:
@@ -89,7 +110,7 @@ class Relay:
         async def retry() -> bytes | None:
             if not await refreshed(auth, line, started):
                 return None
-            return self.head(request, target, auth.line).data
+            return self.head(request, target, auth.line, again=head.data).data
 
         return await self.exchange(request, head, body, retry)
 
