@@ -61,7 +61,7 @@ class ClientGate:
         if client is None or self.allows(client):
             return client
         self._log_denial(client, request)
-        raise Forbidden(f"client {client} is not in the authorized IP ranges")
+        raise Forbidden(f"client {client} is not in the authorized IP ranges", "ranges")
 
     def allows(self, client: str) -> bool:
         ranges = self._ranges

@@ -236,7 +236,7 @@ class _FastExchange:
                 # replayable, so it starts over on the ordinary path (Go's retry).
                 client.fast_fallback(request, None)
             else:
-                error = conn.error or UpstreamError("the API server closed the connection")
+                error = conn.error or UpstreamError("the API server closed the connection", "reset")
                 client.fast_fallback(request, lambda: guarded(request, lambda: _raise(error)))
             return
         relay = self._relay

@@ -23,6 +23,7 @@ from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
 from kproxy.http import Request, Sent
 from kproxy.log import log
+from kproxy.metrics import tally
 from kproxy.policy.audit_id import LINE_LENGTH, AuditIds
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
@@ -179,7 +180,8 @@ class Relay:
         )
         return UpstreamError(
             f"the proxy {route.display} (from {route.source}) requires proxy authentication "
-            f"(407 Proxy Authentication Required): {sent}"
+            f"(407 Proxy Authentication Required): {sent}",
+            "proxy",
         )
 
 
@@ -206,6 +208,8 @@ async def stream_answer(request: Request, conn: UpstreamConnection, head: Respon
         # The head is out: a Status can no longer be sent. Cut the client's
         # connection so it sees a truncated response, never a complete one.
         log.error("Error while proxying request: %s", exc.message)
+        if exc.cause is not None:
+            tally.upstream_error(exc.cause)
         if request.transport is not None:
             request.transport.abort()
         return False

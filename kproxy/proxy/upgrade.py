@@ -47,7 +47,7 @@ async def upgrade(relay: Relay, request: Request, target: bytes) -> Sent:
             conn, head = await _ask(relay, request, target, auth.line)
         if head.status != 101:
             if head.status < 400:
-                raise UpstreamError(f"invalid upgrade response: status code {head.status}")
+                raise UpstreamError(f"invalid upgrade response: status code {head.status}", "protocol")
             # An error from the API server (404 pod not found, 403...) is relayed.
             await stream_answer(request, conn, head, close=True)
             return Sent(head.status)
