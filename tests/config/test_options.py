@@ -10,6 +10,7 @@ import pytest
 from kproxy.config.flags import Flags
 from kproxy.config.options import Options
 from kproxy.errors import ConfigError
+from kproxy.testing import TestPKI
 
 SERVER = "https://127.0.0.1:6443"
 
@@ -84,3 +85,34 @@ def test_disable_filter_warning(tmp_path: Path) -> None:
 def test_addresses(tmp_path: Path, address: str, host: str, dual: bool) -> None:
     opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, address=address)
     assert opts.listen.host == host and opts.listen.dual_stack is dual
+
+
+def test_the_files_a_reload_watches(tmp_path: Path, pki: TestPKI) -> None:
+    ca = tmp_path / "ca.crt"
+    first = write_kubeconfig(tmp_path, "    token: t\n", f"    certificate-authority: {ca}\n")
+    ca.write_bytes(pki.ca_pem)
+    missing = tmp_path / "later"
+    environ = {"HOME": str(tmp_path), "KUBECONFIG": f"{first}:{missing}"}
+    opts = Options.from_flags(Flags(), environ=environ, cwd=str(tmp_path))
+    # Every kubeconfig kubectl would read, the one missing now included, and the cluster's CA file.
+    assert opts.reload_paths == (str(first), str(missing), str(ca))
+
+
+def test_rebuilt_reads_the_files_again_with_the_same_flags_and_environment(tmp_path: Path) -> None:
+    path = write_kubeconfig(tmp_path, "    token: first\n", "    insecure-skip-tls-verify: true\n")
+    opts = build(tmp_path, kubeconfig=str(path))
+    assert opts.upstream.auth_header == b"Authorization: Bearer first\r\n"
+    path.write_text(path.read_text().replace("token: first", "token: second"))
+    again = opts.rebuilt()
+    assert again.upstream.auth_header == b"Authorization: Bearer second\r\n"
+    assert (again.flags, again.environ, again.cwd) == (opts.flags, opts.environ, opts.cwd)
+    assert opts.upstream.auth_header == b"Authorization: Bearer first\r\n"  # unchanged
+    path.write_text("clusters: [")
+    with pytest.raises(ConfigError, match=rf"^{path}: invalid YAML"):
+        opts.rebuilt()
+
+
+def test_options_made_by_hand_cannot_be_rebuilt(tmp_path: Path) -> None:
+    opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True)
+    with pytest.raises(ConfigError, match="not built from flags"):
+        replace(opts, flags=None).rebuilt()
