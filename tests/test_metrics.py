@@ -27,10 +27,11 @@ def test_requests_and_durations() -> None:
     t.request("list", 200, 100.0)  # above the last bound
     t.request("watch", 200, None)  # long-running: counted, not timed
     assert t.requests == {("get", 200): 2, ("get", 404): 1, ("list", 200): 1, ("watch", 200): 1}
-    assert len(t.durations["get"]) == len(DURATION_BUCKETS) + 1
-    assert t.durations["get"][:3] == [2, 0, 1] and sum(t.durations["get"]) == 3
-    assert t.durations["list"][-1] == 1 and "watch" not in t.durations
-    assert t.duration_sums["get"] == pytest.approx(0.036)
+    assert len(t.verbs["get"].buckets) == len(DURATION_BUCKETS) + 1
+    assert t.verbs["get"].buckets[:3] == [2, 0, 1] and t.verbs["get"].timed == 3
+    assert t.verbs["list"].buckets[-1] == 1 and t.verbs["watch"].timed == 0
+    assert t.verbs["get"].total == pytest.approx(0.036)
+    assert t.stats("get") is t.verbs["get"]
 
 
 @pytest.mark.parametrize(

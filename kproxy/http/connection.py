@@ -109,6 +109,11 @@ class ClientConnection(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._pending_eof = False
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task serving the connection's requests one by one."""
+        return self._task
+
     # -- asyncio protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

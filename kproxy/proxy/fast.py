@@ -28,17 +28,22 @@ answer's head starts over on the ordinary path, which knows retries and Status a
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from kproxy.credentials.sources import AuthSource
 from kproxy.errors import MalformedRequest, UpstreamError
-from kproxy.http import Request, Sent
+from kproxy.http import Answer, Request, Resume, Sent
+from kproxy.metrics import LongRunning, VerbStats
 from kproxy.policy.audit_id import LINE_LENGTH
 from kproxy.policy.headers import is_upgrade, response_lines_raw
 from kproxy.policy.request_checks import request_host
 from kproxy.proxy.access import ClientGate
+from kproxy.proxy.access_log import json_text
 from kproxy.proxy.answers import guarded
 from kproxy.proxy.authorization import choose_now, refreshed
+from kproxy.proxy.observe import Observer, Seen
 from kproxy.proxy.relay import Relay, send_whole, stream_answer
 from kproxy.upstream.connection import ResponseHead, UpstreamConnection
 from kproxy.upstream.pool import ConnectionPool
@@ -46,15 +51,25 @@ from kproxy.upstream.pool import ConnectionPool
 __all__ = ["ClientState", "FastPath", "Forward", "ForwardCache"]
 
 _FAST_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_monotonic = time.monotonic
 
 
 @dataclass(frozen=True, slots=True)
 class Forward:
     """The verdict for a request seen before: forward it to ``target`` (path and query
-    as the API server gets them); ``described``: its proxy target, for the access log."""
+    as the API server gets them); ``described``: its proxy target, ``verb``: the API
+    server's name for it and ``kind``: which long-running request it is if one, for the
+    access log and the metrics."""
 
     target: bytes
     described: str | None
+    verb: str = "other"
+    kind: LongRunning | None = None
+    # The access log's fixed parts of the request's JSON line (kproxy.proxy.access_log.fixed_parts),
+    # and the verb's counts in the metrics.
+    log_head: str = ""
+    log_tail: str = ""
+    stats: VerbStats | None = None
 
 
 class ForwardCache:
@@ -90,22 +105,37 @@ class HeadMemo:
     raw_headers: list[tuple[bytes, bytes]]
     stem: bytes
     fresh: bool
+    audit_id: bytes  # the client's own, when not fresh
+    audit_json: str  # the same, escaped for the access log's JSON
 
 
 class ClientState:
-    """What the fast path keeps about one client connection (its ``attachment``)."""
+    """What the fast path keeps about one client connection (its ``attachment``): the
+    upstream connection in flight and, when requests are observed, its exchange (until it
+    hands back) and the client, as the access log writes it."""
 
-    __slots__ = ("in_flight", "memo")
+    __slots__ = ("exchange", "in_flight", "logged", "logged_sent", "logged_status", "memo", "middle", "observer", "who")
 
-    def __init__(self) -> None:
+    def __init__(self, observer: Observer | None = None, who: str = "") -> None:
         self.in_flight: UpstreamConnection | None = None
         self.memo: HeadMemo | None = None
+        self.observer = observer
+        self.exchange: _FastExchange | None = None  # observed and in flight
+        self.who = who
+        # The access log's middle of a line, kept while the same answer repeats.
+        self.logged: Forward | None = None
+        self.logged_status = 0
+        self.logged_sent = -1
+        self.middle = ""
 
     def client_gone(self) -> None:
         conn, self.in_flight = self.in_flight, None
         if conn is not None:
             conn.listen(None)
             conn.abort()
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None and exchange.seen is not None and self.observer is not None:
+            self.observer.gone(self.observer.adopt(exchange.request, exchange.forward, exchange.seen))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +151,16 @@ class Refreshable:
 class FastPath:
     """The HTTP server's fast path (see the module docstring)."""
 
-    def __init__(self, relay: Relay, cache: ForwardCache, gate: ClientGate) -> None:
+    def __init__(self, relay: Relay, cache: ForwardCache, gate: ClientGate, observer: Observer | None = None) -> None:
         self._relay = relay
         self._cache = cache
         self._verdicts = cache.verdicts  # read directly: one lookup per request
         self._gate = gate
+        self._observer = observer
+
+    def use(self, relay: Relay) -> None:
+        """New requests go through ``relay`` (memoised heads of the old one are not reused)."""
+        self._relay = relay
 
     def __call__(self, request: Request) -> bool:
         # The same checks as the pipeline's, in the same order; anything else declines.
@@ -138,9 +173,14 @@ class FastPath:
         forward = self._verdicts.get((request.method, request.raw_path, host))
         if forward is None or is_upgrade(request.raw_headers):
             return False
-        return self._start(request, forward.target)
+        return self._start(request, forward)
 
-    def _start(self, request: Request, target: bytes) -> bool:
+    def _start(self, request: Request, forward: Forward) -> bool:
+        """Send ``request`` on an idle connection; False to decline.
+
+        Long because it is the fast path's one frame per request: each step split off
+        into a call of its own would cost more than the step (benchmarks.instructions)."""
+        target = forward.target
         relay = self._relay
         if relay.absolute or request.method not in _FAST_METHODS:
             return False
@@ -162,7 +202,9 @@ class FastPath:
         client = request.protocol
         state = client.attachment
         if not isinstance(state, ClientState):
-            state = client.attachment = ClientState()
+            observer = self._observer
+            who = observer.who(request) if observer is not None else ""
+            state = client.attachment = ClientState(observer, who)
         memo = state.memo
         if (
             memo is not None
@@ -188,14 +230,36 @@ class FastPath:
                 return False
             data = head.data
             stem = data[:-LINE_LENGTH] if head.fresh else data
-            state.memo = HeadMemo(relay, target, line, request.method, request.raw_headers, stem, head.fresh)
+            state.memo = memo = HeadMemo(
+                relay,
+                target,
+                line,
+                request.method,
+                request.raw_headers,
+                stem,
+                head.fresh,
+                head.audit_id,
+                "" if head.fresh else json_text(head.audit_id),
+            )
         conn = relay.pool.idle_connection()
         if conn is None:
             return False
         conn.start(request.method == "HEAD")
         conn.write(data)
         refreshable = Refreshable(refreshes, line, started, data) if refreshes is not None else None
-        conn.listen(_FastExchange(relay, request, conn, target, refreshable, state))
+        exchange = _FastExchange(relay, request, conn, forward, refreshable, state)
+        if self._observer is not None:
+            # What the access log and the metrics need, kept as cheaply as possible: when
+            # it started, and its Audit-Id (as bytes, and as the JSON line writes it).
+            if memo.fresh:
+                audit = data[-40:-4]
+                exchange.seen = (_monotonic(), audit.decode(), audit)
+            else:
+                exchange.seen = (_monotonic(), memo.audit_json, memo.audit_id)
+            if forward.kind is not None:
+                self._observer.running(forward.kind)
+            state.exchange = exchange
+        conn.listen(exchange)
         state.in_flight = conn
         return True
 
@@ -203,27 +267,44 @@ class FastPath:
 class _FastExchange:
     """The upstream connection's listener for one fast exchange."""
 
-    __slots__ = ("_conn", "_refreshable", "_relay", "_request", "_state", "_target")
+    __slots__ = ("_conn", "_refreshable", "_relay", "_state", "forward", "request", "seen")
 
     def __init__(
         self,
         relay: Relay,
         request: Request,
         conn: UpstreamConnection,
-        target: bytes,
+        forward: Forward,
         refreshable: Refreshable | None,
         state: ClientState,
     ) -> None:
         self._relay = relay
-        self._request = request
+        self.request = request
         self._conn = conn
-        self._target = target
+        self.forward = forward
         self._refreshable = refreshable
         self._state = state
+        self.seen: Seen | None = None  # observed: (started, Audit-Id for JSON, Audit-Id)
+
+    def _hand_back(self, resume: Resume | None) -> None:
+        """``fast_fallback``; what finishes the exchange now owns its record."""
+        seen = self.seen
+        state = self._state
+        observer = state.observer
+        if seen is not None and observer is not None:
+            state.exchange = None
+            record = observer.adopt(self.request, self.forward, seen)
+            if resume is not None:
+                inner = resume
+
+                def resume() -> Awaitable[Answer]:
+                    return observer.observed(record, inner)
+
+        self.request.protocol.fast_fallback(self.request, resume)
 
     def __call__(self) -> None:
         conn = self._conn
-        request = self._request
+        request = self.request
         client = request.protocol
         head = conn.head
         if head is None:
@@ -234,35 +315,35 @@ class _FastExchange:
             if conn.reused and not conn.got_bytes:
                 # The server closed the idle connection as we reused it: the request is
                 # replayable, so it starts over on the ordinary path (Go's retry).
-                client.fast_fallback(request, None)
+                self._hand_back(None)
             else:
                 error = conn.error or UpstreamError("the API server closed the connection", "reset")
-                client.fast_fallback(request, lambda: guarded(request, lambda: _raise(error)))
+                self._hand_back(lambda: guarded(request, lambda: _raise(error)))
             return
         relay = self._relay
         state = self._state
         if not conn.complete:
             # A streamed answer: the task relays it; the client leaving still aborts it.
             conn.listen(None)
-            client.fast_fallback(
-                request, lambda: guarded(request, lambda: _finish_streaming(relay.pool, request, conn, head, state))
-            )
+            self._hand_back(lambda: guarded(request, lambda: _finish_streaming(relay.pool, request, conn, head, state)))
             return
         state.in_flight = None
         refused = self._refreshable
         if head.status == 401 and refused is not None:
             body = conn.take_buffered_body()
             conn.abort()
-            target = self._target
-            client.fast_fallback(
-                request, lambda: guarded(request, lambda: _after_401(relay, request, target, refused, head, body))
-            )
+            target = self.forward.target
+            self._hand_back(lambda: guarded(request, lambda: _after_401(relay, request, target, refused, head, body)))
             return
-        send_whole(request, conn, head)
+        sent = send_whole(request, conn, head)
         if head.keep_alive:
             relay.pool.release(conn)
         else:
             conn.abort()
+        seen = self.seen
+        if seen is not None and state.observer is not None:
+            state.exchange = None
+            state.observer.fast_done(state, request, self.forward, seen, head.status, sent)
         client.fast_done()
 
 
@@ -275,8 +356,9 @@ async def _finish_streaming(
 ) -> Sent:
     reusable = False
     try:
-        reusable = await stream_answer(request, conn, head) and head.keep_alive
-        return Sent(head.status)
+        sent = await stream_answer(request, conn, head)
+        reusable = sent is not None and head.keep_alive
+        return Sent(head.status, sent or 0, sent is None)
     finally:
         state.in_flight = None
         if reusable:
@@ -296,4 +378,4 @@ async def _after_401(
         )
     lines, length, has_date = response_lines_raw(head.raw)
     request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
-    return Sent(head.status)
+    return Sent(head.status, 0 if request.method == "HEAD" else len(body))

@@ -8,30 +8,36 @@
         └── API:    filter → relay (ordinary or upgrade) → dialer
 
 In: :class:`~kproxy.config.options.Options` and the I/O parts (gate, relay, static
-files). Out: :class:`Pipeline` — the handler :mod:`kproxy.http` awaits for every request,
+files, and the :class:`~kproxy.proxy.observe.Observer` when metrics or an access log are
+on). Out: :class:`Pipeline` — the handler :mod:`kproxy.http` awaits for every request,
 and the fast path (:mod:`kproxy.proxy.fast`) it tries first for requests like ones
 already forwarded. Verdicts to forward are remembered in a shared
-:class:`~kproxy.proxy.fast.ForwardCache`, which both consult.
+:class:`~kproxy.proxy.fast.ForwardCache`, which both consult. :meth:`Pipeline.use`
+switches both to another relay (a reloaded kubeconfig): requests in flight finish on
+the one they started with.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections.abc import Awaitable
 
 from kproxy.config.options import Options
 from kproxy.errors import RequestError
-from kproxy.http import Answer, FastPath, Handler, Request, Response, http_error
+from kproxy.http import Answer, Handler, Request, Response, http_error
 from kproxy.log import log
+from kproxy.metrics import tally
 from kproxy.policy.filters import RequestFilter
 from kproxy.policy.headers import is_upgrade
 from kproxy.policy.request_checks import request_host, split_target
+from kproxy.policy.request_info import request_verb
 from kproxy.policy.routing import Route, redirect_body, upstream_path
 from kproxy.policy.service_urls import parse as parse_proxy_url
 from kproxy.proxy.access import ClientGate
+from kproxy.proxy.access_log import fixed_parts
 from kproxy.proxy.answers import error_answer, forbidden, status_response
-from kproxy.proxy.fast import FastPath as Fast
-from kproxy.proxy.fast import Forward, ForwardCache
+from kproxy.proxy.fast import FastPath, Forward, ForwardCache
+from kproxy.proxy.observe import Observer, long_running, record_of
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
 from kproxy.proxy.upgrade import upgrade
@@ -40,10 +46,17 @@ __all__ = ["Pipeline", "build_pipeline"]
 
 
 class Pipeline:
-    """``handle`` for every request; ``fast`` for requests seen before (None when each
-    request is logged at -v=2, which wants every status from the ordinary path)."""
+    """``handle`` for every request; ``fast`` for requests seen before (see the module
+    docstring). With an observer, every request is recorded, on either path."""
 
-    def __init__(self, options: Options, gate: ClientGate, relay: Relay, static: StaticFiles | None) -> None:
+    def __init__(
+        self,
+        options: Options,
+        gate: ClientGate,
+        relay: Relay,
+        static: StaticFiles | None,
+        observer: Observer | None = None,
+    ) -> None:
         self._router = options.router
         self._filter: RequestFilter | None = options.request_filter
         self._server_path = options.upstream.server_path
@@ -52,14 +65,30 @@ class Pipeline:
         self._relay = relay
         self._static = static
         self._cache = ForwardCache()
-        self._log_requests = log.isEnabledFor(logging.INFO)
-        self.handle: Handler = self._handle_and_log if self._log_requests else self._handle
-        self.fast: FastPath | None = None if self._log_requests else Fast(relay, self._cache, gate)
+        self._observer = observer
+        self.handle: Handler = self._handle if observer is None else self._handle_observed
+        self.fast = FastPath(relay, self._cache, gate, observer)
+
+    @property
+    def relay(self) -> Relay:
+        return self._relay
+
+    def use(self, relay: Relay) -> None:
+        """Send new requests through ``relay`` (a reloaded upstream). Forwarding verdicts
+        are forgotten: the server's path, and so every target, may have changed."""
+        self._relay = relay
+        self._server_path = relay.upstream.server_path
+        self._append = relay.upstream.append_server_path
+        self._cache.verdicts.clear()
+        self.fast.use(relay)
 
     async def _handle(self, request: Request) -> Answer:
         try:
             # Who is asking comes before anything else, for every kind of request.
             client = self._gate.admit(request) if self._gate.active else None
+            record = record_of(request) if self._observer is not None else None
+            if record is not None and client is not None:
+                record.client = client
             if request.method == "OPTIONS" and request.raw_path == "*":
                 return Response(status=200)  # Go's server answers OPTIONS * itself
             raw_path, raw_query, authority = split_target(request.raw_path)
@@ -74,10 +103,13 @@ class Pipeline:
                     if not verdict.allowed:
                         log.info("Filter rejecting %s %s %s", request.method, route.path, host)
                         return forbidden(verdict.rule or "")
-                forward = self._decide(route, raw_query)
+                forward = self._decide(request.method, raw_path, route, raw_query)
                 self._cache.remember(request.method, request.raw_path, host, forward)
             return await self._send_on(request, client, forward)
         except RequestError as exc:
+            record = record_of(request)
+            if record is not None:
+                record.ended_by(exc)
             return error_answer(exc)
         except (ConnectionError, asyncio.CancelledError):
             raise  # the client went away: nothing to answer
@@ -86,14 +118,25 @@ class Pipeline:
             log.exception("internal error serving %s %s", request.method, request.path)
             return status_response(RequestError("kproxy internal error; see its log"))
 
-    def _decide(self, route: Route, raw_query: str | None) -> Forward:
+    def _decide(self, method: str, raw_path: str, route: Route, raw_query: str | None) -> Forward:
         # Service/pod/node proxy URLs: a malformed one gets a 400 naming the problem
         # here (raised by parse), instead of the API server's unhelpful 404 or 503.
         proxy_target = parse_proxy_url(route.raw_path)
         target = upstream_path(route.raw_path, self._server_path, self._append)
         if raw_query is not None:
             target += "?" + raw_query
-        return Forward(target.encode("latin-1", "replace"), proxy_target.describe() if proxy_target else None)
+        verb = request_verb(method, route.path, raw_query)
+        described = proxy_target.describe() if proxy_target else None
+        head, tail = fixed_parts(method, raw_path, verb, described) if self._observer is not None else ("", "")
+        return Forward(
+            target.encode("latin-1", "replace"),
+            described,
+            verb,
+            long_running(verb, raw_query),
+            head,
+            tail,
+            tally.stats(verb) if self._observer is not None else None,
+        )
 
     async def _not_api(self, request: Request, route: Route, host: str) -> Answer:
         """Redirects, 404s, bad escapes and static files: what does not go upstream."""
@@ -116,8 +159,15 @@ class Pipeline:
         return await self._static.handle(request, route.path)
 
     async def _send_on(self, request: Request, client: str | None, forward: Forward) -> Answer:
-        request.note = forward.described
-        if not is_upgrade(request.raw_headers):
+        upgrading = is_upgrade(request.raw_headers)
+        if self._observer is not None:
+            record = record_of(request)
+            if record is not None and record.verb is None:
+                if upgrading:
+                    record.decided("connect", "upgrade", forward.described)
+                else:
+                    record.decided(forward.verb, forward.kind, forward.described)
+        if not upgrading:
             return await self._relay.forward(request, forward.target)
         gate = self._gate
         with gate.session(request, client if gate.active else None):
@@ -130,22 +180,17 @@ class Pipeline:
                 response.force_close()
                 return response
 
-    async def _handle_and_log(self, request: Request) -> Answer:
-        # An access log line per request (-v=2 and up): decided once, at assembly, so the
-        # default configuration pays nothing for it. The query is left out: it may carry
-        # tokens some clients put in URLs.
-        response = await self._handle(request)
-        target = request.note
-        log.info(
-            "%s %s %s %d%s",
-            request.remote or "-",
-            request.method,
-            request.path,
-            response.status,
-            f" ({target})" if target else "",
-        )
-        return response
+    def _handle_observed(self, request: Request) -> Awaitable[Answer]:
+        # Every request is recorded (metrics, the access log): decided once, at assembly,
+        # so that without them the default configuration pays nothing for it. A request
+        # the fast path started over keeps its record (and its start time).
+        observer = self._observer
+        assert observer is not None
+        record = record_of(request) or observer.start(request, request.remote)
+        return observer.observed(record, lambda: self._handle(request))
 
 
-def build_pipeline(options: Options, gate: ClientGate, relay: Relay, static: StaticFiles | None) -> Pipeline:
-    return Pipeline(options, gate, relay, static)
+def build_pipeline(
+    options: Options, gate: ClientGate, relay: Relay, static: StaticFiles | None, observer: Observer | None = None
+) -> Pipeline:
+    return Pipeline(options, gate, relay, static, observer)

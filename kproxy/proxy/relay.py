@@ -28,6 +28,7 @@ from kproxy.policy.audit_id import LINE_LENGTH, AuditIds
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
 from kproxy.proxy.authorization import choose, refreshed
+from kproxy.proxy.observe import record_of
 from kproxy.upstream.connection import ResponseHead, UpstreamConnection
 from kproxy.upstream.pool import ConnectionPool
 
@@ -119,6 +120,9 @@ class Relay:
         """One request/response; ``body``: the request body when already read (replayable);
         ``retry``: after a 401, the head to send again with, or None to relay the 401."""
         no_body = request.method == "HEAD"
+        record = record_of(request)
+        if record is not None:
+            record.audit_id = head.audit_id
         conn = self.pool.idle_connection() or await self.pool.connect()
         reusable = False
         sender: asyncio.Task[None] | None = None
@@ -150,18 +154,21 @@ class Relay:
                     conn.abort()  # the 401's body is not wanted; its framing is unknown
                     return await self.exchange(request, RequestHead(again, head.has_body, head.chunked), body, None)
             if conn.complete:
-                send_whole(request, conn, answer)  # head and body leave in one write
-            elif not await stream_answer(request, conn, answer):
-                return Sent(answer.status)
+                sent = send_whole(request, conn, answer)  # head and body leave in one write
+            else:
+                streamed = await stream_answer(request, conn, answer)
+                if streamed is None:
+                    return Sent(answer.status, record.bytes_out if record is not None else 0, True)
+                sent = streamed
             if sender is not None:
                 if not sender.done():
                     # The server answered before reading the whole body (e.g. 401): the
                     # connection's framing is now unknown, so it is not reused.
                     sender.cancel()
-                    return Sent(answer.status)
+                    return Sent(answer.status, sent)
                 sender.result()
             reusable = answer.keep_alive
-            return Sent(answer.status)
+            return Sent(answer.status, sent)
         finally:
             if sender is not None and not sender.done():
                 sender.cancel()
@@ -185,23 +192,31 @@ class Relay:
         )
 
 
-def send_whole(request: Request, conn: UpstreamConnection, head: ResponseHead) -> None:
-    """An answer that arrived whole: head and body to the client in one write."""
+def send_whole(request: Request, conn: UpstreamConnection, head: ResponseHead) -> int:
+    """An answer that arrived whole: head and body to the client in one write. Returns
+    the body's size (what a HEAD answer would have had: its body is not sent)."""
     lines, length, has_date = response_lines_raw(head.raw)
-    request.protocol.send_complete(
-        request, head.status, lines, conn.take_buffered_body(), length=length, has_date=has_date
-    )
+    body = conn.take_buffered_body()
+    request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
+    return len(body)
 
 
-async def stream_answer(request: Request, conn: UpstreamConnection, head: ResponseHead, close: bool = False) -> bool:
-    """Relay an answer chunk by chunk as it comes; False if the upstream failed midway.
-    ``close``: end the client's connection after it."""
+async def stream_answer(
+    request: Request, conn: UpstreamConnection, head: ResponseHead, close: bool = False
+) -> int | None:
+    """Relay an answer chunk by chunk as it comes: how many body bytes, or None if the
+    upstream failed midway. ``close``: end the client's connection after it."""
     lines, length, has_date = response_lines_raw(head.raw)
     client = request.protocol
     client.send_head(request, head.status, lines, length=length, has_date=has_date, close=close)
+    record = record_of(request)
+    sent = 0
     try:
+        if record is not None:
+            record.status = head.status  # the client may leave before the end: it got this
         while chunk := await conn.read_body():
             client.send_body(chunk)
+            sent += len(chunk)
             if client.write_paused:
                 await client.drain()
     except UpstreamError as exc:
@@ -212,9 +227,12 @@ async def stream_answer(request: Request, conn: UpstreamConnection, head: Respon
             tally.upstream_error(exc.cause)
         if request.transport is not None:
             request.transport.abort()
-        return False
+        return None
+    finally:
+        if record is not None:
+            record.bytes_out = sent
     client.end_body()
-    return True
+    return sent
 
 
 async def _small_body(request: Request, chunked: bool) -> bytes | None:

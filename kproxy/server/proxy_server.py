@@ -5,11 +5,16 @@ a unix socket), its address, and a graceful stop: stop accepting, let in-flight
 requests finish within a grace period, then close everything, upstream connections
 and the unix socket file included. No signal handlers are installed here; that is
 the CLI's job, on the main thread.
+
+With an access log (``--access-log``, or ``-v=2``'s text log), every request is
+recorded by an :class:`~kproxy.proxy.observe.Observer`; SIGHUP (:meth:`ProxyServer.reload`)
+also opens the access log file again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import TracebackType
 
 from kproxy.config.files import combine_ranges, load_ranges_file
@@ -18,6 +23,8 @@ from kproxy.errors import ConfigError
 from kproxy.http import HTTPServer
 from kproxy.log import NOTICE, log
 from kproxy.proxy.access import ClientGate
+from kproxy.proxy.access_log import AccessLog
+from kproxy.proxy.observe import Observer
 from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
@@ -46,6 +53,8 @@ class ProxyServer:
         self._url = ""
         self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
         self._watches: list[FileWatch] = []
+        self._observer: Observer | None = None
+        self._access_log: AccessLog | None = None
 
     @property
     def address(self) -> str:
@@ -60,7 +69,10 @@ class ProxyServer:
         self._pool = ConnectionPool(Dialer(opts.upstream))
         relay = Relay(opts.upstream, self._pool)
         static = StaticFiles(opts.www) if opts.www else None
-        pipeline = build_pipeline(opts, self.gate, relay, static)
+        self._access_log = _access_log(opts)
+        if self._access_log is not None:
+            self._observer = Observer(self._access_log)
+        pipeline = build_pipeline(opts, self.gate, relay, static, self._observer)
         loop = asyncio.get_running_loop()
         self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
         listen = opts.listen
@@ -88,8 +100,11 @@ class ProxyServer:
 
     def reload(self) -> None:
         """Re-read every file kproxy reloads (the CLI calls this on SIGHUP): each keeps
-        what is in force when its new version is invalid, and says so in the log."""
+        what is in force when its new version is invalid, and says so in the log. The
+        access log file is opened again (log rotation)."""
         self.reload_ranges()
+        if self._access_log is not None:
+            self._access_log.reopen()
         for watch in self._watches:
             watch.settle()
 
@@ -120,7 +135,7 @@ class ProxyServer:
         if self._server is not None:
             self._server.close()
         if self._web is not None:
-            await self._web.shutdown(self.shutdown_timeout)
+            await self._web.shutdown(self.shutdown_timeout, self._cutting)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -128,6 +143,13 @@ class ProxyServer:
             self._pool.close()
         if self.options.listen.unix_socket:
             remove_socket(self.options.listen.unix_socket)
+        if self._access_log is not None:
+            self._access_log.close()
+
+    def _cutting(self) -> None:
+        # The grace period is over: the requests still running end as timeouts.
+        if self._observer is not None:
+            self._observer.cut_off = True
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -144,3 +166,19 @@ class ProxyServer:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _access_log(options: Options) -> AccessLog | None:
+    """The access log asked for: --access-log (to its file or stderr), else -v=2's text
+    lines through the logger, else none. An unwritable file is a ConfigError."""
+    observe = options.observe
+    if observe.access_log:
+        try:
+            return AccessLog.open(observe.access_log, observe.access_log_file)
+        except OSError as exc:
+            raise ConfigError(
+                f"--access-log-file {observe.access_log_file}: cannot open it for writing: {exc.strerror or exc}"
+            ) from None
+    if log.isEnabledFor(logging.INFO):
+        return AccessLog.to_logger()
+    return None
