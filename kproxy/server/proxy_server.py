@@ -6,9 +6,11 @@ requests finish within a grace period, then close everything, upstream connectio
 and the unix socket file included. No signal handlers are installed here; that is
 the CLI's job, on the main thread.
 
-With an access log (``--access-log``, or ``-v=2``'s text log), every request is
-recorded by an :class:`~kproxy.proxy.observe.Observer`; SIGHUP (:meth:`ProxyServer.reload`)
-also opens the access log file again.
+What it runs besides: with ``--metrics-address``, the admin listener
+(:mod:`kproxy.server.admin`, bound first) and its readiness probe; with metrics or an
+access log (``--access-log``, or ``-v=2``'s text log), an
+:class:`~kproxy.proxy.observe.Observer` for every request. SIGHUP
+(:meth:`ProxyServer.reload`) also opens the access log file again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from kproxy.proxy.observe import Observer
 from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
+from kproxy.server.admin import AdminServer
+from kproxy.server.readiness import Readiness
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
@@ -55,6 +59,8 @@ class ProxyServer:
         self._watches: list[FileWatch] = []
         self._observer: Observer | None = None
         self._access_log: AccessLog | None = None
+        self._admin: AdminServer | None = None
+        self.readiness: Readiness | None = None
 
     @property
     def address(self) -> str:
@@ -64,17 +70,24 @@ class ProxyServer:
     def url(self) -> str:
         return self._url
 
+    @property
+    def metrics_address(self) -> str:
+        """Where the admin listener listens (``HOST:PORT``), or "" without one."""
+        return self._admin.address if self._admin is not None else ""
+
     async def start(self) -> None:
         opts = self.options
         self._pool = ConnectionPool(Dialer(opts.upstream))
         relay = Relay(opts.upstream, self._pool)
         static = StaticFiles(opts.www) if opts.www else None
         self._access_log = _access_log(opts)
-        if self._access_log is not None:
+        if self._access_log is not None or opts.observe.metrics:
             self._observer = Observer(self._access_log)
         pipeline = build_pipeline(opts, self.gate, relay, static, self._observer)
         loop = asyncio.get_running_loop()
         self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
+        if opts.observe.metrics:
+            await self._start_admin(relay)
         listen = opts.listen
         if listen.unix_socket:
             sock = unix_socket(listen.unix_socket)
@@ -97,6 +110,17 @@ class ProxyServer:
             self._watches.append(FileWatch(lambda: (ranges_file,), self.reload_ranges))
         for watch in self._watches:
             watch.start()
+
+    async def _start_admin(self, relay: Relay) -> None:
+        from kproxy.server.exposition import CONTENT_TYPE, Exposition  # prometheus_client: only now
+
+        web = self._web
+        assert web is not None
+        exposition = Exposition(lambda: (len(web.connections), sum(c.busy for c in web.connections)))
+        self.readiness = Readiness(relay, self.options.observe.readiness_period)
+        self._admin = AdminServer(self.options.observe, self.gate, self.readiness, exposition.render, CONTENT_TYPE)
+        await self._admin.start()
+        self.readiness.start()
 
     def reload(self) -> None:
         """Re-read every file kproxy reloads (the CLI calls this on SIGHUP): each keeps
@@ -129,7 +153,10 @@ class ProxyServer:
         return True
 
     async def close(self) -> None:
-        """Stop accepting, drain in-flight requests for ``shutdown_timeout``, then close."""
+        """Stop accepting, drain in-flight requests for ``shutdown_timeout``, then close.
+        Readiness says 503 from the start; the admin listener closes last."""
+        if self.readiness is not None:
+            self.readiness.stopping()
         for watch in self._watches:
             watch.stop()
         if self._server is not None:
@@ -143,6 +170,9 @@ class ProxyServer:
             self._pool.close()
         if self.options.listen.unix_socket:
             remove_socket(self.options.listen.unix_socket)
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
         if self._access_log is not None:
             self._access_log.close()
 
