@@ -9,8 +9,10 @@ the CLI's job, on the main thread.
 What it runs besides: with ``--metrics-address``, the admin listener
 (:mod:`kproxy.server.admin`, bound first) and its readiness probe; with metrics or an
 access log (``--access-log``, or ``-v=2``'s text log), an
-:class:`~kproxy.proxy.observe.Observer` for every request. SIGHUP
-(:meth:`ProxyServer.reload`) also opens the access log file again.
+:class:`~kproxy.proxy.observe.Observer` for every request; and the reloads
+(:meth:`ProxyServer.reload`): the authorized-ranges file, the upstream configuration
+(:mod:`kproxy.server.upstream_reload`) when its files change, and on SIGHUP all of them
+plus reopening the access log file.
 """
 
 from __future__ import annotations
@@ -24,18 +26,18 @@ from kproxy.config.options import Options
 from kproxy.errors import ConfigError
 from kproxy.http import HTTPServer
 from kproxy.log import NOTICE, log
+from kproxy.metrics import tally
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.access_log import AccessLog
 from kproxy.proxy.observe import Observer
-from kproxy.proxy.pipeline import build_pipeline
+from kproxy.proxy.pipeline import Pipeline, build_pipeline
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
 from kproxy.server.admin import AdminServer
 from kproxy.server.readiness import Readiness
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
+from kproxy.server.upstream_reload import UpstreamReload, relay_for
 from kproxy.server.watch import FileWatch
-from kproxy.upstream.dialer import Dialer
-from kproxy.upstream.pool import ConnectionPool
 
 __all__ = ["ProxyServer"]
 
@@ -52,15 +54,16 @@ class ProxyServer:
         self.shutdown_timeout = shutdown_timeout
         self._server: asyncio.AbstractServer | None = None
         self._web: HTTPServer | None = None
-        self._pool: ConnectionPool | None = None
-        self._address = ""
-        self._url = ""
-        self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
-        self._watches: list[FileWatch] = []
+        self._upstream: UpstreamReload | None = None
+        self._pipeline: Pipeline | None = None
         self._observer: Observer | None = None
         self._access_log: AccessLog | None = None
         self._admin: AdminServer | None = None
         self.readiness: Readiness | None = None
+        self._address = ""
+        self._url = ""
+        self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
+        self._watches: list[FileWatch] = []
 
     @property
     def address(self) -> str:
@@ -77,13 +80,13 @@ class ProxyServer:
 
     async def start(self) -> None:
         opts = self.options
-        self._pool = ConnectionPool(Dialer(opts.upstream))
-        relay = Relay(opts.upstream, self._pool)
+        relay = relay_for(opts)
+        self._upstream = UpstreamReload(opts, relay, self._use)
         static = StaticFiles(opts.www) if opts.www else None
         self._access_log = _access_log(opts)
         if self._access_log is not None or opts.observe.metrics:
             self._observer = Observer(self._access_log)
-        pipeline = build_pipeline(opts, self.gate, relay, static, self._observer)
+        pipeline = self._pipeline = build_pipeline(opts, self.gate, relay, static, self._observer)
         loop = asyncio.get_running_loop()
         self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
         if opts.observe.metrics:
@@ -108,6 +111,8 @@ class ProxyServer:
         if opts.authorized_ranges_file:
             ranges_file = opts.authorized_ranges_file
             self._watches.append(FileWatch(lambda: (ranges_file,), self.reload_ranges))
+        if opts.flags is not None and opts.reload_paths:
+            self._watches.append(FileWatch(lambda: self.options.reload_paths, self.reload_upstream))
         for watch in self._watches:
             watch.start()
 
@@ -122,15 +127,31 @@ class ProxyServer:
         await self._admin.start()
         self.readiness.start()
 
+    def _use(self, options: Options, relay: Relay) -> None:
+        """A reloaded upstream: new requests and probes go through ``relay``."""
+        self.options = options
+        if self._pipeline is not None:
+            self._pipeline.use(relay)
+        if self.readiness is not None:
+            self.readiness.relay = relay
+
     def reload(self) -> None:
         """Re-read every file kproxy reloads (the CLI calls this on SIGHUP): each keeps
         what is in force when its new version is invalid, and says so in the log. The
         access log file is opened again (log rotation)."""
         self.reload_ranges()
+        self.reload_upstream()
         if self._access_log is not None:
             self._access_log.reopen()
         for watch in self._watches:
             watch.settle()
+
+    def reload_upstream(self) -> bool:
+        """Rebuild the configuration from the kubeconfig, CA and proxy files (SIGHUP, or
+        one changed); the one in force stays when the new one is invalid."""
+        if self._upstream is None or self.options.flags is None:
+            return False
+        return self._upstream.reload()
 
     def reload_ranges(self) -> bool:
         """Re-read ``--authorized-ip-ranges-file`` (SIGHUP, or the file changed).
@@ -145,7 +166,9 @@ class ProxyServer:
             ranges = combine_ranges(self.options.authorized_ranges_flag, load_ranges_file(path))
         except ConfigError as exc:
             log.error("Keeping the authorized IP ranges in force: %s", exc)
+            tally.reload("authorized_ranges", False)
             return False
+        tally.reload("authorized_ranges", True)
         closed = self.gate.replace(ranges)
         log.log(NOTICE, "reloaded %s: %s", path, ranges.describe())
         if closed:
@@ -166,8 +189,8 @@ class ProxyServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-        if self._pool is not None:
-            self._pool.close()
+        if self._upstream is not None:
+            self._upstream.relay.pool.close()
         if self.options.listen.unix_socket:
             remove_socket(self.options.listen.unix_socket)
         if self._admin is not None:
