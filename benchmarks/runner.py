@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import scenarios
-from .config import Config
+from .config import OBSERVED, Config
 from .deps import tool_versions
 from .environment import Environment, environment
 from .noise import Layout, NoiseProbe
@@ -81,9 +81,10 @@ class _Round:
 
 def _steps(config: Config, targets: list[str]) -> int:
     proxies = len([t for t in targets if t != "direct"])
-    per_round = proxies * (2 if config.warmup_seconds else 1) + len(targets) * (len(config.connections) + 4)
+    full = len([t for t in targets if t != OBSERVED])  # the observed kproxy only does the small GET
+    per_round = proxies * (2 if config.warmup_seconds else 1) + full * 4 + len(targets) * len(config.connections)
     per_round += "direct" in targets  # the list over TLS with curl
-    return config.rounds * per_round + len(targets)  # + the verification in round 1
+    return config.rounds * per_round + full  # + the verification in round 1
 
 
 async def run(config: Config, kubectl: str | None, keep_workdir: bool = False) -> Record:
@@ -150,6 +151,8 @@ async def _one_round(
 
             await rnd.measure("startup", name, start)
         targets = [live[name] for name in order if name in live]
+        # kproxy with metrics and the access log on is there for the small GET only.
+        full = [target for target in targets if target.name != OBSERVED]
         if cfg.warmup_seconds:
             for target in targets:
                 if target.child is not None:
@@ -157,7 +160,7 @@ async def _one_round(
                     # Connections, pools and caches settle before anything counts.
                     await run_wrk(f"http://127.0.0.1:{target.port}/version", max(cfg.connections), cfg.warmup_seconds)
         if verify:
-            for target in targets:
+            for target in full:
                 progress.step(f"{label} · verify responses · {target.name}")
                 await rnd.measure("verify", target.name, partial(scenarios.verify, bench, target))
         for conns in cfg.connections:
@@ -168,7 +171,7 @@ async def _one_round(
                 )
         for gzipped in (False, True):
             scenario = "list_gzip" if gzipped else "list"
-            for target in targets:
+            for target in full:
                 progress.step(f"{label} · 10 MB list{' (gzip)' if gzipped else ''} · {target.name}")
                 await rnd.measure(scenario, target.name, partial(scenarios.wrk_list, target, cfg.list_seconds, gzipped))
                 if target.name == "direct" and not gzipped:
@@ -176,10 +179,10 @@ async def _one_round(
                     # slot of the rotation as plain direct.
                     progress.step(f"{label} · 10 MB list · direct over TLS (curl)")
                     await rnd.measure("list_tls", "direct", partial(scenarios.curl_list_tls, bench, cfg.list_seconds))
-        for target in targets:
+        for target in full:
             progress.step(f"{label} · exec-style upgrade echo · {target.name}")
             await rnd.measure("echo", target.name, partial(scenarios.echo, target, cfg.echo_seconds))
-        for target in targets:
+        for target in full:
             if target.pid is not None:
                 # Peak RSS of the request-load scenarios, before the watches add theirs.
                 rnd.record["measurements"].append(
@@ -191,7 +194,7 @@ async def _one_round(
                         "metrics": {"peak_rss_mb": round(rss_mb(target.pid, "VmHWM"), 1)},
                     }
                 )
-        for target in targets:
+        for target in full:
             progress.step(f"{label} · {cfg.watches} watches · {target.name}")
             tag = f"r{rnd.record['round']}-{target.name}"
             await rnd.measure("watch", target.name, partial(scenarios.watches, bench, target, tag))

@@ -72,15 +72,20 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
 
     result = json.loads((out / "latest.json").read_text())
     targets = ["direct", "kproxy"] + (["kubectl"] if shutil.which("kubectl") else [])
-    assert sorted(result["targets"]) == sorted(targets)
+    assert sorted(result["targets"]) == sorted([*targets, "kproxy-observed"])
     assert len(result["rounds"]) == 1
     measured = {(m["scenario"], m["target"]) for m in result["rounds"][0]["measurements"]}
     for scenario in ("verify", "get_c4", "list", "list_gzip", "echo", "watch"):
         for target in targets:
             assert (scenario, target) in measured, (scenario, target)
-    for target in targets:
+    for target in [*targets, "kproxy-observed"]:
         if target != "direct":
             assert ("startup", target) in measured
+    # kproxy with metrics and the JSON access log on: the small GET only, and its share.
+    observed = {scenario for scenario, target in measured if target == "kproxy-observed"}
+    assert observed == {"startup", "get_c4"}
+    share = result["summary"]["get_c4.observed_per_kproxy"]["targets"]["kproxy-observed"]
+    assert share is not None and share["median"] > 0
     # The list's second baseline: curl over nginx's TLS port with the client certificate.
     assert ("list_tls", "direct") in measured
     # The harness's own path (nginx, upstream program, clients) must work without errors;
@@ -103,6 +108,7 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
     assert "| scenario | unit |" in markdown and "direct (nginx)" in markdown
     assert "| 10 MB list, 1 connection, direct over TLS (curl) | MB/s ↑ |" in markdown
     assert "list kproxy/direct-TLS" in markdown
+    assert "| small GET, 4 connections, with metrics + JSON access log / without | × per round ↑ |" in markdown
 
     if result["chart"] is not None:
         assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
