@@ -116,3 +116,20 @@ def test_options_made_by_hand_cannot_be_rebuilt(tmp_path: Path) -> None:
     opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True)
     with pytest.raises(ConfigError, match="not built from flags"):
         replace(opts, flags=None).rebuilt()
+
+
+def test_rebuilt_takes_up_new_proxy_settings(tmp_path: Path) -> None:
+    # A name, not loopback: Go's rules send it through the proxy (nothing is dialled here).
+    config = tmp_path / "aks.json"
+    config.write_text('{"httpsProxy": "http://proxy-a.example:3128", "noProxy": ["localhost"]}')
+    opts = build(
+        tmp_path, server="https://api.example:6443", token="t", insecure_skip_tls_verify=True,
+        http_proxy_config=str(config),
+    )  # fmt: skip
+    assert opts.upstream.proxy is not None and opts.upstream.proxy.display == "http://proxy-a.example:3128"
+    assert str(config) in opts.reload_paths
+    config.write_text('{"httpsProxy": "http://proxy-b.example:3128", "noProxy": ["localhost"]}')
+    again = opts.rebuilt()
+    assert again.upstream.proxy is not None and again.upstream.proxy.display == "http://proxy-b.example:3128"
+    config.write_text('{"httpsProxy": "http://proxy-b.example:3128", "noProxy": ["api.example"]}')
+    assert opts.rebuilt().upstream.proxy is None  # noProxy now names the server: direct
