@@ -70,7 +70,7 @@ async def start_kproxy_tls(
     """kproxy serving HTTPS itself, with the kproxy target's flags otherwise."""
     env = dict(proxy_env(home))
     env["PYTHONPATH"] = str(kproxy_dir)
-    cmd = [*proxy_command("kproxy", "", kubeconfig), f"--tls-cert-file={cert}", f"--tls-private-key-file={key}"]
+    cmd = [*proxy_command("kproxy", "", kubeconfig, home), f"--tls-cert-file={cert}", f"--tls-private-key-file={key}"]
     child = await procs.start("kproxy-tls", cmd, cpus=cpus, env=env, cwd=kproxy_dir)
     try:
         line = await asyncio.wait_for(child.first_line, 30)

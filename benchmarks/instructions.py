@@ -23,6 +23,11 @@ for every ref, so the cost of ``--client-identity impersonate`` can be read agai
 starts and kept for the warm-up and the measured requests: a handshake under callgrind
 costs as much as hundreds of requests, and it is requests that are counted. The
 figure then includes OpenSSL's per-request work (decrypting and encrypting).
+
+A ref written ``REF+observed`` runs kproxy with metrics served and the JSON access log
+written to a file (``--metrics-address``, ``--access-log json``), to see what they cost:
+``python -m benchmarks.instructions worktree worktree+observed``. (callgrind counts user
+space only: the access log's one ``write`` per request is not in the figure.)
 """
 
 from __future__ import annotations
@@ -123,6 +128,14 @@ def _export(ref: str, into: Path) -> Path:
 async def _measure(
     ref: str, work: Path, upstream_port: int, total: int, connections: int, tls: Pki | None, identity: str
 ) -> float:
+    ref, plus, extra = ref.partition("+")
+    if plus and extra != "observed":
+        raise SystemExit(f"error: {ref}+{extra}: the only variant is +observed")
+    flags = (
+        ["--metrics-address=127.0.0.1:0", "--access-log=json", f"--access-log-file={work / 'access.log'}"]
+        if extra
+        else []
+    )
     source = _export(ref, work)
     kubeconfig = work / "kubeconfig"
     kubeconfig.write_text(
@@ -146,9 +159,10 @@ async def _measure(
     out = work / f"callgrind-{ref.replace('/', '_')}-{time.monotonic_ns()}.out"
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env["PYTHONPATH"] = str(source)
+    env["KPROXY_READINESS_PERIOD"] = "3600"  # the probe at start-up only, before the count
     proc = await asyncio.create_subprocess_exec(
         "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-        sys.executable, "-m", "kproxy", "--port=0", f"--kubeconfig={kubeconfig}", *listener,
+        sys.executable, "-m", "kproxy", "--port=0", f"--kubeconfig={kubeconfig}", *listener, *flags,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=source,
     )  # fmt: skip
     try:
@@ -233,7 +247,10 @@ async def _run(refs: list[str], total: int, connections: int, keep: bool, tls: b
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.instructions", description=__doc__.splitlines()[0])
     p.add_argument(
-        "refs", nargs="*", default=["HEAD", "worktree"], help="git refs, or 'worktree' (default: HEAD worktree)"
+        "refs",
+        nargs="*",
+        default=["HEAD", "worktree"],
+        help="git refs, or 'worktree', each optionally +observed (default: HEAD worktree)",
     )
     p.add_argument("--requests", type=int, default=3000, help="measured requests (default 3000)")
     p.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import OBSERVED
 from .noise import NOISY_CORE_PCT, NOISY_OTHER_CORES, NOISY_STEAL_PCT, Noise
 
 __all__ = ["METRICS", "Metric", "metrics_for", "summarize", "to_markdown", "write_json"]
@@ -64,6 +65,22 @@ def _kproxy_at_least(limit: float) -> Check:
 
 def _no_worse_than_kubectl(_m: Medians, ratio: float | None, _s: Summary) -> bool | None:
     return None if ratio is None else ratio <= 1.0
+
+
+def _observed_at_least(limit: float) -> Check:
+    return lambda m, _r, _s: None if m.get(OBSERVED) is None else m[OBSERVED] >= limit  # type: ignore[operator]
+
+
+def _observed_per_kproxy(scenario: str) -> Callable[[Round, str], float | None]:
+    """kproxy-observed's small-GET req/s over plain kproxy's, in the same round."""
+
+    def derive(rnd: Round, target: str) -> float | None:
+        if target != OBSERVED:
+            return None
+        ours, plain = _value(rnd, scenario, OBSERVED, "rps"), _value(rnd, scenario, "kproxy", "rps")
+        return ours / plain if ours is not None and plain else None
+
+    return derive
 
 
 def _kproxy_per_direct_tls(rnd: Round, target: str) -> float | None:
@@ -122,6 +139,16 @@ def _get_metrics(connections: int) -> tuple[Metric, ...]:
             _no_worse_than_kubectl if targeted else None,
         ),
         Metric(f"get_c{connections}", "cpu_us_per_req", label, "CPU µs/req", False),
+        Metric(
+            f"get_c{connections}",
+            "observed_per_kproxy",
+            f"{label}, with metrics + JSON access log / without",
+            "× per round",
+            True,
+            "≥ 0.9×" if targeted else "",
+            _observed_at_least(0.9) if targeted else None,
+            derive=_observed_per_kproxy(f"get_c{connections}"),
+        ),
     )
 
 
@@ -329,7 +356,12 @@ def _ratio_cell(stats: dict[str, Any] | None) -> str:
 
 
 def to_markdown(result: dict[str, Any], command: str) -> str:
-    names = {"direct": "direct (nginx)", "kubectl": "kubectl proxy", "kproxy": "kproxy"}
+    names = {
+        "direct": "direct (nginx)",
+        "kubectl": "kubectl proxy",
+        "kproxy": "kproxy",
+        OBSERVED: "kproxy + metrics, JSON log",
+    }
     targets = result["targets"]
     machine, versions = result["machine"], result["versions"]
     rounds = result["rounds"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cold, https, scenarios
-from .config import Config
+from .config import OBSERVED, Config
 from .deps import tool_versions
 from .environment import Environment, environment
 from .noise import Layout, NoiseProbe
@@ -81,11 +81,13 @@ class _Round:
 
 def _steps(config: Config, targets: list[str]) -> int:
     proxies = len([t for t in targets if t != "direct"])
-    per_round = proxies * (4 if config.warmup_seconds else 3) + len(targets) * (len(config.connections) + 4)
-    per_round += len(targets) * bool(config.big_watches)
+    full = len([t for t in targets if t != OBSERVED])  # the observed kproxy only does the small GET
+    per_round = proxies * (4 if config.warmup_seconds else 3) - 2 * (OBSERVED in targets)  # no cold runs
+    per_round += full * 4 + len(targets) * len(config.connections)
+    per_round += full * bool(config.big_watches)
     per_round += "direct" in targets  # the list over TLS with curl
     per_round += 2 * ("kproxy" in targets) + ("kubectl" in targets)  # small GET over HTTPS
-    return config.rounds * per_round + len(targets)  # + the verification in round 1
+    return config.rounds * per_round + full  # + the verification in round 1
 
 
 async def run(config: Config, kubectl: str | None, keep_workdir: bool = False) -> Record:
@@ -152,6 +154,8 @@ async def _one_round(
 
             await rnd.measure("startup", name, start)
         targets = [live[name] for name in order if name in live]
+        # kproxy with metrics and the access log on is there for the small GET only.
+        full = [target for target in targets if target.name != OBSERVED]
         if cfg.warmup_seconds:
             for target in targets:
                 if target.child is not None:
@@ -159,7 +163,7 @@ async def _one_round(
                     # Connections, pools and caches settle before anything counts.
                     await run_wrk(f"http://127.0.0.1:{target.port}/version", max(cfg.connections), cfg.warmup_seconds)
         if verify:
-            for target in targets:
+            for target in full:
                 progress.step(f"{label} · verify responses · {target.name}")
                 await rnd.measure("verify", target.name, partial(scenarios.verify, bench, target))
         for conns in cfg.connections:
@@ -171,7 +175,7 @@ async def _one_round(
         await _https_round(bench, rnd, order, env, progress, label)
         for gzipped in (False, True):
             scenario = "list_gzip" if gzipped else "list"
-            for target in targets:
+            for target in full:
                 progress.step(f"{label} · 10 MB list{' (gzip)' if gzipped else ''} · {target.name}")
                 await rnd.measure(scenario, target.name, partial(scenarios.wrk_list, target, cfg.list_seconds, gzipped))
                 if target.name == "direct" and not gzipped:
@@ -179,10 +183,10 @@ async def _one_round(
                     # slot of the rotation as plain direct.
                     progress.step(f"{label} · 10 MB list · direct over TLS (curl)")
                     await rnd.measure("list_tls", "direct", partial(scenarios.curl_list_tls, bench, cfg.list_seconds))
-        for target in targets:
+        for target in full:
             progress.step(f"{label} · exec-style upgrade echo · {target.name}")
             await rnd.measure("echo", target.name, partial(scenarios.echo, target, cfg.echo_seconds))
-        for target in targets:
+        for target in full:
             if target.pid is not None:
                 # Peak RSS of the request-load scenarios, before the watches add theirs.
                 rnd.record["measurements"].append(
@@ -194,13 +198,13 @@ async def _one_round(
                         "metrics": {"peak_rss_mb": round(rss_mb(target.pid, "VmHWM"), 1)},
                     }
                 )
-        await _cold(bench, rnd, [t for t in targets if t.child is not None], env, kubectl, progress, label)
-        for target in targets:
+        await _cold(bench, rnd, [t for t in full if t.child is not None], env, kubectl, progress, label)
+        for target in full:
             progress.step(f"{label} · {cfg.watches} watches · {target.name}")
             tag = f"r{rnd.record['round']}-{target.name}"
             await rnd.measure("watch", target.name, partial(scenarios.watches, bench, target, tag))
         if cfg.big_watches:
-            for target in targets:
+            for target in full:
                 progress.step(f"{label} · {cfg.big_watches} watches · {target.name}")
                 tag = f"r{rnd.record['round']}-{target.name}-big"
                 work = partial(scenarios.watches, bench, target, tag, cfg.big_watches)
@@ -219,7 +223,7 @@ async def _https_round(
     cert, key = env.pki.server_cert, env.pki.server_key
     for name in order:
         target = rnd.live.get(name)
-        if target is None or target.child is None:
+        if target is None or target.child is None or name == OBSERVED:
             continue
         if name == "kproxy":
             progress.step(f"{label} · small GET over HTTPS · kproxy's own TLS")

@@ -1,10 +1,13 @@
-"""The three things measured: nginx directly, ``kubectl proxy`` and kproxy.
+"""The things measured: nginx directly, ``kubectl proxy`` and kproxy (plain, and with
+metrics and the JSON access log on: ``kproxy-observed``).
 
-Both proxies get the same kubeconfig (client certificate, the nginx TLS port) and the
+The proxies get the same kubeconfig (client certificate, the nginx TLS port) and the
 same flags: ``--port=0`` and ``--reject-paths=`` (an empty list in kubectl since
 kubernetes#99616), because kubectl's default reject list blocks the exec path the
-upgrade scenario uses. Start-up time runs from just before the process is spawned to
-the first successful ``/version`` response through it.
+upgrade scenario uses; ``kproxy-observed`` adds ``--metrics-address=127.0.0.1:0
+--access-log=json --access-log-file=HOME/access.log`` (a file: what an operator would
+keep). Start-up time runs from just before the process is spawned to the first
+successful ``/version`` response through it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .clients import http_get
+from .config import OBSERVED
 from .payloads import VERSION_PATH
 from .pki import Pki
 from .procs import Child, ProcessSet
@@ -73,10 +77,13 @@ def proxy_env(home: Path) -> Mapping[str, str]:
     return env
 
 
-def proxy_command(name: str, kubectl: str, kubeconfig: Path) -> list[str]:
+def proxy_command(name: str, kubectl: str, kubeconfig: Path, home: Path) -> list[str]:
     common = ["--port=0", f"--kubeconfig={kubeconfig}", "--reject-paths="]
     if name == "kubectl":
         return [kubectl, "proxy", *common]
+    if name == OBSERVED:
+        log = home / "access.log"
+        common += ["--metrics-address=127.0.0.1:0", "--access-log=json", f"--access-log-file={log}"]
     return [sys.executable, "-m", "kproxy", *common]
 
 
@@ -92,11 +99,12 @@ async def start_proxy(
 ) -> Target:
     """Start one proxy; kproxy runs from ``kproxy_dir`` (the checkout, or an exported ref)."""
     env = dict(proxy_env(home))
-    if name == "kproxy":
+    if name != "kubectl":
         # Ahead of any installed (or editable-installed) kproxy on sys.path.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(kproxy_dir), env.get("PYTHONPATH", "")) if p)
     start = time.perf_counter()
-    child = await procs.start(name, proxy_command(name, kubectl, kubeconfig), cpus=cpus, env=env, cwd=kproxy_dir)
+    command = proxy_command(name, kubectl, kubeconfig, home)
+    child = await procs.start(name, command, cpus=cpus, env=env, cwd=kproxy_dir)
     try:
         line = await asyncio.wait_for(child.first_line, timeout)
     except TimeoutError:

@@ -13,13 +13,19 @@
         └── UpstreamTimeout  504: connecting to the API server took too long
 
 Messages name the bad value and what would be right. They never contain credentials:
-callers pass server URLs and file names, never tokens, keys or passwords.
+callers pass server URLs and file names, never tokens, keys or passwords. Errors on the
+way to the API server say which kind they are (``cause``: connect, tls, timeout, proxy,
+reset, protocol; None for a credential that could not be obtained), for the
+``kproxy_upstream_errors_total`` metric; refusals say why (``refusal``), for
+``kproxy_rejected_total``.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from kproxy.metrics import RejectReason, UpstreamErrorKind
 
 __all__ = [
     "BadRequest",
@@ -48,6 +54,8 @@ class RequestError(KproxyError):
 
     status: int = 500
     reason: str = "InternalError"
+    cause: UpstreamErrorKind | None = None  # set on errors reaching the API server
+    refusal: RejectReason | None = None  # set on requests kproxy refuses
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -60,6 +68,7 @@ class RequestError(KproxyError):
 class BadRequest(RequestError):
     status = 400
     reason = "BadRequest"
+    refusal = "bad_request"
 
 
 class MalformedRequest(BadRequest):
@@ -73,11 +82,16 @@ class Unauthorized(RequestError):
 
     status = 401
     reason = "Unauthorized"
+    refusal = "client_auth"
 
 
 class Forbidden(RequestError):
     status = 403
     reason = "Forbidden"
+
+    def __init__(self, message: str, refusal: RejectReason | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
 
 
 class UpstreamError(RequestError):
@@ -86,10 +100,15 @@ class UpstreamError(RequestError):
     status = 502
     reason = "ServiceUnavailable"
 
+    def __init__(self, message: str, cause: UpstreamErrorKind | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
 
 class UpstreamTimeout(RequestError):
     status = 504
     reason = "Timeout"
+    cause = "timeout"
 
 
 def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> bytes:

@@ -80,7 +80,7 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
 
     result = json.loads((out / "latest.json").read_text())
     targets = ["direct", "kproxy"] + (["kubectl"] if shutil.which("kubectl") else [])
-    assert sorted(result["targets"]) == sorted(targets)
+    assert sorted(result["targets"]) == sorted([*targets, "kproxy-observed"])
     assert len(result["rounds"]) == 1
     measured = {(m["scenario"], m["target"]) for m in result["rounds"][0]["measurements"]}
     for scenario in ("verify", "get_c4", "list", "list_gzip", "echo", "watch", "watch_big"):
@@ -90,9 +90,14 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
         for target in targets:
             if target != "direct":
                 assert (scenario, target) in measured, (scenario, target)
-    for target in targets:
+    for target in [*targets, "kproxy-observed"]:
         if target != "direct":
             assert ("startup", target) in measured
+    # kproxy with metrics and the JSON access log on: the small GET only, and its share.
+    observed = {scenario for scenario, target in measured if target == "kproxy-observed"}
+    assert observed == {"startup", "get_c4"}
+    share = result["summary"]["get_c4.observed_per_kproxy"]["targets"]["kproxy-observed"]
+    assert share is not None and share["median"] > 0
     # The list's second baseline: curl over nginx's TLS port with the client certificate.
     assert ("list_tls", "direct") in measured
     # Small GET over HTTPS: kproxy's own TLS listener, and behind the stunnel front the
@@ -133,6 +138,7 @@ def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
     assert (
         "| small GET over HTTPS, 1 kept-alive connection (kproxy's TLS; kubectl behind stunnel) | req/s ↑ |" in markdown
     )
+    assert "| small GET, 4 connections, with metrics + JSON access log / without | × per round ↑ |" in markdown
 
     if result["chart"] is not None:
         assert (out / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,7 +2,7 @@
 
 The layers, lowest first (``docs/architecture.md`` draws them)::
 
-    base         errors, log, waiters, _version
+    base         errors, log, metrics, waiters, _version
     policy/      pure functions on plain data: may import base (errors) only
     http/        the client-facing HTTP/1.1 server: base only, nothing else of kproxy
     credentials/ run-time credential refresh: policy, base
@@ -30,7 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kproxy"
-BASE = {"errors", "log", "waiters", "_version"}
+BASE = {"errors", "log", "metrics", "waiters", "_version"}
 # What each layer may import from kproxy, besides itself.
 ALLOWED_LAYERS: dict[str, set[str]] = {
     "base": {"base"},

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 
-from kproxy.log import NOTICE, log
+from kproxy.log import NOTICE, klog_line, log
 
 __all__ = ["KlogFormatter", "log_level", "setup_logging"]
 
@@ -24,10 +23,8 @@ class KlogFormatter(logging.Formatter):
     _LEVELS = {"DEBUG": "I", "INFO": "I", "NOTICE": "I", "WARNING": "W", "ERROR": "E", "CRITICAL": "F"}
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%m%d %H:%M:%S", time.localtime(record.created))
-        micros = int((record.created % 1) * 1_000_000)
         level = self._LEVELS.get(record.levelname, "I")
-        line = f"{level}{stamp}.{micros:06d} {record.process:7d} kproxy] {record.getMessage()}"
+        line = klog_line(level, record.created, record.getMessage(), record.process)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

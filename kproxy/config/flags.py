@@ -199,6 +199,17 @@ class Flags:
         "impersonating the client certificate's CN and O; needs --client-ca-file) or passthrough "
         "(the client's own credential, or none).",
     )
+    metrics_address: str = _flag(
+        "",
+        "kproxy: HOST:PORT for an admin listener (plain HTTP, off by default) serving /metrics (Prometheus), "
+        "/livez and /readyz; subject to --authorized-ip-ranges.",
+    )
+    access_log: str = _flag(
+        "",
+        "kproxy: write an access log line per request, as text (what -v=2 logs) or json (one object per line, "
+        "with the Audit-ID the API server logs too).",
+    )
+    access_log_file: str = _flag("", "kproxy: file the access log is appended to (default stderr); reopened on SIGHUP.")
 
 
 def _table() -> tuple[Flag, ...]:

@@ -38,6 +38,7 @@ class Loaded(kubeconfig.Selected):
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # exec plugins inherit it
     in_cluster: bool = False
     notes: tuple[str, ...] = ()  # warnings found while loading
+    files: tuple[str, ...] = ()  # the kubeconfig files kubectl would read (absolute; some may be missing)
 
     @property
     def cluster_field(self) -> str:
@@ -62,9 +63,9 @@ class Loaded(kubeconfig.Selected):
 def load_kubeconfig(flags: Flags, env: Mapping[str, str], base: str) -> Loaded:
     """kubectl's choice of cluster and user. Raises :class:`ConfigError`."""
     paths, explicit = kubeconfig.kubeconfig_paths(flags.kubeconfig or None, env, env.get("HOME"))
+    files = tuple(resolve(base, path) for path in paths)
     configs = []
-    for path in paths:
-        full = resolve(base, path)
+    for full in files:
         if not explicit and not os.path.exists(full):
             continue  # kubectl skips missing KUBECONFIG entries and a missing ~/.kube/config
         text = read_file(full, "kubeconfig").decode("utf-8", "replace")
@@ -78,7 +79,7 @@ def load_kubeconfig(flags: Flags, env: Mapping[str, str], base: str) -> Loaded:
         sa_dir = env.get(SERVICE_ACCOUNT_DIR_ENV) or incluster.SERVICE_ACCOUNT_DIR
         if incluster.possible(env, sa_dir):
             found = incluster.load(env, sa_dir, overrides)
-            return Loaded(**_fields(found.selected), environ=env, in_cluster=True, notes=found.warnings)
+            return Loaded(**_fields(found.selected), environ=env, in_cluster=True, notes=found.warnings, files=files)
     try:
         selected = kubeconfig.select(merged, overrides)
     except ConfigError as exc:
@@ -89,7 +90,7 @@ def load_kubeconfig(flags: Flags, env: Mapping[str, str], base: str) -> Loaded:
             ) from None
         raise
     source = merged.sources.get(f"users[{selected.user_name}]", "") if selected.user_name else ""
-    return Loaded(**_fields(selected), user_source=source, environ=env)
+    return Loaded(**_fields(selected), user_source=source, environ=env, files=files)
 
 
 def _overrides(flags: Flags, base: str) -> kubeconfig.Overrides:

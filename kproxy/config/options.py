@@ -12,7 +12,13 @@ upstream TLS context and credentials ready, or a :class:`~kproxy.errors.ConfigEr
 * :mod:`kproxy.config.egress_settings`: forward proxy settings and extra CAs;
 * :mod:`kproxy.config.upstream`: how to reach the API server, with
   :mod:`kproxy.config.upstream_tls` and :mod:`kproxy.config.upstream_auth`;
-* :mod:`kproxy.config.files`: reading files, and the authorized-ranges file.
+* :mod:`kproxy.config.files`: reading files, and the authorized-ranges file;
+* :mod:`kproxy.config.observability`: the admin listener and the access log.
+
+The flags, environment and directory it was built from stay in the Options
+(:meth:`Options.rebuilt`), so that a reload builds the configuration whole again, the
+same way, from the files as they are then; :attr:`Options.reload_paths` lists the files
+whose change calls for that.
 
 The ``config`` package is the only one that reads the environment, kubeconfig and PEM
 files at start-up; everything below receives plain values.
@@ -31,10 +37,12 @@ from kproxy.config.egress_settings import Egress, build_egress, origins
 from kproxy.config.files import combine_ranges, load_ranges_file, resolve
 from kproxy.config.flags import Flags
 from kproxy.config.identity import identity_mode, identity_notice, upstream_selection
-from kproxy.config.kubeconfig_loading import load_kubeconfig
+from kproxy.config.kubeconfig_loading import Loaded, load_kubeconfig
 from kproxy.config.listen import Listen, listen_on
+from kproxy.config.observability import Observability, observability
 from kproxy.config.serving_tls import ServingTLS, serving_tls
 from kproxy.config.upstream import Upstream, build_upstream
+from kproxy.errors import ConfigError
 from kproxy.policy.client_identity import IdentityMode
 from kproxy.policy.cross_origin import CORS_METHODS, CorsPolicy
 from kproxy.policy.filters import DEFAULT_ACCEPT_HOSTS, RequestFilter
@@ -70,6 +78,13 @@ class Options:
     serving_tls: ServingTLS | None = None  # None: plain HTTP
     client_identity: IdentityMode = "proxy"
     cors: CorsPolicy = field(default_factory=_no_cors)  # --cors-allowed-origins
+    observe: Observability = field(default_factory=Observability)
+    # What it was built from (None: made by hand, it cannot be rebuilt), and the files
+    # whose change rebuilds the upstream: kubeconfigs, the CA files, --http-proxy-config.
+    flags: Flags | None = field(default=None, repr=False)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    cwd: str = ""
+    reload_paths: tuple[str, ...] = ()
 
     @classmethod
     def from_flags(
@@ -84,7 +99,7 @@ class Options:
         client identity, the kubeconfig, egress, the upstream, routes, the filter,
         cross-origin rules, static files, client ranges.
         """
-        env = os.environ if environ is None else environ
+        env = dict(os.environ if environ is None else environ)  # a snapshot: reloads see the same
         base = cwd or os.getcwd()
         warnings: list[str] = []
         listen = listen_on(flags)
@@ -105,6 +120,7 @@ class Options:
         sharing = [serving.describe()] if serving is not None else []
         if mode != "proxy":
             sharing.append(identity_notice(mode, loaded))
+        observe = observability(flags, env, base)
         return cls(
             listen=listen,
             router=router,
@@ -121,7 +137,32 @@ class Options:
             serving_tls=serving,
             client_identity=mode,
             cors=cors,
+            observe=observe,
+            flags=flags,
+            environ=env,
+            cwd=base,
+            reload_paths=_reload_paths(flags, loaded, base),
         )
+
+    def rebuilt(self) -> Options:
+        """The same flags and environment, the files as they are now: the whole
+        configuration built and checked again (raises ConfigError; this one stays as it is)."""
+        if self.flags is None:
+            raise ConfigError("these options were not built from flags: there is nothing to reload them from")
+        return Options.from_flags(self.flags, self.environ, self.cwd)
+
+
+def _reload_paths(flags: Flags, loaded: Loaded, base: str) -> tuple[str, ...]:
+    """The files whose change rebuilds the upstream: the kubeconfig files kubectl would
+    read (a KUBECONFIG entry missing now may appear later), the certificate-authority
+    file the cluster names, the custom CA file and the AKS proxy configuration."""
+    paths = list(loaded.files)
+    if loaded.cluster.certificate_authority:
+        paths.append(loaded.cluster.certificate_authority)
+    for extra in (flags.custom_ca_trust_certificates, flags.http_proxy_config):
+        if extra:
+            paths.append(resolve(base, extra))
+    return tuple(dict.fromkeys(paths))
 
 
 @dataclass(frozen=True)

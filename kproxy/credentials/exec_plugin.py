@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from kproxy.credentials.sources import AuthSource, TLSSource, bearer_line
 from kproxy.errors import ConfigError, UpstreamError
 from kproxy.log import log
+from kproxy.metrics import tally
 from kproxy.policy.exec_credential import ClusterInfo, ExecConfig, ExecResult, exec_info, parse_output
 
 __all__ = ["DEFAULT_TIMEOUT", "ExecPlugin"]
@@ -149,7 +150,7 @@ class ExecPlugin(AuthSource, TLSSource):
     def _finished(self, task: asyncio.Task[_Creds]) -> None:
         self._running = None
         if not task.cancelled():
-            task.exception()  # mark retrieved: the waiters re-raise it
+            tally.refresh("exec", task.exception() is None)  # (retrieved: the waiters re-raise it)
 
     async def _run(self) -> _Creds:
         result = await self._execute()

@@ -40,6 +40,7 @@ from kproxy.credentials.outbound import Outbound
 from kproxy.credentials.sources import AuthSource, bearer_line
 from kproxy.errors import ConfigError, UpstreamError
 from kproxy.log import log
+from kproxy.metrics import tally
 
 __all__ = ["EXPIRY_DELTA", "OIDCProvider", "jwt_expiry", "persist_tokens"]
 
@@ -131,7 +132,7 @@ class OIDCProvider(AuthSource):
     def _finished(self, task: asyncio.Task[bytes]) -> None:
         self._running = None
         if not task.cancelled():
-            task.exception()
+            tally.refresh("oidc", task.exception() is None)
 
     async def _refresh(self) -> bytes:
         if not self._refresh_token:

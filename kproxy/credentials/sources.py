@@ -40,6 +40,7 @@ from kproxy.credentials.outbound import Outbound
 from kproxy.credentials.resumption import ResumingContext
 from kproxy.errors import ConfigError
 from kproxy.log import log
+from kproxy.metrics import tally
 
 __all__ = [
     "FILE_REREAD_PERIOD",
@@ -325,7 +326,9 @@ class TokenFile(AuthSource):
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             log.error("Unable to rotate token: cannot read %s: %s; keeping the previous token", self._what, reason)
             self.deadline = now + _RETRY_AFTER_ERROR
+            tally.refresh("token_file", False)
             return
+        tally.refresh("token_file", True)
         if line != self.line:
             log.debug("token from %s changed", self._what)
         self.line = line
@@ -393,6 +396,7 @@ class CertFiles(TLSSource):
                 exc.filename,
                 exc.strerror,
             )
+            tally.refresh("cert_files", False)
             return
         if (cert, key) == (self._cert, self._key):
             self._stamp = stamp  # touched, not changed
@@ -404,7 +408,9 @@ class CertFiles(TLSSource):
                 "client certificate files changed but do not load (%s); keeping the previous certificate until they do",
                 exc,
             )
+            tally.refresh("cert_files", False)
             return
         self._stamp, self._cert, self._key, self._ctx = stamp, cert, key, ctx
         self.generation += 1
+        tally.refresh("cert_files", True)
         log.info("client certificate %s changed: new connections use it, idle ones are closed", self._what)

@@ -34,6 +34,7 @@ from kproxy.http.messages import Attachment, RawSink, Request, Resume
 from kproxy.http.parsing import RequestReader
 from kproxy.http.responses import TEXT_PLAIN, Clock, Response, StreamResponse
 from kproxy.log import log
+from kproxy.metrics import tally
 from kproxy.waiters import wake
 
 if TYPE_CHECKING:
@@ -107,6 +108,11 @@ class ClientConnection(asyncio.Protocol):
         self._sink: RawSink | None = None
         self._pending: list[bytes] = []
         self._pending_eof = False
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task serving the connection's requests one by one."""
+        return self._task
 
     # -- asyncio protocol -------------------------------------------------------------
 
@@ -314,6 +320,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _send_error(self, status: int, detail: str) -> None:
         # Go's server answers what it cannot parse itself: plain text, then it closes.
+        if status != 500:
+            tally.reject("bad_request")
         if status == 431:
             body = b"431 Request Header Fields Too Large"
         elif status == 500:

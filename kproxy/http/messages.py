@@ -109,12 +109,13 @@ class Connection(Protocol):
 class Body:
     """A request body as it arrives; reading pauses the client when it runs ahead."""
 
-    __slots__ = ("_chunks", "_eof", "_gate", "_size", "_waiter", "broken")
+    __slots__ = ("_chunks", "_eof", "_gate", "_size", "_waiter", "broken", "received")
 
     def __init__(self, gate: ReadGate) -> None:
         self._gate = gate
         self._chunks: collections.deque[bytes] = collections.deque()
         self._size = 0
+        self.received = 0  # bytes of the body so far, all told
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
         self.broken = False  # it ended without completing: the client left or broke it off
@@ -126,6 +127,7 @@ class Body:
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._size += len(data)
+        self.received += len(data)
         if self._size > BODY_HIGH_WATER:
             self._gate.pause_for(self)
         self._wake()
@@ -196,7 +198,7 @@ class Request:
         self.keep_alive = keep_alive
         self.upgraded = False  # llhttp saw an upgrade: what follows the head is not HTTP
         self.complete = False  # the whole message, body included, has arrived
-        self.note: str | None = None  # where the handler sent it, in a few words (access log)
+        self.note: object = None  # what the handler keeps about the request (the proxy: its access-log record)
         # Header lines (CRLF-ended) the connection adds to whatever answer this request
         # gets, the handler's own and relayed ones alike (kproxy: a CORS grant).
         self.added_lines = b""
@@ -211,6 +213,11 @@ class Request:
             if self.complete:
                 body.feed_eof()
         return body
+
+    @property
+    def body_received(self) -> int:
+        """How many bytes of the body have arrived so far."""
+        return 0 if self._body is None else self._body.received
 
     @property
     def body_done(self) -> bool:

@@ -169,13 +169,17 @@ class StreamResponse:
 
 
 class Sent:
-    """An answer the handler wrote itself through the connection (the relay's way)."""
+    """An answer the handler wrote itself through the connection (the relay's way):
+    its status, how many body bytes it wrote, and whether it had to cut the answer short
+    (its source failed midway: the client sees a truncated answer)."""
 
-    __slots__ = ("status",)
+    __slots__ = ("cut", "sent", "status")
     prepared = True
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, sent: int = 0, cut: bool = False) -> None:
         self.status = status
+        self.sent = sent
+        self.cut = cut
 
 
 Answer = Response | StreamResponse | Sent

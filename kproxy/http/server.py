@@ -44,8 +44,9 @@ class HTTPServer:
         if not self.connections and self._all_gone is not None:
             self._all_gone.set()
 
-    async def shutdown(self, timeout: float) -> None:
-        """Let requests in flight finish within ``timeout``, then cut what is left."""
+    async def shutdown(self, timeout: float, cutting: Callable[[], object] | None = None) -> None:
+        """Let requests in flight finish within ``timeout``, then cut what is left
+        (``cutting`` is told first, when there is something to cut)."""
         self._all_gone = asyncio.Event()
         for conn in list(self.connections):
             conn.shut_down()
@@ -54,6 +55,12 @@ class HTTPServer:
                 await asyncio.wait_for(self._all_gone.wait(), timeout)
             except TimeoutError:
                 pass
+        if self.connections and cutting is not None:
+            cutting()
+        tasks = [task for conn in self.connections if (task := conn.task) is not None and not task.done()]
         for conn in list(self.connections):
             conn.abort()
         await asyncio.sleep(0)
+        if tasks:
+            # The handlers cut short end now (each is told it was cancelled): let them.
+            await asyncio.wait(tasks, timeout=1.0)

@@ -20,13 +20,19 @@ With ``--client-identity impersonate`` (``impersonate``: the client's
 credentials go: ``Authorization``, every ``Impersonate-*`` header and, on upgrades, the
 bearer-token WebSocket subprotocol; kproxy's credential and the client's identity are
 added instead (``docs/sharing.md`` §5).
+
+kproxy's own addition: an ``Audit-Id`` (:mod:`kproxy.policy.audit_id`) when the client
+sent none (or an empty one, which the API server would replace with its own), as the
+last header line, so that a head built once can be sent again with a fresh id spliced
+in (the fast path's way).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from kproxy.policy.audit_id import AUDIT_HEADER, id_of
 from kproxy.policy.client_identity import without_bearer_protocols
 from kproxy.policy.gonet import unmap_ipv4
 from kproxy.policy.headers import HOP_BY_HOP, UPGRADE_DROP, canonical_name, connection_tokens
@@ -56,6 +62,10 @@ class RequestHead:
     data: bytes
     has_body: bool
     chunked: bool
+    # The Audit-Id the API server gets: the client's, or the fresh one that ends ``data``
+    # (``fresh``); b"" when there is none (no ``audit`` given).
+    audit_id: bytes = b""
+    fresh: bool = False
 
 
 def request_head(
@@ -68,13 +78,17 @@ def request_head(
     auth_line: bytes,
     client: str | None,
     impersonate: bytes | None = None,
+    audit: Callable[[], bytes] | None = None,
 ) -> RequestHead:
     """The upstream head. ``auth_line``: added when the client sent no Authorization;
     ``client``: the peer's address (None for a unix-socket client); ``impersonate``: the
-    client's identity as impersonation lines, replacing whatever credentials it sent.
+    client's identity as impersonation lines, replacing whatever credentials it sent;
+    ``audit``: makes the line ending the head with a fresh Audit-Id (``AuditIds.line``),
+    used when the client sent none.
 
-    Long because it is one pass over the client's headers for every request not served
-    from the fast path's memo: a helper per rule would cost a call per header."""
+    Long because one pass over the client's header lines decides every rule: split up,
+    it would walk them several times for every request not served from the fast path's
+    memo."""
     hop = UPGRADE_DROP if upgrade else HOP_BY_HOP
     listed = connection_tokens(raw_headers) if not upgrade else frozenset()
     absolute = bool(template.absolute_prefix) and not upgrade
@@ -86,6 +100,7 @@ def request_head(
     content_length: bytes | None = None
     chunked = te_trailers = False
     forwarded_for: list[bytes] = []
+    client_audit = b""
     for name, value in raw_headers:
         lname = name.lower()
         if lname == b"host":
@@ -116,6 +131,10 @@ def request_head(
             has_agent = True
         elif lname == b"expect":
             continue  # answered locally (RFC 9110 §10.1.1)
+        elif lname == AUDIT_HEADER:
+            if not value.strip() or lname in listed:
+                continue  # the API server would make up its own (or never see it): ours replaces it
+            client_audit = client_audit or value  # the first one counts (Go's Header.Get)
         if lname in hop or lname in listed:
             continue
         parts += (canonical_name(name), b": ", value, b"\r\n")
@@ -143,5 +162,9 @@ def request_head(
             parts.append(b"Transfer-Encoding: chunked\r\n")
         elif content_length is not None:
             parts += (b"Content-Length: ", content_length, b"\r\n")
-    parts.append(b"\r\n")
-    return RequestHead(b"".join(parts), has_body, chunked)
+    if client_audit or audit is None:
+        parts.append(b"\r\n")
+        return RequestHead(b"".join(parts), has_body, chunked, client_audit)
+    line = audit()
+    parts.append(line)  # last, with the head's final CRLF: see the module docstring
+    return RequestHead(b"".join(parts), has_body, chunked, id_of(line), True)

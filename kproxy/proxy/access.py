@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from kproxy.errors import Forbidden
 from kproxy.http import Request
 from kproxy.log import log
+from kproxy.metrics import tally
 from kproxy.policy.gonet import unmap_ipv4
 from kproxy.policy.ranges import THIS_MACHINE, AuthorizedRanges, IPNetwork, client_address, normalize_address
 
@@ -63,7 +64,7 @@ class ClientGate:
         if client is None or self.allows(client):
             return client
         self._log_denial(client, f"{request.method} {request.path}")
-        raise Forbidden(f"client {client} is not in the authorized IP ranges")
+        raise Forbidden(f"client {client} is not in the authorized IP ranges", "ranges")
 
     def admits_peer(self, peer: object) -> bool:
         """At accept time, before a byte is read: may this peer connect? A trusted front
@@ -81,6 +82,7 @@ class ClientGate:
         if self.allows(address):
             return True
         self._log_denial(address, "connection closed before the TLS handshake")
+        tally.reject("ranges")
         return False
 
     def allows(self, client: str) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from kproxy.errors import BadRequest, Forbidden, MalformedRequest, RequestError, Unauthorized
 from kproxy.http import TEXT_PLAIN, Answer, Request, Response, http_error
 from kproxy.log import log
+from kproxy.metrics import tally
 
 __all__ = ["error_answer", "forbidden", "guarded", "internal_error", "status_response"]
 
@@ -25,6 +26,7 @@ def status_response(exc: RequestError) -> Response:
 
 def forbidden(rule: str) -> Response:
     """kubectl's exact filter answer, plus a header naming the rule, so users can see why."""
+    tally.reject("filter")
     safe = rule.encode("ascii", "backslashreplace").decode()[:500]
     return http_error(403, "Forbidden", {"X-Kproxy-Rejected-By": safe})
 
@@ -32,7 +34,12 @@ def forbidden(rule: str) -> Response:
 def error_answer(exc: RequestError) -> Response:
     """Go's server's own 400 for what it refuses before any handler (plain text, no
     newline, ``Connection: close``, net/http server.go); a ``Status`` for the rest, with a
-    log line for errors that are not the client's."""
+    log line for errors that are not the client's. Each is counted: refusals by why,
+    upstream errors by kind."""
+    if exc.refusal is not None:
+        tally.reject(exc.refusal)
+    if exc.cause is not None:
+        tally.upstream_error(exc.cause)
     if isinstance(exc, MalformedRequest):
         response = Response(
             status=400, body=f"400 Bad Request: {exc.message}".encode(), headers={"Content-Type": TEXT_PLAIN}

@@ -16,6 +16,7 @@ from __future__ import annotations
 from kproxy.errors import Forbidden
 from kproxy.http import Request, Response
 from kproxy.log import log
+from kproxy.metrics import tally
 from kproxy.policy.cross_origin import FLAG, CorsPolicy, Kind, grant_lines, own_origin, parse_origin, refused
 from kproxy.policy.headers import is_upgrade
 from kproxy.proxy.answers import status_response
@@ -46,6 +47,7 @@ class CrossOrigin:
         upgrade = is_upgrade(request.raw_headers)
         if refused(kind, request.method, upgrade):
             log.info("Cross-origin guard refusing %s %s from %r", request.method, request.path, origin[:200])
+            tally.reject("origin")
             return status_response(Forbidden(_refusal(origin, request.method, upgrade)))
         if kind == "allowed":
             request.added_lines = grant_lines(parse_origin(origin) or origin)
@@ -67,6 +69,7 @@ class CrossOrigin:
                 return Response(204, headers=verdict.headers)
             reason = f"preflight from {normal}: {verdict.reason}"
         log.info("Cross-origin preflight not granted for %s: %s", request.path, reason)
+        tally.reject("origin")
         response = status_response(Forbidden(reason))
         response.headers.append(("Vary", "Origin"))
         return response

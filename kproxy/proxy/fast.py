@@ -31,17 +31,23 @@ over on the ordinary path, which knows retries and Status answers.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
-from kproxy.http import Request, Sent
+from kproxy.http import Answer, Request, Resume, Sent
+from kproxy.metrics import LongRunning, VerbStats
+from kproxy.policy.audit_id import LINE_LENGTH
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_checks import plain_host
 from kproxy.proxy.access import ClientGate
+from kproxy.proxy.access_log import json_string, json_text
 from kproxy.proxy.answers import guarded
 from kproxy.proxy.authorization import choose_now, refreshed
 from kproxy.proxy.identity import Identify, Peer
+from kproxy.proxy.observe import Observer, Seen
 from kproxy.proxy.relay import Relay, send_whole, stream_answer
 from kproxy.upstream.connection import ResponseHead, UpstreamConnection
 from kproxy.upstream.pool import ConnectionPool
@@ -49,17 +55,27 @@ from kproxy.upstream.pool import ConnectionPool
 __all__ = ["ClientState", "FastPath", "Forward", "ForwardCache"]
 
 _FAST_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_monotonic = time.monotonic
 
 
 @dataclass(frozen=True, slots=True)
 class Forward:
     """The verdict for a request seen before: forward it to ``target`` (path and query
-    as the API server gets them); ``described``: its proxy target, for the access log;
-    ``long_running``: a watch or a followed log (:mod:`kproxy.policy.long_running`),
-    which the fast path leaves to the HTTP/2 lane when the API server speaks HTTP/2."""
+    as the API server gets them); ``described``: its proxy target, ``verb``: the API
+    server's name for it and ``kind``: which long-running request it is if one, for the
+    access log and the metrics; ``long_running``: a watch or a followed log
+    (:mod:`kproxy.policy.long_running`), which the fast path leaves to the HTTP/2 lane
+    when the API server speaks HTTP/2."""
 
     target: bytes
     described: str | None
+    verb: str = "other"
+    kind: LongRunning | None = None
+    # The access log's fixed parts of the request's JSON line (kproxy.proxy.access_log.fixed_parts),
+    # and the verb's counts in the metrics.
+    log_head: str = ""
+    log_tail: str = ""
+    stats: VerbStats | None = None
     long_running: bool = False
 
 
@@ -85,34 +101,56 @@ class ForwardCache:
 
 @dataclass(slots=True)
 class HeadMemo:
-    """The last head sent for a client connection, with what it was built from."""
+    """The last head sent for a client connection, with what it was built from: ``stem``
+    is the head without its fresh Audit-Id line when ``fresh`` (each request gets its own
+    id spliced in), else the whole head (the client sent its own id)."""
 
+    relay: Relay
     target: bytes
     line: bytes
     method: str
     raw_headers: list[tuple[bytes, bytes]]
-    data: bytes
+    stem: bytes
+    fresh: bool
+    audit_id: bytes  # the client's own, when not fresh
+    audit_json: str  # the same, escaped for the access log's JSON
 
 
 class ClientState:
     """What kproxy keeps about one client connection (its ``attachment``): the fast path's
-    exchange in flight and last head, and who the client is (``peer``: None without
-    ``--client-ca-file``)."""
+    upstream connection in flight and last head; who the client is (``peer``: None
+    without ``--client-ca-file``); and, when requests are observed, the fast exchange
+    (until it hands back) and the client and user, as the access log writes them."""
 
-    __slots__ = ("in_flight", "memo", "peer")
+    __slots__ = (
+        "exchange", "in_flight", "logged", "logged_sent", "logged_status", "memo", "middle", "observer", "peer",
+        "user", "who",
+    )  # fmt: skip
 
-    def __init__(self, peer: Peer | None = None) -> None:
+    def __init__(self, observer: Observer | None = None, who: str = "", peer: Peer | None = None) -> None:
         self.in_flight: UpstreamConnection | None = None
         self.memo: HeadMemo | None = None
+        self.observer = observer
+        self.exchange: _FastExchange | None = None  # observed and in flight
+        self.who = who
         self.peer = peer
+        identity = peer.identity if peer is not None else None
+        self.user = json_string(identity.user if identity is not None else None)  # the JSON line's
+        # The access log's middle of a line, kept while the same answer repeats.
+        self.logged: Forward | None = None
+        self.logged_status = 0
+        self.logged_sent = -1
+        self.middle = ""
 
     @classmethod
-    def of(cls, request: Request, identify: Identify | None) -> ClientState:
+    def of(cls, request: Request, identify: Identify | None, observer: Observer | None = None) -> ClientState:
         """The state of ``request``'s connection, made (and its client judged) on its first request."""
         client = request.protocol
         state = client.attachment
         if not isinstance(state, ClientState):
-            state = client.attachment = cls(identify(request) if identify is not None else None)
+            peer = identify(request) if identify is not None else None
+            who = observer.who(request) if observer is not None else ""
+            state = client.attachment = cls(observer, who, peer)
         return state
 
     def client_gone(self) -> None:
@@ -120,6 +158,9 @@ class ClientState:
         if conn is not None:
             conn.listen(None)
             conn.abort()
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None and exchange.seen is not None and self.observer is not None:
+            self.observer.gone(self.observer.adopt(exchange.request, exchange.forward, exchange.seen))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +170,32 @@ class Refreshable:
     auth: AuthSource
     line: bytes
     started: float
+    data: bytes  # the head sent (a retry keeps its Audit-Id)
 
 
 class FastPath:
     """The HTTP server's fast path (see the module docstring)."""
 
-    def __init__(self, relay: Relay, cache: ForwardCache, gate: ClientGate, identify: Identify | None = None) -> None:
+    def __init__(
+        self,
+        relay: Relay,
+        cache: ForwardCache,
+        gate: ClientGate,
+        observer: Observer | None = None,
+        identify: Identify | None = None,
+    ) -> None:
         self._relay = relay
         self._cache = cache
         self._verdicts = cache.verdicts  # read directly: one lookup per request
         self._gate = gate
+        self._observer = observer
         self._identify = identify
         # Whether a client's own Authorization stands (not in impersonate mode).
         self._clients_own = identify is None or identify.mode != "impersonate"
+
+    def use(self, relay: Relay) -> None:
+        """New requests go through ``relay`` (memoised heads of the old one are not reused)."""
+        self._relay = relay
 
     def __call__(self, request: Request) -> bool:
         # The same checks as the pipeline's, in the same order; anything else declines.
@@ -155,16 +209,21 @@ class FastPath:
         forward = self._verdicts.get((request.method, request.raw_path, host))
         if forward is None or (forward.long_running and self._relay.h2_ready):
             return False
-        return self._start(request, forward.target)
+        return self._start(request, forward)
 
-    def _start(self, request: Request, target: bytes) -> bool:
+    def _start(self, request: Request, forward: Forward) -> bool:
+        """Send ``request`` on an idle connection; False to decline.
+
+        Long because it is the fast path's one frame per request: each step split off
+        into a call of its own would cost more than the step (benchmarks.instructions)."""
+        target = forward.target
         relay = self._relay
         if relay.absolute or request.method not in _FAST_METHODS:
             return False
         client = request.protocol
         state = client.attachment
         if not isinstance(state, ClientState):
-            state = ClientState.of(request, self._identify)
+            state = ClientState.of(request, self._identify, self._observer)
         peer = state.peer
         impersonate = None
         if peer is not None:
@@ -173,7 +232,8 @@ class FastPath:
             impersonate = peer.impersonation
         auth = relay.auth
         line = relay.upstream.auth_header
-        refreshable = None
+        refreshes = None
+        started = 0.0
         if auth is not None:
             chosen = choose_now(auth, request, self._clients_own)
             if chosen is None:
@@ -184,7 +244,7 @@ class FastPath:
                     return False
                 line = fresh
                 if auth.refreshes_on_401:
-                    refreshable = Refreshable(auth, line, started)
+                    refreshes = auth
         memo = state.memo
         if (
             memo is not None
@@ -192,22 +252,54 @@ class FastPath:
             and memo.line == line
             and memo.method == request.method
             and memo.raw_headers == request.raw_headers
+            and memo.relay is relay
         ):
             # The same request as the last one on this connection (a poller, a dashboard):
-            # the same head goes out, without building it again.
-            data = memo.data
+            # the same head goes out, without building it again, but with an id of its own
+            # (taken inline: a call of ours would cost more than the pop).
+            if memo.fresh:
+                try:
+                    data = memo.stem + relay.audit_take()
+                except IndexError:
+                    data = memo.stem + relay.audit_ids.refill()
+            else:
+                data = memo.stem
         else:
             head = relay.head(request, target, line, impersonate=impersonate)
             if head.has_body:
                 return False
             data = head.data
-            state.memo = HeadMemo(target, line, request.method, request.raw_headers, data)
+            stem = data[:-LINE_LENGTH] if head.fresh else data
+            state.memo = memo = HeadMemo(
+                relay,
+                target,
+                line,
+                request.method,
+                request.raw_headers,
+                stem,
+                head.fresh,
+                head.audit_id,
+                "" if head.fresh else json_text(head.audit_id),
+            )
         conn = relay.pool.idle_connection()
         if conn is None:
             return False
         conn.start(request.method == "HEAD")
         conn.write(data)
-        conn.listen(_FastExchange(relay, request, conn, target, refreshable, state))
+        refreshable = Refreshable(refreshes, line, started, data) if refreshes is not None else None
+        exchange = _FastExchange(relay, request, conn, forward, refreshable, state)
+        if self._observer is not None:
+            # What the access log and the metrics need, kept as cheaply as possible: when
+            # it started, and its Audit-Id (as bytes, and as the JSON line writes it).
+            if memo.fresh:
+                audit = data[-40:-4]
+                exchange.seen = (_monotonic(), audit.decode(), audit)
+            else:
+                exchange.seen = (_monotonic(), memo.audit_json, memo.audit_id)
+            if forward.kind is not None:
+                self._observer.running(forward.kind)
+            state.exchange = exchange
+        conn.listen(exchange)
         state.in_flight = conn
         return True
 
@@ -215,27 +307,44 @@ class FastPath:
 class _FastExchange:
     """The upstream connection's listener for one fast exchange."""
 
-    __slots__ = ("_conn", "_refreshable", "_relay", "_request", "_state", "_target")
+    __slots__ = ("_conn", "_refreshable", "_relay", "_state", "forward", "request", "seen")
 
     def __init__(
         self,
         relay: Relay,
         request: Request,
         conn: UpstreamConnection,
-        target: bytes,
+        forward: Forward,
         refreshable: Refreshable | None,
         state: ClientState,
     ) -> None:
         self._relay = relay
-        self._request = request
+        self.request = request
         self._conn = conn
-        self._target = target
+        self.forward = forward
         self._refreshable = refreshable
         self._state = state
+        self.seen: Seen | None = None  # observed: (started, Audit-Id for JSON, Audit-Id)
+
+    def _hand_back(self, resume: Resume | None) -> None:
+        """``fast_fallback``; what finishes the exchange now owns its record."""
+        seen = self.seen
+        state = self._state
+        observer = state.observer
+        if seen is not None and observer is not None:
+            state.exchange = None
+            record = observer.adopt(self.request, self.forward, seen)
+            if resume is not None:
+                inner = resume
+
+                def resume() -> Awaitable[Answer]:
+                    return observer.observed(record, inner)
+
+        self.request.protocol.fast_fallback(self.request, resume)
 
     def __call__(self) -> None:
         conn = self._conn
-        request = self._request
+        request = self.request
         client = request.protocol
         head = conn.head
         if head is None:
@@ -246,36 +355,37 @@ class _FastExchange:
             if conn.reused and not conn.got_bytes:
                 # The server closed the idle connection as we reused it: the request is
                 # replayable, so it starts over on the ordinary path (Go's retry).
-                client.fast_fallback(request, None)
+                self._hand_back(None)
             else:
-                error = conn.error or UpstreamError("the API server closed the connection")
-                client.fast_fallback(request, lambda: guarded(request, lambda: _raise(error)))
+                error = conn.error or UpstreamError("the API server closed the connection", "reset")
+                self._hand_back(lambda: guarded(request, lambda: _raise(error)))
             return
         relay = self._relay
         state = self._state
         if not conn.complete:
             # A streamed answer: the task relays it; the client leaving still aborts it.
             conn.listen(None)
-            client.fast_fallback(
-                request, lambda: guarded(request, lambda: _finish_streaming(relay.pool, request, conn, head, state))
-            )
+            self._hand_back(lambda: guarded(request, lambda: _finish_streaming(relay.pool, request, conn, head, state)))
             return
         state.in_flight = None
         refused = self._refreshable
         if head.status == 401 and refused is not None:
             body = conn.take_buffered_body()
             conn.abort()
-            target = self._target
-            client.fast_fallback(
-                request,
-                lambda: guarded(request, lambda: _after_401(relay, request, target, refused, head, body, state)),
+            target = self.forward.target
+            self._hand_back(
+                lambda: guarded(request, lambda: _after_401(relay, request, target, refused, head, body, state))
             )
             return
-        send_whole(request, conn, head)
+        sent = send_whole(request, conn, head)
         if head.keep_alive:
             relay.pool.release(conn)
         else:
             conn.abort()
+        seen = self.seen
+        if seen is not None and state.observer is not None:
+            state.exchange = None
+            state.observer.fast_done(state, request, self.forward, seen, head.status, sent)
         client.fast_done()
 
 
@@ -288,8 +398,9 @@ async def _finish_streaming(
 ) -> Sent:
     reusable = False
     try:
-        reusable = await stream_answer(request, conn, head) and head.keep_alive
-        return Sent(head.status)
+        sent = await stream_answer(request, conn, head)
+        reusable = sent is not None and head.keep_alive
+        return Sent(head.status, sent or 0, sent is None)
     finally:
         state.in_flight = None
         if reusable:
@@ -312,8 +423,8 @@ async def _after_401(
     if await refreshed(refused.auth, refused.line, refused.started):
         peer = state.peer
         impersonate = peer.impersonation if peer is not None else None
-        again = relay.head(request, target, refused.auth.line, impersonate=impersonate)
+        again = relay.head(request, target, refused.auth.line, impersonate=impersonate, again=refused.data)
         return await relay.exchange(request, again, None, None)
     lines, length, has_date = response_lines_raw(head.raw)
     request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
-    return Sent(head.status)
+    return Sent(head.status, 0 if request.method == "HEAD" else len(body))

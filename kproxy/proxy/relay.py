@@ -15,6 +15,7 @@ reused it is retried for replayable requests only, as Go's transport does.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -23,9 +24,12 @@ from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
 from kproxy.http import Request, Sent
 from kproxy.log import log
+from kproxy.metrics import tally
+from kproxy.policy.audit_id import LINE_LENGTH, AuditIds
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
 from kproxy.proxy.authorization import choose, refreshed
+from kproxy.proxy.observe import record_of
 from kproxy.upstream.connection import ResponseHead, UpstreamConnection
 from kproxy.upstream.lane import H2Lane
 from kproxy.upstream.pool import ConnectionPool
@@ -61,6 +65,10 @@ class Relay:
         # Requests go to an HTTP proxy in absolute form: no fast path there (its 407s
         # need the ordinary path's message).
         self.absolute = absolute
+        # Every request carries an Audit-Id: the client's, or one of these.
+        self.audit_ids = AuditIds(os.urandom)
+        self.audit = self.audit_ids.line
+        self.audit_take = self.audit_ids.take  # the fast path's way (see AuditIds)
 
     @property
     def h2_ready(self) -> bool:
@@ -69,12 +77,25 @@ class Relay:
         return lane is not None and not lane.unsupported
 
     def head(
-        self, request: Request, target: bytes, line: bytes, *, upgrade: bool = False, impersonate: bytes | None = None
+        self,
+        request: Request,
+        target: bytes,
+        line: bytes,
+        *,
+        upgrade: bool = False,
+        impersonate: bytes | None = None,
+        again: bytes = b"",
     ) -> RequestHead:
         """The upstream head for ``request``, with ``line`` as the credential to add and, in
-        ``--client-identity impersonate`` mode, the client's identity (``impersonate``)."""
+        ``--client-identity impersonate`` mode, the client's identity (``impersonate``);
+        ``again``: the head this one replaces (a retry keeps its Audit-Id)."""
         peer = request.protocol.peer
         client = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        audit = self.audit
+        if again:
+            # The id that ended it, if it was one of ours (the client's own is kept anyway).
+            same = again[-LINE_LENGTH:]
+            audit = lambda: same  # noqa: E731
         return request_head(
             self.template,
             request.method,
@@ -84,6 +105,7 @@ class Relay:
             auth_line=line,
             client=client,
             impersonate=impersonate,
+            audit=audit,
         )
 
     def forward(
@@ -120,7 +142,7 @@ class Relay:
         async def retry() -> bytes | None:
             if not await refreshed(auth, line, started):
                 return None
-            return self.head(request, target, auth.line, impersonate=impersonate).data
+            return self.head(request, target, auth.line, impersonate=impersonate, again=head.data).data
 
         return await self._send(request, head, retry, long_running, body)
 
@@ -139,18 +161,23 @@ class Relay:
         stream = await self.lane.request(head.data)
         if stream is None:
             return await self.exchange(request, head, None, retry)
+        record = record_of(request)
+        if record is not None:
+            record.audit_id = head.audit_id
         try:
             answer = await stream.response_head()
             if answer.status == 401 and retry is not None:
                 again = await retry()
                 if again is not None:
                     stream.close()
-                    return await self.exchange_h2(request, RequestHead(again, False, False), None)
+                    retried = RequestHead(again, False, False, head.audit_id, head.fresh)
+                    return await self.exchange_h2(request, retried, None)
             if stream.complete:
-                send_whole(request, stream, answer)
-            else:
-                await stream_answer(request, stream, answer)
-            return Sent(answer.status)
+                return Sent(answer.status, send_whole(request, stream, answer))
+            streamed = await stream_answer(request, stream, answer)
+            if streamed is None:
+                return Sent(answer.status, record.bytes_out if record is not None else 0, True)
+            return Sent(answer.status, streamed)
         finally:
             stream.close()
 
@@ -158,6 +185,9 @@ class Relay:
         """One request/response; ``body``: the request body when already read (replayable);
         ``retry``: after a 401, the head to send again with, or None to relay the 401."""
         no_body = request.method == "HEAD"
+        record = record_of(request)
+        if record is not None:
+            record.audit_id = head.audit_id
         conn = await self.pool.acquire()
         reusable = False
         sender: asyncio.Task[None] | None = None
@@ -187,20 +217,24 @@ class Relay:
                 again = await retry()
                 if again is not None:
                     conn.abort()  # the 401's body is not wanted; its framing is unknown
-                    return await self.exchange(request, RequestHead(again, head.has_body, head.chunked), body, None)
+                    retried = RequestHead(again, head.has_body, head.chunked, head.audit_id, head.fresh)
+                    return await self.exchange(request, retried, body, None)
             if conn.complete:
-                send_whole(request, conn, answer)  # head and body leave in one write
-            elif not await stream_answer(request, conn, answer):
-                return Sent(answer.status)
+                sent = send_whole(request, conn, answer)  # head and body leave in one write
+            else:
+                streamed = await stream_answer(request, conn, answer)
+                if streamed is None:
+                    return Sent(answer.status, record.bytes_out if record is not None else 0, True)
+                sent = streamed
             if sender is not None:
                 if not sender.done():
                     # The server answered before reading the whole body (e.g. 401): the
                     # connection's framing is now unknown, so it is not reused.
                     sender.cancel()
-                    return Sent(answer.status)
+                    return Sent(answer.status, sent)
                 sender.result()
             reusable = answer.keep_alive
-            return Sent(answer.status)
+            return Sent(answer.status, sent)
         finally:
             if sender is not None and not sender.done():
                 sender.cancel()
@@ -219,7 +253,8 @@ class Relay:
         )
         return UpstreamError(
             f"the proxy {route.display} (from {route.source}) requires proxy authentication "
-            f"(407 Proxy Authentication Required): {sent}"
+            f"(407 Proxy Authentication Required): {sent}",
+            "proxy",
         )
 
 
@@ -230,34 +265,45 @@ class Answer(Protocol):
     async def read_body(self) -> bytes: ...
 
 
-def send_whole(request: Request, conn: Answer, head: ResponseHead) -> None:
-    """An answer that arrived whole: head and body to the client in one write."""
+def send_whole(request: Request, conn: Answer, head: ResponseHead) -> int:
+    """An answer that arrived whole: head and body to the client in one write. Returns
+    the body's size (what a HEAD answer would have had: its body is not sent)."""
     lines, length, has_date = response_lines_raw(head.raw)
-    request.protocol.send_complete(
-        request, head.status, lines, conn.take_buffered_body(), length=length, has_date=has_date
-    )
+    body = conn.take_buffered_body()
+    request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
+    return len(body)
 
 
-async def stream_answer(request: Request, conn: Answer, head: ResponseHead, close: bool = False) -> bool:
-    """Relay an answer chunk by chunk as it comes; False if the upstream failed midway.
-    ``close``: end the client's connection after it."""
+async def stream_answer(request: Request, conn: Answer, head: ResponseHead, close: bool = False) -> int | None:
+    """Relay an answer chunk by chunk as it comes: how many body bytes, or None if the
+    upstream failed midway. ``close``: end the client's connection after it."""
     lines, length, has_date = response_lines_raw(head.raw)
     client = request.protocol
     client.send_head(request, head.status, lines, length=length, has_date=has_date, close=close)
+    record = record_of(request)
+    sent = 0
     try:
+        if record is not None:
+            record.status = head.status  # the client may leave before the end: it got this
         while chunk := await conn.read_body():
             client.send_body(chunk)
+            sent += len(chunk)
             if client.write_paused:
                 await client.drain()
     except UpstreamError as exc:
         # The head is out: a Status can no longer be sent. Cut the client's
         # connection so it sees a truncated response, never a complete one.
         log.error("Error while proxying request: %s", exc.message)
+        if exc.cause is not None:
+            tally.upstream_error(exc.cause)
         if request.transport is not None:
             request.transport.abort()
-        return False
+        return None
+    finally:
+        if record is not None:
+            record.bytes_out = sent
     client.end_body()
-    return True
+    return sent
 
 
 async def _small_body(request: Request, chunked: bool) -> bytes | None:

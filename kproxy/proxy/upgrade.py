@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from kproxy.errors import UpstreamError
 from kproxy.http import Request, Sent, status_line
+from kproxy.policy.request_head import RequestHead
 from kproxy.proxy.authorization import choose, refreshed
+from kproxy.proxy.observe import Record, record_of
 from kproxy.proxy.relay import Relay, stream_answer
 from kproxy.upstream.connection import ResponseHead, UpstreamConnection
 
@@ -26,7 +28,8 @@ __all__ = ["upgrade"]
 async def upgrade(relay: Relay, request: Request, target: bytes, impersonate: bytes | None = None) -> Sent:
     """``impersonate``: the client's identity lines (``--client-identity impersonate``)."""
     client = request.protocol
-    feeder = _ClientFeeder(request)
+    record = record_of(request)
+    feeder = _ClientFeeder(request, record)
     # The client's bytes after the head belong to the upgraded protocol: held by the
     # feeder until the API server agrees, then passed on untouched.
     client.take_stream(feeder)
@@ -39,38 +42,46 @@ async def upgrade(relay: Relay, request: Request, target: bytes, impersonate: by
             auth, line = None, b""
         else:
             line, started = chosen
-    conn, head = await _ask(relay, request, target, line, impersonate)
+    asked = relay.head(request, target, line, upgrade=True, impersonate=impersonate)
+    if record is not None:
+        record.audit_id = asked.audit_id
+    conn, head = await _ask(relay, asked)
+    sent = 0
     try:
         if head.status == 401 and auth is not None and auth.refreshes_on_401 and await refreshed(auth, line, started):
             # Nothing of the client's stream has been sent yet (the feeder holds it
-            # until the 101), so the upgrade can be asked for again.
+            # until the 101), so the upgrade can be asked for again (with the same Audit-Id).
             conn.abort()
-            conn, head = await _ask(relay, request, target, auth.line, impersonate)
+            again = relay.head(request, target, auth.line, upgrade=True, impersonate=impersonate, again=asked.data)
+            conn, head = await _ask(relay, again)
         if head.status != 101:
             if head.status < 400:
-                raise UpstreamError(f"invalid upgrade response: status code {head.status}")
+                raise UpstreamError(f"invalid upgrade response: status code {head.status}", "protocol")
             # An error from the API server (404 pod not found, 403...) is relayed.
-            await stream_answer(request, conn, head, close=True)
-            return Sent(head.status)
+            streamed = await stream_answer(request, conn, head, close=True)
+            return Sent(head.status, streamed or 0, streamed is None)
         tail = conn.switch_to_raw()
         # The API server's 101 goes to the client as it came (kubectl does the same).
         client.write_raw(status_line(101) + head.raw + b"\r\n" + tail)
+        if record is not None:
+            record.status = 101
+        sent = len(tail)
         feeder.attach(conn)
         while chunk := await conn.read_body():
             client.write_raw(chunk)
+            sent += len(chunk)
             if client.write_paused:
                 await client.drain()
-        return Sent(101)
+        return Sent(101, sent)
     finally:
+        if record is not None and record.status == 101:
+            record.bytes_out = sent
         feeder.detach()
         conn.abort()
 
 
-async def _ask(
-    relay: Relay, request: Request, target: bytes, line: bytes, impersonate: bytes | None
-) -> tuple[UpstreamConnection, ResponseHead]:
+async def _ask(relay: Relay, head: RequestHead) -> tuple[UpstreamConnection, ResponseHead]:
     """A new connection with the upgrade request sent on it, and the API server's answer."""
-    head = relay.head(request, target, line, upgrade=True, impersonate=impersonate)
     conn = await relay.pool.connect(tunnel=True)
     try:
         conn.start(False)
@@ -84,8 +95,9 @@ async def _ask(
 class _ClientFeeder:
     """Receives the client's bytes after an upgrade (``Connection.take_stream``)."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, record: Record | None) -> None:
         self._request = request
+        self._record = record
         self._conn: UpstreamConnection | None = None
         self._pending: list[bytes] = []
         self._eof = False
@@ -104,6 +116,8 @@ class _ClientFeeder:
         self._conn = None
 
     def feed_data(self, data: bytes) -> None:
+        if self._record is not None:
+            self._record.streamed_in += len(data)
         conn = self._conn
         if conn is None:
             self._pending.append(data)

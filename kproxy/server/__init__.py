@@ -1,5 +1,6 @@
 """The server layer: ProxyServer's lifecycle (listen, serve, reload, drain, close), its
-sockets, and the file watches that reload configuration while it runs."""
+sockets, the file watches and reloads that take up configuration while it runs, and the
+admin listener (metrics, health, readiness)."""
 
 from kproxy.server.proxy_server import ProxyServer
 

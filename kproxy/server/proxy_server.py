@@ -6,11 +6,20 @@ graceful stop: stop accepting, let in-flight
 requests finish within a grace period, then close everything, upstream connections
 and the unix socket file included. No signal handlers are installed here; that is
 the CLI's job, on the main thread.
+
+What it runs besides: with ``--metrics-address``, the admin listener
+(:mod:`kproxy.server.admin`, bound first) and its readiness probe; with metrics or an
+access log (``--access-log``, or ``-v=2``'s text log), an
+:class:`~kproxy.proxy.observe.Observer` for every request; and the reloads
+(:meth:`ProxyServer.reload`): the authorized-ranges file, the upstream configuration
+(:mod:`kproxy.server.upstream_reload`) when its files change, and on SIGHUP all of them
+plus reopening the access log file and the TLS listener's certificate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import TracebackType
 
 from kproxy.config.files import combine_ranges, load_ranges_file
@@ -18,16 +27,18 @@ from kproxy.config.options import Options
 from kproxy.errors import ConfigError
 from kproxy.http import HTTPServer
 from kproxy.log import NOTICE, log
+from kproxy.metrics import tally
 from kproxy.proxy.access import ClientGate
-from kproxy.proxy.pipeline import build_pipeline
+from kproxy.proxy.access_log import AccessLog
+from kproxy.proxy.observe import Observer
+from kproxy.proxy.pipeline import Pipeline, build_pipeline
 from kproxy.proxy.relay import Relay
+from kproxy.server.admin import AdminServer
+from kproxy.server.readiness import Readiness
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.tls import ServingCertificates, TLSListener
+from kproxy.server.upstream_reload import UpstreamReload, relay_for
 from kproxy.server.watch import FileWatch
-from kproxy.upstream.dialer import Dialer
-from kproxy.upstream.lane import H2Lane
-from kproxy.upstream.outbound import OutboundHTTP
-from kproxy.upstream.pool import ConnectionPool
 
 __all__ = ["ProxyServer"]
 
@@ -45,8 +56,12 @@ class ProxyServer:
         self.shutdown_timeout = shutdown_timeout
         self._server: asyncio.AbstractServer | None = None
         self._web: HTTPServer | None = None
-        self._pool: ConnectionPool | None = None
-        self._lane: H2Lane | None = None
+        self._upstream: UpstreamReload | None = None
+        self._pipeline: Pipeline | None = None
+        self._observer: Observer | None = None
+        self._access_log: AccessLog | None = None
+        self._admin: AdminServer | None = None
+        self.readiness: Readiness | None = None
         self._address = ""
         self._url = ""
         self.gate = ClientGate(options.authorized_ranges, options.trusted_proxies)
@@ -61,29 +76,28 @@ class ProxyServer:
     def url(self) -> str:
         return self._url
 
+    @property
+    def metrics_address(self) -> str:
+        """Where the admin listener listens (``HOST:PORT``), or "" without one."""
+        return self._admin.address if self._admin is not None else ""
+
     async def start(self) -> None:
         opts = self.options
-        dialer = Dialer(opts.upstream)
-        if opts.upstream.auth is not None:
-            # OIDC refreshes reach the issuer by the API server's road: egress and trust.
-            opts.upstream.auth.use_outbound(
-                OutboundHTTP(
-                    opts.egress,
-                    connect_timeout=opts.upstream.connect_timeout,
-                    user_agent=opts.upstream.user_agent_header,
-                )
-            )
-        self._pool = ConnectionPool(dialer)
-        self._lane = H2Lane(dialer) if opts.upstream.http2 else None
-        relay = Relay(opts.upstream, self._pool, self._lane)
+        relay = relay_for(opts)
+        self._upstream = UpstreamReload(opts, relay, self._use)
         static = None
         if opts.www:
             from kproxy.proxy.static import StaticFiles  # only --www pays for Go's FileServer
 
             static = StaticFiles(opts.www)
-        pipeline = build_pipeline(opts, self.gate, relay, static)
+        self._access_log = _access_log(opts)
+        if self._access_log is not None or opts.observe.metrics:
+            self._observer = Observer(self._access_log)
+        pipeline = self._pipeline = build_pipeline(opts, self.gate, relay, static, self._observer)
         loop = asyncio.get_running_loop()
         self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
+        if opts.observe.metrics:
+            await self._start_admin(relay)
         listen = opts.listen
         if listen.unix_socket:
             sock = unix_socket(listen.unix_socket)
@@ -112,17 +126,49 @@ class ProxyServer:
         if opts.authorized_ranges_file:
             ranges_file = opts.authorized_ranges_file
             self._watches.append(FileWatch(lambda: (ranges_file,), self.reload_ranges))
+        if opts.flags is not None and opts.reload_paths:
+            self._watches.append(FileWatch(lambda: self.options.reload_paths, self.reload_upstream))
         for watch in self._watches:
             watch.start()
 
+    async def _start_admin(self, relay: Relay) -> None:
+        from kproxy.server.exposition import CONTENT_TYPE, Exposition  # prometheus_client: only now
+
+        web = self._web
+        assert web is not None
+        exposition = Exposition(lambda: (len(web.connections), sum(c.busy for c in web.connections)))
+        self.readiness = Readiness(relay, self.options.observe.readiness_period)
+        self._admin = AdminServer(self.options.observe, self.gate, self.readiness, exposition.render, CONTENT_TYPE)
+        await self._admin.start()
+        self.readiness.start()
+
+    def _use(self, options: Options, relay: Relay) -> None:
+        """A reloaded upstream: new requests and probes go through ``relay``."""
+        self.options = options
+        if self._pipeline is not None:
+            self._pipeline.use(relay)
+        if self.readiness is not None:
+            self.readiness.relay = relay
+
     def reload(self) -> None:
         """Re-read every file kproxy reloads (the CLI calls this on SIGHUP): each keeps
-        what is in force when its new version is invalid, and says so in the log."""
+        what is in force when its new version is invalid, and says so in the log. The
+        access log file is opened again (log rotation)."""
         self.reload_ranges()
+        self.reload_upstream()
         if self._certificates is not None:
             self._certificates.reload()
+        if self._access_log is not None:
+            self._access_log.reopen()
         for watch in self._watches:
             watch.settle()
+
+    def reload_upstream(self) -> bool:
+        """Rebuild the configuration from the kubeconfig, CA and proxy files (SIGHUP, or
+        one changed); the one in force stays when the new one is invalid."""
+        if self._upstream is None or self.options.flags is None:
+            return False
+        return self._upstream.reload()
 
     def reload_ranges(self) -> bool:
         """Re-read ``--authorized-ip-ranges-file`` (SIGHUP, or the file changed).
@@ -137,7 +183,9 @@ class ProxyServer:
             ranges = combine_ranges(self.options.authorized_ranges_flag, load_ranges_file(path))
         except ConfigError as exc:
             log.error("Keeping the authorized IP ranges in force: %s", exc)
+            tally.reload("authorized_ranges", False)
             return False
+        tally.reload("authorized_ranges", True)
         closed = self.gate.replace(ranges)
         log.log(NOTICE, "reloaded %s: %s", path, ranges.describe())
         if closed:
@@ -145,22 +193,36 @@ class ProxyServer:
         return True
 
     async def close(self) -> None:
-        """Stop accepting, drain in-flight requests for ``shutdown_timeout``, then close."""
+        """Stop accepting, drain in-flight requests for ``shutdown_timeout``, then close.
+        Readiness says 503 from the start; the admin listener closes last."""
+        if self.readiness is not None:
+            self.readiness.stopping()
         for watch in self._watches:
             watch.stop()
         if self._server is not None:
             self._server.close()
         if self._web is not None:
-            await self._web.shutdown(self.shutdown_timeout)
+            await self._web.shutdown(self.shutdown_timeout, self._cutting)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-        if self._pool is not None:
-            self._pool.close()
-        if self._lane is not None:
-            self._lane.close()
+        if self._upstream is not None:
+            relay = self._upstream.relay
+            relay.pool.close()
+            if relay.lane is not None:
+                relay.lane.close()
         if self.options.listen.unix_socket:
             remove_socket(self.options.listen.unix_socket)
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
+        if self._access_log is not None:
+            self._access_log.close()
+
+    def _cutting(self) -> None:
+        # The grace period is over: the requests still running end as timeouts.
+        if self._observer is not None:
+            self._observer.cut_off = True
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -177,3 +239,19 @@ class ProxyServer:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _access_log(options: Options) -> AccessLog | None:
+    """The access log asked for: --access-log (to its file or stderr), else -v=2's text
+    lines through the logger, else none. An unwritable file is a ConfigError."""
+    observe = options.observe
+    if observe.access_log:
+        try:
+            return AccessLog.open(observe.access_log, observe.access_log_file)
+        except OSError as exc:
+            raise ConfigError(
+                f"--access-log-file {observe.access_log_file}: cannot open it for writing: {exc.strerror or exc}"
+            ) from None
+    if log.isEnabledFor(logging.INFO):
+        return AccessLog.to_logger()
+    return None

@@ -56,9 +56,11 @@ class FileWatch:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            now = self._read()
-            if now != self._stamps:
-                # Stamped before the reload reads the files: a change made while it
-                # reads (the key written just after the certificate) is seen next time.
-                self._stamps = now
+            stamps = self._read()
+            if stamps != self._stamps:
+                # Taken before the reload: a write still going on while it reads the file
+                # changes the stamps again, and the next look reloads once more.
+                self._stamps = stamps
                 self._changed()
+                if set(self._paths()) != stamps.keys():
+                    self._stamps = self._read()  # the reload changed which files count

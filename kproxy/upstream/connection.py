@@ -28,6 +28,7 @@ from typing import cast
 import httptools
 
 from kproxy.errors import UpstreamError
+from kproxy.metrics import tally
 from kproxy.waiters import wake
 
 __all__ = ["Listener", "ResponseHead", "UpstreamConnection"]
@@ -88,6 +89,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TLS transport is not an asyncio.Transport subclass, but behaves as one.
         self.transport = cast(asyncio.Transport, transport)
+        tally.upstream_connections += 1
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -103,7 +105,7 @@ class UpstreamConnection(asyncio.Protocol):
             offset = exc.args[0] if exc.args else len(data)
             self._upgrade_tail = data[offset:]
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamError(f"malformed HTTP response from the API server: {exc}"))
+            self._fail(UpstreamError(f"malformed HTTP response from the API server: {exc}", "protocol"))
             self.close()
         listener = self._listener
         if listener is not None and (self._head is not None or self.error is not None):
@@ -122,6 +124,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        tally.upstream_connections -= 1
         if not self._complete:
             head = self._head
             if self._raw or (head is not None and _framed_by_eof(head.status, head.raw)):
@@ -129,7 +132,9 @@ class UpstreamConnection(asyncio.Protocol):
                 # Content-Length, no chunking), end here.
                 self._finish()
             else:
-                self._fail(UpstreamError("the API server closed the connection before the response was complete"))
+                self._fail(
+                    UpstreamError("the API server closed the connection before the response was complete", "reset")
+                )
         self._wake_drain()
         listener, self._listener = self._listener, None
         if listener is not None:
@@ -208,7 +213,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def drain(self) -> None:
         if self.closed:
-            raise self.error or UpstreamError("the API server closed the connection")
+            raise self.error or UpstreamError("the API server closed the connection", "reset")
         if self._write_paused:
             self._drain_waiter = self._loop.create_future()
             await self._drain_waiter

@@ -89,6 +89,9 @@ class Dialer:
         except ProxyTLSFailure as exc:
             assert route is not None
             raise await self._proxy_tls_error(route, exc.error) from exc
+        except UpstreamError as exc:  # from the tunnel: a forward proxy's failure
+            exc.cause = exc.cause or "proxy"
+            raise
         except ssl.SSLCertVerificationError as exc:
             from kproxy.policy.tls_failure import describe_verify_failure  # cryptography: on this path only
 
@@ -101,18 +104,21 @@ class Dialer:
                     der,
                     trusted=up.trusted or "the kubeconfig's certificate authority",
                     name_hint="set tls-server-name in the kubeconfig (or --tls-server-name) to one of those names",
-                )
+                ),
+                "tls",
             ) from exc
         except ssl.SSLError as exc:
             raise UpstreamError(
-                f"TLS handshake with the API server {up.display}{via} failed: {exc.reason or exc}"
+                f"TLS handshake with the API server {up.display}{via} failed: {exc.reason or exc}", "tls"
             ) from exc
         except socket.gaierror as exc:
             raise UpstreamError(
-                f"cannot resolve the API server host {up.host!r} ({up.display}): {exc.strerror}"
+                f"cannot resolve the API server host {up.host!r} ({up.display}): {exc.strerror}", "connect"
             ) from exc
         except OSError as exc:
-            raise UpstreamError(f"cannot connect to the API server {up.display}{via}: {exc.strerror or exc}") from exc
+            raise UpstreamError(
+                f"cannot connect to the API server {up.display}{via}: {exc.strerror or exc}", "connect"
+            ) from exc
         sock = transport.get_extra_info("socket")
         if sock is not None:
             _set_keepalive(sock, up.keepalive)
@@ -171,13 +177,14 @@ class Dialer:
                     der,
                     trusted=self._upstream.proxy_trusted or "the system trust store",
                     name_hint="use the proxy's name as its certificate gives it in the proxy URL",
-                )
+                ),
+                "proxy",
             )
         reason = str(error.reason or error)
         hint = ""
         if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST"):
             hint = "; it does not seem to speak TLS on this port: is it an http:// proxy?"
-        return UpstreamError(f"TLS handshake with {what} failed: {reason}{hint}")
+        return UpstreamError(f"TLS handshake with {what} failed: {reason}{hint}", "proxy")
 
 
 def _set_keepalive(sock: socket.socket, period: float) -> None:

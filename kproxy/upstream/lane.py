@@ -141,6 +141,17 @@ class H2Lane:
         if conn.closed:
             self._conns = [c for c in self._conns if not c.closed]
 
+    def retire(self) -> None:
+        """A reload replaced this lane: no new streams; each connection closes when its
+        last stream ends, so watches in flight run on to their end."""
+        self._closed = True
+        if self._dial is not None:
+            self._dial.cancel()
+        for conn in self._conns:
+            conn.going_away = True
+            if not conn.streams:
+                conn.close()
+
     def close(self) -> None:
         self._closed = True
         if self._dial is not None:

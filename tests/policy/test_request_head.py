@@ -175,3 +175,54 @@ def test_impersonate_mode_drops_the_bearer_subprotocol_of_an_upgrade() -> None:
     # Without impersonation the subprotocol is the client's business (passthrough, proxy).
     lines, _, _ = head(raw, upgrade=True, template=PLAIN)
     assert any(b"bearer.authorization" in line for line in lines)
+
+
+def _audited(raw: list[tuple[bytes, bytes]], *, upgrade: bool = False) -> tuple[bytes, bytes, bool]:
+    fresh = b"Audit-Id: 11111111-2222-4333-8444-555555555555\r\n\r\n"
+    built = request_head(
+        T, "GET", b"/api", raw, upgrade=upgrade, auth_line=AUTH, client="10.0.0.9", audit=lambda: fresh
+    )
+    return built.data, built.audit_id, built.fresh
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_a_fresh_audit_id_ends_the_head_when_the_client_sent_none(upgrade: bool) -> None:
+    data, audit_id, fresh = _audited([(b"Host", b"h"), (b"Accept", b"*/*")], upgrade=upgrade)
+    assert data.endswith(b"X-Forwarded-For: 10.0.0.9\r\nAudit-Id: 11111111-2222-4333-8444-555555555555\r\n\r\n")
+    assert data.count(b"Audit-Id") == 1
+    assert (audit_id, fresh) == (b"11111111-2222-4333-8444-555555555555", True)
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent", "audit_id"),
+    [
+        # The client's own id passes on, and is the request's id; none is added.
+        ([(b"audit-id", b"mine-1")], [b"Audit-Id: mine-1"], b"mine-1"),
+        # Several: all pass on, the first is the one the API server takes (Go's Header.Get).
+        ([(b"Audit-ID", b"a"), (b"Audit-Id", b"b")], [b"Audit-Id: a", b"Audit-Id: b"], b"a"),
+    ],
+)
+def test_the_clients_audit_id_is_kept(raw: list[tuple[bytes, bytes]], sent: list[bytes], audit_id: bytes) -> None:
+    data, got, fresh = _audited([(b"Host", b"h"), *raw])
+    assert [line for line in data.split(b"\r\n") if line.startswith(b"Audit-Id")] == sent
+    assert data.endswith(b"\r\n\r\n") and not data.endswith(b"555555555555\r\n\r\n")
+    assert (got, fresh) == (audit_id, False)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [(b"Audit-Id", b"")],  # empty: the API server would make up its own
+        [(b"Audit-Id", b"  ")],
+        [(b"Connection", b"audit-id"), (b"Audit-Id", b"x")],  # listed in Connection: dropped
+    ],
+)
+def test_an_audit_id_the_api_server_would_not_take_is_replaced(raw: list[tuple[bytes, bytes]]) -> None:
+    data, audit_id, fresh = _audited([(b"Host", b"h"), *raw])
+    assert data.count(b"Audit-Id") == 1 and fresh
+    assert audit_id == b"11111111-2222-4333-8444-555555555555"
+
+
+def test_no_audit_id_without_a_source_of_them() -> None:
+    built = request_head(T, "GET", b"/api", [(b"Host", b"h")], upgrade=False, auth_line=AUTH, client=None)
+    assert b"Audit-Id" not in built.data and (built.audit_id, built.fresh) == (b"", False)

@@ -198,3 +198,15 @@ async def test_without_origin_nothing_changes(tmp_path: Path) -> None:
     # An OPTIONS with Access-Control-Request-Method but no Origin is no preflight: forwarded.
     head = b"OPTIONS /api HTTP/1.1\r\nHost: localhost\r\nAccess-Control-Request-Method: GET\r\n"
     assert (await send(p, head))[0].status == 200 and relay.forwarded[-1] == ("OPTIONS", b"/api")
+
+
+async def test_refusals_and_refused_preflights_are_counted_as_origin(tmp_path: Path) -> None:
+    from kproxy.metrics import tally
+
+    p, _ = pipeline(tmp_path)
+    before = tally.rejected["origin"]
+    head = b"POST /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: localhost:8001\r\nOrigin: http://evil.example\r\n"
+    assert (await send(p, head))[0].status == 403
+    assert (await send(p, preflight(b"http://evil.example", b"GET")))[0].status == 403
+    assert (await send(p, preflight(ALLOWED.encode(), b"GET")))[0].status == 204  # granted: not counted
+    assert tally.rejected["origin"] - before == 2

@@ -8,10 +8,12 @@ server; these tests pin the contract step by step.
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
 from kproxy.http import Request
+from kproxy.policy.audit_id import LINE_LENGTH, id_of
 from kproxy.policy.ranges import AuthorizedRanges
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.fast import ClientState, FastPath, Forward, ForwardCache
@@ -86,7 +88,11 @@ async def test_the_same_request_again_reuses_the_head_built_for_it() -> None:
         await settle()
     assert isinstance(client.attachment, ClientState)
     heads = [s.heads[0] for s in scripts]
-    assert heads[0] == heads[1] and b"X-A: 1" in heads[2] and client.done == 3
+    # The same head, but each request with an Audit-Id of its own, spliced in at the end.
+    assert heads[0][:-LINE_LENGTH] == heads[1][:-LINE_LENGTH] and b"X-A: 1" in heads[2] and client.done == 3
+    ids = [id_of(h) for h in heads]
+    assert all(h[-LINE_LENGTH:].startswith(b"Audit-Id: ") for h in heads) and len(set(ids)) == 3
+    assert all(uuid.UUID(i.decode()).version == 4 for i in ids)
 
 
 async def test_a_streamed_answer_continues_on_the_task_and_the_client_leaving_aborts_it() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from kproxy import Flags, Options, ProxyServer
 from kproxy.http import Request
-from kproxy.proxy.fast import FastPath
+from kproxy.proxy.fast import FastPath, Forward
 from kproxy.testing import TOKEN_USER, FakeAPIServer, TestPKI
 from kproxy.testing.credential_fakes import write_plugin
 
@@ -32,10 +32,10 @@ def fast_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     taken: list[str] = []
     start = FastPath._start
 
-    def spy(self: FastPath, request: Request, target: bytes) -> bool:
-        took = start(self, request, target)
+    def spy(self: FastPath, request: Request, forward: Forward) -> bool:
+        took = start(self, request, forward)
         if took:
-            taken.append(target.decode())
+            taken.append(forward.target.decode())
         return took
 
     monkeypatch.setattr(FastPath, "_start", spy)
@@ -277,9 +277,103 @@ async def test_the_fast_path_over_tls_in_each_identity_mode(
         url = f"{server.url}/debug/kproxy/echo"
         answers = [await fetch(session, "GET", url) for _ in range(3)]
     assert fast_taken == ["/debug/kproxy/echo", "/debug/kproxy/echo"]  # all but the first
-    assert all(a[0] == 200 for a in answers) and answers[1][2] == answers[2][2]
-    sent = [(n.lower(), v) for n, v in json.loads(answers[2][2])["headers"]]
+    assert all(a[0] == 200 for a in answers)
+    heads = [[(n.lower(), v) for n, v in json.loads(a[2])["headers"]] for a in answers]
+    # The memoised head goes out again, each time with an Audit-Id of its own.
+    same = [[h for h in head if h[0] != "audit-id"] for head in heads]
+    assert same[1] == same[2] and len({dict(head)["audit-id"] for head in heads}) == 3
+    sent = heads[2]
     auth = [h for h in sent if h[0] == "authorization" or h[0].startswith("impersonate-")]
     impersonation = [("impersonate-user", "alice"), ("impersonate-group", "dev")]
     assert auth == [("authorization", "Bearer test-token"), *(impersonation if mode == "impersonate" else [])]
     assert {r.effective_user for r in api.requests[-3:]} == {"alice" if mode == "impersonate" else TOKEN_USER}
+
+
+async def test_the_access_log_names_the_certificates_user_on_both_paths(
+    api: FakeAPIServer, tmp_path: Path, fast_taken: list[str]
+) -> None:
+    api.authorizer.impersonators.add(TOKEN_USER)
+    team = TestPKI.create()
+    files = team.write(tmp_path / "team")
+    log = tmp_path / "access.log"
+    options = Options.from_flags(
+        Flags(
+            kubeconfig=str(api.kubeconfig(tmp_path, auth="token")),
+            port=0,
+            tls_cert_file=str(files["server.crt"]),
+            tls_private_key_file=str(files["server.key"]),
+            client_ca_file=str(files["ca.crt"]),
+            client_identity="impersonate",
+            access_log="json",
+            access_log_file=str(log),
+        )
+    )
+    ctx = team.client_ssl_context(team.issue_client("alice", ("dev",)))
+    async with (
+        ProxyServer(options) as server,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=1)) as session,
+    ):
+        url = f"{server.url}/api/v1/namespaces/default/configmaps"
+        for _ in range(3):
+            assert (await fetch(session, "GET", url))[0] == 200
+        async with session.post(url, json={"metadata": {"name": "c1"}, "data": {}}) as resp:
+            assert resp.status == 201
+    assert fast_taken == ["/api/v1/namespaces/default/configmaps"] * 2
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["method"], e["user"]) for e in lines] == [("GET", "alice")] * 3 + [("POST", "alice")]
+
+
+@pytest.fixture
+async def logged(api: FakeAPIServer, tmp_path: Path) -> AsyncIterator[tuple[ProxyServer, Path]]:
+    kubeconfig = api.kubeconfig(tmp_path, auth="cert")
+    log = tmp_path / "access.log"
+    flags = Flags(kubeconfig=str(kubeconfig), port=0, access_log="json", access_log_file=str(log))
+    async with ProxyServer(Options.from_flags(flags)) as server:
+        yield server, log
+
+
+def entries(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+async def test_with_the_access_log_on_the_fast_path_stays_on_and_logs_every_request(
+    logged: tuple[ProxyServer, Path], api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    proxy, log = logged
+    url = f"{proxy.url}/api/v1/namespaces/default/configmaps"
+    for _ in range(4):
+        assert (await fetch(session, "GET", url))[0] == 200
+    assert fast_taken == ["/api/v1/namespaces/default/configmaps"] * 3
+    lines = entries(log)
+    assert [(e["verb"], e["status"], e["termination"]) for e in lines] == [("list", 200, "complete")] * 4
+    sent = [r.headers["Audit-Id"] for r in api.requests if r.path == "/api/v1/namespaces/default/configmaps"]
+    assert [e["audit_id"] for e in lines] == sent and len(set(sent)) == 4  # one each, the one sent
+
+
+async def test_what_the_fast_path_hands_back_is_logged_once(
+    logged: tuple[ProxyServer, Path], api: FakeAPIServer, session: aiohttp.ClientSession, fast_taken: list[str]
+) -> None:
+    proxy, log = logged
+    streamed = f"{proxy.url}/debug/kproxy/chunks?n=2&interval=0.01"
+    for _ in range(2):
+        assert (await fetch(session, "GET", streamed))[0] == 200
+    await fetch(session, "GET", f"{proxy.url}/version")
+    for _ in range(2):
+        await fetch(session, "GET", f"{proxy.url}/version")  # an idle pooled connection to reuse
+        assert (await fetch(session, "GET", f"{proxy.url}/debug/kproxy/hangup"))[0] == 502
+    assert "/debug/kproxy/chunks?n=2&interval=0.01" in fast_taken and "/debug/kproxy/hangup" in fast_taken
+    watch = f"{proxy.url}/api/v1/namespaces/default/configmaps?watch=true"
+    for _ in range(2):
+        await fetch(session, "GET", f"{proxy.url}/version")
+        async with session.get(watch) as resp:
+            assert resp.status == 200
+            await until(lambda: api.open_watches() == 1)
+        await until(lambda: api.open_watches() == 0)
+    await until(lambda: len(entries(log)) == 11)
+    lines = entries(log)
+    chunks = [e for e in lines if str(e["path"]).endswith("/chunks")]
+    assert [(e["status"], e["bytes_out"], e["termination"]) for e in chunks] == [(200, 16, "complete")] * 2
+    hung = [e for e in lines if str(e["path"]).endswith("/hangup")]
+    assert [(e["status"], e["termination"]) for e in hung] == [(502, "upstream_reset")] * 2
+    watches = [e for e in lines if e["verb"] == "watch"]
+    assert [(e["status"], e["termination"]) for e in watches] == [(200, "client_gone")] * 2

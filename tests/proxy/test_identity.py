@@ -150,6 +150,16 @@ async def test_the_pipeline_answers_401_and_forwards_nothing(
     assert caplog.messages == []  # the client's doing, not an error of kproxy's: a scan must not flood the log
 
 
+async def test_refused_clients_are_counted_as_client_auth(pki: TestPKI, tmp_path: Path) -> None:
+    from kproxy.metrics import tally
+
+    p, _ = pipeline(pki, tmp_path, "proxy")
+    before = tally.rejected["client_auth"]
+    await p.handle(tls_client(None).request(GET))
+    await p.handle(tls_client(ALICE).request(GET))  # let in: not counted
+    assert tally.rejected["client_auth"] - before == 1
+
+
 async def test_the_address_check_comes_first(pki: TestPKI, tmp_path: Path) -> None:
     p, _ = pipeline(pki, tmp_path, "proxy", ranges="10.1.0.0/16")
     answer = await p.handle(tls_client(None).request(GET))  # the client is 10.0.0.9
@@ -175,7 +185,7 @@ async def test_the_pipeline_passes_the_identity_on(
 def fast(pool: FakePool, mode: str) -> FastPath:
     cache = ForwardCache()
     cache.remember("GET", "/api/v1/pods", "localhost:8001", Forward(b"/api/v1/pods", None))
-    return FastPath(Relay(upstream(), pool), cache, ClientGate(AuthorizedRanges(())), Identify(mode))  # type: ignore[arg-type]
+    return FastPath(Relay(upstream(), pool), cache, ClientGate(AuthorizedRanges(())), identify=Identify(mode))  # type: ignore[arg-type]
 
 
 async def test_the_fast_path_leaves_a_refused_client_to_the_ordinary_path() -> None:

@@ -1,0 +1,259 @@
+"""What happened to each request, for the access log and the request metrics.
+
+In: a request when it starts (the pipeline and the fast path make a :class:`Record`: who
+asked, when, and once the request is decided, its verb, target and Audit-ID), what the
+exchange learns on the way (bytes, how it ended), and its answer. Out, once per request
+when it ends: a line in the access log (:mod:`kproxy.proxy.access_log`) and the counts in
+:data:`kproxy.metrics.tally` (requests by verb and code, durations, long-running requests
+in flight).
+
+There is an :class:`Observer` only when metrics are served or an access log is written;
+otherwise the request path pays one ``is None`` test for all of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Literal
+
+from kproxy.errors import RequestError
+from kproxy.http import Answer, Request, Response, Resume, Sent, StreamResponse
+from kproxy.metrics import DURATION_BUCKETS, LongRunning, tally
+from kproxy.policy.request_checks import split_target
+from kproxy.policy.request_info import request_verb
+from kproxy.proxy import access_log
+from kproxy.proxy.access_log import AccessLog
+
+if TYPE_CHECKING:
+    from kproxy.proxy.fast import ClientState as FastState
+    from kproxy.proxy.fast import Forward
+
+__all__ = ["Observer", "Record", "Seen", "Termination", "long_running", "record_of"]
+
+Termination = Literal["complete", "client_gone", "upstream_reset", "timeout"]
+_DIGITS = [f"{n:03d}" for n in range(1000)]
+_monotonic = time.monotonic
+_FIRST_BOUND = DURATION_BUCKETS[0]
+# What the fast path keeps of an exchange it observes: when it started, its Audit-Id as
+# the JSON line writes it, and as bytes. A Record is made only if it hands back.
+Seen = tuple[float, str, bytes]
+
+
+def long_running(verb: str, query: str | None) -> LongRunning | None:
+    """Which kind of long-running request this is, if one: a watch, a log followed
+    (``follow`` true, as apimachinery converts booleans), or an upgrade."""
+    if verb == "watch":
+        return "watch"
+    if verb == "connect":
+        return "upgrade"
+    if verb == "get" and query and "follow=" in query:
+        for pair in query.split("&"):
+            key, _, value = pair.partition("=")
+            if key == "follow":
+                return None if value in ("0", "false", "False", "FALSE") else "follow"
+    return None
+
+
+class Record:
+    """One request, as the access log and the metrics see it."""
+
+    __slots__ = (
+        "audit_id",
+        "bytes_out",
+        "client",
+        "done",
+        "kind",
+        "request",
+        "started",
+        "status",
+        "streamed_in",
+        "target",
+        "termination",
+        "user",
+        "verb",
+    )
+
+    def __init__(self, request: Request, client: str | None) -> None:
+        self.request = request
+        self.started = time.monotonic()
+        self.client = client
+        self.verb: str | None = None  # set once the request is decided; else worked out at the end
+        self.kind: LongRunning | None = None
+        self.target: str | None = None
+        self.audit_id = b""
+        self.user: str | None = None  # the client's identity, when kproxy knows one
+        self.status: int | None = None
+        self.bytes_out = 0
+        self.streamed_in = 0  # the client's bytes after an upgrade
+        self.termination: Termination = "complete"
+        self.done = False
+
+    def decided(self, verb: str, kind: LongRunning | None, target: str | None) -> None:
+        self.verb = verb
+        self.kind = kind
+        self.target = target
+        if kind is not None:
+            tally.long_running[kind] += 1
+
+    def path(self) -> str:
+        """The path as the client sent it, without the query."""
+        raw = self.request.raw_path
+        if raw[:1] != "/":
+            try:
+                return split_target(raw)[0]
+            except RequestError:
+                return raw.partition("?")[0]
+        return raw.partition("?")[0]
+
+    def verb_now(self) -> str:
+        if self.verb is None:
+            raw, _, query = self.request.raw_path.partition("?")
+            self.verb = request_verb(self.request.method, self.request.path, query or None)
+        return self.verb
+
+    def bytes_in(self) -> int:
+        return self.request.body_received + self.streamed_in
+
+    def ended_by(self, exc: RequestError) -> None:
+        """An error answered the request: a deadline, or the API server's connection broke."""
+        if exc.cause == "timeout":
+            self.termination = "timeout"
+        elif exc.cause == "reset":
+            self.termination = "upstream_reset"
+
+
+def record_of(request: Request) -> Record | None:
+    note = request.note
+    return note if type(note) is Record else None
+
+
+class Observer:
+    """Starts and finishes records; writes the access log and counts (see the module docstring)."""
+
+    def __init__(self, access_log: AccessLog | None) -> None:
+        self.access_log = access_log
+        # The fast path writes JSON lines from parts made ahead; the text format, through Records.
+        self._fast_json = access_log if access_log is not None and access_log.fd is not None else None
+        self.cut_off = False  # a graceful stop's grace period is over: what is cut is a timeout
+
+    # -- the fast path's way: no Record unless it hands back ------------------------------
+
+    def who(self, request: Request) -> str:
+        """The ``client`` member of the connection's JSON lines."""
+        return access_log.who(request.remote)
+
+    def running(self, kind: LongRunning) -> None:
+        tally.long_running[kind] += 1
+
+    def fast_done(
+        self, state: FastState, request: Request, forward: Forward, seen: Seen, status: int, sent: int
+    ) -> None:
+        """A fast exchange wrote its whole answer: count it and log it.
+
+        Written out flat, with what repeats kept from one request to the next (the verb's
+        counts in the verdict, the line's middle in the connection's state): this runs for
+        every request the fast path answers, where each call or format costs more than the
+        work it does (benchmarks.instructions)."""
+        started, audit, _ = seen
+        duration = _monotonic() - started
+        stats = forward.stats or tally.stats(forward.verb)
+        codes = stats.codes
+        codes[status] = codes.get(status, 0) + 1
+        kind = forward.kind
+        if kind is not None:
+            tally.long_running[kind] -= 1
+        else:
+            # Most answers take less than the first bound: no search for those.
+            stats.buckets[0 if duration <= _FIRST_BOUND else bisect_left(DURATION_BUCKETS, duration)] += 1
+            stats.total += duration
+        log = self._fast_json
+        if log is None or not forward.log_head:
+            if self.access_log is not None:  # the text format: through a Record
+                record = self.adopt(request, forward, seen)
+                record.done, record.status, record.bytes_out = True, status, sent
+                self.access_log.write(record, time.time(), duration)
+            return
+        if forward is not state.logged or status != state.logged_status or sent != state.logged_sent:
+            state.logged, state.logged_status, state.logged_sent = forward, status, sent
+            state.middle = f'{state.who},{forward.log_head},"status":{status},"bytes_in":0,"bytes_out":{sent}'
+        clock = log.clock
+        began = started + clock.offset  # wall-clock time: no clock call per request
+        milli = began // 0.001  # floats: an int of this size would be a two-digit long
+        if milli != clock.milli:  # a new millisecond: the line's start is made again
+            second = began // 1.0
+            stamp = clock.text if second == clock.second else clock.tick(second)
+            clock.milli = milli
+            clock.prefix = f'{{"time":"{stamp}.{_DIGITS[int((began - second) * 1000.0)]}Z",'
+        micros = int(duration * 1_000_000)
+        # Three-digit parts from a table: cheaper than a format spec, every request.
+        pending = log.pending
+        pending.append(
+            f'{clock.prefix}{state.middle},"duration_ms":{micros // 1000}.{_DIGITS[micros % 1000]},'
+            f'"audit_id":"{audit}","user":{state.user},{forward.log_tail}}}\n'
+        )
+        if len(pending) == 1:
+            log.soon()
+
+    def adopt(self, request: Request, forward: Forward, seen: Seen) -> Record:
+        """The Record of a fast exchange that hands back (or whose client left)."""
+        record = self.start(request, request.remote)
+        record.started, _, record.audit_id = seen
+        record.verb, record.kind, record.target = forward.verb, forward.kind, forward.described
+        return record
+
+    # -- the ordinary path's -------------------------------------------------------------
+
+    def start(self, request: Request, client: str | None) -> Record:
+        record = Record(request, client)
+        request.note = record
+        return record
+
+    def finish(self, record: Record, status: int | None, bytes_out: int, termination: Termination) -> None:
+        if record.done:
+            return
+        record.done = True
+        record.status = status
+        record.bytes_out = bytes_out
+        if termination != "complete" or record.termination == "complete":
+            record.termination = termination
+        duration = time.monotonic() - record.started
+        kind = record.kind
+        if kind is not None:
+            tally.long_running[kind] -= 1
+        if status is not None:
+            tally.request(record.verb_now(), status, None if kind is not None else duration)
+        if self.access_log is not None:
+            self.access_log.write(record, time.time(), duration)
+
+    def answered(self, record: Record, answer: Answer) -> None:
+        """The handler's answer (a Response or a StreamResponse already written)."""
+        if isinstance(answer, Sent):
+            self.finish(record, answer.status, answer.sent, "upstream_reset" if answer.cut else "complete")
+        elif isinstance(answer, Response):
+            sent = 0 if record.request.method == "HEAD" else len(answer.body)
+            self.finish(record, answer.status, sent, "complete")
+        else:
+            length = dict((k.lower(), v) for k, v in answer.headers).get("content-length", "0")
+            self.finish(record, answer.status, int(length) if length.isdigit() else 0, "complete")
+
+    def gone(self, record: Record) -> None:
+        """The client left (or a graceful stop cut the request) before the end."""
+        self.finish(record, record.status, record.bytes_out, "timeout" if self.cut_off else "client_gone")
+
+    async def observed(self, record: Record, run: Resume) -> Answer:
+        """``run()``'s answer, finishing ``record`` with it (or as gone)."""
+        try:
+            answer = await run()
+            if isinstance(answer, StreamResponse) and not answer.prepared:
+                await answer.prepare(record.request)
+                await answer.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            self.gone(record)
+            raise
+        except Exception:
+            self.finish(record, 500, 0, "complete")  # a bug of ours: the connection answers 500
+            raise
+        self.answered(record, answer)
+        return answer

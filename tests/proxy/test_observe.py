@@ -1,0 +1,206 @@
+"""kproxy.proxy.observe: records finished once, counted and logged (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kproxy import metrics
+from kproxy.errors import UpstreamError, UpstreamTimeout
+from kproxy.http import Answer, Response, Sent, StreamResponse
+from kproxy.metrics import Tally
+from kproxy.proxy.access_log import AccessLog, fixed_parts, who
+from kproxy.proxy.fast import ClientState, Forward
+from kproxy.proxy.observe import Observer, Record, long_running, record_of
+from tests.proxy.fakes import FakeClient
+
+GET = b"GET /api/v1/pods HTTP/1.1\r\nHost: h\r\n"
+
+
+class Lines:
+    """An access log of the text kind: records, not JSON lines made from parts."""
+
+    fd = None
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def write(self, record: Record, now: float, duration: float) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def tally(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tally]:
+    fresh = Tally()
+    monkeypatch.setattr(metrics, "tally", fresh)
+    monkeypatch.setattr("kproxy.proxy.observe.tally", fresh)
+    yield fresh
+
+
+def observer() -> tuple[Observer, Lines]:
+    lines = Lines()
+    return Observer(lines), lines  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("verb", "query", "kind"),
+    [
+        ("watch", None, "watch"),
+        ("connect", None, "upgrade"),
+        ("get", "follow=true&container=c", "follow"),
+        ("get", "container=c&follow=1", "follow"),
+        ("get", "follow=", "follow"),
+        ("get", "follow=false", None),
+        ("get", "follow=0", None),
+        ("get", "unfollow=true", None),
+        ("list", "follow=true", None),
+        ("get", None, None),
+    ],
+)
+def test_long_running_kinds(verb: str, query: str | None, kind: str | None) -> None:
+    assert long_running(verb, query) == kind
+
+
+def test_a_record_is_finished_once_counted_and_logged(tally: Tally) -> None:
+    obs, lines = observer()
+    request = FakeClient().request(GET)
+    rec = obs.start(request, "10.0.0.9")
+    assert record_of(request) is rec
+    rec.decided("list", None, None)
+    obs.finish(rec, 200, 10, "complete")
+    obs.finish(rec, 500, 0, "client_gone")  # once only
+    assert lines.records == [rec] and (rec.status, rec.bytes_out, rec.termination) == (200, 10, "complete")
+    assert tally.requests == {("list", 200): 1} and tally.verbs["list"].timed == 1
+
+
+def test_long_running_requests_are_gauged_and_not_timed(tally: Tally) -> None:
+    obs, _ = observer()
+    rec = obs.start(FakeClient().request(GET), None)
+    rec.decided("watch", "watch", None)
+    assert tally.long_running["watch"] == 1
+    obs.gone(rec)
+    assert tally.long_running["watch"] == 0
+    assert tally.requests == {}  # no status: the client left before one
+    assert rec.termination == "client_gone"
+
+
+def test_a_request_cut_at_the_end_of_a_graceful_stop_is_a_timeout(tally: Tally) -> None:
+    obs, _ = observer()
+    rec = obs.start(FakeClient().request(GET), None)
+    rec.status = 200  # the head was out
+    obs.cut_off = True
+    obs.gone(rec)
+    assert rec.termination == "timeout" and tally.requests == {("list", 200): 1}
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "sent", "termination"),
+    [
+        (Sent(200, 42), 200, 42, "complete"),
+        (Sent(200, 7, cut=True), 200, 7, "upstream_reset"),
+        (Response(404, body=b"not found\n"), 404, 10, "complete"),
+        (StreamResponse(200, headers={"Content-Length": "123"}), 200, 123, "complete"),
+    ],
+)
+def test_answers(tally: Tally, answer: Answer, status: int, sent: int, termination: str) -> None:
+    obs, _ = observer()
+    rec = obs.start(FakeClient().request(GET), None)
+    obs.answered(rec, answer)
+    assert (rec.status, rec.bytes_out, rec.termination) == (status, sent, termination)
+
+
+def test_a_head_answer_sends_no_body() -> None:
+    obs, _ = observer()
+    rec = obs.start(FakeClient().request(GET.replace(b"GET", b"HEAD")), None)
+    obs.answered(rec, Response(200, body=b"xyz"))
+    assert rec.bytes_out == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "termination"),
+    [
+        (UpstreamError("closed", "reset"), "upstream_reset"),
+        (UpstreamTimeout("slow"), "timeout"),
+        (UpstreamError("refused", "connect"), "complete"),  # the client got a whole 502
+    ],
+)
+def test_errors_say_how_the_request_ended(error: UpstreamError, termination: str) -> None:
+    obs, _ = observer()
+    rec = obs.start(FakeClient().request(GET), None)
+    rec.ended_by(error)
+    obs.answered(rec, Response(error.status))
+    assert rec.termination == termination
+
+
+async def test_observed_finishes_with_the_answer_or_as_gone(tally: Tally) -> None:
+    obs, lines = observer()
+
+    async def ok() -> Answer:
+        return Response(200, body=b"ok")
+
+    rec = obs.start(FakeClient().request(GET), None)
+    assert (await obs.observed(rec, ok)).status == 200 and rec.status == 200
+
+    async def cancelled() -> Answer:
+        raise asyncio.CancelledError
+
+    rec = obs.start(FakeClient().request(GET), None)
+    with pytest.raises(asyncio.CancelledError):
+        await obs.observed(rec, cancelled)
+    assert rec.termination == "client_gone" and rec.done
+
+    async def broken() -> Answer:
+        raise RuntimeError("a bug")
+
+    rec = obs.start(FakeClient().request(GET), None)
+    with pytest.raises(RuntimeError):
+        await obs.observed(rec, broken)
+    assert rec.status == 500 and len(lines.records) == 3
+
+
+def test_the_verb_of_an_undecided_request_is_worked_out_from_its_path() -> None:
+    rec = Record(FakeClient().request(b"DELETE /api/v1/namespaces/d/configmaps?x=1 HTTP/1.1\r\nHost: h\r\n"), None)
+    assert rec.verb_now() == "deletecollection"
+    rec = Record(FakeClient().request(b"GET /static/index.html HTTP/1.1\r\nHost: h\r\n"), None)
+    assert rec.verb_now() == "get" and rec.path() == "/static/index.html"
+
+
+def test_a_fast_exchange_is_counted_and_logged_from_parts(tmp_path: Path, tally: Tally) -> None:
+    log = AccessLog.open("json", str(tmp_path / "a.log"))
+    obs = Observer(log)
+    request = FakeClient().request(GET)
+    head, tail = fixed_parts("GET", "/api/v1/pods", "list", None)
+    forward = Forward(b"/api/v1/pods", None, "list", None, head, tail)
+    first = ClientState(obs, who("10.0.0.9"))
+    obs.fast_done(first, request, forward, (time.monotonic() - 0.002, "id-1", b"id-1"), 200, 7)
+    watch = Forward(b"/api/v1/pods?watch=1", None, "watch", "watch", *fixed_parts("GET", "/api/v1/pods", "watch", None))
+    obs.running("watch")
+    obs.fast_done(ClientState(obs, who(None)), request, watch, (time.monotonic(), "id-2", b"id-2"), 200, 0)
+    log.close()
+    first, second = [json.loads(line) for line in (tmp_path / "a.log").read_text().splitlines()]
+    assert list(first) == [
+        "time", "client", "method", "path", "verb", "status", "bytes_in", "bytes_out", "duration_ms",
+        "audit_id", "user", "target", "termination",
+    ]  # fmt: skip
+    assert (first["client"], first["verb"], first["status"], first["bytes_out"], first["audit_id"]) == (
+        "10.0.0.9", "list", 200, 7, "id-1"
+    )  # fmt: skip
+    assert first["duration_ms"] >= 2 and first["termination"] == "complete" and first["user"] is None
+    assert (second["client"], second["verb"]) == (None, "watch")
+    assert tally.requests == {("list", 200): 1, ("watch", 200): 1}
+    assert tally.verbs["watch"].timed == 0 and tally.long_running["watch"] == 0
+    assert tally.verbs["list"].timed == 1
+
+
+def test_a_fast_exchange_that_hands_back_gets_a_record() -> None:
+    obs, _ = observer()
+    request = FakeClient().request(GET)
+    forward = Forward(b"/x", "service d/s:80", "proxy", None)
+    rec = obs.adopt(request, forward, (12.5, "id", b"id"))
+    assert record_of(request) is rec
+    assert (rec.started, rec.audit_id, rec.verb, rec.target, rec.kind) == (12.5, b"id", "proxy", "service d/s:80", None)
