@@ -7,7 +7,9 @@
 * a client certificate ``CN=kproxy-test-user, O=system:masters``: the API server's
   x509 authenticator takes the CN as the user name and the O values as groups.
 
-Keys are ECDSA P-256 (fast to make; Go, OpenSSL and kubectl accept them) in PKCS#8 PEM.
+Keys are ECDSA P-256 (fast to make; Go, OpenSSL and kubectl accept them) in PKCS#8 PEM,
+or RSA 2048 with ``key_type="rsa"`` (what kubeadm issues: the benchmarks use it, since
+the handshake's cost is part of what a proxy pays).
 The CA and leaves carry the extensions Python 3.13's ``VERIFY_X509_STRICT`` insists on
 (key usage, basic constraints, subject and authority key identifiers), so they verify
 under strict and lenient settings alike. Nothing here is ever written to disk unless the
@@ -23,10 +25,11 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["CLIENT_CN", "CLIENT_GROUP", "CertPair", "TestPKI"]
@@ -36,6 +39,15 @@ CLIENT_GROUP = "system:masters"
 
 _VALIDITY = datetime.timedelta(days=30)
 _BACKDATE = datetime.timedelta(hours=1)  # tolerate small clock differences
+
+KeyType = Literal["ec", "rsa"]
+_Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def _new_key(key_type: KeyType) -> _Key:
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 @dataclass(frozen=True)
@@ -58,10 +70,12 @@ class TestPKI:
     ca_key_pem: bytes = field(repr=False, default=b"")
 
     @classmethod
-    def create(cls, *, server_names: Sequence[str] = ("localhost", "127.0.0.1", "::1")) -> TestPKI:
+    def create(
+        cls, *, server_names: Sequence[str] = ("localhost", "127.0.0.1", "::1"), key_type: KeyType = "ec"
+    ) -> TestPKI:
         if not server_names:
             raise ValueError("server_names must name at least one host or address")
-        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_key = _new_key(key_type)
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kproxy-test-ca")])
         now = _now()
         ca_cert = (
@@ -113,8 +127,8 @@ class TestPKI:
             raise ValueError("this TestPKI has no CA key; make it with TestPKI.create()")
         ca_cert = x509.load_pem_x509_certificate(self.ca_pem)
         ca_key = serialization.load_pem_private_key(self.ca_key_pem, password=None)
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-            raise TypeError("the CA key is not an EC key")
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise TypeError("the CA key is neither an EC nor an RSA key")
         name = _client_name(common_name, organizations)
         return _issue(ca_cert, ca_key, name, ExtendedKeyUsageOID.CLIENT_AUTH, [])
 
@@ -167,7 +181,7 @@ def _client_name(common_name: str, organizations: Sequence[str]) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _key_pem(key: _Key) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -177,12 +191,14 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def _issue(
     ca_cert: x509.Certificate,
-    ca_key: ec.EllipticCurvePrivateKey,
+    ca_key: _Key,
     subject: x509.Name,
     usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName],
 ) -> CertPair:
-    key = ec.generate_private_key(ec.SECP256R1())
+    # Leaves are of the CA's kind; an RSA key also enciphers (RSA key exchange, RFC 5280 §4.2.1.3).
+    rsa_key = isinstance(ca_key, rsa.RSAPrivateKey)
+    key = _new_key("rsa" if rsa_key else "ec")
     now = _now()
     builder = (
         x509.CertificateBuilder()
@@ -197,7 +213,7 @@ def _issue(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
-                key_encipherment=False,
+                key_encipherment=rsa_key,
                 data_encipherment=False,
                 key_agreement=False,
                 key_cert_sign=False,
