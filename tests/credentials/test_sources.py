@@ -1,0 +1,120 @@
+"""kproxy.credentials.sources: token and certificate files that change on disk, and
+client-go's impersonation headers. Which credential Options chooses:
+tests/config/test_upstream_auth.py."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from kproxy.credentials import sources as credentials
+from kproxy.errors import ConfigError
+from kproxy.testing import TestPKI
+
+
+@pytest.fixture(scope="module")
+def pki() -> TestPKI:
+    return TestPKI.create()
+
+
+# --------------------------------------------------------------------------- files
+
+
+async def test_token_file_is_reread(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("first\n")
+    source = credentials.TokenFile(str(path), "first", "tokenFile")
+    assert source.line == b"Authorization: Bearer first\r\n"
+    assert 45 < source.deadline - time.monotonic() <= 50  # client-go: a minute, 10 s leeway
+    path.write_text("second")
+    assert await source.fresh() == b"Authorization: Bearer first\r\n"  # not yet due
+    source.deadline = 0.0
+    assert await source.fresh() == b"Authorization: Bearer second\r\n"
+    # A 401 re-reads at once, and says whether the token changed.
+    path.write_text("third")
+    assert await source.after_401(b"Authorization: Bearer second\r\n", time.monotonic()) is True
+    assert source.line == b"Authorization: Bearer third\r\n"
+    assert await source.after_401(source.line, time.monotonic()) is False
+
+
+async def test_token_file_errors_keep_the_last_token(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "token"
+    source = credentials.TokenFile(str(path), "kept-secret", f"tokenFile ({path})")
+    for content in (None, "", "two\nlines\x00"):
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(content)
+        source.deadline = 0.0
+        assert await source.fresh() == b"Authorization: Bearer kept-secret\r\n"
+    assert "Unable to rotate token" in caplog.text and str(path) in caplog.text
+    assert "kept-secret" not in caplog.text and "lines" not in caplog.text
+
+
+async def test_certificate_files_replaced_on_disk(tmp_path: Path, pki: TestPKI) -> None:
+    cert, key = tmp_path / "c.crt", tmp_path / "c.key"
+    cert.write_bytes(pki.client.cert_pem)
+    key.write_bytes(pki.client.key_pem)
+    loads: list[bytes] = []
+
+    def build(c: bytes, k: bytes) -> ssl.SSLContext:
+        loads.append(c)
+        return credentials.tls_context(
+            ca_pem=None,
+            ca_field="",
+            insecure=True,
+            cert_pem=c,
+            key_pem=k,
+            cert_field="client-certificate",
+            key_field="client-key",
+        )
+
+    first = build(pki.client.cert_pem, pki.client.key_pem)
+    source = credentials.CertFiles(
+        build, (str(cert), pki.client.cert_pem), (str(key), pki.client.key_pem), first, "client-certificate"
+    )
+    assert await source.context() is first and source.generation == 0
+    other = pki.issue_client("rotated")
+    cert.write_bytes(other.cert_pem)  # half-way: new certificate, old key
+    assert await source.context() is first and source.generation == 0
+    key.write_bytes(other.key_pem)
+    second = await source.context()
+    assert second is not first and source.generation == 1 and loads[-1] == other.cert_pem
+    os.utime(cert)  # touched, unchanged: nothing reloads
+    count = len(loads)
+    source.check(time.monotonic())
+    assert len(loads) == count and source.generation == 1
+    assert source.check_at > time.monotonic() + 50
+
+
+# --------------------------------------------------------------------------- headers
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ((("scopes", ("view", "edit")),), b"Impersonate-Extra-Scopes: view\r\nImpersonate-Extra-Scopes: edit\r\n"),
+        ((("example.com/reason", ("audit",)),), b"Impersonate-Extra-Example.com%2freason: audit\r\n"),
+        ((("100%", ("x",)),), b"Impersonate-Extra-100%25: x\r\n"),
+        ((("a b", ("y",)),), b"Impersonate-Extra-A%20b: y\r\n"),
+        ((("ключ", ("z",)),), b"Impersonate-Extra-%d0%ba%d0%bb%d1%8e%d1%87: z\r\n"),
+    ],
+)
+def test_impersonation_extra_keys_are_escaped_like_client_go(
+    extra: tuple[tuple[str, tuple[str, ...]], ...], expected: bytes
+) -> None:
+    headers = credentials.impersonation_headers("jane", "", (), extra)
+    assert headers == b"Impersonate-User: jane\r\n" + expected
+
+
+def test_impersonation_headers_order_and_refusals() -> None:
+    assert credentials.impersonation_headers("jane", "42", ("a", "b"), ()) == (
+        b"Impersonate-User: jane\r\nImpersonate-Uid: 42\r\nImpersonate-Group: a\r\nImpersonate-Group: b\r\n"
+    )
+    assert credentials.impersonation_headers("", "42", ("a",), ()) == b""
+    with pytest.raises(ConfigError):
+        credentials.impersonation_headers("jane\r\nX-Evil: 1", "", (), ())
