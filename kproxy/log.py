@@ -1,16 +1,44 @@
-"""kproxy's logging conventions: one logger, and a NOTICE level for features in use.
+"""kproxy's logging conventions: one logger, a NOTICE level for features in use, and
+throttled lines for causes that can repeat thousands of times a second.
 
 NOTICE sits between INFO and WARNING, so it shows at the default verbosity: one line
 on stderr per kproxy feature in use (stdout stays kubectl's single line).
+
+:func:`log_throttled` writes at most one line per cause per interval and counts the
+lines it held back in the next one: a client scanning the port, a flood of malformed
+requests or a process out of file descriptors must not flood the log (87,672 lines in
+15 s was the cost of logging each failed request when descriptors ran out).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
-__all__ = ["NOTICE", "log"]
+__all__ = ["NOTICE", "THROTTLE_INTERVAL", "log", "log_throttled"]
 
 NOTICE = 25
 logging.addLevelName(NOTICE, "NOTICE")
 
 log = logging.getLogger("kproxy")
+
+THROTTLE_INTERVAL = 5.0  # seconds between two lines of one cause
+_next_line: dict[str, float] = {}
+_held_back: dict[str, int] = {}
+
+
+def log_throttled(cause: str, level: int, message: str, *args: object, interval: float = THROTTLE_INTERVAL) -> bool:
+    """Log ``message % args`` unless a line of ``cause`` went out less than ``interval``
+    seconds ago; the next line that goes out says how many were held back. Returns
+    whether this one went out."""
+    now = time.monotonic()
+    if now < _next_line.get(cause, 0.0):
+        _held_back[cause] = _held_back.get(cause, 0) + 1
+        return False
+    held = _held_back.pop(cause, 0)
+    _next_line[cause] = now + interval
+    if held:
+        log.log(level, message + " (%d more like this not logged)", *args, held)
+    else:
+        log.log(level, message, *args)
+    return True
