@@ -8,7 +8,7 @@ kproxy uses.
 """
 
 from kproxy.http.connection import ClientConnection, Phase
-from kproxy.http.messages import Attachment, Body, Connection, RawSink, Request, Resume
+from kproxy.http.messages import Attachment, Body, BrokenBody, Connection, RawSink, Request, Resume
 from kproxy.http.responses import (
     TEXT_PLAIN,
     Answer,
@@ -26,6 +26,7 @@ __all__ = [
     "Answer",
     "Attachment",
     "Body",
+    "BrokenBody",
     "ClientConnection",
     "Connection",
     "FastPath",

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, cast
 
 from kproxy.http.flow import ReadGate, WriteFlow
 from kproxy.http.framing import LAST_CHUNK, Framing, chunk, complete_answer, stream_head
-from kproxy.http.messages import Attachment, RawSink, Request, Resume
+from kproxy.http.messages import Attachment, BrokenBody, RawSink, Request, Resume
 from kproxy.http.parsing import RequestReader
 from kproxy.http.responses import TEXT_PLAIN, Clock, Response, StreamResponse
 from kproxy.log import log
@@ -280,6 +280,10 @@ class ClientConnection(asyncio.Protocol):
                 await answer.write_eof()
         except asyncio.CancelledError:
             raise
+        except BrokenBody:
+            # The body broke off: the client left (nothing to answer), or sent what cannot
+            # be parsed, and the refusal queued behind this request is its answer.
+            return self.phase is REJECTED and not self._started
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.raw_path[:200])
             if not self._started:  # once the head is out, only cutting the connection tells

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from kproxy.config.upstream import Upstream
 from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
-from kproxy.http import Request, Sent
+from kproxy.http import BrokenBody, Request, Sent
 from kproxy.log import log
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
@@ -110,6 +110,8 @@ class Relay:
             try:
                 answer = await conn.response_head()
             except UpstreamError:
+                if sender is not None and sender.done() and not sender.cancelled():
+                    sender.result()  # the client's body broke off: that, not the aborted connection, is the news
                 if not (conn.reused and not conn.got_bytes and _replayable(request, head.has_body)):
                     raise
                 # The server closed an idle keep-alive connection as we reused it. Go's
@@ -141,8 +143,11 @@ class Relay:
             reusable = answer.keep_alive
             return Sent(answer.status)
         finally:
-            if sender is not None and not sender.done():
-                sender.cancel()
+            if sender is not None:
+                if not sender.done():
+                    sender.cancel()
+                elif not sender.cancelled():
+                    sender.exception()  # seen here (raised above when it mattered)
             if reusable:
                 self.pool.release(conn)
             else:
@@ -197,7 +202,10 @@ async def _small_body(request: Request, chunked: bool) -> bytes | None:
     if chunked or length is None or length > _REPLAY_LIMIT:
         return None
     _expect_continue(request)
-    return await request.read()
+    body = await request.read()
+    if request.content.broken:
+        raise BrokenBody("the request body broke off")  # before anything went upstream
+    return body
 
 
 def _expect_continue(request: Request) -> None:
@@ -217,6 +225,10 @@ def _replayable(request: Request, has_body: bool) -> bool:
 
 
 async def _send_body(request: Request, conn: UpstreamConnection, chunked: bool) -> None:
+    """Stream the request body; a body that breaks off (client EOF or reset, a chunk that
+    cannot be parsed) aborts the upstream connection without its last chunk or before
+    its Content-Length: the API server must never see a complete request that the
+    client did not complete."""
     _expect_continue(request)
     content = request.content
     while True:
@@ -230,5 +242,8 @@ async def _send_body(request: Request, conn: UpstreamConnection, chunked: bool) 
         else:
             conn.write(chunk)
         await conn.drain()
+    if content.broken:
+        conn.abort()
+        raise BrokenBody("the request body broke off")
     if chunked:
         conn.write(b"0\r\n\r\n")

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from kproxy.http import Answer, ClientConnection, HTTPServer, Phase, Request, Response, Sent
+from kproxy.http import Answer, BrokenBody, ClientConnection, HTTPServer, Phase, Request, Response, Sent
 from tests.doubles import MockTransport
 
 GET = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -227,3 +227,60 @@ async def test_draining_ends_an_idle_connection_at_once_and_a_busy_one_after_its
     for h in (idle, busy):
         h.conn.connection_lost(None)
     await settle()
+
+
+# -- bodies that break off ---------------------------------------------------------------
+
+POST_CHUNKED = b"POST /b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\na\r\nbbbbbbbbbb\r\n"
+
+
+@pytest.mark.parametrize(
+    ("cause", "answer"),
+    [
+        (b"0x5\r\nhello\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"fffffffffffffffffffff\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        (b"3\r\nhello\r\n", b"HTTP/1.1 400 Bad Request\r\n"),
+        ("eof", b""),
+        (ConnectionResetError(), b""),
+        (TimeoutError(), b""),
+    ],
+    ids=["0x5", "overflow", "longer-than-size", "eof", "reset", "timeout"],
+)
+async def test_a_body_that_breaks_off_is_broken_for_the_handler(cause: object, answer: bytes) -> None:
+    read: list[bytes] = []
+    outcome: list[BaseException] = []
+
+    async def forward(request: Request) -> Answer:
+        content = request.content  # as the relay forwards a body
+        try:
+            while chunk := await content.readany():
+                read.append(chunk)
+            if content.broken:
+                raise BrokenBody("broke off")
+        except (BrokenBody, asyncio.CancelledError) as exc:
+            outcome.append(exc)
+            raise
+        return Response(body=b"complete")
+
+    h = Harness(forward)  # type: ignore[arg-type]
+    h.conn.data_received(POST_CHUNKED)
+    await settle()
+    if isinstance(cause, bytes):
+        h.conn.data_received(cause)
+    elif cause == "eof":
+        h.conn.eof_received()
+    else:
+        assert isinstance(cause, Exception)
+        h.conn.connection_lost(cause)
+    await settle()
+    # What came (llhttp may pass on part of a chunk before it finds the error), then the
+    # break — never a clean end. A client that is gone cancels the handler instead (the
+    # relay's exchange then aborts the upstream connection as it unwinds).
+    assert read[0] == b"bbbbbbbbbb"
+    expected = asyncio.CancelledError if isinstance(cause, Exception) else BrokenBody
+    assert [type(exc) for exc in outcome] == [expected]
+    # A parse error is answered (the one answer on the connection); a client that left gets nothing.
+    assert h.transport.data == answer if not answer else h.transport.data.startswith(answer)
+    assert h.transport.data.count(b"HTTP/1.1") == (1 if answer else 0)
+    if h.conn.phase is not Phase.CLOSED:
+        h.conn.connection_lost(None)
