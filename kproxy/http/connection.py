@@ -26,6 +26,7 @@ import collections
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 from kproxy.http.flow import ReadGate, WriteFlow
@@ -270,6 +271,13 @@ class ClientConnection(asyncio.Protocol):
         else:
             request, resume = item, None
         self._begin(request)
+        if resume is None:
+            coding = request.header(b"transfer-encoding")
+            if coding is not None and coding.strip().lower() != b"chunked":
+                # Go's server: a Transfer-Encoding other than exactly chunked is 501 (RFC
+                # 9112 §6.1); llhttp reads "gzip, chunked" as chunked. Nothing goes on.
+                self._send_error(501, f"unsupported transfer encoding {coding.decode('latin-1')[:100]!r}")
+                return False
         try:
             answer = await (resume() if resume is not None else self._server.handler(request))
             if isinstance(answer, Response):
@@ -317,13 +325,11 @@ class ClientConnection(asyncio.Protocol):
         self._loop.call_later(_LINGER, transport.close)
 
     def _send_error(self, status: int, detail: str) -> None:
-        # Go's server answers what it cannot parse itself: plain text, then it closes.
-        if status == 431:
-            body = b"431 Request Header Fields Too Large"
-        elif status == 500:
-            body = b"500 Internal Server Error"
-        else:
-            body = f"400 Bad Request: {detail}".encode() if detail else b"400 Bad Request"
+        # Go's server answers what it cannot parse itself: plain text, then it closes
+        # ("400 Bad Request: missing required Host header", "431 Request Header Fields
+        # Too Large"); kproxy says why for 501 and 505 too.
+        text = f"{status} {HTTPStatus(status).phrase}"
+        body = (f"{text}: {detail}" if detail else text).encode("utf-8", "backslashreplace")
         self._keep = False
         lines = b"Content-Type: " + TEXT_PLAIN.encode() + b"\r\n"
         self.send_complete(None, status, lines, body, length=None, has_date=False, close=True)

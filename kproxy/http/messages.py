@@ -114,12 +114,13 @@ class Connection(Protocol):
 class Body:
     """A request body as it arrives; reading pauses the client when it runs ahead."""
 
-    __slots__ = ("_chunks", "_eof", "_gate", "_size", "_waiter", "broken")
+    __slots__ = ("_chunks", "_eof", "_gate", "_size", "_waiter", "broken", "total")
 
     def __init__(self, gate: ReadGate) -> None:
         self._gate = gate
         self._chunks: collections.deque[bytes] = collections.deque()
         self._size = 0
+        self.total = 0  # every byte fed, read or not
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
         self.broken = False  # it ended without completing: the client left or broke it off
@@ -131,6 +132,7 @@ class Body:
     def feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._size += len(data)
+        self.total += len(data)
         if self._size > BODY_HIGH_WATER:
             self._gate.pause_for(self)
         self._wake()
