@@ -26,6 +26,7 @@ from typing import Protocol
 
 import httptools
 
+from kproxy.http.h2c import only_h2c, without_h2c
 from kproxy.http.messages import Connection, Request
 from kproxy.http.methods import STAND_IN, is_token, message_start, method_token
 from kproxy.log import log
@@ -66,6 +67,10 @@ class _TooLarge(Exception):
 
 class _Refused(Exception):
     """Raised in a callback: the request is answered ``status`` (``args[1]`` the detail)."""
+
+
+class _Reread(Exception):
+    """Raised in a callback: the request is read again, without its h2c offer."""
 
 
 class _Held:
@@ -135,17 +140,14 @@ class RequestReader:
             return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, _TooLarge):
-                self._refuse(431, "")
-            elif isinstance(cause, _Refused):
-                self._refuse(*cause.args)
-            else:  # a bug of ours in a callback: say so, answer 500, end the connection
-                log.error("internal error parsing a request", exc_info=cause or exc)
-                self._refuse(500, "")
-            return
+            if not isinstance(cause, _Reread):
+                self._callback_failed(cause or exc)
+                return
+            reason = ""  # read it again below
         except httptools.HttpParserInvalidMethodError as exc:
-            reason = str(exc)  # handled below, outside this handler: a fresh parser's
-            # errors must not be chained to this one (httptools reports causes that way)
+            # Handled below, outside this handler: a fresh parser's errors must not be
+            # chained to this one (httptools reports a callback's exception that way).
+            reason = str(exc)
         except httptools.HttpParserError as exc:
             reason = str(exc)
             status = _STATUS_OF_ERROR.get(reason, 400)
@@ -157,7 +159,19 @@ class RequestReader:
             elif self._held is not None:
                 self._held = None
             return
-        self._unknown_method(data, reason)
+        if reason:
+            self._unknown_method(data, reason)
+        else:
+            self._reread_without_h2c(data)
+
+    def _callback_failed(self, cause: BaseException) -> None:
+        if isinstance(cause, _TooLarge):
+            self._refuse(431, "")
+        elif isinstance(cause, _Refused):
+            self._refuse(*cause.args)
+        else:  # a bug of ours in a callback: say so, answer 500, end the connection
+            log.error("internal error parsing a request", exc_info=cause)
+            self._refuse(500, "")
 
     def _detail(self, status: int, reason: str) -> str:
         if status == 501:
@@ -215,18 +229,36 @@ class RequestReader:
 
     # -- methods llhttp does not know (kproxy.http.methods) -------------------------------
 
-    def _unknown_method(self, data: bytes, reason: str) -> None:
+    def _this_request(self, data: bytes) -> bytes | None:
+        """The request being read, from its first byte to the end of ``data``; None
+        when where it began cannot be known."""
         held = self._held
         if held is not None and held.headers is self._headers and held.request is None:
-            start: int | None = 0 if held.located else None  # the head that was open is the one
-            data = b"".join(held.parts) + data
-        else:
-            start = self._located(data)
-        if start is None:
+            # It began in an earlier read, and what was held of it starts where it does.
+            return b"".join(held.parts) + data if held.located else None
+        start = self._located(data)
+        return None if start is None else data[start:]
+
+    def _fresh_parser(self) -> None:
+        self._parser = httptools.HttpRequestParser(self)  # the old one is in its error state
+        self._held = None  # the fresh parser starts at a request's first byte
+
+    def _reread_without_h2c(self, data: bytes) -> None:
+        request = self._this_request(data)
+        end = -1 if request is None else request.find(b"\r\n\r\n")
+        if request is None or end < 0:
+            self._refuse(400, "cannot read the request again without its Upgrade: h2c")
+            return
+        self._fresh_parser()
+        self.feed(without_h2c(request[: end + 4]) + request[end + 4 :])
+
+    def _unknown_method(self, data: bytes, reason: str) -> None:
+        request = self._this_request(data)
+        if request is None:
             log.warning("cannot find where a request with an unknown method began; refusing it")
             self._refuse(400, reason)
             return
-        self._pending = data[start:]
+        self._pending = request
         self._feed_method(b"")
 
     def _feed_method(self, data: bytes) -> None:
@@ -247,8 +279,7 @@ class RequestReader:
             return
         self._pending = b""
         self._override = method.decode("latin-1")
-        self._parser = httptools.HttpRequestParser(self)  # the old one is in its error state
-        self._held = None  # the fresh parser starts at this request's first byte
+        self._fresh_parser()
         self.feed(STAND_IN + data[end:])
 
     def _method_name(self, method: bytes) -> str:
@@ -291,6 +322,9 @@ class RequestReader:
             version = (1, 1)
         else:
             version = self._version(method, url)
+        upgraded = parser.should_upgrade()
+        if upgraded and only_h2c(self._headers):
+            raise _Reread()  # an HTTP/2 offer, declined: an ordinary request (kproxy.http.h2c)
         self._head_open = False
         request = Request(
             self._conn,
@@ -300,7 +334,7 @@ class RequestReader:
             self._headers,
             parser.should_keep_alive(),
         )
-        request.upgraded = parser.should_upgrade()
+        request.upgraded = upgraded
         self.parsing = request
         self._conn.request(request)
 

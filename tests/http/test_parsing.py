@@ -225,3 +225,46 @@ def test_every_split_of_pipelined_requests_reads_the_same() -> None:
     assert [m for m, *_ in expected] == ["GET", "POST", "POST", "GET"]
     for reads in splits(data)[:200]:
         assert seen(parse(*reads)) == expected, reads
+
+
+# -- Upgrade: h2c is no upgrade ----------------------------------------------------------
+
+H2C = (
+    b"Host: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nUser-Agent: curl/8\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        (b"GET /g HTTP/1.1\r\n" + H2C + b"\r\n", b""),
+        (b"POST /p HTTP/1.1\r\n" + H2C + b"Content-Length: 9\r\n\r\n", b'{"a": 1}\n'),
+        (b"POST /c HTTP/1.1\r\n" + H2C + b"Transfer-Encoding: chunked\r\n\r\n", b"4\r\nabcd\r\n0\r\n\r\n"),
+    ],
+    ids=["get", "post", "chunked"],
+)
+def test_an_h2c_offer_is_an_ordinary_request_without_it(head: bytes, body: bytes) -> None:
+    data = head + body + GET
+    for reads in splits(data):
+        conn = parse(*reads)
+        assert conn.refused is None and conn.upgrades == [], reads
+        first, second = conn.requests
+        assert not first.upgraded and first.keep_alive
+        assert [n for n, _ in first.raw_headers if n.lower() in (b"upgrade", b"http2-settings", b"connection")] == []
+        assert (b"User-Agent", b"curl/8") in first.raw_headers
+        expected = b"abcd" if body.startswith(b"4\r\n") else body
+        assert seen(conn)[0][3] == expected and second.raw_path == "/a", reads
+
+
+def test_h2c_among_other_offers_stays_an_upgrade() -> None:
+    conn = parse(b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c, websocket\r\n\r\nframes")
+    assert [r.upgraded for r in conn.requests] == [True] and conn.upgrades == [b"frames"]
+
+
+def test_other_connection_tokens_are_kept() -> None:
+    conn = parse(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade, HTTP2-Settings, X-A\r\nUpgrade: h2c\r\n\r\n"
+    )
+    [request] = conn.requests
+    assert request.header(b"connection") == b"keep-alive, X-A" and not request.upgraded
