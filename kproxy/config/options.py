@@ -31,6 +31,7 @@ from kproxy.config.flags import Flags
 from kproxy.config.kubeconfig_loading import load_kubeconfig
 from kproxy.config.listen import Listen, listen_on
 from kproxy.config.upstream import Upstream, build_upstream
+from kproxy.errors import ConfigError
 from kproxy.policy.filters import DEFAULT_ACCEPT_HOSTS, RequestFilter
 from kproxy.policy.gonet import is_loopback_host
 from kproxy.policy.ranges import AuthorizedRanges, IPNetwork, parse_trusted_proxies
@@ -57,6 +58,9 @@ class Options:
     warnings: tuple[str, ...] = ()  # kubectl's start-up warnings, word for word
     notices: tuple[str, ...] = ()  # one line per kproxy feature in use
     egress: Egress = field(default_factory=Egress)
+    # Client deadlines, seconds (0: off): kproxy.http.deadlines.
+    read_header_timeout: float = 0.0
+    idle_timeout: float = 0.0
 
     @classmethod
     def from_flags(
@@ -96,6 +100,8 @@ class Options:
             warnings=tuple(warnings),
             notices=(*_egress_notices(upstream, egress), *clients.notices()),
             egress=egress,
+            read_header_timeout=_deadline("--read-header-timeout", flags.read_header_timeout),
+            idle_timeout=_deadline("--idle-timeout", flags.idle_timeout),
         )
 
 
@@ -126,6 +132,12 @@ class _Clients:
                 + ",".join(str(n) for n in self.trusted)
             )
         return notices
+
+
+def _deadline(flag: str, seconds: float) -> float:
+    if seconds < 0:
+        raise ConfigError(f"{flag} {seconds:g}s: must not be negative (0 turns it off)")
+    return seconds
 
 
 def _routes(flags: Flags, base: str) -> tuple[Router, str]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
+from kproxy.http.deadlines import Deadlines
 from kproxy.http.flow import ReadGate, WriteFlow
 from kproxy.http.framing import LAST_CHUNK, Framing, chunk, complete_answer, stream_head
 from kproxy.http.messages import Attachment, BrokenBody, RawSink, Request, Resume
@@ -108,6 +109,10 @@ class ClientConnection(asyncio.Protocol):
         self._sink: RawSink | None = None
         self._pending: list[bytes] = []
         self._pending_eof = False
+        # The read-header and idle deadlines (kproxy.http.deadlines), when either is set.
+        self._deadlines: Deadlines | None = None
+        if server.deadline_period:
+            self._deadlines = Deadlines(self, self._loop, server.read_header_timeout, server.idle_timeout)
 
     # -- asyncio protocol -------------------------------------------------------------
 
@@ -117,9 +122,13 @@ class ClientConnection(asyncio.Protocol):
         self.peer = transport.get_extra_info("peername")
         self._server.connections.add(self)
         self._task = self._loop.create_task(self._serve())
+        if self._deadlines is not None:
+            self._deadlines.start()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = CLOSED
+        if self._deadlines is not None:
+            self._deadlines.stop()
         self.reading.detach()
         self._server.forget(self)
         attachment = self.attachment
@@ -181,15 +190,41 @@ class ClientConnection(asyncio.Protocol):
 
     def upgraded(self, tail: bytes) -> None:
         self.phase = UPGRADED
+        self._no_deadlines()
         if tail:
             self._pending.append(tail)
 
     def refuse(self, status: int, detail: str) -> None:
         # What cannot be parsed is answered after what came before, then the connection ends.
         self.phase = REJECTED
+        self._no_deadlines()
         self._queue.append(_Refusal(status, detail))
         if self.transport is not None:
             self.transport.pause_reading()
+
+    # -- deadlines (kproxy.http.deadlines.Watched) --------------------------------------
+
+    def awaited(self) -> tuple[bool, object] | None:
+        if self.phase is not ACTIVE or self.busy or self._queue:
+            return None
+        reader = self._reader
+        if reader.parsing is not None:
+            return None  # a body is arriving: a request in progress
+        if not self._started:
+            return (True, None)  # the first request's head, from the connection's start
+        return (reader.head_open, reader.marker)
+
+    def deadline_passed(self, head: bool) -> None:
+        if head and self._reader.head_open:
+            self.refuse(408, "")  # part of a head came: say why it ends (Go just closes)
+        else:
+            self.draining = True  # nothing came: close, as Go does, without an answer
+        self._wake()
+
+    def _no_deadlines(self) -> None:
+        if self._deadlines is not None:
+            self._deadlines.stop()
+            self._deadlines = None
 
     # -- serving ------------------------------------------------------------------------
 
@@ -315,6 +350,7 @@ class ClientConnection(asyncio.Protocol):
             transport.close()
             return
         self.phase = LINGERING
+        self._no_deadlines()
         self.reading.forget_holders()
         try:
             transport.write_eof()
@@ -405,6 +441,7 @@ class ClientConnection(asyncio.Protocol):
 
     def take_stream(self, sink: RawSink) -> None:
         self.phase = UPGRADED
+        self._no_deadlines()
         self._keep = False
         self._sink = sink
         self.reading.forget_holders()

@@ -101,7 +101,6 @@ class RequestReader:
     __slots__ = (
         "_conn",
         "_data",
-        "_head_open",
         "_head_size",
         "_headers",
         "_held",
@@ -110,6 +109,7 @@ class RequestReader:
         "_pending",
         "_read",
         "_url",
+        "head_open",
         "parsing",
     )
 
@@ -119,7 +119,7 @@ class RequestReader:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
-        self._head_open = False  # between a request's first byte and the end of its head
+        self.head_open = False  # between a request's first byte and the end of its head
         self._read = b""  # the read being parsed
         self._data = b""  # the same, until the first head in it ends
         self._held: _Held | None = None  # how the previous read ended (None: between requests)
@@ -154,7 +154,7 @@ class RequestReader:
             self._refuse(status, self._detail(status, reason))
             return
         else:
-            if self._head_open or self.parsing is not None:
+            if self.head_open or self.parsing is not None:
                 self._hold(data)  # the read ended inside a request (rare for small ones)
             elif self._held is not None:
                 self._held = None
@@ -183,6 +183,12 @@ class RequestReader:
             return "unsupported protocol version"
         return reason
 
+    @property
+    def marker(self) -> object:
+        """The same object for as long as the same request is being read (its header
+        list), another for the next one: how deadlines tell one head from the next."""
+        return self._headers
+
     def cut(self) -> None:
         """The connection ended or broke off: the request being read does not complete."""
         if self.parsing is not None:
@@ -197,7 +203,7 @@ class RequestReader:
 
     def _hold(self, data: bytes) -> None:
         held = self._held
-        if not self._head_open:
+        if not self.head_open:
             request = self.parsing
             assert request is not None
             length = request.content_length
@@ -294,7 +300,7 @@ class RequestReader:
         self._url = b""
         self._headers = []
         self._head_size = 0
-        self._head_open = True
+        self.head_open = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -325,7 +331,7 @@ class RequestReader:
         upgraded = parser.should_upgrade()
         if upgraded and only_h2c(self._headers):
             raise _Reread()  # an HTTP/2 offer, declined: an ordinary request (kproxy.http.h2c)
-        self._head_open = False
+        self.head_open = False
         request = Request(
             self._conn,
             url.decode("latin-1"),

@@ -62,7 +62,13 @@ class ProxyServer:
         static = StaticFiles(opts.www) if opts.www else None
         pipeline = build_pipeline(opts, self.gate, relay, static)
         loop = asyncio.get_running_loop()
-        self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
+        self._web = HTTPServer(
+            pipeline.handle,
+            loop,
+            pipeline.fast,
+            read_header_timeout=opts.read_header_timeout,
+            idle_timeout=opts.idle_timeout,
+        )
         listen = opts.listen
         if listen.unix_socket:
             sock = unix_socket(listen.unix_socket)

@@ -41,6 +41,8 @@ def write_kubeconfig(tmp_path: Path, user: str, cluster_extra: str = "") -> Path
         ({"reject_methods": "POST,"}, ["--reject-methods", "POST,"]),
         ({"port": 70000}, ["--port", "70000"]),
         ({"context": "nope"}, ["nope"]),
+        ({"read_header_timeout": -1.0}, ["--read-header-timeout", "-1s", "negative"]),
+        ({"idle_timeout": -0.5}, ["--idle-timeout", "-0.5s", "negative"]),
     ],
 )
 def test_bad_flags_name_the_flag(tmp_path: Path, kw: dict[str, object], needles: list[str]) -> None:
@@ -84,3 +86,10 @@ def test_disable_filter_warning(tmp_path: Path) -> None:
 def test_addresses(tmp_path: Path, address: str, host: str, dual: bool) -> None:
     opts = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, address=address)
     assert opts.listen.host == host and opts.listen.dual_stack is dual
+
+
+def test_client_deadlines(tmp_path: Path) -> None:
+    options = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True)
+    assert (options.read_header_timeout, options.idle_timeout) == (60.0, 300.0)
+    options = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, read_header_timeout=0.0, idle_timeout=2.5)
+    assert (options.read_header_timeout, options.idle_timeout) == (0.0, 2.5)

@@ -24,7 +24,7 @@ async def settle() -> None:
 
 
 class Harness:
-    def __init__(self, handler: Callable[[Request], asyncio.Future[Answer]] | None = None) -> None:
+    def __init__(self, handler: Callable[[Request], asyncio.Future[Answer]] | None = None, **server: float) -> None:
         self.seen: list[Request] = []
         self.fast_calls: list[Request] = []
         self.fast: Callable[[Request], bool] | None = None
@@ -33,7 +33,7 @@ class Harness:
             self.seen.append(request)
             return Response(body=b"ok " + request.raw_path.encode())
 
-        self.server = HTTPServer(handler or default, asyncio.get_running_loop(), self._fast)
+        self.server = HTTPServer(handler or default, asyncio.get_running_loop(), self._fast, **server)
         self.transport = MockTransport()
         self.conn: ClientConnection = self.server()
         self.conn.connection_made(self.transport)
@@ -284,3 +284,54 @@ async def test_a_body_that_breaks_off_is_broken_for_the_handler(cause: object, a
     assert h.transport.data.count(b"HTTP/1.1") == (1 if answer else 0)
     if h.conn.phase is not Phase.CLOSED:
         h.conn.connection_lost(None)
+
+
+# -- deadlines (kproxy.http.deadlines) -------------------------------------------------
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):  # a hang guard (10 s), not a timing assertion
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never came true")
+
+
+async def test_a_head_not_complete_in_time_gets_408_and_the_connection_ends() -> None:
+    h = Harness(read_header_timeout=0.1)
+    h.conn.data_received(b"GET /slow HTTP/1.1\r\nHost: t\r\n")
+    await until(lambda: h.transport.eof_written)
+    assert h.transport.data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert h.transport.data.endswith(b"\r\n\r\n408 Request Timeout") and h.seen == []
+    h.conn.connection_lost(None)
+
+
+async def test_a_connection_that_sends_nothing_is_closed_without_an_answer() -> None:
+    h = Harness(read_header_timeout=0.1)
+    await until(lambda: h.transport.eof_written)
+    assert h.transport.data == b"" and h.conn.phase is Phase.LINGERING
+    h.conn.connection_lost(None)
+
+
+async def test_an_idle_keep_alive_connection_is_closed_without_an_answer() -> None:
+    h = Harness(idle_timeout=0.1)
+    assert (await h.feed(GET)).startswith(b"HTTP/1.1 200 OK")
+    await until(lambda: h.transport.eof_written)
+    assert h.transport.data == b"" and len(h.seen) == 1
+    h.conn.connection_lost(None)
+
+
+async def test_a_request_in_progress_outlives_both_deadlines() -> None:
+    release = asyncio.get_running_loop().create_future()
+
+    async def watch(request: Request) -> Answer:
+        await release  # a watch: nothing on the wire for longer than either deadline
+        return Response(body=b"done")
+
+    h = Harness(watch, read_header_timeout=0.05, idle_timeout=0.05)  # type: ignore[arg-type]
+    h.conn.data_received(GET)
+    await asyncio.sleep(0.5)  # ten times the deadlines, several looks of the timer
+    assert h.conn.phase is Phase.ACTIVE and not h.transport.eof_written and h.transport.data == b""
+    release.set_result(None)
+    await until(lambda: b"done" in h.transport.data)
+    h.conn.connection_lost(None)
