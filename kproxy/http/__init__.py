@@ -19,10 +19,11 @@ from kproxy.http.responses import (
     http_error,
     status_line,
 )
-from kproxy.http.server import FastPath, Handler, HTTPServer
+from kproxy.http.server import Admission, FastPath, Handler, HTTPServer, door_answer
 
 __all__ = [
     "TEXT_PLAIN",
+    "Admission",
     "Answer",
     "Attachment",
     "Body",
@@ -39,6 +40,7 @@ __all__ = [
     "Resume",
     "Sent",
     "StreamResponse",
+    "door_answer",
     "http_date",
     "http_error",
     "status_line",

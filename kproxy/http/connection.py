@@ -121,6 +121,15 @@ class ClientConnection(asyncio.Protocol):
         self.reading.attach(self.transport)
         self.peer = transport.get_extra_info("peername")
         self._server.connections.add(self)
+        admit = self._server.admit
+        if admit is not None:
+            refusal = admit(self.peer)
+            if refusal is not None:
+                # Refused at the door: answered before a byte is read, and whatever the
+                # client sends is dropped unread while our FIN goes out (_end_gently).
+                self.transport.write(refusal)
+                self._end_gently()
+                return
         self._task = self._loop.create_task(self._serve())
         if self._deadlines is not None:
             self._deadlines.start()

@@ -5,6 +5,12 @@ trusted front proxies, and each request's socket peer. Out: the client address f
 admitted request, or :class:`~kproxy.errors.Forbidden` naming the address. Upgraded
 sessions are tracked so a reload that removes a client's range also ends its sessions.
 
+At the door: with ranges in force and no trusted front proxies, the socket peer *is*
+the client, so :meth:`ClientGate.door` judges it when the connection is accepted and
+the HTTP server answers the same 403 ``Status`` before reading a byte — a client outside
+the ranges cannot hold a connection with a slow head. Behind front proxies the client
+is known only from each request's ``X-Forwarded-For``: then every request is judged.
+
 Unix-socket clients have no address and are always admitted: the socket file's mode
 (0700) is their access control.
 """
@@ -18,10 +24,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kproxy.errors import Forbidden
-from kproxy.http import Request
+from kproxy.http import Request, door_answer
 from kproxy.log import log
 from kproxy.policy.gonet import unmap_ipv4
 from kproxy.policy.ranges import THIS_MACHINE, AuthorizedRanges, IPNetwork, client_address, normalize_address
+from kproxy.proxy.answers import status_response
 
 __all__ = ["ClientGate"]
 
@@ -60,8 +67,19 @@ class ClientGate:
         client = self.client_of(request)
         if client is None or self.allows(client):
             return client
-        self._log_denial(client, request)
+        self._log_denial(client, f"{request.method} {request.path}")
         raise Forbidden(f"client {client} is not in the authorized IP ranges")
+
+    def door(self, peer: object) -> bytes | None:
+        """At accept (kproxy.http.Admission): None to serve the peer, or the 403 to
+        answer it with before anything is read."""
+        if not self._ranges.enabled or self._trusted or not isinstance(peer, tuple) or not peer:
+            return None  # no check, clients behind front proxies, or a unix socket
+        client = unmap_ipv4(str(peer[0]))
+        if self.allows(client):
+            return None
+        self._log_denial(client, "at connect")
+        return door_answer(status_response(Forbidden(f"client {client} is not in the authorized IP ranges")))
 
     def allows(self, client: str) -> bool:
         ranges = self._ranges
@@ -102,15 +120,13 @@ class ClientGate:
             cached = self._own_addresses[client] = _bindable(client)
         return cached
 
-    def _log_denial(self, client: str, request: Request) -> None:
+    def _log_denial(self, client: str, what: str) -> None:
         now = time.monotonic()
         if now < self._next_log:
             self._suppressed += 1
             return
         more = f" ({self._suppressed} more denials not logged)" if self._suppressed else ""
-        log.warning(
-            "Denied client %s: not in the authorized IP ranges (%s %s)%s", client, request.method, request.path, more
-        )
+        log.warning("Denied client %s: not in the authorized IP ranges (%s)%s", client, what, more)
         self._suppressed = 0
         self._next_log = now + _DENIAL_LOG_INTERVAL
 

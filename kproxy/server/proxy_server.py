@@ -68,6 +68,7 @@ class ProxyServer:
             pipeline.fast,
             read_header_timeout=opts.read_header_timeout,
             idle_timeout=opts.idle_timeout,
+            admit=self.gate.door,
         )
         listen = opts.listen
         if listen.unix_socket:

@@ -335,3 +335,43 @@ async def test_a_request_in_progress_outlives_both_deadlines() -> None:
     release.set_result(None)
     await until(lambda: b"done" in h.transport.data)
     h.conn.connection_lost(None)
+
+
+# -- refused at the door ------------------------------------------------------------------
+
+
+async def test_a_client_refused_at_the_door_is_answered_before_a_byte_is_read() -> None:
+    peers: list[object] = []
+
+    def admit(peer: object) -> bytes | None:
+        peers.append(peer)
+        return b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno"
+
+    async def never(request: Request) -> Answer:
+        raise AssertionError("the handler must not run")
+
+    server = HTTPServer(never, asyncio.get_running_loop(), admit=admit)
+    transport = MockTransport(peer=("10.9.9.9", 1234))
+    conn = server()
+    conn.connection_made(transport)
+    assert peers == [("10.9.9.9", 1234)]
+    assert transport.data.endswith(b"\r\n\r\nno") and transport.eof_written
+    assert conn.phase is Phase.LINGERING and conn in server.connections
+    conn.data_received(GET)  # dropped unread: no request, no parse, no answer
+    await settle()
+    assert transport.data.count(b"HTTP/1.1") == 1
+    conn.connection_lost(None)
+    assert conn not in server.connections
+
+
+async def test_an_admitted_client_is_served() -> None:
+    h = Harness()
+    h.server.admit = lambda peer: None
+    conn = h.server()
+    transport = MockTransport()
+    conn.connection_made(transport)
+    conn.data_received(GET)
+    await settle()
+    assert transport.data.startswith(b"HTTP/1.1 200 OK")
+    conn.connection_lost(None)
+    h.conn.connection_lost(None)
