@@ -23,6 +23,7 @@ logging.addLevelName(NOTICE, "NOTICE")
 log = logging.getLogger("kproxy")
 
 THROTTLE_INTERVAL = 5.0  # seconds between two lines of one cause
+_MAX_CAUSES = 1024
 _next_line: dict[str, float] = {}
 _held_back: dict[str, int] = {}
 
@@ -36,6 +37,9 @@ def log_throttled(cause: str, level: int, message: str, *args: object, interval:
         _held_back[cause] = _held_back.get(cause, 0) + 1
         return False
     held = _held_back.pop(cause, 0)
+    if len(_next_line) >= _MAX_CAUSES:  # causes may carry client-chosen words: bounded
+        _next_line.clear()
+        _held_back.clear()
     _next_line[cause] = now + interval
     if held:
         log.log(level, message + " (%d more like this not logged)", *args, held)

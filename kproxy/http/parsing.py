@@ -22,6 +22,7 @@ in a body.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import httptools
@@ -29,7 +30,7 @@ import httptools
 from kproxy.http.h2c import only_h2c, without_h2c
 from kproxy.http.messages import Connection, Request
 from kproxy.http.methods import STAND_IN, is_token, message_start, method_token
-from kproxy.log import log
+from kproxy.log import log, log_throttled
 
 __all__ = ["MAX_HEAD", "MAX_LINE", "Listener", "RequestReader"]
 
@@ -261,7 +262,9 @@ class RequestReader:
     def _unknown_method(self, data: bytes, reason: str) -> None:
         request = self._this_request(data)
         if request is None:
-            log.warning("cannot find where a request with an unknown method began; refusing it")
+            log_throttled(
+                "unknown-method", logging.WARNING, "cannot tell where a request with an unknown method began: 400"
+            )
             self._refuse(400, reason)
             return
         self._pending = request

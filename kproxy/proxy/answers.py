@@ -9,11 +9,12 @@ errors through :func:`error_answer`, so an error reads the same whichever path m
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from kproxy.errors import BadRequest, Forbidden, MalformedRequest, RequestError
 from kproxy.http import TEXT_PLAIN, Answer, Request, Response, http_error
-from kproxy.log import log
+from kproxy.log import log, log_throttled
 
 __all__ = ["error_answer", "forbidden", "guarded", "status_response"]
 
@@ -40,7 +41,9 @@ def error_answer(exc: RequestError) -> Response:
         response.force_close()
         return response
     if not isinstance(exc, Forbidden | BadRequest):
-        log.error("Error while proxying request: %s", exc.message)
+        # kubectl's line, once per cause per interval: an unreachable API server or a
+        # process out of descriptors must not write a line per failed request.
+        log_throttled("proxying:" + exc.message, logging.ERROR, "Error while proxying request: %s", exc.message)
     return status_response(exc)
 
 

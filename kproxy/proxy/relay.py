@@ -15,13 +15,14 @@ reused it is retried for replayable requests only, as Go's transport does.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from kproxy.config.upstream import Upstream
 from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
 from kproxy.http import BrokenBody, Request, Sent
-from kproxy.log import log
+from kproxy.log import log_throttled
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
 from kproxy.proxy.authorization import choose, refreshed
@@ -189,7 +190,7 @@ async def stream_answer(request: Request, conn: UpstreamConnection, head: Respon
     except UpstreamError as exc:
         # The head is out: a Status can no longer be sent. Cut the client's
         # connection so it sees a truncated response, never a complete one.
-        log.error("Error while proxying request: %s", exc.message)
+        log_throttled("proxying:" + exc.message, logging.ERROR, "Error while proxying request: %s", exc.message)
         if request.transport is not None:
             request.transport.abort()
         return False

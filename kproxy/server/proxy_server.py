@@ -10,6 +10,7 @@ the CLI's job, on the main thread.
 from __future__ import annotations
 
 import asyncio
+import socket
 from types import TracebackType
 
 from kproxy.config.files import combine_ranges, load_ranges_file
@@ -21,6 +22,7 @@ from kproxy.proxy.access import ClientGate
 from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
+from kproxy.server.accept import Acceptor
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
@@ -39,7 +41,9 @@ class ProxyServer:
     def __init__(self, options: Options, *, shutdown_timeout: float = 5.0) -> None:
         self.options = options
         self.shutdown_timeout = shutdown_timeout
-        self._server: asyncio.AbstractServer | None = None
+        self._sock: socket.socket | None = None
+        self._acceptor: Acceptor | None = None
+        self._closed = asyncio.Event()
         self._web: HTTPServer | None = None
         self._pool: ConnectionPool | None = None
         self._address = ""
@@ -57,7 +61,8 @@ class ProxyServer:
 
     async def start(self) -> None:
         opts = self.options
-        self._pool = ConnectionPool(Dialer(opts.upstream))
+        dialer = Dialer(opts.upstream)
+        self._pool = ConnectionPool(dialer)
         relay = Relay(opts.upstream, self._pool)
         static = StaticFiles(opts.www) if opts.www else None
         pipeline = build_pipeline(opts, self.gate, relay, static)
@@ -73,12 +78,10 @@ class ProxyServer:
         listen = opts.listen
         if listen.unix_socket:
             sock = unix_socket(listen.unix_socket)
-            self._server = await loop.create_unix_server(self._web, sock=sock, backlog=1024)
             self._address = listen.unix_socket
             self._url = "http://localhost"
         else:
             sock = tcp_socket(listen.host, listen.port, listen.dual_stack)
-            self._server = await loop.create_server(self._web, sock=sock, backlog=1024)
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             self._address = f"{shown}:{port}"
@@ -86,6 +89,11 @@ class ProxyServer:
             if listen.dual_stack or host in ("::", "0.0.0.0"):
                 url_host = "127.0.0.1"
             self._url = f"http://{url_host}:{port}"
+        self._sock = sock
+        self._acceptor = Acceptor(loop, sock, self._web)
+        self._acceptor.start()
+        # Out of descriptors for an upstream connection: fewer new clients for a moment.
+        dialer.exhausted = self._acceptor.pause
 
         if opts.authorized_ranges_file:
             ranges_file = opts.authorized_ranges_file
@@ -124,21 +132,24 @@ class ProxyServer:
         """Stop accepting, drain in-flight requests for ``shutdown_timeout``, then close."""
         for watch in self._watches:
             watch.stop()
-        if self._server is not None:
-            self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.close()
+            self._acceptor = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         if self._web is not None:
             await self._web.shutdown(self.shutdown_timeout)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        self._closed.set()
         if self._pool is not None:
             self._pool.close()
         if self.options.listen.unix_socket:
             remove_socket(self.options.listen.unix_socket)
 
     async def serve_forever(self) -> None:
-        assert self._server is not None
-        await self._server.serve_forever()
+        """Serve until :meth:`close` (from another task)."""
+        assert self._acceptor is not None
+        await self._closed.wait()
 
     async def __aenter__(self) -> ProxyServer:
         await self.start()
