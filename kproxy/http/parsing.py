@@ -23,7 +23,7 @@ in a body.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Protocol, cast
 
 import httptools
 
@@ -60,6 +60,27 @@ class Listener(Connection, Protocol):
 
     def refuse(self, status: int, detail: str) -> None:
         """Unparseable input: answer ``status`` after what came before, then close."""
+
+
+class _Nobody:
+    """The listener of a closed reader, and of :data:`_NO_PARSER`: hears nothing."""
+
+    transport = None
+    peer = None
+    attachment = None
+
+    def request(self, request: Request) -> None:
+        pass
+
+    def upgraded(self, tail: bytes) -> None:
+        pass
+
+    def refuse(self, status: int, detail: str) -> None:
+        pass
+
+
+_NOBODY = cast(Listener, _Nobody())
+_NO_PARSER = httptools.HttpRequestParser(_Nobody())
 
 
 class _TooLarge(Exception):
@@ -189,6 +210,13 @@ class RequestReader:
         """The same object for as long as the same request is being read (its header
         list), another for the next one: how deadlines tell one head from the next."""
         return self._headers
+
+    def close(self) -> None:
+        """The connection is gone: drop the parser (its callbacks are this reader's
+        methods) and the connection, so that neither waits for the cycle collector."""
+        self._parser = _NO_PARSER
+        self._conn = _NOBODY
+        self._held = None
 
     def cut(self) -> None:
         """The connection ended or broke off: the request being read does not complete."""

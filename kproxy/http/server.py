@@ -63,6 +63,7 @@ class HTTPServer:
         self.idle_timeout = idle_timeout
         self.deadline_period = period(read_header_timeout, idle_timeout)
         self.connections: set[ClientConnection] = set()
+        self.ended = 0  # connections that have ended, ever
         self._all_gone: asyncio.Event | None = None
 
     def __call__(self) -> ClientConnection:
@@ -70,6 +71,7 @@ class HTTPServer:
 
     def forget(self, conn: ClientConnection) -> None:
         self.connections.discard(conn)
+        self.ended += 1
         if not self.connections and self._all_gone is not None:
             self._all_gone.set()
 

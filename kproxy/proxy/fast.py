@@ -219,7 +219,7 @@ class _FastExchange:
                 # replayable, so it starts over on the ordinary path (Go's retry).
                 client.fast_fallback(request, None)
             else:
-                error = conn.error or UpstreamError("the API server closed the connection")
+                error = conn.failure()
                 client.fast_fallback(request, lambda: guarded(request, lambda: _raise(error)))
             return
         relay = self._relay
@@ -249,8 +249,9 @@ class _FastExchange:
         client.fast_done()
 
 
-async def _raise(error: Exception) -> Sent:
-    raise error
+async def _raise(error: UpstreamError) -> Sent:
+    # A new exception: raising `error` would tie it to this frame, which holds it.
+    raise type(error)(error.message)
 
 
 async def _finish_streaming(

@@ -26,7 +26,7 @@ from kproxy.log import log_throttled
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
 from kproxy.proxy.authorization import choose, refreshed
-from kproxy.upstream.connection import ResponseHead, UpstreamConnection
+from kproxy.upstream.connection import STREAM_PIECE, ResponseHead, UpstreamConnection
 from kproxy.upstream.pool import ConnectionPool
 
 __all__ = ["Relay", "send_whole", "stream_answer"]
@@ -183,7 +183,7 @@ async def stream_answer(request: Request, conn: UpstreamConnection, head: Respon
     client = request.protocol
     client.send_head(request, head.status, lines, length=length, has_date=has_date, close=close)
     try:
-        while chunk := await conn.read_body():
+        while chunk := await conn.read_body(STREAM_PIECE):
             client.send_body(chunk)
             if client.write_paused:
                 await client.drain()

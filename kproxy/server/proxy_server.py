@@ -23,6 +23,7 @@ from kproxy.proxy.pipeline import build_pipeline
 from kproxy.proxy.relay import Relay
 from kproxy.proxy.static import StaticFiles
 from kproxy.server.accept import Acceptor
+from kproxy.server.memory import MemoryTrim
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.watch import FileWatch
 from kproxy.upstream.dialer import Dialer
@@ -43,6 +44,7 @@ class ProxyServer:
         self.shutdown_timeout = shutdown_timeout
         self._sock: socket.socket | None = None
         self._acceptor: Acceptor | None = None
+        self._trim: MemoryTrim | None = None
         self._closed = asyncio.Event()
         self._web: HTTPServer | None = None
         self._pool: ConnectionPool | None = None
@@ -92,6 +94,9 @@ class ProxyServer:
         self._sock = sock
         self._acceptor = Acceptor(loop, sock, self._web)
         self._acceptor.start()
+        web = self._web
+        self._trim = MemoryTrim(lambda: web.ended)
+        self._trim.start()
         # Out of descriptors for an upstream connection: fewer new clients for a moment.
         dialer.exhausted = self._acceptor.pause
 
@@ -135,6 +140,9 @@ class ProxyServer:
         if self._acceptor is not None:
             self._acceptor.close()
             self._acceptor = None
+        if self._trim is not None:
+            self._trim.stop()
+            self._trim = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None

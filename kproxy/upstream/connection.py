@@ -40,10 +40,14 @@ from kproxy.errors import UpstreamError
 from kproxy.log import log, log_throttled
 from kproxy.waiters import wake
 
-__all__ = ["MAX_RESPONSE_HEAD", "Listener", "ResponseHead", "UpstreamConnection"]
+__all__ = ["MAX_RESPONSE_HEAD", "STREAM_PIECE", "Listener", "ResponseHead", "UpstreamConnection"]
 
-_HIGH_WATER = 256 * 1024
-_LOW_WATER = 64 * 1024
+# Flow control towards the API server: reading pauses with this much waiting for the
+# client, and resumes below the low mark. Small, so that a slow client costs little.
+_HIGH_WATER = 64 * 1024
+_LOW_WATER = 16 * 1024
+# What the relay passes on at once: a slow client's buffer holds about this much.
+STREAM_PIECE = 64 * 1024
 # Go's Transport.MaxResponseHeaderBytes default (net/http transport.go, 10 << 20).
 MAX_RESPONSE_HEAD = 10 << 20
 _MALFORMED = "malformed HTTP response from the API server: "
@@ -65,6 +69,14 @@ class ResponseHead:
 
 _FRAMED = re.compile(rb"^(?:content-length[ \t]*:|transfer-encoding[ \t]*:[^\n]*chunked)", re.IGNORECASE | re.MULTILINE)
 _CONNECTION = re.compile(rb"^connection[ \t]*:([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+
+
+class _Nothing:
+    """The listener of :data:`_NO_PARSER`."""
+
+
+# What a closed connection holds instead of its parser.
+_NO_PARSER = httptools.HttpResponseParser(_Nothing())
 
 
 class _Unsolicited(Exception):
@@ -89,6 +101,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_waiter: asyncio.Future[ResponseHead] | None = None
         self._body: collections.deque[bytes] = collections.deque()
         self._buffered = 0
+        self._skip = 0  # bytes of the first part of _body already handed out (_take)
         self._body_waiter: asyncio.Future[None] | None = None
         self._complete = False
         self._reading_paused = False
@@ -100,7 +113,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.on_resume_writing: Callable[[], None] | None = None
         self._listener: Listener | None = None  # see listen()
         self.closed = False
-        self.error: Exception | None = None
+        self.error: UpstreamError | None = None
         self.got_bytes = False
         self.reused = False
         self.idle_since = 0.0
@@ -111,6 +124,10 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TLS transport is not an asyncio.Transport subclass, but behaves as one.
         self.transport = cast(asyncio.Transport, transport)
+        limits = getattr(transport, "set_read_buffer_limits", None)
+        if limits is not None:
+            # TLS: encrypted bytes wait below us too (uvloop's default: 256 KiB).
+            limits(high=_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
@@ -164,6 +181,11 @@ class UpstreamConnection(asyncio.Protocol):
         listener, self._listener = self._listener, None
         if listener is not None:
             listener()
+        # Nothing more will come: let go of the parser, whose callbacks are this
+        # object's methods, so that refcounting frees the connection now — TLS state and
+        # buffers included — rather than the cycle collector some time later.
+        self._parser = _NO_PARSER
+        self.on_resume_writing = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -250,22 +272,24 @@ class UpstreamConnection(asyncio.Protocol):
         if self._body:  # nothing of an earlier exchange belongs to this one
             self._body.clear()
             self._buffered = 0
+            self._skip = 0
 
     def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
+        transport = self.transport
+        if transport is not None:  # (None once the connection is gone: nowhere to write)
+            transport.write(data)
 
     async def drain(self) -> None:
         if not self.closed and self._write_paused:
             self._drain_waiter = self._loop.create_future()
             await self._drain_waiter
         if self.closed:  # before, or while waiting: what is written goes nowhere
-            raise self.error or UpstreamError("the API server closed the connection")
+            raise self.failure()
 
     async def response_head(self) -> ResponseHead:
         if self._head is None:
             if self.error is not None:
-                raise self.error
+                raise self.failure()
             self._head_waiter = self._loop.create_future()
             await self._head_waiter
         assert self._head is not None
@@ -282,6 +306,9 @@ class UpstreamConnection(asyncio.Protocol):
     def take_buffered_body(self) -> bytes:
         """Everything received so far; for small responses that arrived whole."""
         body = self._body
+        if self._skip:  # (after pieces handed out by read_body)
+            body[0] = body[0][self._skip :]
+            self._skip = 0
         data = body.popleft() if len(body) == 1 else b"".join(body)
         body.clear()
         self._buffered = 0
@@ -289,16 +316,53 @@ class UpstreamConnection(asyncio.Protocol):
             self._resume_reading()
         return data
 
-    async def read_body(self) -> bytes:
-        """The next body chunk(s); ``b""`` at the end of the response."""
+    async def read_body(self, limit: int = 0) -> bytes:
+        """The next body chunk(s), at most ``limit`` bytes if given; ``b""`` at the end
+        of the response. What is left over stays buffered, and reading from the API
+        server stays paused until little is: a slow client holds back the upstream
+        instead of kproxy's memory holding the answer."""
         while not self._body:
             if self._complete:
                 return b""
             if self.error is not None:
-                raise self.error
+                raise self.failure()
             self._body_waiter = self._loop.create_future()
             await self._body_waiter
+        if limit and self._buffered > limit:
+            return self._take(limit)
         return self.take_buffered_body()
+
+    def _take(self, limit: int) -> bytes:
+        """``limit`` bytes of more than that buffered. A part is cut by moving
+        ``_skip`` along it, so that handing out a large read piece by piece copies each
+        piece once, never what is left of the read."""
+        body = self._body
+        part = body[0]
+        skip = self._skip
+        if len(part) - skip >= limit:
+            piece = part[skip : skip + limit]
+            skip += limit
+        else:
+            pieces = [part[skip:] if skip else part]
+            size = len(part) - skip
+            body.popleft()
+            skip = 0
+            while size + len(body[0]) <= limit:
+                part = body.popleft()
+                pieces.append(part)
+                size += len(part)
+            skip = limit - size
+            if skip:
+                pieces.append(body[0][:skip])
+            piece = b"".join(pieces)
+        if skip == len(body[0]):
+            body.popleft()
+            skip = 0
+        self._skip = skip
+        self._buffered -= limit
+        if self._reading_paused:
+            self._resume_reading()
+        return piece
 
     def switch_to_raw(self) -> bytes:
         """After a 101: later bytes are the upgraded protocol's, read with ``read_body``.
@@ -310,6 +374,15 @@ class UpstreamConnection(asyncio.Protocol):
         tail = self._upgrade_tail
         self._upgrade_tail = b""
         return tail
+
+    def failure(self) -> UpstreamError:
+        """What went wrong, as a new exception to raise: the stored one, raised, would
+        keep its traceback's frames — this connection among their locals — alive in a
+        reference cycle until the collector's next full pass."""
+        error = self.error
+        if error is None:
+            return UpstreamError("the API server closed the connection")
+        return type(error)(error.message)
 
     def listen(self, listener: Listener | None) -> None:
         """Call ``listener`` after received bytes were handled once the head is in, on
@@ -339,11 +412,11 @@ class UpstreamConnection(asyncio.Protocol):
             self._parser = httptools.HttpResponseParser(self)
         self._wake_body()
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: UpstreamError) -> None:
         self.error = exc
         waiter = self._head_waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+            waiter.set_exception(self.failure())
         self._wake_body()
 
     def _wake_body(self) -> None:

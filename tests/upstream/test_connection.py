@@ -8,13 +8,15 @@ the body, completion, keep-alive, errors, backpressure and the fast path's ``lis
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 
 import pytest
 
 from kproxy.errors import UpstreamError
 from kproxy.policy.headers import parse_header_lines
-from kproxy.upstream.connection import _HIGH_WATER, MAX_RESPONSE_HEAD, UpstreamConnection
+from kproxy.upstream.connection import _HIGH_WATER, _LOW_WATER, MAX_RESPONSE_HEAD, STREAM_PIECE, UpstreamConnection
 from tests.upstream.doubles import MockTransport
 
 GUARD = 5.0  # seconds; only a hang guard, never reached by a passing test
@@ -559,3 +561,113 @@ async def test_a_101_without_connection_upgrade_is_an_upgrade(split: int) -> Non
     feed(conn, b"frame-2")  # arrived before the relay switched over: kept, in order
     assert conn.switch_to_raw() == b"frame-1"
     assert await conn.read_body() == b"frame-2"
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+async def test_read_body_with_a_limit_hands_out_pieces_and_keeps_the_upstream_paused() -> None:
+    # A slow client holds back the API server: the relay takes a piece at a time, and
+    # reading resumes only once little is left, not after each piece.
+    conn, transport = connected()
+    body = bytes(range(256)) * (4 * _HIGH_WATER // 256)
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+    assert transport.pauses == 1
+    pieces = []
+    while conn._buffered > _LOW_WATER:
+        pieces.append(await conn.read_body(STREAM_PIECE // 4))
+        assert len(pieces[-1]) == STREAM_PIECE // 4
+        assert transport.resumes == (1 if conn._buffered < _LOW_WATER else 0)
+    pieces.append(await conn.read_body(STREAM_PIECE // 4))
+    assert b"".join(pieces) == body and conn.complete
+    assert await conn.read_body(STREAM_PIECE) == b""
+
+
+async def test_read_body_with_a_limit_splits_and_joins_received_parts() -> None:
+    conn, _ = connected()
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", b"abc", b"defg", b"hij")
+    assert [await conn.read_body(5), await conn.read_body(5), await conn.read_body(5)] == [b"abcde", b"fghij", b""]
+
+
+async def test_the_tls_read_buffer_below_is_as_small_as_ours() -> None:
+    # uvloop's TLS transport buffers up to 256 KiB of encrypted bytes by default.
+    class TLSTransport(MockTransport):
+        limits: tuple[int | None, int | None] | None = None
+
+        def set_read_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+            self.limits = (high, low)
+
+    transport = TLSTransport(tls=True)
+    UpstreamConnection().connection_made(transport)
+    assert transport.limits == (_HIGH_WATER, None)
+    UpstreamConnection().connection_made(MockTransport())  # plain transports: no such call
+
+
+@pytest.mark.parametrize("end", ["complete", "cut", "malformed", "aborted"])
+async def test_an_ended_connection_is_freed_without_the_cycle_collector(end: str) -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        conn, _ = connected()
+        feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        if end == "complete":
+            feed(conn, b"defghij")
+            conn.connection_lost(None)
+        elif end == "cut":
+            conn.connection_lost(None)
+            assert await conn.read_body() == b"abc"
+            with pytest.raises(UpstreamError, match=CLOSED_EARLY):
+                await conn.read_body()
+        elif end == "malformed":
+            conn, _ = connected()
+            feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
+            with pytest.raises(UpstreamError, match=MALFORMED):
+                await conn.response_head()
+            conn.connection_lost(None)
+        else:
+            conn.abort()
+            conn.connection_lost(None)
+        ref = weakref.ref(conn)
+        del conn
+        assert ref() is None, [type(r).__name__ for r in gc.get_referrers(ref())]
+    finally:
+        gc.enable()
+
+
+async def test_a_stored_error_is_raised_as_a_new_exception_each_time() -> None:
+    # Raising the stored exception again would chain tracebacks, and their frames (the
+    # connection among their locals), into a cycle that outlives the connection.
+    conn, _ = connected()
+    conn.connection_lost(None)
+    errors = []
+    for _ in range(2):
+        with pytest.raises(UpstreamError) as caught:
+            await conn.response_head()
+        errors.append(caught.value)
+    assert errors[0] is not errors[1] and errors[0] is not conn.error
+    assert type(errors[0]) is type(conn.error) and errors[0].message == errors[1].message == CLOSED_EARLY
+    fresh = UpstreamConnection()
+    assert fresh.failure().message == "the API server closed the connection"
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 4, 5, 7, 11, 100])
+async def test_read_body_pieces_of_any_size_give_back_the_body_in_order(limit: int) -> None:
+    parts = [b"abc", b"d", b"efghijk", b"lmnopqrstuvwxyz", b"0", b"123456789"]
+    body = b"".join(parts)
+    conn, _ = connected()
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), *parts)
+    pieces = []
+    while piece := await conn.read_body(limit):
+        assert len(piece) <= limit
+        pieces.append(piece)
+    assert b"".join(pieces) == body and conn._buffered == 0
+
+
+async def test_what_is_left_after_pieces_is_taken_whole() -> None:
+    conn, _ = connected()
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", b"abcdefgh")
+    assert await conn.read_body(3) == b"abc"
+    assert conn.take_buffered_body() == b"defgh"
+    feed(conn, b"ijkl")
+    assert await conn.read_body(2) == b"ij"
+    assert await conn.read_body() == b"kl"
