@@ -6,9 +6,11 @@ and then, on glibc.
 glibc's ``malloc`` keeps what a process frees for its own reuse, and large buffers
 freed in the middle of its heap never go back on their own: after a burst of slow
 clients or of churned watches (TLS state, relay buffers), RSS stayed at its peak
-though nothing used it any more. ``malloc_trim(0)`` hands the free pages back; it costs
-well under a millisecond, and runs only when connections have ended since the last
-time. Elsewhere (musl, macOS) there is nothing to do.
+though nothing used it any more. ``malloc_trim(0)`` hands the free pages back. It runs
+on the event loop, at most once per interval and only when connections have ended
+since the last time; it costs well under a millisecond on kproxy's usual heap (tens of
+MiB), about 10 ms measured on a fragmented heap of 1.5 GiB with much to give back.
+Elsewhere (musl, macOS) there is nothing to do.
 """
 
 from __future__ import annotations
