@@ -10,5 +10,6 @@ matplotlib on demand), ``pki`` and ``payloads`` (files the upstream serves), ``n
 and ``upstream`` (the API-server stand-in), ``environment`` (all of it, set up and torn
 down), ``procs`` (processes by PID, /proc readings), ``noise``, ``wrk``, ``clients``
 (asyncio watch/upgrade/start-up clients), ``targets``, ``scenarios``, ``runner``,
-``report``, ``chart``, ``progress``; ``profile`` is ``python -m benchmarks.profile``.
+``report``, ``chart``, ``progress``; ``profile`` is ``python -m benchmarks.profile``,
+``memory`` is ``python -m benchmarks.memory`` (slow readers' cost in RSS).
 """

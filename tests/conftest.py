@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import kproxy.log
 from kproxy.testing import FakeAPIServer, TestPKI
 
 _PROXY_VARS = (
@@ -46,6 +47,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each test sees its own first throttled line (kproxy.log keeps the times per process).
+    monkeypatch.setattr(kproxy.log, "_next_line", {})
+    monkeypatch.setattr(kproxy.log, "_held_back", {})
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ line once listening, kubectl's start-up warnings and kproxy's notices on stderr 
 :data:`kproxy.log.log`. Only the command installs signal handlers: SIGTERM and SIGINT stop
 accepting and drain in-flight requests (the server's grace period bounds it), SIGHUP
 reloads every file kproxy can reload (:meth:`~kproxy.server.ProxyServer.reload`). The
-loop is uvloop's where it is installed.
+loop is uvloop's where it is installed. At start, the soft limit of open files is
+raised to the hard one, as Go programs do.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from kproxy.config.flags import Flags
 from kproxy.config.options import Options
 from kproxy.log import NOTICE, log
 
-__all__ = ["run"]
+__all__ = ["raise_open_files_limit", "run"]
 
 
 def run(flags: Flags, *, demo: bool = False) -> int:
+    raise_open_files_limit()
     runner_kwargs: dict[str, Any] = {}
     try:
         import uvloop
@@ -34,6 +36,30 @@ def run(flags: Flags, *, demo: bool = False) -> int:
         pass
     with asyncio.Runner(**runner_kwargs) as runner:
         return runner.run(_serve(flags, demo))
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as every Go program does at start
+    since Go 1.19 (os/rlimit.go), kubectl included: a shell's soft 1024 would otherwise
+    cap kproxy at some 500 watches (a client and an upstream descriptor each). Returns
+    (soft before, soft now); a limit that cannot be raised is left as it is, as Go does."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return (0, 0)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinity = resource.RLIM_INFINITY
+    # Linux refuses "infinity" for this limit (no more than fs.nr_open): its default then.
+    for target in (hard,) if hard != infinity else (infinity, 1 << 20):
+        if soft == target or (soft != infinity and target != infinity and target < soft):
+            break
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            continue
+        log.debug("raised the soft limit of open files from %d to %d", soft, target)
+        return soft, target
+    return soft, soft
 
 
 async def _serve(flags: Flags, demo: bool) -> int:

@@ -23,10 +23,21 @@ from kproxy.policy.filters import (
     DEFAULT_REJECT_PATHS,
 )
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_KEEPALIVE", "FLAG_TABLE", "Flag", "FlagKind", "Flags"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_KEEPALIVE",
+    "DEFAULT_READ_HEADER_TIMEOUT",
+    "FLAG_TABLE",
+    "Flag",
+    "FlagKind",
+    "Flags",
+]
 
 DEFAULT_KEEPALIVE = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_HEADER_TIMEOUT = 60.0  # Go's http.Server has none by default; a front door needs one
+DEFAULT_IDLE_TIMEOUT = 300.0
 
 # How a value is spelled on the command line: a string, a decimal integer, Go's
 # strconv.ParseBool (a bare --flag is true), Go's time.ParseDuration (seconds in Flags),
@@ -136,6 +147,19 @@ class Flags:
     connect_timeout: float = _flag(
         DEFAULT_CONNECT_TIMEOUT,
         "kproxy: time allowed for connecting to the API server, TLS handshake included (Go duration).",
+        kind="duration",
+    )
+    read_header_timeout: float = _flag(
+        DEFAULT_READ_HEADER_TIMEOUT,
+        "kproxy: time allowed for a client to send a request head, from the connection's start for the "
+        "first request and from its first byte for later ones; then 408 and close (Go duration; 0 disables). "
+        "(default 1m0s)",
+        kind="duration",
+    )
+    idle_timeout: float = _flag(
+        DEFAULT_IDLE_TIMEOUT,
+        "kproxy: how long a keep-alive client connection may wait for its next request before it is closed "
+        "(Go duration; 0 disables). Requests in progress (watches, logs -f, exec) are never cut. (default 5m0s)",
         kind="duration",
     )
     authorized_ip_ranges: str = _flag(

@@ -85,6 +85,9 @@ class Options:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     cwd: str = ""
     reload_paths: tuple[str, ...] = ()
+    # Client deadlines, seconds (0: off): kproxy.http.deadlines.
+    read_header_timeout: float = 0.0
+    idle_timeout: float = 0.0
 
     @classmethod
     def from_flags(
@@ -142,6 +145,8 @@ class Options:
             environ=env,
             cwd=base,
             reload_paths=_reload_paths(flags, loaded, base),
+            read_header_timeout=_deadline("--read-header-timeout", flags.read_header_timeout),
+            idle_timeout=_deadline("--idle-timeout", flags.idle_timeout),
         )
 
     def rebuilt(self) -> Options:
@@ -192,6 +197,12 @@ class _Clients:
                 + ",".join(str(n) for n in self.trusted)
             )
         return notices
+
+
+def _deadline(flag: str, seconds: float) -> float:
+    if seconds < 0:
+        raise ConfigError(f"{flag} {seconds:g}s: must not be negative (0 turns it off)")
+    return seconds
 
 
 def _routes(flags: Flags, base: str) -> tuple[Router, str]:

@@ -8,7 +8,7 @@ kproxy uses.
 """
 
 from kproxy.http.connection import ClientConnection, Phase
-from kproxy.http.messages import Attachment, Body, Connection, RawSink, Request, Resume
+from kproxy.http.messages import Attachment, Body, BrokenBody, Connection, RawSink, Request, Resume
 from kproxy.http.responses import (
     TEXT_PLAIN,
     Answer,
@@ -19,13 +19,15 @@ from kproxy.http.responses import (
     http_error,
     status_line,
 )
-from kproxy.http.server import FastPath, Handler, HTTPServer
+from kproxy.http.server import Admission, FastPath, Handler, HTTPServer, door_answer
 
 __all__ = [
     "TEXT_PLAIN",
+    "Admission",
     "Answer",
     "Attachment",
     "Body",
+    "BrokenBody",
     "ClientConnection",
     "Connection",
     "FastPath",
@@ -38,6 +40,7 @@ __all__ = [
     "Resume",
     "Sent",
     "StreamResponse",
+    "door_answer",
     "http_date",
     "http_error",
     "status_line",

@@ -26,11 +26,13 @@ import collections
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
+from kproxy.http.deadlines import Deadlines
 from kproxy.http.flow import ReadGate, WriteFlow
 from kproxy.http.framing import LAST_CHUNK, Framing, chunk, complete_answer, stream_head
-from kproxy.http.messages import Attachment, RawSink, Request, Resume
+from kproxy.http.messages import Attachment, BrokenBody, RawSink, Request, Resume
 from kproxy.http.parsing import RequestReader
 from kproxy.http.responses import TEXT_PLAIN, Clock, Response, StreamResponse
 from kproxy.log import log
@@ -108,6 +110,10 @@ class ClientConnection(asyncio.Protocol):
         self._sink: RawSink | None = None
         self._pending: list[bytes] = []
         self._pending_eof = False
+        # The read-header and idle deadlines (kproxy.http.deadlines), when either is set.
+        self._deadlines: Deadlines | None = None
+        if server.deadline_period:
+            self._deadlines = Deadlines(self, self._loop, server.read_header_timeout, server.idle_timeout)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -121,16 +127,32 @@ class ClientConnection(asyncio.Protocol):
         self.reading.attach(self.transport)
         self.peer = transport.get_extra_info("peername")
         self._server.connections.add(self)
+        admit = self._server.admit
+        if admit is not None:
+            refusal = admit(self.peer)
+            if refusal is not None:
+                # Refused at the door: answered before a byte is read, and whatever the
+                # client sends is dropped unread while our FIN goes out (_end_gently).
+                self.transport.write(refusal)
+                self._end_gently()
+                return
         self._task = self._loop.create_task(self._serve())
+        if self._deadlines is not None:
+            self._deadlines.start()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = CLOSED
+        self._no_deadlines()
         self.reading.detach()
         self._server.forget(self)
-        attachment = self.attachment
+        attachment, self.attachment = self.attachment, None
         if attachment is not None:
             attachment.client_gone()  # a client that leaves releases its upstream at once
         self._reader.cut()
+        # Let go of the parser (its callbacks hold this protocol), so that refcounting
+        # frees the connection now rather than the cycle collector later: under churn
+        # that "later" was a straight line of RSS.
+        self._reader.close()
         for item in self._queue:
             if isinstance(item, Request):
                 item.cut()
@@ -186,15 +208,41 @@ class ClientConnection(asyncio.Protocol):
 
     def upgraded(self, tail: bytes) -> None:
         self.phase = UPGRADED
+        self._no_deadlines()
         if tail:
             self._pending.append(tail)
 
     def refuse(self, status: int, detail: str) -> None:
         # What cannot be parsed is answered after what came before, then the connection ends.
         self.phase = REJECTED
+        self._no_deadlines()
         self._queue.append(_Refusal(status, detail))
         if self.transport is not None:
             self.transport.pause_reading()
+
+    # -- deadlines (kproxy.http.deadlines.Watched) --------------------------------------
+
+    def awaited(self) -> tuple[bool, object] | None:
+        if self.phase is not ACTIVE or self.busy or self._queue:
+            return None
+        reader = self._reader
+        if reader.parsing is not None:
+            return None  # a body is arriving: a request in progress
+        if not self._started:
+            return (True, None)  # the first request's head, from the connection's start
+        return (reader.head_open, reader.marker)
+
+    def deadline_passed(self, head: bool) -> None:
+        if head and self._reader.head_open:
+            self.refuse(408, "")  # part of a head came: say why it ends (Go just closes)
+        else:
+            self.draining = True  # nothing came: close, as Go does, without an answer
+        self._wake()
+
+    def _no_deadlines(self) -> None:
+        if self._deadlines is not None:
+            self._deadlines.stop()
+            self._deadlines = None
 
     # -- serving ------------------------------------------------------------------------
 
@@ -276,6 +324,13 @@ class ClientConnection(asyncio.Protocol):
         else:
             request, resume = item, None
         self._begin(request)
+        if resume is None:
+            coding = request.header(b"transfer-encoding")
+            if coding is not None and coding.strip().lower() != b"chunked":
+                # Go's server: a Transfer-Encoding other than exactly chunked is 501 (RFC
+                # 9112 §6.1); llhttp reads "gzip, chunked" as chunked. Nothing goes on.
+                self._send_error(501, f"unsupported transfer encoding {coding.decode('latin-1')[:100]!r}")
+                return False
         try:
             answer = await (resume() if resume is not None else self._server.handler(request))
             if isinstance(answer, Response):
@@ -286,6 +341,10 @@ class ClientConnection(asyncio.Protocol):
                 await answer.write_eof()
         except asyncio.CancelledError:
             raise
+        except BrokenBody:
+            # The body broke off: the client left (nothing to answer), or sent what cannot
+            # be parsed, and the refusal queued behind this request is its answer.
+            return self.phase is REJECTED and not self._started
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.raw_path[:200])
             if not self._started:  # once the head is out, only cutting the connection tells
@@ -309,6 +368,7 @@ class ClientConnection(asyncio.Protocol):
             transport.close()
             return
         self.phase = LINGERING
+        self._no_deadlines()
         self.reading.forget_holders()
         try:
             transport.write_eof()
@@ -319,15 +379,13 @@ class ClientConnection(asyncio.Protocol):
         self._loop.call_later(_LINGER, transport.close)
 
     def _send_error(self, status: int, detail: str) -> None:
-        # Go's server answers what it cannot parse itself: plain text, then it closes.
+        # Go's server answers what it cannot parse itself: plain text, then it closes
+        # ("400 Bad Request: missing required Host header", "431 Request Header Fields
+        # Too Large"); kproxy says why for 501 and 505 too.
         if status != 500:
             tally.reject("bad_request")
-        if status == 431:
-            body = b"431 Request Header Fields Too Large"
-        elif status == 500:
-            body = b"500 Internal Server Error"
-        else:
-            body = f"400 Bad Request: {detail}".encode() if detail else b"400 Bad Request"
+        text = f"{status} {HTTPStatus(status).phrase}"
+        body = (f"{text}: {detail}" if detail else text).encode("utf-8", "backslashreplace")
         self._keep = False
         lines = b"Content-Type: " + TEXT_PLAIN.encode() + b"\r\n"
         self.send_complete(None, status, lines, body, length=None, has_date=False, close=True)
@@ -407,6 +465,7 @@ class ClientConnection(asyncio.Protocol):
 
     def take_stream(self, sink: RawSink) -> None:
         self.phase = UPGRADED
+        self._no_deadlines()
         self._keep = False
         self._sink = sink
         self.reading.forget_holders()

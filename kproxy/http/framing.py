@@ -10,9 +10,9 @@ whether it stays open; these functions only say what to write.
 
 from __future__ import annotations
 
-from kproxy.http.responses import NO_BODY_STATUS, status_line
+from kproxy.http.responses import NO_BODY_STATUS, Clock, Response, header_bytes, status_line
 
-__all__ = ["LAST_CHUNK", "Framing", "chunk", "complete_answer", "stream_head"]
+__all__ = ["LAST_CHUNK", "Framing", "chunk", "closing_answer", "complete_answer", "stream_head"]
 
 LAST_CHUNK = b"0\r\n\r\n"
 _CLOSE = b"Connection: close\r\n"
@@ -81,3 +81,11 @@ def stream_head(
 def chunk(data: bytes) -> bytes:
     """One chunk of a chunked body (RFC 9112 §7.1); never empty, which would end it."""
     return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def closing_answer(response: Response, clock: Clock) -> bytes:
+    """A whole answer that ends its connection, as bytes (an answer given before any
+    request was read: the refusal of a client at the door)."""
+    lines, length, has_date = header_bytes(response.headers)
+    date_line = b"" if has_date else clock.line()
+    return complete_answer(response.status, lines, response.body, length, date_line, False, (1, 1), False)

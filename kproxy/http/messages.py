@@ -29,13 +29,20 @@ from kproxy.waiters import wake
 if TYPE_CHECKING:
     from kproxy.http.responses import Answer
 
-__all__ = ["Attachment", "Body", "Connection", "RawSink", "Request", "Resume"]
+__all__ = ["Attachment", "Body", "BrokenBody", "Connection", "RawSink", "Request", "Resume"]
 
 # Request bodies: stop reading from the client when this much waits for the upstream.
 BODY_HIGH_WATER = 256 * 1024
 
 # What is left of an exchange the fast path could not finish (Connection.fast_fallback).
 Resume = Callable[[], Awaitable["Answer"]]
+
+
+class BrokenBody(ConnectionError):
+    """What a handler raises when the body it forwards broke off (:attr:`Body.broken`):
+    the client left, or sent what cannot be parsed, which the connection answers
+    itself. Whoever forwards a body must make sure the other side never sees it
+    complete; the connection then sends no answer of the handler's."""
 
 
 class RawSink(Protocol):
@@ -142,7 +149,8 @@ class Body:
         wake(waiter)
 
     async def readany(self) -> bytes:
-        """The next chunk(s) of the body; ``b""`` at its end."""
+        """The next chunk(s) of the body; ``b""`` at its end — see :attr:`broken` to
+        tell a body that completed from one that broke off."""
         while not self._chunks:
             if self._eof:
                 return b""

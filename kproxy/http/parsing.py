@@ -3,18 +3,34 @@
 In: bytes as they arrive. Out: a :class:`~kproxy.http.messages.Request` per request
 head, handed to the connection (:meth:`Listener.request`) with its body fed as it comes;
 an upgrade (the bytes after its head belong to another protocol); or a refusal — the
-status and the words Go's server would answer with: 431 for a line over 64 KiB or a head
-over 1 MiB (Go's ``DefaultMaxHeaderBytes``), 400 for what llhttp cannot parse.
+status and the words Go's server would answer with:
+
+* 431 for a line over 64 KiB or a head over 1 MiB (Go's ``DefaultMaxHeaderBytes``);
+* 505 for a version other than HTTP/1.0 and HTTP/1.1 (``PRI * HTTP/2.0`` included:
+  kproxy speaks no HTTP/2 to clients; Go answers 505 to versions it does not serve);
+* 501 for a ``Transfer-Encoding`` llhttp cannot frame (Go: "Unsupported transfer
+  encoding"; a list that ends in chunked is refused by the connection, see there);
+* 400 for what llhttp cannot parse, and for extra spaces in the request line, which
+  llhttp skips and Go refuses ("malformed HTTP version").
+
+Methods llhttp does not know (``post``, ``POSTX``) are accepted, as any token is by
+Go: :mod:`kproxy.http.methods` handles them on llhttp's error path, so the usual
+methods cost nothing more. To find where such a request began, the reader remembers
+how the previous read ended: between requests, in a head (with that head's bytes), or
+in a body.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+from typing import Protocol, cast
 
 import httptools
 
+from kproxy.http.h2c import only_h2c, without_h2c
 from kproxy.http.messages import Connection, Request
-from kproxy.log import log
+from kproxy.http.methods import STAND_IN, is_token, message_start, method_token
+from kproxy.log import log, log_throttled
 
 __all__ = ["MAX_HEAD", "MAX_LINE", "Listener", "RequestReader"]
 
@@ -24,6 +40,13 @@ MAX_LINE = 64 * 1024
 MAX_HEAD = 1024 * 1024
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
+# llhttp's words for what Go's server answers with other statuses than 400.
+_STATUS_OF_ERROR = {
+    "Invalid HTTP version": 505,
+    "Pause on PRI/Upgrade": 505,  # the HTTP/2 connection preface
+    "Request has invalid `Transfer-Encoding`": 501,
+    "Invalid `Transfer-Encoding` header value": 501,
+}
 
 
 class Listener(Connection, Protocol):
@@ -39,14 +62,78 @@ class Listener(Connection, Protocol):
         """Unparseable input: answer ``status`` after what came before, then close."""
 
 
+class _Nobody:
+    """The listener of a closed reader, and of :data:`_NO_PARSER`: hears nothing."""
+
+    transport = None
+    peer = None
+    attachment = None
+
+    def request(self, request: Request) -> None:
+        pass
+
+    def upgraded(self, tail: bytes) -> None:
+        pass
+
+    def refuse(self, status: int, detail: str) -> None:
+        pass
+
+
+_NOBODY = cast(Listener, _Nobody())
+_NO_PARSER = httptools.HttpRequestParser(_Nobody())
+
+
 class _TooLarge(Exception):
     pass
+
+
+class _Refused(Exception):
+    """Raised in a callback: the request is answered ``status`` (``args[1]`` the detail)."""
+
+
+class _Reread(Exception):
+    """Raised in a callback: the request is read again, without its h2c offer."""
+
+
+class _Held:
+    """How a read ended: in the head of a request (``headers`` is its list, ``parts``
+    its bytes so far, ``located`` whether they start where it starts), or in the body of
+    ``request`` (``remaining`` bytes of it to come, None when chunked)."""
+
+    __slots__ = ("headers", "located", "parts", "remaining", "request")
+
+    def __init__(
+        self,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        parts: list[bytes] | None = None,
+        located: bool = False,
+        request: Request | None = None,
+        remaining: int | None = None,
+    ) -> None:
+        self.headers = headers
+        self.parts = parts or []
+        self.located = located
+        self.request = request
+        self.remaining = remaining
 
 
 class RequestReader:
     """llhttp's callbacks for one connection; one request head at a time."""
 
-    __slots__ = ("_conn", "_head_size", "_headers", "_parser", "_url", "parsing")
+    __slots__ = (
+        "_conn",
+        "_data",
+        "_head_size",
+        "_headers",
+        "_held",
+        "_override",
+        "_parser",
+        "_pending",
+        "_read",
+        "_url",
+        "head_open",
+        "parsing",
+    )
 
     def __init__(self, conn: Listener) -> None:
         self._conn = conn
@@ -54,22 +141,82 @@ class RequestReader:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
+        self.head_open = False  # between a request's first byte and the end of its head
+        self._read = b""  # the read being parsed
+        self._data = b""  # the same, until the first head in it ends
+        self._held: _Held | None = None  # how the previous read ended (None: between requests)
+        self._override: str | None = None  # the method of the request behind STAND_IN
+        self._pending = b""  # the start of a request whose method token is not complete yet
         self.parsing: Request | None = None  # the request whose body is arriving
 
     def feed(self, data: bytes) -> None:
+        if self._pending:  # a method llhttp does not know, its token not complete yet
+            self._feed_method(data)
+            return
+        self._read = self._data = data
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             self._conn.upgraded(data[offset:])
+            return
         except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _TooLarge):
-                self._refuse(431, "")
-            else:  # a bug of ours in a callback: say so, answer 500, end the connection
-                log.error("internal error parsing a request", exc_info=exc.__context__ or exc)
-                self._refuse(500, "")
+            cause = exc.__context__
+            if not isinstance(cause, _Reread):
+                self._callback_failed(cause or exc)
+                return
+            reason = ""  # read it again below
+        except httptools.HttpParserInvalidMethodError as exc:
+            # Handled below, outside this handler: a fresh parser's errors must not be
+            # chained to this one (httptools reports a callback's exception that way).
+            reason = str(exc)
         except httptools.HttpParserError as exc:
-            self._refuse(400, str(exc))
+            reason = str(exc)
+            status = _STATUS_OF_ERROR.get(reason, 400)
+            self._refuse(status, self._detail(status, reason))
+            return
+        else:
+            if self.head_open or self.parsing is not None:
+                self._hold(data)  # the read ended inside a request (rare for small ones)
+            elif self._held is not None:
+                self._held = None
+            return
+        if reason:
+            self._unknown_method(data, reason)
+        else:
+            self._reread_without_h2c(data)
+
+    def _callback_failed(self, cause: BaseException) -> None:
+        if isinstance(cause, _TooLarge):
+            self._refuse(431, "")
+        elif isinstance(cause, _Refused):
+            self._refuse(*cause.args)
+        else:  # a bug of ours in a callback: say so, answer 500, end the connection
+            log.error("internal error parsing a request", exc_info=cause)
+            self._refuse(500, "")
+
+    def _detail(self, status: int, reason: str) -> str:
+        if status == 501:
+            if reason.startswith("Request has"):  # found with the whole head in: name it
+                codings = b", ".join(v for n, v in self._headers if n.lower() == b"transfer-encoding")
+                return f"unsupported transfer encoding {codings.decode('latin-1')[:100]!r}"
+            return "unsupported transfer encoding"
+        if status == 505:
+            return "unsupported protocol version"
+        return reason
+
+    @property
+    def marker(self) -> object:
+        """The same object for as long as the same request is being read (its header
+        list), another for the next one: how deadlines tell one head from the next."""
+        return self._headers
+
+    def close(self) -> None:
+        """The connection is gone: drop the parser (its callbacks are this reader's
+        methods) and the connection, so that neither waits for the cycle collector."""
+        self._parser = _NO_PARSER
+        self._conn = _NOBODY
+        self._held = None
 
     def cut(self) -> None:
         """The connection ended or broke off: the request being read does not complete."""
@@ -81,12 +228,110 @@ class RequestReader:
         self.cut()
         self._conn.refuse(status, detail)
 
+    # -- what a read that ends inside a request leaves for the next one -------------------
+
+    def _hold(self, data: bytes) -> None:
+        held = self._held
+        if not self.head_open:
+            request = self.parsing
+            assert request is not None
+            length = request.content_length
+            remaining = None if length is None else length - request.content.received
+            self._held = _Held(request=request, remaining=remaining)
+        elif held is not None and held.headers is self._headers:
+            held.parts.append(data)  # the same head goes on (bounded: MAX_HEAD, MAX_LINE)
+        else:
+            start = self._located(data)
+            self._held = _Held(self._headers, [data[start:] if start is not None else data], start is not None)
+
+    def _located(self, data: bytes) -> int | None:
+        """Where in ``data`` the request that began last in it began, knowing how the
+        previous read ended; None when that cannot be known (it ended in a chunked body)."""
+        held = self._held
+        if held is None:
+            return message_start(data)
+        if held.request is not None:  # in a body: it ends `remaining` bytes in
+            skip = held.remaining
+            if skip is None:
+                return None
+            start = message_start(data[skip:])
+            return None if start is None else skip + start
+        if not held.located:
+            return None
+        before = b"".join(held.parts)  # the head that was open, from its first byte
+        start = message_start(before + data)
+        return None if start is None or start < len(before) else start - len(before)
+
+    # -- methods llhttp does not know (kproxy.http.methods) -------------------------------
+
+    def _this_request(self, data: bytes) -> bytes | None:
+        """The request being read, from its first byte to the end of ``data``; None
+        when where it began cannot be known."""
+        held = self._held
+        if held is not None and held.headers is self._headers and held.request is None:
+            # It began in an earlier read, and what was held of it starts where it does.
+            return b"".join(held.parts) + data if held.located else None
+        start = self._located(data)
+        return None if start is None else data[start:]
+
+    def _fresh_parser(self) -> None:
+        self._parser = httptools.HttpRequestParser(self)  # the old one is in its error state
+        self._held = None  # the fresh parser starts at a request's first byte
+
+    def _reread_without_h2c(self, data: bytes) -> None:
+        request = self._this_request(data)
+        end = -1 if request is None else request.find(b"\r\n\r\n")
+        if request is None or end < 0:
+            self._refuse(400, "cannot read the request again without its Upgrade: h2c")
+            return
+        self._fresh_parser()
+        self.feed(without_h2c(request[: end + 4]) + request[end + 4 :])
+
+    def _unknown_method(self, data: bytes, reason: str) -> None:
+        request = self._this_request(data)
+        if request is None:
+            log_throttled(
+                "unknown-method", logging.WARNING, "cannot tell where a request with an unknown method began: 400"
+            )
+            self._refuse(400, reason)
+            return
+        self._pending = request
+        self._feed_method(b"")
+
+    def _feed_method(self, data: bytes) -> None:
+        data = self._pending + data
+        found = method_token(data)
+        if found is None:
+            if len(data) > MAX_LINE:
+                self._refuse(431, "")
+            elif data and not is_token(data):
+                self._refuse(400, f"invalid method {data[:100].decode('latin-1')!r}")
+            else:
+                self._pending = data  # wait for the rest of the token
+            return
+        method, end = found
+        if not is_token(method):
+            # Go: badStringError("invalid method", ...): an empty one, or a CTL or tab in it.
+            self._refuse(400, f"invalid method {method[:100].decode('latin-1')!r}")
+            return
+        self._pending = b""
+        self._override = method.decode("latin-1")
+        self._fresh_parser()
+        self.feed(STAND_IN + data[end:])
+
+    def _method_name(self, method: bytes) -> str:
+        override, self._override = self._override, None
+        if override is not None and method == STAND_IN:
+            return override
+        return method.decode("latin-1")  # one llhttp knows but kproxy's table does not (PROPFIND...)
+
     # -- httptools callbacks ----------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
         self._head_size = 0
+        self.head_open = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -103,17 +348,49 @@ class RequestReader:
     def on_headers_complete(self) -> None:
         parser = self._parser
         method = parser.get_method()
+        url = self._url
+        data, self._data = self._data, b""  # the first head that ends in a read
+        end = len(method) + len(url) + 1
+        if data[end : end + 9] == b" HTTP/1.1" and self._held is None:
+            # The read began with this request (between requests, no empty line first),
+            # so its line is "METHOD SP TARGET SP HTTP/1.1", one space each: checked,
+            # and cheaper than asking llhttp for the version. Anything else is checked
+            # below, with the whole read and what is held of the head.
+            version = (1, 1)
+        else:
+            version = self._version(method, url)
+        upgraded = parser.should_upgrade()
+        if upgraded and only_h2c(self._headers):
+            raise _Reread()  # an HTTP/2 offer, declined: an ordinary request (kproxy.http.h2c)
+        self.head_open = False
         request = Request(
             self._conn,
-            self._url.decode("latin-1"),
-            _METHODS.get(method) or method.decode("latin-1"),
-            _version(parser.get_http_version()),
+            url.decode("latin-1"),
+            _METHODS.get(method) or self._method_name(method),
+            version,
             self._headers,
             parser.should_keep_alive(),
         )
-        request.upgraded = parser.should_upgrade()
+        request.upgraded = upgraded
         self.parsing = request
         self._conn.request(request)
+
+    def _version(self, method: bytes, url: bytes) -> tuple[int, int]:
+        """The version of a request whose line was not checked on the way in: one space
+        between its parts (llhttp skips more, Go's server refuses them: "malformed HTTP
+        version"), and HTTP/1.0 or HTTP/1.1 (Go answers 505 to the rest)."""
+        text = self._parser.get_http_version()
+        version = _VERSIONS.get(text)
+        if version is None:
+            raise _Refused(505, f"unsupported protocol version {'HTTP/' + text!r}")
+        line = method + b" " + url + b" HTTP/" + text.encode()
+        held = self._held
+        before = b"".join(held.parts) if held is not None and held.headers is self._headers else b""
+        # (A copy of this very line elsewhere in the read would hide extra spaces; the
+        # request is still read right, with llhttp's parts, so nothing is mistaken.)
+        if line not in before + self._read:
+            raise _Refused(400, "malformed request line: one space between method, target and version")
+        return version
 
     def on_body(self, body: bytes) -> None:
         if self.parsing is not None:
@@ -123,14 +400,3 @@ class RequestReader:
         if self.parsing is not None:
             self.parsing.end()
             self.parsing = None
-
-
-def _version(text: str) -> tuple[int, int]:
-    known = _VERSIONS.get(text)
-    if known is not None:
-        return known
-    major, _, minor = text.partition(".")
-    try:
-        return int(major), int(minor or 0)
-    except ValueError:
-        return (1, 1)

@@ -1,9 +1,11 @@
 """kproxy's client-facing HTTP/1.1 server: the protocol factory and the live connections.
 
-In: a handler (``Request`` → answer, awaited on each connection's task) and optionally a
+In: a handler (``Request`` → answer, awaited on each connection's task), optionally a
 *fast path* (``Request`` → bool, called synchronously for complete requests; True when it
-took the request and will hand back through the connection). Out: a factory for
-``loop.create_server`` and a graceful :meth:`HTTPServer.shutdown`.
+took the request and will hand back through the connection), and the read-header and
+idle deadlines (:mod:`kproxy.http.deadlines`), and an *admission* (peer → None, or the
+answer to give without reading a byte: a client refused at the door). Out: a factory
+for ``loop.create_server`` and a graceful :meth:`HTTPServer.shutdown`.
 
 Why not aiohttp's server: per request it builds a request object with URL and header
 multidicts, a response object, a header multidict again and a writer; together that
@@ -18,22 +20,50 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from kproxy.http.connection import ClientConnection, FastPath
+from kproxy.http.deadlines import period
+from kproxy.http.framing import closing_answer
 from kproxy.http.messages import Request
-from kproxy.http.responses import Answer
+from kproxy.http.responses import Answer, Clock, Response
 
-__all__ = ["FastPath", "Handler", "HTTPServer"]
+__all__ = ["Admission", "FastPath", "Handler", "HTTPServer", "door_answer"]
 
 Handler = Callable[[Request], Awaitable[Answer]]
+# A client's peer address (as the transport gives it) → None to serve it, or the bytes
+# to answer before reading anything from it (then the connection ends).
+Admission = Callable[[object], bytes | None]
+_CLOCK = Clock()
+
+
+def door_answer(response: Response) -> bytes:
+    """The bytes of ``response`` as an :data:`Admission` answers with them."""
+    return closing_answer(response, _CLOCK)
 
 
 class HTTPServer:
     """The protocol factory for ``loop.create_server`` plus the set of live connections."""
 
-    def __init__(self, handler: Handler, loop: asyncio.AbstractEventLoop, fast: FastPath | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        loop: asyncio.AbstractEventLoop,
+        fast: FastPath | None = None,
+        *,
+        read_header_timeout: float = 0.0,
+        idle_timeout: float = 0.0,
+        admit: Admission | None = None,
+    ) -> None:
         self.handler = handler
         self.fast = fast
         self.loop = loop
+        # Asked at accept, before a byte is read (ClientConnection.connection_made). A
+        # listener that must decide before a TLS handshake asks it itself, first.
+        self.admit = admit
+        # Seconds; 0 turns a deadline off (kproxy.http.deadlines).
+        self.read_header_timeout = read_header_timeout
+        self.idle_timeout = idle_timeout
+        self.deadline_period = period(read_header_timeout, idle_timeout)
         self.connections: set[ClientConnection] = set()
+        self.ended = 0  # connections that have ended, ever
         self._all_gone: asyncio.Event | None = None
 
     def __call__(self) -> ClientConnection:
@@ -41,6 +71,7 @@ class HTTPServer:
 
     def forget(self, conn: ClientConnection) -> None:
         self.connections.discard(conn)
+        self.ended += 1
         if not self.connections and self._all_gone is not None:
             self._all_gone.set()
 

@@ -7,6 +7,12 @@ listener that judges a connection before reading from it (TLS: before the handsh
 whether a peer may connect at all (:meth:`ClientGate.admits_peer`). Upgraded
 sessions are tracked so a reload that removes a client's range also ends its sessions.
 
+At the door: with ranges in force and no trusted front proxies, the socket peer *is*
+the client, so :meth:`ClientGate.door` judges it when the connection is accepted and
+the HTTP server answers the same 403 ``Status`` before reading a byte — a client outside
+the ranges cannot hold a connection with a slow head. Behind front proxies the client
+is known only from each request's ``X-Forwarded-For``: then every request is judged.
+
 Unix-socket clients have no address and are always admitted: the socket file's mode
 (0700) is their access control.
 """
@@ -20,11 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kproxy.errors import Forbidden
-from kproxy.http import Request
+from kproxy.http import Request, door_answer
 from kproxy.log import log
 from kproxy.metrics import tally
 from kproxy.policy.gonet import unmap_ipv4
 from kproxy.policy.ranges import THIS_MACHINE, AuthorizedRanges, IPNetwork, client_address, normalize_address
+from kproxy.proxy.answers import status_response
 
 __all__ = ["ClientGate"]
 
@@ -66,7 +73,7 @@ class ClientGate:
         self._log_denial(client, f"{request.method} {request.path}")
         raise Forbidden(f"client {client} is not in the authorized IP ranges", "ranges")
 
-    def admits_peer(self, peer: object) -> bool:
+    def admits_peer(self, peer: object, when: str = "connection closed before the TLS handshake") -> bool:
         """At accept time, before a byte is read: may this peer connect? A trusted front
         proxy may (its clients, named by X-Forwarded-For, are checked per request)."""
         if not self.active or not isinstance(peer, tuple) or not peer:
@@ -81,9 +88,18 @@ class ClientGate:
                 return True
         if self.allows(address):
             return True
-        self._log_denial(address, "connection closed before the TLS handshake")
+        self._log_denial(address, when)
         tally.reject("ranges")
         return False
+
+    def door(self, peer: object) -> bytes | None:
+        """At accept on a plain listener (kproxy.http.Admission): None to serve the peer,
+        or the 403 to answer it with before anything is read."""
+        if self.admits_peer(peer, "at connect"):
+            return None
+        assert isinstance(peer, tuple)
+        client = unmap_ipv4(str(peer[0]))
+        return door_answer(status_response(Forbidden(f"client {client} is not in the authorized IP ranges")))
 
     def allows(self, client: str) -> bool:
         ranges = self._ranges

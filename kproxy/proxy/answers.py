@@ -9,11 +9,12 @@ errors through :func:`error_answer`, so an error reads the same whichever path m
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from kproxy.errors import BadRequest, Forbidden, MalformedRequest, RequestError, Unauthorized
 from kproxy.http import TEXT_PLAIN, Answer, Request, Response, http_error
-from kproxy.log import log
+from kproxy.log import log, log_throttled
 from kproxy.metrics import tally
 
 __all__ = ["error_answer", "forbidden", "guarded", "internal_error", "status_response"]
@@ -47,7 +48,9 @@ def error_answer(exc: RequestError) -> Response:
         response.force_close()
         return response
     if not isinstance(exc, Forbidden | BadRequest | Unauthorized):  # the client's doing: not kproxy's error
-        log.error("Error while proxying request: %s", exc.message)
+        # kubectl's line, once per cause per interval: an unreachable API server or a
+        # process out of descriptors must not write a line per failed request.
+        log_throttled("proxying:" + exc.message, logging.ERROR, "Error while proxying request: %s", exc.message)
     return status_response(exc)
 
 

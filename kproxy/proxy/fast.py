@@ -357,7 +357,7 @@ class _FastExchange:
                 # replayable, so it starts over on the ordinary path (Go's retry).
                 self._hand_back(None)
             else:
-                error = conn.error or UpstreamError("the API server closed the connection", "reset")
+                error = conn.failure()
                 self._hand_back(lambda: guarded(request, lambda: _raise(error)))
             return
         relay = self._relay
@@ -389,8 +389,9 @@ class _FastExchange:
         client.fast_done()
 
 
-async def _raise(error: Exception) -> Sent:
-    raise error
+async def _raise(error: UpstreamError) -> Sent:
+    # A new exception: raising `error` would tie it to this frame, which holds it.
+    raise type(error)(error.message)
 
 
 async def _finish_streaming(

@@ -15,6 +15,7 @@ reused it is retried for replayable requests only, as Go's transport does.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -22,15 +23,15 @@ from typing import Protocol
 from kproxy.config.upstream import Upstream
 from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
-from kproxy.http import Request, Sent
-from kproxy.log import log
+from kproxy.http import BrokenBody, Request, Sent
+from kproxy.log import log_throttled
 from kproxy.metrics import tally
 from kproxy.policy.audit_id import LINE_LENGTH, AuditIds
 from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_head import HeadTemplate, RequestHead, request_head
 from kproxy.proxy.authorization import choose, refreshed
 from kproxy.proxy.observe import record_of
-from kproxy.upstream.connection import ResponseHead, UpstreamConnection
+from kproxy.upstream.connection import STREAM_PIECE, ResponseHead, UpstreamConnection
 from kproxy.upstream.lane import H2Lane
 from kproxy.upstream.pool import ConnectionPool
 
@@ -201,6 +202,8 @@ class Relay:
             try:
                 answer = await conn.response_head()
             except UpstreamError:
+                if sender is not None and sender.done() and not sender.cancelled():
+                    sender.result()  # the client's body broke off: that, not the aborted connection, is the news
                 if not (conn.reused and not conn.got_bytes and _replayable(request, head.has_body)):
                     raise
                 # The server closed an idle keep-alive connection as we reused it. Go's
@@ -236,8 +239,11 @@ class Relay:
             reusable = answer.keep_alive
             return Sent(answer.status, sent)
         finally:
-            if sender is not None and not sender.done():
-                sender.cancel()
+            if sender is not None:
+                if not sender.done():
+                    sender.cancel()
+                elif not sender.cancelled():
+                    sender.exception()  # seen here (raised above when it mattered)
             if reusable:
                 self.pool.release(conn)
             else:
@@ -262,7 +268,7 @@ class Answer(Protocol):
     """Where an answer's body comes from: an HTTP/1.1 connection or an HTTP/2 stream."""
 
     def take_buffered_body(self) -> bytes: ...
-    async def read_body(self) -> bytes: ...
+    async def read_body(self, limit: int = 0) -> bytes: ...
 
 
 def send_whole(request: Request, conn: Answer, head: ResponseHead) -> int:
@@ -285,7 +291,7 @@ async def stream_answer(request: Request, conn: Answer, head: ResponseHead, clos
     try:
         if record is not None:
             record.status = head.status  # the client may leave before the end: it got this
-        while chunk := await conn.read_body():
+        while chunk := await conn.read_body(STREAM_PIECE):
             client.send_body(chunk)
             sent += len(chunk)
             if client.write_paused:
@@ -293,7 +299,7 @@ async def stream_answer(request: Request, conn: Answer, head: ResponseHead, clos
     except UpstreamError as exc:
         # The head is out: a Status can no longer be sent. Cut the client's
         # connection so it sees a truncated response, never a complete one.
-        log.error("Error while proxying request: %s", exc.message)
+        log_throttled("proxying:" + exc.message, logging.ERROR, "Error while proxying request: %s", exc.message)
         if exc.cause is not None:
             tally.upstream_error(exc.cause)
         if request.transport is not None:
@@ -311,7 +317,10 @@ async def _small_body(request: Request, chunked: bool) -> bytes | None:
     if chunked or length is None or length > _REPLAY_LIMIT:
         return None
     _expect_continue(request)
-    return await request.read()
+    body = await request.read()
+    if request.content.broken:
+        raise BrokenBody("the request body broke off")  # before anything went upstream
+    return body
 
 
 def _expect_continue(request: Request) -> None:
@@ -331,6 +340,10 @@ def _replayable(request: Request, has_body: bool) -> bool:
 
 
 async def _send_body(request: Request, conn: UpstreamConnection, chunked: bool) -> None:
+    """Stream the request body; a body that breaks off (client EOF or reset, a chunk that
+    cannot be parsed) aborts the upstream connection without its last chunk or before
+    its Content-Length: the API server must never see a complete request that the
+    client did not complete."""
     _expect_continue(request)
     content = request.content
     while True:
@@ -344,5 +357,8 @@ async def _send_body(request: Request, conn: UpstreamConnection, chunked: bool) 
         else:
             conn.write(chunk)
         await conn.drain()
+    if content.broken:
+        conn.abort()
+        raise BrokenBody("the request body broke off")
     if chunked:
         conn.write(b"0\r\n\r\n")

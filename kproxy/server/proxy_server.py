@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from collections.abc import Callable
 from types import TracebackType
 
 from kproxy.config.files import combine_ranges, load_ranges_file
@@ -33,7 +35,9 @@ from kproxy.proxy.access_log import AccessLog
 from kproxy.proxy.observe import Observer
 from kproxy.proxy.pipeline import Pipeline, build_pipeline
 from kproxy.proxy.relay import Relay
+from kproxy.server.accept import Acceptor
 from kproxy.server.admin import AdminServer
+from kproxy.server.memory import MemoryTrim
 from kproxy.server.readiness import Readiness
 from kproxy.server.sockets import remove_socket, tcp_socket, unix_socket
 from kproxy.server.tls import ServingCertificates, TLSListener
@@ -54,7 +58,12 @@ class ProxyServer:
     def __init__(self, options: Options, *, shutdown_timeout: float = 5.0) -> None:
         self.options = options
         self.shutdown_timeout = shutdown_timeout
-        self._server: asyncio.AbstractServer | None = None
+        self._sock: socket.socket | None = None
+        self._acceptor: Acceptor | None = None  # a plain listener's
+        self._tls: TLSListener | None = None  # or the TLS listener
+        self._pause: Callable[[str], None] | None = None  # accepting, for a moment
+        self._trim: MemoryTrim | None = None
+        self._closed = asyncio.Event()
         self._web: HTTPServer | None = None
         self._upstream: UpstreamReload | None = None
         self._pipeline: Pipeline | None = None
@@ -95,33 +104,47 @@ class ProxyServer:
             self._observer = Observer(self._access_log)
         pipeline = self._pipeline = build_pipeline(opts, self.gate, relay, static, self._observer)
         loop = asyncio.get_running_loop()
-        self._web = HTTPServer(pipeline.handle, loop, pipeline.fast)
+        self._web = HTTPServer(
+            pipeline.handle,
+            loop,
+            pipeline.fast,
+            read_header_timeout=opts.read_header_timeout,
+            idle_timeout=opts.idle_timeout,
+            admit=self.gate.door,
+        )
         if opts.observe.metrics:
             await self._start_admin(relay)
         listen = opts.listen
         if listen.unix_socket:
             sock = unix_socket(listen.unix_socket)
-            self._server = await loop.create_unix_server(self._web, sock=sock, backlog=1024)
             self._address = listen.unix_socket
             self._url = "http://localhost"
         else:
             sock = tcp_socket(listen.host, listen.port, listen.dual_stack)
-            serving = opts.serving_tls
-            if serving is not None:
-                self._certificates = certificates = ServingCertificates(serving)
-                listener = TLSListener(sock, self._web, certificates, self.gate.admits_peer)
-                await listener.start_serving()
-                self._server = listener
-                self._watches.append(FileWatch(lambda: serving.files, certificates.reload))
-            else:
-                self._server = await loop.create_server(self._web, sock=sock, backlog=1024)
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             self._address = f"{shown}:{port}"
             url_host = shown
             if listen.dual_stack or host in ("::", "0.0.0.0"):
                 url_host = "127.0.0.1"
-            self._url = f"{'https' if serving is not None else 'http'}://{url_host}:{port}"
+            self._url = f"{'https' if opts.serving_tls is not None else 'http'}://{url_host}:{port}"
+        serving = None if listen.unix_socket else opts.serving_tls
+        if serving is not None:
+            self._certificates = certificates = ServingCertificates(serving)
+            listener = TLSListener(sock, self._web, certificates, self.gate.admits_peer)
+            await listener.start_serving()
+            self._tls = listener  # it owns the socket
+            self._watches.append(FileWatch(lambda: serving.files, certificates.reload))
+            self._pause = listener.pause
+        else:
+            self._sock = sock
+            self._acceptor = Acceptor(loop, sock, self._web)
+            self._acceptor.start()
+            self._pause = self._acceptor.pause
+        self._exhausting(relay)
+        web = self._web
+        self._trim = MemoryTrim(lambda: web.ended)
+        self._trim.start()
 
         if opts.authorized_ranges_file:
             ranges_file = opts.authorized_ranges_file
@@ -142,9 +165,14 @@ class ProxyServer:
         await self._admin.start()
         self.readiness.start()
 
+    def _exhausting(self, relay: Relay) -> None:
+        # Out of descriptors for an upstream connection: fewer new clients for a moment.
+        relay.pool.dialer.exhausted = self._pause
+
     def _use(self, options: Options, relay: Relay) -> None:
         """A reloaded upstream: new requests and probes go through ``relay``."""
         self.options = options
+        self._exhausting(relay)
         if self._pipeline is not None:
             self._pipeline.use(relay)
         if self.readiness is not None:
@@ -199,13 +227,23 @@ class ProxyServer:
             self.readiness.stopping()
         for watch in self._watches:
             watch.stop()
-        if self._server is not None:
-            self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.close()
+            self._acceptor = None
+        if self._tls is not None:
+            self._tls.close()
+        if self._trim is not None:
+            self._trim.stop()
+            self._trim = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         if self._web is not None:
             await self._web.shutdown(self.shutdown_timeout, self._cutting)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        if self._tls is not None:
+            await self._tls.wait_closed()
+            self._tls = None
+        self._closed.set()
         if self._upstream is not None:
             relay = self._upstream.relay
             relay.pool.close()
@@ -225,8 +263,9 @@ class ProxyServer:
             self._observer.cut_off = True
 
     async def serve_forever(self) -> None:
-        assert self._server is not None
-        await self._server.serve_forever()
+        """Serve until :meth:`close` (from another task)."""
+        assert self._acceptor is not None
+        await self._closed.wait()
 
     async def __aenter__(self) -> ProxyServer:
         await self.start()

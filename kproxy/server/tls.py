@@ -10,7 +10,8 @@ reload.
 
 One connection's way in (``docs/sharing.md`` §2, §6, §7):
 
-1. accepted: a client outside the authorized ranges is closed at once, before a byte of
+1. accepted (by :class:`~kproxy.server.accept.Acceptor`, which pauses when descriptors
+   run out): a client outside the authorized ranges is closed at once, before a byte of
    the handshake is read (its trusted front proxies are admitted; their clients are
    checked per request);
 2. its first bytes are peeked at, not read: a TLS handshake record goes on; plain HTTP
@@ -24,10 +25,8 @@ One connection's way in (``docs/sharing.md`` §2, §6, §7):
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from typing import cast
 
@@ -35,12 +34,11 @@ from kproxy.config.serving_tls import Loaded, ServingTLS
 from kproxy.errors import ConfigError
 from kproxy.log import NOTICE, log
 from kproxy.policy.gonet import join_host_port
+from kproxy.server.accept import Acceptor
 
 __all__ = ["HANDSHAKE_TIMEOUT", "ServingCertificates", "TLSListener", "looks_like_http"]
 
 HANDSHAKE_TIMEOUT = 10.0  # s, from accept to the end of the handshake
-_ACCEPT_BATCH = 128  # connections accepted per wake-up, as asyncio's own servers do
-_ACCEPT_PAUSE = 1.0  # s without accepting after running out of descriptors
 _LINGER = 0.5  # s the plain-HTTP answer waits for the client to read it before closing
 _TLS_HANDSHAKE_RECORD = 0x16
 # Go's net/http: the answer to plain HTTP on a TLS port, and what looks like it
@@ -103,7 +101,8 @@ class TLSListener(asyncio.AbstractServer):
         self._admits = admits
         self._pending: set[asyncio.Task[None]] = set()
         self._closed = self._loop.create_future()
-        self._next_complaint = 0.0
+        # Accepting, and pausing when descriptors run out, as on a plain listener.
+        self._acceptor = Acceptor(self._loop, sock, factory, self._handoff)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -117,7 +116,7 @@ class TLSListener(asyncio.AbstractServer):
 
     async def start_serving(self) -> None:
         if self._sock is not None:
-            self._loop.add_reader(self._sock.fileno(), self._accept)
+            self._acceptor.start()
 
     async def serve_forever(self) -> None:
         await self.start_serving()
@@ -127,7 +126,7 @@ class TLSListener(asyncio.AbstractServer):
         sock, self._sock = self._sock, None
         if sock is None:
             return
-        self._loop.remove_reader(sock.fileno())
+        self._acceptor.close()
         sock.close()
         for task in self._pending:
             task.cancel()
@@ -140,44 +139,17 @@ class TLSListener(asyncio.AbstractServer):
 
     # -- accepting ------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        sock = self._sock
-        for _ in range(_ACCEPT_BATCH):
-            if sock is None:
-                return
-            try:
-                conn, peer = sock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                self._out_of_resources(exc)
-                return
-            if not self._admits(peer):
-                conn.close()  # before a byte of its handshake is read
-                continue
-            conn.setblocking(False)
-            task = self._loop.create_task(self._serve(conn, peer))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+    def pause(self, cause: str) -> None:
+        """Stop accepting for a moment (see :meth:`kproxy.server.accept.Acceptor.pause`)."""
+        self._acceptor.pause(cause)
 
-    def _out_of_resources(self, exc: OSError) -> None:
-        # Out of descriptors or memory: stop accepting for a moment, keep serving the
-        # connections already open, say so once per pause.
-        if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-            log.error("accepting a TLS connection: %s", exc.strerror or exc)
+    def _handoff(self, conn: socket.socket, peer: object) -> None:
+        if not self._admits(peer):
+            conn.close()  # before a byte of its handshake is read
             return
-        now = time.monotonic()
-        if now >= self._next_complaint:
-            log.error("cannot accept connections (%s); trying again in %.0f s", exc.strerror, _ACCEPT_PAUSE)
-            self._next_complaint = now + 10 * _ACCEPT_PAUSE
-        sock = self._sock
-        if sock is not None:
-            self._loop.remove_reader(sock.fileno())
-            self._loop.call_later(_ACCEPT_PAUSE, self._resume_accepting)
-
-    def _resume_accepting(self) -> None:
-        if self._sock is not None:
-            self._loop.add_reader(self._sock.fileno(), self._accept)
+        task = self._loop.create_task(self._serve(conn, peer))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _serve(self, conn: socket.socket, peer: object) -> None:
         """Peek, then hand the connection to the HTTP server over TLS, or turn it away."""

@@ -15,12 +15,21 @@ Two ways to wait for an answer: ``await response_head()`` / ``read_body()`` (the
 ordinary path), or a *listener* (:meth:`UpstreamConnection.listen`) called from the
 protocol's callbacks once a head is in, on an error and at the end — how the fast path
 answers a request with no coroutine.
+
+Faults are reported, never papered over, as Go's transport reports them: a head that
+does not start with its status line (an empty line before it, or after a
+``100 Continue``) or passes 10 MiB (``MaxResponseHeaderBytes``' default) is a malformed
+response; an answer cut short (``Content-Length`` not reached, chunked without its last
+chunk) fails the reader after what did arrive; bytes that arrive when no answer is
+expected (after a complete one, or on an idle pooled connection) make the connection
+unusable, and it is closed — Go's "Unsolicited response received on idle HTTP channel".
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import re
 from collections.abc import Callable
 from typing import cast
@@ -28,13 +37,21 @@ from typing import cast
 import httptools
 
 from kproxy.errors import UpstreamError
+from kproxy.log import log, log_throttled
 from kproxy.metrics import tally
 from kproxy.waiters import wake
 
-__all__ = ["Listener", "ResponseHead", "UpstreamConnection"]
+__all__ = ["MAX_RESPONSE_HEAD", "STREAM_PIECE", "Listener", "ResponseHead", "UpstreamConnection"]
 
-_HIGH_WATER = 256 * 1024
-_LOW_WATER = 64 * 1024
+# Flow control towards the API server: reading pauses with this much waiting for the
+# client, and resumes below the low mark. Small, so that a slow client costs little.
+_HIGH_WATER = 64 * 1024
+_LOW_WATER = 16 * 1024
+# What the relay passes on at once: a slow client's buffer holds about this much.
+STREAM_PIECE = 64 * 1024
+# Go's Transport.MaxResponseHeaderBytes default (net/http transport.go, 10 << 20).
+MAX_RESPONSE_HEAD = 10 << 20
+_MALFORMED = "malformed HTTP response from the API server: "
 
 Listener = Callable[[], None]
 
@@ -52,6 +69,23 @@ class ResponseHead:
 
 
 _FRAMED = re.compile(rb"^(?:content-length[ \t]*:|transfer-encoding[ \t]*:[^\n]*chunked)", re.IGNORECASE | re.MULTILINE)
+_CONNECTION = re.compile(rb"^connection[ \t]*:([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
+
+
+class _Nothing:
+    """The listener of :data:`_NO_PARSER`."""
+
+
+# What a closed connection holds instead of its parser.
+_NO_PARSER = httptools.HttpResponseParser(_Nothing())
+
+
+class _Unsolicited(Exception):
+    """Bytes the API server sent when no answer was expected."""
+
+
+class _Malformed(Exception):
+    """A head llhttp accepts but Go's ``http.ReadResponse`` does not."""
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -63,10 +97,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._collected: list[bytes] = []  # bytes since the response began, until its head ends
         self._collecting = True
+        self._head_size = 0  # of what was collected, while the head is incomplete
         self._head: ResponseHead | None = None
         self._head_waiter: asyncio.Future[ResponseHead] | None = None
         self._body: collections.deque[bytes] = collections.deque()
         self._buffered = 0
+        self._skip = 0  # bytes of the first part of _body already handed out (_take)
         self._body_waiter: asyncio.Future[None] | None = None
         self._complete = False
         self._reading_paused = False
@@ -78,7 +114,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.on_resume_writing: Callable[[], None] | None = None
         self._listener: Listener | None = None  # see listen()
         self.closed = False
-        self.error: Exception | None = None
+        self.error: UpstreamError | None = None
         self.got_bytes = False
         self.reused = False
         self.idle_since = 0.0
@@ -90,23 +126,36 @@ class UpstreamConnection(asyncio.Protocol):
         # uvloop's TLS transport is not an asyncio.Transport subclass, but behaves as one.
         self.transport = cast(asyncio.Transport, transport)
         tally.upstream_connections += 1
+        limits = getattr(transport, "set_read_buffer_limits", None)
+        if limits is not None:
+            # TLS: encrypted bytes wait below us too (uvloop's default: 256 KiB).
+            limits(high=_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
         if self._raw:
             self.on_body(data)
             return
+        if self._complete:  # no answer is due
+            self._unsolicited(data)
+            return
         if self._collecting:
             self._collected.append(data)
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            # A 101: whatever follows the head belongs to the upgraded protocol.
-            offset = exc.args[0] if exc.args else len(data)
-            self._upgrade_tail = data[offset:]
+        except httptools.HttpParserUpgrade:
+            pass  # a 101: its tail was kept when its head ended (on_headers_complete)
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamError(f"malformed HTTP response from the API server: {exc}", "protocol"))
-            self.close()
+            self._parse_error(exc, data)
+        if self._collecting and self.error is None:
+            # A head split across reads (rare: counted only then).
+            self._head_size = (self._head_size if len(self._collected) > 1 else 0) + len(data)
+            if self._head_size > MAX_RESPONSE_HEAD:
+                # Go's transport: "net/http: server response headers exceeded N bytes; aborted".
+                self._fail(
+                    UpstreamError(f"the API server's response headers exceeded {MAX_RESPONSE_HEAD} bytes", "protocol")
+                )
+                self.close()
         listener = self._listener
         if listener is not None and (self._head is not None or self.error is not None):
             if self._complete or self.error is not None:
@@ -139,6 +188,11 @@ class UpstreamConnection(asyncio.Protocol):
         listener, self._listener = self._listener, None
         if listener is not None:
             listener()
+        # Nothing more will come: let go of the parser, whose callbacks are this
+        # object's methods, so that refcounting frees the connection now — TLS state and
+        # buffers included — rather than the cycle collector some time later.
+        self._parser = _NO_PARSER
+        self.on_resume_writing = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -156,10 +210,16 @@ class UpstreamConnection(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        # No on_header callback: llhttp then skips a call into Python per header. The
-        # head's bytes are cut from what arrived instead.
+        # No on_header (nor on_message_begin) callback: llhttp then skips a call into
+        # Python per header. The head's bytes are cut from what arrived instead.
+        if self._complete:
+            raise _Unsolicited()  # a second answer behind a complete one, in the same read
         collected = self._collected
         data = collected[0] if len(collected) == 1 else b"".join(collected)
+        if data[0] != 72:  # not "HTTP/": llhttp accepted a CR or LF first
+            # llhttp skips empty lines before a status line; Go's http.ReadResponse does
+            # not ("malformed HTTP response \"\""): relaying it would double the head.
+            raise _Malformed("an empty line before the status line")
         # llhttp insists on CRLF line ends, so the head ends at the first empty line.
         end = data.find(b"\r\n\r\n")
         first = data.find(b"\r\n") + 2
@@ -172,15 +232,25 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self._collecting = False
         self._collected = []
-        head = ResponseHead(status, raw, self._parser.should_keep_alive())
+        no_body = self._no_body
+        keep_alive = _keep_alive(self._parser.get_http_version(), raw) if no_body else self._parser.should_keep_alive()
+        head = ResponseHead(status, raw, keep_alive)
         self._head = head
         waiter = self._head_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(head)
-        if self._no_body or status == 101:
+        if status == 101:
+            # What follows belongs to the upgraded protocol: its first bytes, and later
+            # reads (buffered until the relay switches over), are never parsed.
+            self._upgrade_tail = rest
+            self._raw = True
+            self._finish()
+        elif no_body:
             self._finish()
 
     def on_body(self, body: bytes) -> None:
+        if self._complete and not self._raw:
+            raise _Unsolicited()  # a body after a HEAD answer that ended with its head
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > _HIGH_WATER and not self._reading_paused and self.transport:
@@ -206,22 +276,27 @@ class UpstreamConnection(asyncio.Protocol):
         self.error = None
         self.got_bytes = False
         self._upgrade_tail = b""
+        if self._body:  # nothing of an earlier exchange belongs to this one
+            self._body.clear()
+            self._buffered = 0
+            self._skip = 0
 
     def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
+        transport = self.transport
+        if transport is not None:  # (None once the connection is gone: nowhere to write)
+            transport.write(data)
 
     async def drain(self) -> None:
-        if self.closed:
-            raise self.error or UpstreamError("the API server closed the connection", "reset")
-        if self._write_paused:
+        if not self.closed and self._write_paused:
             self._drain_waiter = self._loop.create_future()
             await self._drain_waiter
+        if self.closed:  # before, or while waiting: what is written goes nowhere
+            raise self.failure()
 
     async def response_head(self) -> ResponseHead:
         if self._head is None:
             if self.error is not None:
-                raise self.error
+                raise self.failure()
             self._head_waiter = self._loop.create_future()
             await self._head_waiter
         assert self._head is not None
@@ -238,6 +313,9 @@ class UpstreamConnection(asyncio.Protocol):
     def take_buffered_body(self) -> bytes:
         """Everything received so far; for small responses that arrived whole."""
         body = self._body
+        if self._skip:  # (after pieces handed out by read_body)
+            body[0] = body[0][self._skip :]
+            self._skip = 0
         data = body.popleft() if len(body) == 1 else b"".join(body)
         body.clear()
         self._buffered = 0
@@ -245,16 +323,53 @@ class UpstreamConnection(asyncio.Protocol):
             self._resume_reading()
         return data
 
-    async def read_body(self) -> bytes:
-        """The next body chunk(s); ``b""`` at the end of the response."""
+    async def read_body(self, limit: int = 0) -> bytes:
+        """The next body chunk(s), at most ``limit`` bytes if given; ``b""`` at the end
+        of the response. What is left over stays buffered, and reading from the API
+        server stays paused until little is: a slow client holds back the upstream
+        instead of kproxy's memory holding the answer."""
         while not self._body:
             if self._complete:
                 return b""
             if self.error is not None:
-                raise self.error
+                raise self.failure()
             self._body_waiter = self._loop.create_future()
             await self._body_waiter
+        if limit and self._buffered > limit:
+            return self._take(limit)
         return self.take_buffered_body()
+
+    def _take(self, limit: int) -> bytes:
+        """``limit`` bytes of more than that buffered. A part is cut by moving
+        ``_skip`` along it, so that handing out a large read piece by piece copies each
+        piece once, never what is left of the read."""
+        body = self._body
+        part = body[0]
+        skip = self._skip
+        if len(part) - skip >= limit:
+            piece = part[skip : skip + limit]
+            skip += limit
+        else:
+            pieces = [part[skip:] if skip else part]
+            size = len(part) - skip
+            body.popleft()
+            skip = 0
+            while size + len(body[0]) <= limit:
+                part = body.popleft()
+                pieces.append(part)
+                size += len(part)
+            skip = limit - size
+            if skip:
+                pieces.append(body[0][:skip])
+            piece = b"".join(pieces)
+        if skip == len(body[0]):
+            body.popleft()
+            skip = 0
+        self._skip = skip
+        self._buffered -= limit
+        if self._reading_paused:
+            self._resume_reading()
+        return piece
 
     def switch_to_raw(self) -> bytes:
         """After a 101: later bytes are the upgraded protocol's, read with ``read_body``.
@@ -266,6 +381,15 @@ class UpstreamConnection(asyncio.Protocol):
         tail = self._upgrade_tail
         self._upgrade_tail = b""
         return tail
+
+    def failure(self) -> UpstreamError:
+        """What went wrong, as a new exception to raise: the stored one, raised, would
+        keep its traceback's frames — this connection among their locals — alive in a
+        reference cycle until the collector's next full pass."""
+        error = self.error
+        if error is None:
+            return UpstreamError("the API server closed the connection", "reset")
+        return UpstreamError(error.message, error.cause)
 
     def listen(self, listener: Listener | None) -> None:
         """Call ``listener`` after received bytes were handled once the head is in, on
@@ -295,11 +419,11 @@ class UpstreamConnection(asyncio.Protocol):
             self._parser = httptools.HttpResponseParser(self)
         self._wake_body()
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: UpstreamError) -> None:
         self.error = exc
         waiter = self._head_waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
+            waiter.set_exception(self.failure())
         self._wake_body()
 
     def _wake_body(self) -> None:
@@ -310,11 +434,49 @@ class UpstreamConnection(asyncio.Protocol):
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
 
+    def _parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
+        if self.error is not None:
+            return  # failed already (llhttp stays in its error state): the connection is closing
+        cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else None
+        if isinstance(cause, _Unsolicited):
+            self._unsolicited(data)  # more bytes behind a complete answer: it stands, the connection does not
+            return
+        head = self._head
+        if cause is None and head is not None and head.status == 101:
+            # A 101 without "Connection: Upgrade" is reported as an error once its head
+            # is in; it is an upgrade all the same, as for Go's reverse proxy.
+            return
+        if cause is not None and not isinstance(cause, _Malformed):
+            log.error("internal error parsing a response from the API server", exc_info=cause)
+        self._fail(UpstreamError(_MALFORMED + str(cause or exc), "protocol"))
+        self.close()
+
+    def _unsolicited(self, data: bytes) -> None:
+        """Bytes when no answer is due: whatever they are, this connection's framing can
+        no longer be trusted. Go's transport closes it the same way (and logs it)."""
+        log_throttled(
+            "upstream-unsolicited",
+            logging.WARNING,
+            "Unsolicited bytes from the API server when no response was due (%r...): closing that connection",
+            data[:40],
+        )
+        self.close()
+
     def _resume_reading(self) -> None:
         if self._reading_paused and self._buffered < _LOW_WATER and self.transport:
             self._reading_paused = False
             if not self.closed:
                 self.transport.resume_reading()
+
+
+def _keep_alive(version: str, raw: bytes) -> bool:
+    """Whether a connection stays open after an answer without a body (a HEAD's), when
+    llhttp cannot tell: it does not know the request was HEAD, so an answer without
+    Content-Length looks to it as if its body ran to the close. RFC 9112 §9.3."""
+    tokens = {t.strip().lower() for match in _CONNECTION.finditer(raw) for t in match.group(1).split(b",")}
+    if version == "1.1":
+        return b"close" not in tokens
+    return b"keep-alive" in tokens and b"close" not in tokens
 
 
 def _framed_by_eof(status: int, raw: bytes) -> bool:

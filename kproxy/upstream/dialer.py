@@ -20,6 +20,7 @@ certificate with only a Common Name.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
 from collections.abc import Callable
@@ -38,9 +39,17 @@ P = TypeVar("P", bound=asyncio.BaseProtocol)
 ALPN_HTTP1 = ("http/1.1",)
 
 
+# Out of descriptors (or kernel memory) for a new socket: the cause is ours, not the
+# API server's, and it passes once connections close.
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
 class Dialer:
     def __init__(self, upstream: Upstream) -> None:
         self._upstream = upstream
+        # Told when a dial fails for want of descriptors (the server stops accepting for a
+        # moment): the cause, in words.
+        self.exhausted: Callable[[str], object] | None = None
 
     @property
     def tls(self) -> TLSSource | None:
@@ -116,6 +125,8 @@ class Dialer:
                 f"cannot resolve the API server host {up.host!r} ({up.display}): {exc.strerror}", "connect"
             ) from exc
         except OSError as exc:
+            if exc.errno in _EXHAUSTED and self.exhausted is not None:
+                self.exhausted(f"connecting to the API server failed: {exc.strerror or exc}")
             raise UpstreamError(
                 f"cannot connect to the API server {up.display}{via}: {exc.strerror or exc}", "connect"
             ) from exc

@@ -23,12 +23,16 @@ Go's HTTP/2 client as client-go sets it up is the model (``docs/upstream-connect
 
 A protocol error costs the streams of this connection only: each fails with an
 :class:`~kproxy.errors.UpstreamError` (a ``502``, or a cut answer once its head is out).
+A stream's stored error is raised as a copy: raised itself, its traceback's frames —
+the stream among their locals — would hold the stream in a reference cycle until the
+collector's next full pass (the memory of churned watches).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import time
 from collections.abc import Callable
 from typing import cast
@@ -72,7 +76,7 @@ class H2Stream:
     async def response_head(self) -> ResponseHead:
         while self.head is None:
             if self.error is not None:
-                raise self.error
+                raise copy.copy(self.error)  # a fresh one (see the module docstring)
             self._head_waiter = self._conn.loop.create_future()
             await self._head_waiter
         return self.head
@@ -85,13 +89,15 @@ class H2Stream:
         self._conn.acknowledge(self.stream_id, flow)
         return data
 
-    async def read_body(self) -> bytes:
-        """The next body bytes; ``b""`` at the end. Taking them hands their window back."""
+    async def read_body(self, limit: int = 0) -> bytes:
+        """The next body bytes; ``b""`` at the end. Taking them hands their window back.
+        (``limit`` is the HTTP/1.1 connection's; a stream's own window, acknowledged only
+        as the relay takes data, already bounds what waits here.)"""
         while not self._body:
             if self.complete:
                 return b""
             if self.error is not None:
-                raise self.error
+                raise copy.copy(self.error)  # a fresh one (see the module docstring)
             self._waiter = self._conn.loop.create_future()
             await self._waiter
         return self.take_buffered_body()

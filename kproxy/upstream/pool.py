@@ -36,7 +36,7 @@ class ConnectionPool:
     """
 
     def __init__(self, dialer: Dialer) -> None:
-        self._dialer = dialer
+        self.dialer = self._dialer = dialer
         self._tls = dialer.tls
         self._generation = self._tls.generation if self._tls is not None else 0
         self._idle: list[UpstreamConnection] = []

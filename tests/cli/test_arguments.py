@@ -70,6 +70,8 @@ def test_short_forms_and_spellings() -> None:
     [
         (["--port", "abc"], "--port 'abc'"),
         (["--keepalive", "5"], "--keepalive '5'"),
+        (["--read-header-timeout", "60"], "--read-header-timeout '60'"),
+        (["--idle-timeout=5 minutes"], "--idle-timeout '5 minutes'"),
         (["--disable-filter=maybe"], "--disable-filter 'maybe'"),
     ],
 )

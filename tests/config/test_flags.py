@@ -61,6 +61,8 @@ def test_the_table_is_the_fields_in_order() -> None:
         ("as_group", "as-group", "list"),
         ("keepalive", "keepalive", "duration"),
         ("connect_timeout", "connect-timeout", "duration"),
+        ("read_header_timeout", "read-header-timeout", "duration"),
+        ("idle_timeout", "idle-timeout", "duration"),
         ("disable_filter", "disable-filter", "bool"),
         ("insecure_skip_tls_verify", "insecure-skip-tls-verify", "bool"),
         ("custom_ca_trust_certificates", "custom-ca-trust-certificates", "str"),

@@ -25,6 +25,8 @@ from tests.config.kubeconfig_files import SERVER, build, write_kubeconfig
         ({"reject_methods": "POST,"}, ["--reject-methods", "POST,"]),
         ({"port": 70000}, ["--port", "70000"]),
         ({"context": "nope"}, ["nope"]),
+        ({"read_header_timeout": -1.0}, ["--read-header-timeout", "-1s", "negative"]),
+        ({"idle_timeout": -0.5}, ["--idle-timeout", "-0.5s", "negative"]),
     ],
 )
 def test_bad_flags_name_the_flag(tmp_path: Path, kw: dict[str, object], needles: list[str]) -> None:
@@ -116,3 +118,10 @@ def test_rebuilt_takes_up_new_proxy_settings(tmp_path: Path) -> None:
     assert again.upstream.proxy is not None and again.upstream.proxy.display == "http://proxy-b.example:3128"
     config.write_text('{"httpsProxy": "http://proxy-b.example:3128", "noProxy": ["api.example"]}')
     assert opts.rebuilt().upstream.proxy is None  # noProxy now names the server: direct
+
+
+def test_client_deadlines(tmp_path: Path) -> None:
+    options = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True)
+    assert (options.read_header_timeout, options.idle_timeout) == (60.0, 300.0)
+    options = build(tmp_path, server=SERVER, insecure_skip_tls_verify=True, read_header_timeout=0.0, idle_timeout=2.5)
+    assert (options.read_header_timeout, options.idle_timeout) == (0.0, 2.5)

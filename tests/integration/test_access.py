@@ -270,3 +270,51 @@ async def test_bad_ranges_exit_naming_entry(tmp_path: Path) -> None:
         "--port", "0", "--server", "http://127.0.0.1:1", "--authorized-ip-ranges-file", str(empty)
     )
     assert rc == 1 and str(empty) in err
+
+
+async def connect_from(source: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+
+async def test_denied_at_the_door_before_a_byte_is_read(
+    kubeconfig: Path, start_kproxy: StartKproxy, api: FakeAPIServer
+) -> None:
+    # The attacker's side: connect from outside the ranges and say nothing. The 403 comes
+    # at once and the connection ends; no head, however slow, can hold it (the header
+    # deadline is off here, so only the door can have closed it).
+    kp = await start_kproxy(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--authorized-ip-ranges", "127.0.0.2/32",
+        "--read-header-timeout=0", "--idle-timeout=0",
+    )  # fmt: skip
+    before = len(api.requests)
+    reader, writer = await connect_from("127.0.0.3", kp.port)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403 Forbidden\r\n") and b"Connection: close" in head
+    status = json.loads(body)
+    assert status["kind"] == "Status" and status["message"] == "client 127.0.0.3 is not in the authorized IP ranges"
+    # A request sent right away is never read, let alone forwarded.
+    reader, writer = await connect_from("127.0.0.3", kp.port)
+    writer.write(b"GET /api/v1/namespaces/default/secrets HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert len(api.requests) == before
+    # An allowed client is served as before.
+    status_code, version = await get_from("127.0.0.2", kp)
+    assert status_code == 200 and version["major"] == "1"
+    await asyncio.sleep(0.2)
+    assert "Denied client 127.0.0.3: not in the authorized IP ranges (at connect)" in kp.stderr
+
+
+async def test_behind_trusted_proxies_each_request_is_judged(kubeconfig: Path, start_kproxy: StartKproxy) -> None:
+    # The socket peer is a front proxy: the client is known only from X-Forwarded-For.
+    kp = await start_kproxy(
+        "--port", "0", "--kubeconfig", str(kubeconfig), "--authorized-ip-ranges", "10.0.0.0/8",
+        "--trusted-proxies", "127.0.0.3/32",
+    )  # fmt: skip
+    status, _ = await get_from("127.0.0.3", kp, "/version", "-H", "X-Forwarded-For: 10.1.2.3")
+    assert status == 200
+    status, body = await get_from("127.0.0.3", kp, "/version", "-H", "X-Forwarded-For: 192.168.1.1")
+    assert status == 403 and body["message"] == "client 192.168.1.1 is not in the authorized IP ranges"

@@ -4,12 +4,14 @@ connection goes back to the pool, and Go's retry and 401 rules."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
 
 from kproxy.credentials.sources import AuthSource
 from kproxy.errors import UpstreamError
+from kproxy.http import BrokenBody
 from kproxy.proxy.relay import Relay
 from tests.proxy.fakes import FakeClient, FakePool, Script, drop_connection, scripted, upstream
 
@@ -89,6 +91,34 @@ async def test_an_answer_before_the_whole_body_leaves_the_connection_unpooled() 
     request._body = None
     assert (await relay(pool).forward(request, b"/api")).status == 413
     assert pool.released == [] and conn.transport.aborted  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+async def test_a_body_that_breaks_off_aborts_the_upstream_before_it_is_complete(framing: str) -> None:
+    # The server waits for the rest (it never answers): the relay must cut the upstream
+    # connection itself, without the last chunk or before Content-Length bytes.
+    script = Script([lambda conn: None])
+    conn = scripted(script)
+    pool = FakePool(new=[conn])
+    client = FakeClient()
+    framing_line = b"Transfer-Encoding: chunked\r\n" if framing == "chunked" else b"Content-Length: 100\r\n"
+    request = client.request(b"POST /api HTTP/1.1\r\nHost: h\r\n" + framing_line)
+    request.complete = False  # the body is still on its way
+    request._body = None
+    request.feed(b"b" * 10)
+    forwarding = asyncio.create_task(relay(pool).forward(request, b"/api"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert conn.transport is not None and b"bbbbbbbbbb" in conn.transport.data  # type: ignore[attr-defined]
+    # Every cause (a parse error, the client's EOF, a reset, a timeout) cuts the request
+    # the same way (tests/http/test_connection.py).
+    request.cut()
+    with pytest.raises(BrokenBody):
+        await asyncio.wait_for(forwarding, 5)
+    sent = conn.transport.data  # type: ignore[attr-defined]
+    assert conn.transport.aborted and pool.released == []  # type: ignore[attr-defined]
+    assert not sent.endswith(b"0\r\n\r\n") and sent.partition(b"\r\n\r\n")[2].count(b"b") == 10
+    assert client.sent == []  # no answer of the relay's: the connection decides (400, or nothing)
 
 
 class Rotating(AuthSource):

@@ -8,13 +8,15 @@ the body, completion, keep-alive, errors, backpressure and the fast path's ``lis
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import gc
+import logging
+import weakref
 
 import pytest
 
 from kproxy.errors import UpstreamError
 from kproxy.policy.headers import parse_header_lines
-from kproxy.upstream.connection import _HIGH_WATER, UpstreamConnection
+from kproxy.upstream.connection import _HIGH_WATER, _LOW_WATER, MAX_RESPONSE_HEAD, STREAM_PIECE, UpstreamConnection
 from tests.upstream.doubles import MockTransport
 
 GUARD = 5.0  # seconds; only a hang guard, never reached by a passing test
@@ -381,7 +383,8 @@ async def test_drain_does_not_hang_when_the_connection_ends() -> None:
     draining = asyncio.create_task(conn.drain())
     await one_iteration()
     conn.connection_lost(BrokenPipeError())
-    with contextlib.suppress(UpstreamError):
+    # A writer woken by the end must not go on as if its bytes had gone out.
+    with pytest.raises(UpstreamError, match=CLOSED_EARLY):
         await asyncio.wait_for(draining, GUARD)
     with pytest.raises(UpstreamError, match=CLOSED_EARLY):
         await conn.response_head()
@@ -441,3 +444,230 @@ async def test_start_resets_the_exchange_but_not_the_connection() -> None:
     conn.start(False)
     assert conn.head is None and not conn.complete and not conn.got_bytes and conn.error is None
     assert conn.reused and conn.generation == 3  # the pool's, not the exchange's
+
+
+# -- faults Go's transport reports (and a fake would paper over) ----------------------
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"\r\n" + OK,
+        b"\n" + OK,
+        b"HTTP/1.1 100 Continue\r\n\r\n\r\n" + OK,
+    ],
+    ids=["crlf-before", "lf-before", "crlf-after-100"],
+)
+@pytest.mark.parametrize("byte_by_byte", [False, True])
+async def test_an_empty_line_before_the_status_line_is_malformed(response: bytes, byte_by_byte: bool) -> None:
+    # llhttp skips it; Go's http.ReadResponse refuses it (malformed HTTP response "").
+    # Taken as it was, the relayed head began with the status line a second time.
+    conn, transport = connected()
+    feed(conn, *([response[i : i + 1] for i in range(len(response))] if byte_by_byte else [response]))
+    assert conn.head is None and transport.closed
+    assert isinstance(conn.error, UpstreamError)
+    assert conn.error.message == MALFORMED + "an empty line before the status line"
+    with pytest.raises(UpstreamError, match=MALFORMED):
+        await conn.response_head()
+
+
+async def test_a_head_over_ten_mebibytes_is_refused() -> None:
+    conn, transport = connected()
+    feed(conn, b"HTTP/1.1 200 OK\r\n")
+    line = b"X-Filler: " + b"f" * 65536 + b"\r\n"
+    for _ in range(MAX_RESPONSE_HEAD // len(line)):
+        feed(conn, line)
+    assert conn.error is None and not transport.closed  # just under Go's limit: still reading
+    feed(conn, line)
+    assert transport.closed and conn.head is None
+    assert isinstance(conn.error, UpstreamError)
+    assert conn.error.message == f"the API server's response headers exceeded {MAX_RESPONSE_HEAD} bytes"
+
+
+async def test_a_head_just_under_the_limit_is_fine() -> None:
+    conn, _ = connected()
+    head = b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * (MAX_RESPONSE_HEAD - 200) + b"\r\nContent-Length: 2\r\n\r\n"
+    feed(conn, head[: len(head) // 2], head[len(head) // 2 :] + b"ok")
+    assert conn.complete and conn.error is None and conn.take_buffered_body() == b"ok"
+
+
+async def test_bytes_on_an_idle_connection_close_it(caplog: pytest.LogCaptureFixture) -> None:
+    conn, transport = connected()
+    feed(conn, OK)
+    assert conn.complete and not transport.closed
+    with caplog.at_level(logging.WARNING, logger="kproxy"):
+        feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsneaked")
+    # Go's transport: "Unsolicited response received on idle HTTP channel"; the pool
+    # must not hand this connection out again, and its next answer must not be these.
+    assert transport.closed and conn.closed
+    assert "Unsolicited bytes from the API server" in caplog.text
+    assert conn.take_buffered_body() == b"hello"  # the answer that was due is intact
+
+
+async def test_bytes_behind_a_complete_answer_in_the_same_read_close_the_connection() -> None:
+    conn, transport = connected()
+    feed(conn, OK + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno")
+    head = await conn.response_head()
+    assert head.status == 200 and conn.complete and conn.error is None
+    assert conn.take_buffered_body() == b"hello"
+    assert transport.closed and conn.closed
+
+
+async def test_a_body_after_a_head_answer_closes_the_connection() -> None:
+    conn, transport = connected(no_body=True)
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+    assert conn.complete and not transport.closed
+    feed(conn, b"hello")  # the server sent a body with its HEAD answer
+    assert transport.closed and conn.take_buffered_body() == b""
+
+
+async def test_start_forgets_what_an_earlier_exchange_left() -> None:
+    conn, _ = connected()
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf!")
+    conn.start(False)  # (the relay aborts such a connection; even so, nothing carries over)
+    assert conn.take_buffered_body() == b""
+
+
+@pytest.mark.parametrize(
+    ("head", "keep_alive"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n", True),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nconnection: Keep-Alive, Close\r\n\r\n", False),
+        (b"HTTP/1.0 200 OK\r\n\r\n", False),
+        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n", True),
+    ],
+    ids=["1.1", "1.1-close", "1.1-close-listed", "1.0", "1.0-keep-alive"],
+)
+async def test_a_head_answer_without_length_keeps_the_connection_as_go_would(head: bytes, keep_alive: bool) -> None:
+    # llhttp, not knowing the request was HEAD, thinks such a body runs to the close.
+    conn, transport = connected(no_body=True)
+    feed(conn, head)
+    answer = await conn.response_head()
+    assert conn.complete and answer.keep_alive is keep_alive
+    conn.start(False)
+    feed(conn, OK)
+    assert conn.complete and conn.take_buffered_body() == b"hello" and not transport.closed
+
+
+@pytest.mark.parametrize("split", [0, 20, 45])
+async def test_a_101_without_connection_upgrade_is_an_upgrade(split: int) -> None:
+    # llhttp reports it as an error once the head is in; Go's reverse proxy relays it.
+    conn, transport = connected()
+    data = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\nframe-1"
+    feed(conn, *(part for part in (data[:split], data[split:]) if part))
+    head = await conn.response_head()
+    assert head.status == 101 and conn.error is None and not transport.closed
+    feed(conn, b"frame-2")  # arrived before the relay switched over: kept, in order
+    assert conn.switch_to_raw() == b"frame-1"
+    assert await conn.read_body() == b"frame-2"
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+async def test_read_body_with_a_limit_hands_out_pieces_and_keeps_the_upstream_paused() -> None:
+    # A slow client holds back the API server: the relay takes a piece at a time, and
+    # reading resumes only once little is left, not after each piece.
+    conn, transport = connected()
+    body = bytes(range(256)) * (4 * _HIGH_WATER // 256)
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+    assert transport.pauses == 1
+    pieces = []
+    while conn._buffered > _LOW_WATER:
+        pieces.append(await conn.read_body(STREAM_PIECE // 4))
+        assert len(pieces[-1]) == STREAM_PIECE // 4
+        assert transport.resumes == (1 if conn._buffered < _LOW_WATER else 0)
+    pieces.append(await conn.read_body(STREAM_PIECE // 4))
+    assert b"".join(pieces) == body and conn.complete
+    assert await conn.read_body(STREAM_PIECE) == b""
+
+
+async def test_read_body_with_a_limit_splits_and_joins_received_parts() -> None:
+    conn, _ = connected()
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", b"abc", b"defg", b"hij")
+    assert [await conn.read_body(5), await conn.read_body(5), await conn.read_body(5)] == [b"abcde", b"fghij", b""]
+
+
+async def test_the_tls_read_buffer_below_is_as_small_as_ours() -> None:
+    # uvloop's TLS transport buffers up to 256 KiB of encrypted bytes by default.
+    class TLSTransport(MockTransport):
+        limits: tuple[int | None, int | None] | None = None
+
+        def set_read_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+            self.limits = (high, low)
+
+    transport = TLSTransport(tls=True)
+    UpstreamConnection().connection_made(transport)
+    assert transport.limits == (_HIGH_WATER, None)
+    UpstreamConnection().connection_made(MockTransport())  # plain transports: no such call
+
+
+@pytest.mark.parametrize("end", ["complete", "cut", "malformed", "aborted"])
+async def test_an_ended_connection_is_freed_without_the_cycle_collector(end: str) -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        conn, _ = connected()
+        feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        if end == "complete":
+            feed(conn, b"defghij")
+            conn.connection_lost(None)
+        elif end == "cut":
+            conn.connection_lost(None)
+            assert await conn.read_body() == b"abc"
+            with pytest.raises(UpstreamError, match=CLOSED_EARLY):
+                await conn.read_body()
+        elif end == "malformed":
+            conn, _ = connected()
+            feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
+            with pytest.raises(UpstreamError, match=MALFORMED):
+                await conn.response_head()
+            conn.connection_lost(None)
+        else:
+            conn.abort()
+            conn.connection_lost(None)
+        ref = weakref.ref(conn)
+        del conn
+        assert ref() is None, [type(r).__name__ for r in gc.get_referrers(ref())]
+    finally:
+        gc.enable()
+
+
+async def test_a_stored_error_is_raised_as_a_new_exception_each_time() -> None:
+    # Raising the stored exception again would chain tracebacks, and their frames (the
+    # connection among their locals), into a cycle that outlives the connection.
+    conn, _ = connected()
+    conn.connection_lost(None)
+    errors = []
+    for _ in range(2):
+        with pytest.raises(UpstreamError) as caught:
+            await conn.response_head()
+        errors.append(caught.value)
+    assert errors[0] is not errors[1] and errors[0] is not conn.error
+    assert type(errors[0]) is type(conn.error) and errors[0].message == errors[1].message == CLOSED_EARLY
+    fresh = UpstreamConnection()
+    assert fresh.failure().message == "the API server closed the connection"
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 4, 5, 7, 11, 100])
+async def test_read_body_pieces_of_any_size_give_back_the_body_in_order(limit: int) -> None:
+    parts = [b"abc", b"d", b"efghijk", b"lmnopqrstuvwxyz", b"0", b"123456789"]
+    body = b"".join(parts)
+    conn, _ = connected()
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), *parts)
+    pieces = []
+    while piece := await conn.read_body(limit):
+        assert len(piece) <= limit
+        pieces.append(piece)
+    assert b"".join(pieces) == body and conn._buffered == 0
+
+
+async def test_what_is_left_after_pieces_is_taken_whole() -> None:
+    conn, _ = connected()
+    feed(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", b"abcdefgh")
+    assert await conn.read_body(3) == b"abc"
+    assert conn.take_buffered_body() == b"defgh"
+    feed(conn, b"ijkl")
+    assert await conn.read_body(2) == b"ij"
+    assert await conn.read_body() == b"kl"

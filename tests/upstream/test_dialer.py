@@ -127,6 +127,21 @@ async def test_errors_name_the_api_server_and_the_proxy(
     assert caught.value.__cause__ is (None if isinstance(error, TimeoutError) else error)
 
 
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE])
+async def test_out_of_descriptors_is_told_to_the_server(code: int) -> None:
+    told: list[str] = []
+    dialer = ScriptedDialer(OSError(code, "Too many open files"))
+    dialer.exhausted = told.append
+    with pytest.raises(UpstreamError, match="cannot connect to .*: Too many open files"):
+        await connect(dialer)
+    assert told == ["connecting to the API server failed: Too many open files"]
+    refused = ScriptedDialer(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+    refused.exhausted = told.append
+    with pytest.raises(UpstreamError):
+        await connect(refused)
+    assert len(told) == 1  # the API server's refusal is not ours to pause for
+
+
 async def test_an_unresolvable_host() -> None:
     error = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     with pytest.raises(UpstreamError) as caught:

@@ -11,6 +11,7 @@ strategic patch or dry-run in its object API; those go through its raw ``call_ap
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -103,6 +104,14 @@ async def test_logs_exec_and_port_forward(k: Any) -> None:
     assert refused.group_contains(ExecError, match="Stdin is not supported with protocol v4.channel.k8s.io")
     failed = await pod.async_exec(["ls", "/nope"], check=False)
     assert (failed.returncode, failed.stderr) == (2, b"ls: cannot access '/nope': No such file or directory\n")
-    async with pod.portforward(remote_port=80, local_port=None) as port:
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as resp:
-            assert resp.status == 200 and "Welcome to nginx!" in await resp.text()
+    # kr8s picks a random local port it saw free, then binds it: another process may take
+    # it in between (EADDRINUSE). That race is kr8s's, not kproxy's: pick again, a few times.
+    for attempt in range(5):
+        try:
+            async with pod.portforward(remote_port=80, local_port=None) as port:
+                async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as resp:
+                    assert resp.status == 200 and "Welcome to nginx!" in await resp.text()
+            break
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == 4:
+                raise

@@ -1,0 +1,65 @@
+"""kproxy.server.memory: ``malloc_trim`` now and then, only after connections ended."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from kproxy.server.memory import MemoryTrim, _malloc_trim
+
+GUARD = 5.0  # seconds; only a hang guard
+
+
+async def until(condition: Callable[[], object]) -> None:
+    for _ in range(int(GUARD / 0.002)):  # a hang guard, not a timing assertion
+        if condition():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError("the condition never came true")
+
+
+async def test_trims_once_per_interval_in_which_connections_ended() -> None:
+    ended = [0]
+    calls: list[int] = []
+
+    def fake_trim(pad: int) -> int:
+        calls.append(pad)
+        return 1
+
+    trim = MemoryTrim(lambda: ended[0], interval=0.01, trim=fake_trim)
+    trim.start()
+    try:
+        ticks = trim._timer
+        await until(lambda: trim._timer is not ticks)  # a tick with nothing ended: no trim
+        assert calls == []
+        ended[0] = 3
+        await until(lambda: calls)
+        ticks = trim._timer
+        await until(lambda: trim._timer is not ticks)  # (each tick schedules the next)
+        assert calls == [0] and trim.trims == 1  # nothing ended since: no second trim
+        ended[0] = 4
+        await until(lambda: trim.trims == 2)
+    finally:
+        trim.stop()
+    assert trim._timer is None
+    trim.stop()  # twice is harmless
+
+
+async def test_start_twice_keeps_one_timer_and_stop_before_start_is_harmless() -> None:
+    trim = MemoryTrim(lambda: 0, interval=60, trim=lambda pad: 0)
+    trim.stop()
+    trim.start()
+    timer = trim._timer
+    trim.start()
+    assert trim._timer is timer
+    trim.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim (Linux)")
+def test_glibc_malloc_trim_is_found_and_callable() -> None:
+    trim = _malloc_trim()
+    assert trim is not None
+    assert trim(0) in (0, 1)  # 1: memory was released, 0: there was none to release
