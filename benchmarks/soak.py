@@ -45,7 +45,11 @@ _TOTALS = _COUNTERS - {"watches_open", "pending_opens", "lag_max_ms", "lag_mean_
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks soak", description=(__doc__ or "").splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks soak",
+        description="kproxy and kubectl proxy side by side under watch churn, small GETs and slow readers: "
+        "RSS, descriptors and threads over time, and whether memory levels off and descriptors come back.",
+    )
     add = p.add_argument
     add("--minutes", type=float, default=30.0, help="length of the load, fractions allowed (default 30)")
     add("--watches", type=int, default=1000, help="watches held open through each proxy (default 1000)")
@@ -85,6 +89,7 @@ def _check(args: argparse.Namespace) -> list[str]:
         ("--slow-kib-per-second", args.slow_kib_per_second, 1),
         ("--settle", args.settle, 0),
         ("--fd-slack", args.fd_slack, 0),
+        ("--growth-limit", args.growth_limit, 0),
     ):
         if value < lowest:
             raise SystemExit(f"error: {flag}: {value} is below {lowest}")
@@ -140,6 +145,18 @@ def _last_status(path: Path) -> Row:
 # -- the run ---------------------------------------------------------------------------
 
 
+def _alive(name: str, target: Target, exits: dict[str, str], t: float) -> bool:
+    """Whether the proxy still runs; the first time it does not, why goes into ``exits``."""
+    assert target.child is not None
+    if target.child.alive:
+        return True
+    if name not in exits:  # a finding, not a reason to stop measuring the other proxy
+        tail = target.child.log_tail(600).strip().replace("\n", " | ")
+        exits[name] = f"exited with {target.child.proc.returncode} at t={t:.0f} s: {tail}"
+        print(f"soak: {name} {exits[name]}", file=sys.stderr, flush=True)
+    return False
+
+
 async def _start_client(env: Environment, args: argparse.Namespace, target: Target, status: Path) -> Child:
     cmd = [sys.executable, "-m", "benchmarks.soak_client", f"--port={target.port}"]
     cmd += [f"--upstream-port={env.upstream_port}", f"--tag=soak-{target.name}", f"--status-file={status}"]
@@ -165,7 +182,9 @@ def _progress(started: float, total: float, latest: dict[str, Row]) -> None:
     print(f"soak {elapsed / 60:5.1f}/{total / 60:.1f} min · " + " · ".join(parts), file=sys.stderr, flush=True)
 
 
-async def _load(env: Environment, args: argparse.Namespace, live: dict[str, Target], samples: list[Row]) -> float:
+async def _load(
+    env: Environment, args: argparse.Namespace, live: dict[str, Target], samples: list[Row], exits: dict[str, str]
+) -> float:
     """Run the load clients to their end, reading the proxies meanwhile; the load's length."""
     statuses = {name: env.workdir / f"soak-{name}.jsonl" for name in live}
     clients = {name: await _start_client(env, args, t, statuses[name]) for name, t in live.items()}
@@ -183,6 +202,8 @@ async def _load(env: Environment, args: argparse.Namespace, live: dict[str, Targ
                 counters = _last_status(statuses[name])
                 # A client that closed everything no longer loads its proxy: settle's turn.
                 if not clients[name].alive or counters.get("phase") == "done":
+                    continue
+                if not _alive(name, target, exits, now - started):
                     continue
                 row = _reading(name, target.pid, "load", now - started)
                 row.update({k: v for k, v in counters.items() if k in _COUNTERS})
@@ -209,14 +230,17 @@ async def _load(env: Environment, args: argparse.Namespace, live: dict[str, Targ
     return time.monotonic() - started
 
 
-async def _settle(args: argparse.Namespace, live: dict[str, Target], samples: list[Row], offset: float) -> None:
+async def _settle(
+    args: argparse.Namespace, live: dict[str, Target], samples: list[Row], offset: float, exits: dict[str, str]
+) -> None:
     """Read every second until each proxy's descriptors are back, for at most ``--settle``."""
     start_fds = {r["target"]: r["fds"] for r in samples if r["phase"] == "start"}
     began = time.monotonic()
     while True:
         await asyncio.sleep(1.0)
         waited = time.monotonic() - began
-        rows = [_reading(n, t.pid, "settle", offset + waited) for n, t in live.items() if t.pid is not None]
+        running = {n: t for n, t in live.items() if _alive(n, t, exits, offset + waited)}
+        rows = [_reading(n, t.pid, "settle", offset + waited) for n, t in running.items() if t.pid is not None]
         samples.extend(rows)
         back = all(r["fds"] <= start_fds[r["target"]] + args.fd_slack for r in rows)
         if waited >= args.settle or (waited >= 2 and back):
@@ -227,6 +251,7 @@ async def _run(args: argparse.Namespace, targets: list[str], kubectl: str | None
     config = DEFAULT.with_overrides(list_pods=args.list_pods, kproxy_ref=args.kproxy_ref, pin=not args.no_pin)
     result: Row = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": tool_versions(kubectl)}
     samples: list[Row] = []
+    exits: dict[str, str] = {}  # proxies that ended before they were stopped, and why
     async with environment(config, args.keep_workdir) as env:
         result["versions"]["kproxy"] = env.kproxy_version
         result.update(layout=env.layout, list_bytes=env.payloads.list_bytes, harness_fd_limit=env.fd_limit)
@@ -242,9 +267,10 @@ async def _run(args: argparse.Namespace, targets: list[str], kubectl: str | None
                 assert target.pid is not None
                 samples.append(_reading(name, target.pid, "start", -1.0))
             print(f"soak: {', '.join(live)} started; load for {args.minutes:g} min", file=sys.stderr, flush=True)
-            load_seconds = await _load(env, args, live, samples)
-            await _settle(args, live, samples, load_seconds)
-            hwm = {n: round(_status(t.pid)["VmHWM"] / 1024, 2) for n, t in live.items() if t.pid is not None}
+            load_seconds = await _load(env, args, live, samples, exits)
+            await _settle(args, live, samples, load_seconds, exits)
+            running = {n: t for n, t in live.items() if _alive(n, t, exits, load_seconds)}
+            hwm = {n: round(_status(t.pid)["VmHWM"] / 1024, 2) for n, t in running.items() if t.pid is not None}
         finally:
             for target in live.values():
                 if target.child is not None:
@@ -252,6 +278,7 @@ async def _run(args: argparse.Namespace, targets: list[str], kubectl: str | None
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     result["samples"] = samples
     result["peak_rss_mib"] = hwm
+    result["proxy_exits"] = exits
     return result
 
 
@@ -302,7 +329,7 @@ def main(argv: Sequence[str]) -> int:
     result["command"] = "python -m benchmarks soak" + "".join(" " + shlex.quote(a) for a in argv)
     result["upstream"] = "nginx with TLS, client certificates and HTTP/2, in front of the upstream program"
     result["settings"] = _settings(args)
-    result["summary"] = summarize(result["samples"], result["settings"], result["peak_rss_mib"])
+    result["summary"] = summarize(result["samples"], result["settings"], result["peak_rss_mib"], result["proxy_exits"])
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     stem = out / time.strftime("soak-%Y%m%d-%H%M%S")

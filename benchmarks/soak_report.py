@@ -128,10 +128,19 @@ def _verdicts(out: Row, settings: Row) -> Row:
     return {"rss_levels_off": rss_ok, "fds_back": fds_ok, "load_shortfalls": shortfalls, "verdict": verdict}
 
 
-def summarize(samples: list[Row], settings: Row, hwm_mib: dict[str, float | None]) -> dict[str, Row]:
-    """Per proxy (in the order first seen), the figures and verdicts described above."""
+def summarize(
+    samples: list[Row], settings: Row, hwm_mib: dict[str, float | None], exits: dict[str, str] | None = None
+) -> dict[str, Row]:
+    """Per proxy (in the order first seen), the figures and verdicts described above.
+
+    A proxy in ``exits`` ended during the run (why is the value): it fails.
+    """
     targets = list(dict.fromkeys(r["target"] for r in samples))
-    return {t: _target([r for r in samples if r["target"] == t], settings, hwm_mib.get(t)) for t in targets}
+    out = {t: _target([r for r in samples if r["target"] == t], settings, hwm_mib.get(t)) for t in targets}
+    for target, why in (exits or {}).items():
+        if target in out:
+            out[target].update(verdict="fail", exited=why)
+    return out
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -152,7 +161,9 @@ def _slash(s: Row, *keys: str) -> str:
 
 def _rows(s: Row, settings: Row) -> list[tuple[str, str]]:
     verdict = f"**{s['verdict']}**"
-    if s["load_shortfalls"]:
+    if s.get("exited"):
+        verdict += f" (the proxy {s['exited'][:200]})"
+    elif s["load_shortfalls"]:
         verdict += f" (load short: {'; '.join(s['load_shortfalls'])})"
     return [
         ("RSS at start (MiB)", _fmt(s["rss_start_mib"])),

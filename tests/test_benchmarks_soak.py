@@ -205,3 +205,9 @@ def test_markdown_has_a_column_per_proxy() -> None:
     assert "| | kproxy | kubectl proxy |" in text
     assert "| **verdict** | **pass** | **fail** |" in text
     assert "| descriptors: start / peak / after close | 20 / 230 / 20 | 20 / 230 / 40 |" in text
+
+
+def test_a_proxy_that_exited_fails() -> None:
+    exits = {"kproxy": "exited with -9 at t=50 s: Killed"}
+    summary = summarize(samples(0.0, 20), SETTINGS, {}, exits)["kproxy"]
+    assert summary["verdict"] == "fail" and summary["exited"] == exits["kproxy"]
