@@ -7,7 +7,7 @@ of the upstream program, as in the watch-churn leak report), starts kproxy and
 the large list). Every ``--interval`` seconds it reads each proxy's RSS, open
 descriptors (``/proc/PID/fd``), threads and CPU from ``/proc``; when the load ends, it
 keeps reading until the descriptors are back to their start-up count (or ``--settle``
-runs out). Writes ``soak-<time>.{md,json,csv}`` (copied to ``soak-latest.*``) and prints
+runs out). Writes ``soak-<time>.{md,json,csv,png}`` (copied to ``soak-latest.*``) and prints
 the Markdown (:mod:`benchmarks.soak_report`). Exit codes: 0 done (whatever the
 verdicts), 2 a tool is missing, 130 interrupted.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEFAULT
-from .deps import MissingTool, ensure_tools, tool_versions
+from .deps import MissingTool, ensure_matplotlib, ensure_tools, tool_versions
 from .environment import Environment, environment
 from .procs import Child, cpu_seconds
 from .soak_client import Counters
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--kproxy-ref", help="measure kproxy as committed at this git ref (e.g. HEAD), not the working tree")
     add("--out", type=Path, default=DEFAULT.out_dir, help="output directory (default benchmarks/results)")
     add("--no-pin", action="store_true", help="do not pin the proxies to one CPU and the load to the other")
+    add("--no-chart", action="store_true", help="skip the PNG (and installing matplotlib)")
     add("--keep-workdir", action="store_true", help="keep certificates, configs, logs and the clients' status files")
     return p
 
@@ -320,6 +321,8 @@ def main(argv: Sequence[str]) -> int:
     if kubectl is None and "kubectl" in targets:
         print("warning: kubectl not on PATH: soaking kproxy alone", file=sys.stderr)
         targets = [t for t in targets if t != "kubectl"] or ["kproxy"]
+    # Installed before the run, so pip never competes with a reading.
+    chart_problem = "--no-chart" if args.no_chart else ensure_matplotlib()
     try:
         with _runner() as runner:
             result = runner.run(_cancellable(args, targets, kubectl))
@@ -330,15 +333,31 @@ def main(argv: Sequence[str]) -> int:
     result["upstream"] = "nginx with TLS, client certificates and HTTP/2, in front of the upstream program"
     result["settings"] = _settings(args)
     result["summary"] = summarize(result["samples"], result["settings"], result["peak_rss_mib"], result["proxy_exits"])
-    out: Path = args.out
+    _write(result, args.out, chart_problem)
+    return 0
+
+
+def _write(result: Row, out: Path, chart_problem: str | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / time.strftime("soak-%Y%m%d-%H%M%S")
+    suffixes = [".md", ".json", ".csv"]
+    if chart_problem is None:
+        from .soak_chart import draw
+
+        try:
+            draw(result, stem.with_suffix(".png"))
+            suffixes.append(".png")
+        except Exception as exc:  # a chart failure must not lose the readings
+            chart_problem = f"{type(exc).__name__}: {exc}"
+    result["chart"] = str(stem.with_suffix(".png")) if chart_problem is None else None
+    result["chart_problem"] = chart_problem
     markdown = to_markdown(result)
     stem.with_suffix(".md").write_text(markdown)
     write_json(result, stem.with_suffix(".json"))
     write_csv(result["samples"], stem.with_suffix(".csv"))
-    for suffix in (".md", ".json", ".csv"):
+    for suffix in suffixes:
         shutil.copyfile(stem.with_suffix(suffix), out / f"soak-latest{suffix}")
     print(markdown)
-    print(f"wrote {stem}.md, .json, .csv (and soak-latest.*)", file=sys.stderr)
-    return 0
+    print(f"wrote {stem}{', '.join(suffixes)} (and soak-latest.*)", file=sys.stderr)
+    if chart_problem:
+        print(f"warning: no chart: {chart_problem}", file=sys.stderr)

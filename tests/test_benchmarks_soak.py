@@ -2,8 +2,8 @@
 
 No timing or memory assertions: a run of seconds on a shared machine says nothing about
 leaks; the end-to-end test proves the soak itself works (the upstream, both proxies, one
-load client per proxy, readings, settle, reports) and that its outputs have the promised
-shape. The verdict logic is checked on made-up samples. Needs what the benchmark harness
+load client per proxy, readings, settle, reports, chart) and that its outputs have the
+promised shape. The verdict logic is checked on made-up samples. Needs what the benchmark harness
 needs (``nginx-light``, ``wrk``, ``curl``; installed by the harness as root, otherwise the
 end-to-end test is skipped).
 """
@@ -89,6 +89,11 @@ def test_soak_end_to_end(tools: None, tmp_path: Path) -> None:
         table = list(csv.DictReader(f))
     assert tuple(table[0]) == CSV_FIELDS
     assert len(table) == len(result["samples"])
+
+    if result["chart"] is not None:
+        assert (out / "soak-latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:  # only acceptable when matplotlib could not be installed (offline machine)
+        assert "matplotlib" in (result["chart_problem"] or ""), result["chart_problem"]
 
     markdown = (out / "soak-latest.md").read_text()
     assert "| | kproxy |" in markdown and "| **verdict** |" in markdown
