@@ -110,17 +110,31 @@ def _status(pid: int) -> dict[str, int]:
     return found
 
 
-def _reading(target: str, pid: int, phase: str, t: float) -> Row:
-    status = _status(pid)
+def _reading(target: str, pid: int, phase: str, t: float) -> Row | None:
+    """One reading of a proxy; None once it is gone (or a zombie: no VmRSS any more)."""
+    try:
+        status = _status(pid)
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+    if "VmRSS" not in status:
+        return None
     return {
         "target": target,
         "phase": phase,
         "t": round(t, 2),
         "rss_mib": round(status["VmRSS"] / 1024, 2),
-        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "fds": fds,
         "threads": status["Threads"],
         "cpu_s": round(cpu_seconds(pid), 2),
     }
+
+
+def _peak(pid: int) -> float | None:
+    try:
+        return round(_status(pid)["VmHWM"] / 1024, 2)
+    except (OSError, KeyError):
+        return None
 
 
 def _fd_limit(pid: int) -> str | None:
@@ -207,6 +221,8 @@ async def _load(
                 if not _alive(name, target, exits, now - started):
                     continue
                 row = _reading(name, target.pid, "load", now - started)
+                if row is None:  # gone since _alive looked; the next round records why
+                    continue
                 row.update({k: v for k, v in counters.items() if k in _COUNTERS})
                 samples.append(row)
                 latest[name] = row
@@ -241,7 +257,8 @@ async def _settle(
         await asyncio.sleep(1.0)
         waited = time.monotonic() - began
         running = {n: t for n, t in live.items() if _alive(n, t, exits, offset + waited)}
-        rows = [_reading(n, t.pid, "settle", offset + waited) for n, t in running.items() if t.pid is not None]
+        readings = [_reading(n, t.pid, "settle", offset + waited) for n, t in running.items() if t.pid is not None]
+        rows = [r for r in readings if r is not None]
         samples.extend(rows)
         back = all(r["fds"] <= start_fds[r["target"]] + args.fd_slack for r in rows)
         if waited >= args.settle or (waited >= 2 and back):
@@ -266,12 +283,17 @@ async def _run(args: argparse.Namespace, targets: list[str], kubectl: str | None
             await asyncio.sleep(1.0)  # start-up's own allocations settle before the first reading
             for name, target in live.items():
                 assert target.pid is not None
-                samples.append(_reading(name, target.pid, "start", -1.0))
+                row = _reading(name, target.pid, "start", -1.0)
+                if row is None:
+                    raise RuntimeError(
+                        f"{name} exited right after start-up: {target.child and target.child.log_tail()}"
+                    )
+                samples.append(row)
             print(f"soak: {', '.join(live)} started; load for {args.minutes:g} min", file=sys.stderr, flush=True)
             load_seconds = await _load(env, args, live, samples, exits)
             await _settle(args, live, samples, load_seconds, exits)
             running = {n: t for n, t in live.items() if _alive(n, t, exits, load_seconds)}
-            hwm = {n: round(_status(t.pid)["VmHWM"] / 1024, 2) for n, t in running.items() if t.pid is not None}
+            hwm = {n: _peak(t.pid) for n, t in running.items() if t.pid is not None}
         finally:
             for target in live.values():
                 if target.child is not None:
