@@ -1,5 +1,7 @@
 """``python -m benchmarks [--quick] [overrides]``: install what is missing, run, report.
 
+``python -m benchmarks soak [...]`` is the long-running soak instead (:mod:`benchmarks.soak`).
+
 Writes ``bench-<time>.{md,json,png}`` and copies them to ``latest.*`` in the output
 directory (``benchmarks/results/`` by default, git-ignored), and prints the Markdown.
 Exit codes: 0 done, 2 a tool is missing and cannot be installed, 130 interrupted.
@@ -25,7 +27,11 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        epilog="python -m benchmarks soak --help: the soak (memory and descriptors under watch churn, for minutes)",
+    )
     p.add_argument("--quick", action="store_true", help="short run (< 2 minutes): fewer rounds, 1 s wrk runs")
     p.add_argument("--rounds", type=int, help=f"interleaved rounds (default {DEFAULT.rounds}, quick {QUICK.rounds})")
     p.add_argument("--get-seconds", type=int, help="seconds per small-GET wrk run")
@@ -109,6 +115,11 @@ def _runner() -> asyncio.Runner:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["soak"]:
+        from .soak import main as soak
+
+        return soak(given[1:])
     args = _parser().parse_args(argv)
     config = _config(args)
     try:
