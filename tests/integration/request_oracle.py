@@ -27,6 +27,9 @@ than Go's server (README, issue 12 §2):
   hex that fits in 64 bits and each extension is ``;token[=token|quoted-string]``,
   then exactly the data and CRLF; the last chunk's trailer lines follow the field-line
   rules above; a fault anywhere → 400;
+* empty lines before a request are skipped (RFC 9112 §2.2), including a bare LF (which
+  §2.2 allows a recipient to take as a line end) or CR, as llhttp does: nothing is
+  framed differently, since kproxy frames anew what it forwards;
 * keep-alive (RFC 9112 §9.3): ``Connection: close``, or HTTP/1.0 without
   ``Connection: keep-alive``, ends the connection after that request.
 
@@ -96,8 +99,8 @@ def judge(data: bytes) -> Verdict:
     verdict = Verdict()
     pos = 0
     while True:
-        while data.startswith(b"\r\n", pos):  # RFC 9112 §2.2: empty lines before a request
-            pos += 2
+        while data[pos : pos + 1] in (b"\r", b"\n"):  # empty lines before a request (see above)
+            pos += 1
         if pos >= len(data):
             return verdict
         start = pos
@@ -191,6 +194,10 @@ def _head_faults(lines: list[bytes], partial: bytes | None) -> tuple[set[int], s
             fault({400}, f"the method {parts[0][:40]!r} is not a token")
         if len(parts) > 1 and parts[1] and not _TARGET.fullmatch(parts[1]):
             fault({400}, "the target is not visible ASCII")
+        if len(parts) > 3:
+            fault({400}, "not one space between method, target and version")
+        elif len(parts) == 3 and not (b"HTTP/1.1".startswith(parts[2]) or b"HTTP/1.0".startswith(parts[2])):
+            fault({400, 505}, f"version {parts[2][:20]!r}")
     for line in lines[1:]:
         _field_line(line, fault)
     if partial is not None and lines:
