@@ -14,7 +14,8 @@ rules, itself checked against h11). Besides: every answer the client gets is
 well-formed; the completed requests are answered 200 in order (the upstream's answer,
 naming each request); a request that goes wrong gets one answer the oracle allows
 (400, 431, 501 or 505) and the connection ends; no traceback reaches kproxy's log; and
-afterwards kproxy holds no more descriptors than before.
+afterwards, once the upstream hangs up, kproxy holds exactly the descriptors it held
+after its first request (none of the examples' connections is left).
 
 One kproxy process serves the whole module (port 0, a kubeconfig pointing at the
 recording upstream, which runs in a thread of its own so that the examples can use
@@ -22,8 +23,8 @@ plain blocking sockets). Each example's targets carry its number, so what reache
 upstream is told apart per example even if it arrived late.
 
 In CI the run is deterministic (``derandomize``, no example database) and bounded
-(``KPROXY_FUZZ_EXAMPLES``, default 400: seconds, well under a minute). For a long run, random
-and as long as you like (CONTRIBUTING.md)::
+(``KPROXY_FUZZ_EXAMPLES``, default 400: seconds, well under a minute). For a long run,
+random and as long as you like (CONTRIBUTING.md)::
 
     KPROXY_FUZZ_EXAMPLES=20000 python3 -m pytest -p no:cacheprovider -o timeout=0 \\
         tests/integration/test_request_fuzzing.py
