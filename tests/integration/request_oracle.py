@@ -201,17 +201,21 @@ def _head_faults(lines: list[bytes], partial: bytes | None) -> tuple[set[int], s
     for line in lines[1:]:
         _field_line(line, fault)
     if partial is not None and lines:
-        # A field line being written: what is there already may be refused.
-        name, colon, value = partial.partition(b":")
-        if partial[:1] in (b" ", b"\t"):
-            fault({400}, "obs-fold")
-        elif (colon or name) and not _TOKEN.fullmatch(name):
-            fault({400}, f"invalid field name {name[:40]!r}")
-        if colon and not _VALUE.fullmatch(value):
-            fault({400}, "invalid bytes in a field value")
-        if len(name) + len(value) > MAX_LINE:
-            fault({431}, "a field line over 64 KiB")
+        _partial_field_line(partial, fault)
     return (statuses, "; ".join(whys)) if statuses else None
+
+
+def _partial_field_line(partial: bytes, fault: _FaultSink) -> None:
+    """A field line being written: what is there already may be refused."""
+    name, colon, value = partial.partition(b":")
+    if partial[:1] in (b" ", b"\t"):
+        fault({400}, "obs-fold")
+    elif (colon or name) and not _TOKEN.fullmatch(name):
+        fault({400}, f"invalid field name {name[:40]!r}")
+    if colon and not _VALUE.fullmatch(value):
+        fault({400}, "invalid bytes in a field value")
+    if len(name) + len(value) > MAX_LINE:
+        fault({431}, "a field line over 64 KiB")
 
 
 def _request_line(line: bytes, fault: _FaultSink) -> None:
@@ -273,8 +277,14 @@ def _chunked(data: bytes, pos: int) -> tuple[bytes, int]:
     """The body of a chunked request whose data begins at ``pos``, and where it ends."""
     body = bytearray()
     while True:
-        line, pos = _chunk_line(data, pos)
+        line, after = _chunk_line(data, pos)
         size_text, semicolon, ext = line.partition(b";")
+        if after is None:  # a size line being written: a bad digit or an overflow may be refused at once
+            digits = size_text.lstrip(b"0")
+            if (size_text or semicolon) and (not _HEX.fullmatch(size_text) or len(digits) > 16):
+                raise _Fault({400, NO_ANSWER}, f"chunk line {line[:40]!r}")
+            raise _Short()
+        pos = after
         if not _HEX.fullmatch(size_text) or not _CHUNK_EXT.fullmatch(semicolon + ext):
             raise _Fault({400}, f"chunk line {line[:40]!r}")
         size = int(size_text, 16)
@@ -293,28 +303,36 @@ def _chunked(data: bytes, pos: int) -> tuple[bytes, int]:
             raise _Short()
         pos += 2
     while True:  # the trailer section (RFC 9112 §7.1.2), then the empty line
-        line, pos = _chunk_line(data, pos)
+        line, after = _chunk_line(data, pos)
+        if after is None:  # a trailer line being written
+            statuses = _field_statuses(line, _partial_field_line)
+            if statuses:
+                raise _Fault(statuses | {NO_ANSWER}, f"trailer line {line[:40]!r}")
+            raise _Short()
+        pos = after
         if not line:
             return bytes(body), pos
-        statuses = _field_statuses(line)
+        statuses = _field_statuses(line, _field_line)
         if statuses:
             raise _Fault(statuses, f"trailer line {line[:40]!r}")
 
 
-def _field_statuses(line: bytes) -> set[int]:
+def _field_statuses(line: bytes, judge: Callable[[bytes, _FaultSink], None]) -> set[int]:
     statuses: set[int] = set()
-    _field_line(line, lambda status, why: statuses.update(status))
+    judge(line, lambda status, why: statuses.update(status))
     return statuses
 
 
-def _chunk_line(data: bytes, pos: int) -> tuple[bytes, int]:
+def _chunk_line(data: bytes, pos: int) -> tuple[bytes, int | None]:
+    """The line of chunked framing at ``pos`` (without its CRLF), and where the next
+    one starts; None when it has not ended yet."""
     end = data.find(b"\r\n", pos)
     line = data[pos:end] if end >= 0 else data[pos:]
     cr = line.find(b"\r")
     if b"\n" in line or (cr >= 0 and (end >= 0 or cr != len(line) - 1)):
         raise _Fault({400}, "a bare LF or CR in the chunked framing")
     if end < 0:
-        raise _Short()
+        return line.removesuffix(b"\r"), None
     return line, end + 2
 
 
