@@ -17,7 +17,8 @@ Methods llhttp does not know (``post``, ``POSTX``) are accepted, as any token is
 Go: :mod:`kproxy.http.methods` handles them on llhttp's error path, so the usual
 methods cost nothing more. To find where such a request began, the reader remembers
 how the previous read ended: between requests, in a head (with that head's bytes), or
-in a body.
+in a body (by length: how much of it is left; chunked: the request's bytes up to
+MAX_LINE, since only llhttp knows where a chunked body ends).
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ class _Reread(Exception):
 class _Held:
     """How a read ended: in the head of a request (``headers`` is its list, ``parts``
     its bytes so far, ``located`` whether they start where it starts), or in the body of
-    ``request`` (``remaining`` bytes of it to come, None when chunked)."""
+    ``request`` (``remaining`` bytes of it to come; None when chunked, and then
+    ``parts`` are the request's bytes so far, if ``located``)."""
 
-    __slots__ = ("headers", "located", "parts", "remaining", "request")
+    __slots__ = ("headers", "located", "parts", "remaining", "request", "size")
 
     def __init__(
         self,
@@ -109,12 +111,14 @@ class _Held:
         located: bool = False,
         request: Request | None = None,
         remaining: int | None = None,
+        size: int = 0,
     ) -> None:
         self.headers = headers
         self.parts = parts or []
         self.located = located
         self.request = request
         self.remaining = remaining
+        self.size = size  # of the parts of a chunked request
 
 
 class RequestReader:
@@ -236,29 +240,51 @@ class RequestReader:
             request = self.parsing
             assert request is not None
             length = request.content_length
-            remaining = None if length is None else length - request.content.received
-            self._held = _Held(request=request, remaining=remaining)
+            if length is not None:
+                self._held = _Held(request=request, remaining=length - request.content.received)
+            else:
+                self._held = self._in_chunked(request, data)
         elif held is not None and held.headers is self._headers:
             held.parts.append(data)  # the same head goes on (bounded: MAX_HEAD, MAX_LINE)
         else:
             start = self._located(data)
             self._held = _Held(self._headers, [data[start:] if start is not None else data], start is not None)
 
+    def _in_chunked(self, request: Request, data: bytes) -> _Held:
+        """A read ended in a chunked body: where it ends is known only to llhttp, so the
+        request's bytes from its first one are kept (up to MAX_LINE of them; a longer
+        one is forgotten), for a replay to find where the next request begins."""
+        held = self._held
+        if held is not None and held.request is request:  # the body goes on
+            if held.located:
+                held.parts.append(data)
+                held.size += len(data)
+                if held.size > MAX_LINE:
+                    held.parts, held.located = [], False
+            return held
+        if held is not None and held.request is None and held.headers is request.raw_headers:
+            parts = [*held.parts, data] if held.located else []  # the head began in an earlier read
+        else:
+            start = self._located(data)
+            parts = [data[start:]] if start is not None else []
+        size = sum(map(len, parts))
+        located = bool(parts) and size <= MAX_LINE
+        return _Held(parts=parts if located else None, located=located, request=request, size=size)
+
     def _located(self, data: bytes) -> int | None:
         """Where in ``data`` the request that began last in it began, knowing how the
-        previous read ended; None when that cannot be known (it ended in a chunked body)."""
+        previous read ended; None when that cannot be known (it ended in a chunked body
+        too long to replay)."""
         held = self._held
         if held is None:
             return message_start(data)
-        if held.request is not None:  # in a body: it ends `remaining` bytes in
-            skip = held.remaining
-            if skip is None:
-                return None
+        skip = held.remaining
+        if skip is not None:  # in a body by length: it ends `remaining` bytes in
             start = message_start(data[skip:])
             return None if start is None else skip + start
         if not held.located:
             return None
-        before = b"".join(held.parts)  # the head that was open, from its first byte
+        before = b"".join(held.parts)  # the request that was open (head, chunked body), from its first byte
         start = message_start(before + data)
         return None if start is None or start < len(before) else start - len(before)
 

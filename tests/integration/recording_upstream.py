@@ -76,6 +76,13 @@ class RecordingUpstream:
         if self._server is not None:
             await self._server.wait_closed()
 
+    async def hang_up(self) -> None:
+        """End every connection made so far (the listener stays open)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def __aenter__(self) -> RecordingUpstream:
         return await self.start()
 
