@@ -10,15 +10,12 @@ root) and, for the chart, matplotlib from PyPI (installed by the harness with pi
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.benchmarks.conftest import run_benchmark
 
 TINY = [
     "--rounds",
@@ -54,29 +51,10 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tools() -> None:
-    from benchmarks.deps import MissingTool, ensure_tools
-
-    try:
-        ensure_tools(log=False)
-    except MissingTool as exc:
-        pytest.skip(f"benchmark tools unavailable: {exc}")
-
-
 @pytest.mark.timeout(240)
 def test_harness_end_to_end(tools: None, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", *TINY, "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=220,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_benchmark("benchmarks", *TINY, "--out", str(out), timeout=220)
 
     result = json.loads((out / "latest.json").read_text())
     targets = ["direct", "kproxy"] + (["kubectl"] if shutil.which("kubectl") else [])

@@ -11,41 +11,20 @@ harness when running as root) and kubectl for the second proxy.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.benchmarks.conftest import run_benchmark
+
 TINY = ["--clients", "3", "--answer-mib", "1", "--hold-seconds", "0.5", "--settle-seconds", "0.5"]
-
-
-@pytest.fixture(scope="module")
-def tools() -> None:
-    from benchmarks.deps import MissingTool, ensure_tools
-
-    try:
-        ensure_tools(log=False)
-    except MissingTool as exc:
-        pytest.skip(f"benchmark tools unavailable: {exc}")
 
 
 @pytest.mark.timeout(180)
 def test_memory_scenario_end_to_end(tools: None, tmp_path: Path) -> None:
     out = tmp_path / "memory.json"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.memory", *TINY, "--json", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=170,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_benchmark("benchmarks.memory", *TINY, "--json", str(out), timeout=170)
     record = json.loads(out.read_text())
     proxies = ["kubectl", "kproxy"] if shutil.which("kubectl") else ["kproxy"]
     assert [f["proxy"] for f in record["figures"]] == proxies

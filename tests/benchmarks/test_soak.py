@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +20,7 @@ import pytest
 
 from benchmarks.soak import main
 from benchmarks.soak_report import CSV_FIELDS, fitted_slope, summarize, to_markdown
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.benchmarks.conftest import run_benchmark
 
 TINY = [
     "--minutes", "0.25",
@@ -40,28 +36,10 @@ TINY = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def tools() -> None:
-    from benchmarks.deps import MissingTool, ensure_tools
-
-    try:
-        ensure_tools(log=False)
-    except MissingTool as exc:
-        pytest.skip(f"benchmark tools unavailable: {exc}")
-
-
 @pytest.mark.timeout(240)
 def test_soak_end_to_end(tools: None, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "soak", *TINY, "--out", str(out)],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=220,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_benchmark("benchmarks", "soak", *TINY, "--out", str(out), timeout=220)
     targets = ["kproxy"] + (["kubectl"] if shutil.which("kubectl") else [])
 
     result = json.loads((out / "soak-latest.json").read_text())
