@@ -82,6 +82,13 @@ def error_name(code: int) -> str:
 
 
 class _Connection(h2.connection.H2Connection):
+    # h2 remembers how each closed stream ended, for frames still in flight to it (DATA
+    # after our RST_STREAM), up to 65,536 streams: a long-lived connection that watches
+    # come and go on grows by ~100 bytes per closed watch until then, ~6 MiB per
+    # connection. A client with at most 100 streams open needs far fewer: frames for a
+    # stream arrive within moments of its end, not a thousand streams later.
+    MAX_CLOSED_STREAMS = 1024
+
     def _receive_goaway_frame(self, frame: Any) -> Any:
         result = super()._receive_goaway_frame(frame)
         # h2 closes the whole connection on GOAWAY; RFC 9113 §6.8 lets the streams up

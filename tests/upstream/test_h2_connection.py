@@ -263,3 +263,28 @@ async def test_a_malformed_answer_fails_its_stream_only(clock: Clock) -> None:
     resets = [e for e in pair.to_server() if isinstance(e, h2.events.StreamReset)]
     assert [r.stream_id for r in resets] == [evil.stream_id]
     assert (await fine.response_head()).status == 200 and not pair.client.closed
+
+
+async def test_churned_streams_leave_bounded_memory_and_late_data_is_still_ignored(clock: Clock) -> None:
+    # Watches come and go on one long-lived connection: what h2 remembers of closed
+    # streams stays bounded, and DATA still in flight to a stream just cancelled is
+    # dropped without harm to the connection.
+    from hyperframe.frame import DataFrame
+
+    pair = Pair()
+    pair.to_client()
+    for _ in range(3000):
+        stream = pair.client.open(REQUEST)
+        pair.to_server()
+        pair.answer(stream.stream_id, b"{}")
+        stream.close()  # the watch's client went away: RST_STREAM
+        pair.to_server()
+    remembered = pair.client._adapter._h2._closed_streams  # type: ignore[attr-defined]
+    assert 0 < len(remembered) <= 1024
+    late = DataFrame(stream.stream_id, data=b"sent before the server saw the reset")
+    pair.client.data_received(late.serialize())
+    assert not pair.client.closed and pair.client.streams == {}
+    after = pair.client.open(REQUEST)
+    pair.to_server()
+    pair.answer(after.stream_id, b"{}", end=True)
+    assert after.complete and after.take_buffered_body() == b"{}"
