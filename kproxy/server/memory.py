@@ -16,8 +16,6 @@ Elsewhere (musl, macOS) there is nothing to do.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 from collections.abc import Callable
 
 __all__ = ["TRIM_INTERVAL", "MemoryTrim"]
@@ -26,9 +24,12 @@ TRIM_INTERVAL = 10.0  # seconds
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes  # only when a trim is due: start-up does not pay for it
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
+        # The process's own symbols include the C library's: no find_library (which
+        # runs ldconfig) is needed.
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None  # not glibc
     return trim
@@ -47,13 +48,14 @@ class MemoryTrim:
         """``trim``: what to call instead of glibc's ``malloc_trim`` (tests)."""
         self._ended = ended
         self._interval = interval
-        self._trim = trim if trim is not None else _malloc_trim()
+        self._trim = trim  # None: glibc's, looked up at the first trim
+        self._looked_up = trim is not None
         self._seen = ended()
         self._timer: asyncio.TimerHandle | None = None
         self.trims = 0
 
     def start(self) -> None:
-        if self._trim is not None and self._timer is None:
+        if self._timer is None and (self._trim is not None or not self._looked_up):
             self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
 
     def stop(self) -> None:
@@ -63,8 +65,13 @@ class MemoryTrim:
 
     def _tick(self) -> None:
         ended = self._ended()
-        if ended != self._seen and self._trim is not None:
+        if ended != self._seen:
             self._seen = ended
+            if not self._looked_up:
+                self._trim, self._looked_up = _malloc_trim(), True
+            if self._trim is None:
+                self._timer = None
+                return  # not glibc: nothing to give back this way
             self._trim(0)
             self.trims += 1
         self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)

@@ -63,3 +63,21 @@ def test_glibc_malloc_trim_is_found_and_callable() -> None:
     trim = _malloc_trim()
     assert trim is not None
     assert trim(0) in (0, 1)  # 1: memory was released, 0: there was none to release
+
+
+async def test_glibcs_malloc_trim_is_looked_up_only_when_a_trim_is_due() -> None:
+    ended = [0]
+    trim = MemoryTrim(lambda: ended[0], interval=0.02)
+    assert trim._trim is None  # nothing looked up at start-up
+    trim.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert trim.trims == 0 and trim._trim is None  # nothing ended: no lookup, no trim
+        ended[0] = 1
+        for _ in range(100):
+            if trim.trims:
+                break
+            await asyncio.sleep(0.02)
+        assert trim.trims == 1 and trim._trim is not None  # this machine's C library is glibc
+    finally:
+        trim.stop()
