@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,12 +23,6 @@ LENGTH_HEAD = (
     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
 )
 FIRST = b"a\r\nbbbbbbbbbb\r\n"  # a good first chunk, forwarded before the body breaks
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[RecordingUpstream]:
-    async with RecordingUpstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture

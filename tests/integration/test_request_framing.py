@@ -7,19 +7,12 @@ records what reaches it (nothing, for every refusal)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.conftest import KproxyProcess, StartKproxy
 from tests.integration.recording_upstream import RecordingUpstream
 from tests.integration.test_forwarding import curl
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[RecordingUpstream]:
-    async with RecordingUpstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture

@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.conftest import KproxyProcess, StartKproxy
 from tests.integration.recording_upstream import RecordingUpstream
 from tests.integration.test_forwarding import curl
-
-
-@pytest.fixture
-async def recorder() -> AsyncIterator[RecordingUpstream]:
-    async with RecordingUpstream() as upstream:
-        yield upstream
 
 
 @pytest.fixture
