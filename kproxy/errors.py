@@ -22,8 +22,9 @@ reset, protocol; None for a credential that could not be obtained), for the
 
 from __future__ import annotations
 
+import copy
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from kproxy.metrics import RejectReason, UpstreamErrorKind
 
@@ -37,8 +38,11 @@ __all__ = [
     "UpstreamError",
     "Unauthorized",
     "UpstreamTimeout",
+    "fresh",
     "status_body",
 ]
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 class KproxyError(Exception):
@@ -109,6 +113,15 @@ class UpstreamTimeout(RequestError):
     status = 504
     reason = "Timeout"
     cause = "timeout"
+
+
+def fresh(error: _E) -> _E:
+    """A new exception like ``error`` (its type, message and attributes, no traceback), to
+    raise in its place. An error stored on a connection and raised each time it is asked
+    for would tie its traceback's frames — the connection among their locals — to itself
+    in a reference cycle, which only the collector's next full pass frees: the memory of
+    every churned watch."""
+    return copy.copy(error)
 
 
 def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> bytes:

@@ -36,7 +36,7 @@ from typing import cast
 
 import httptools
 
-from kproxy.errors import UpstreamError
+from kproxy.errors import UpstreamError, fresh
 from kproxy.log import log, log_throttled
 from kproxy.metrics import tally
 from kproxy.waiters import wake
@@ -383,13 +383,11 @@ class UpstreamConnection(asyncio.Protocol):
         return tail
 
     def failure(self) -> UpstreamError:
-        """What went wrong, as a new exception to raise: the stored one, raised, would
-        keep its traceback's frames — this connection among their locals — alive in a
-        reference cycle until the collector's next full pass."""
+        """What went wrong, as a new exception to raise (:func:`kproxy.errors.fresh`)."""
         error = self.error
         if error is None:
             return UpstreamError("the API server closed the connection", "reset")
-        return UpstreamError(error.message, error.cause)
+        return fresh(error)
 
     def listen(self, listener: Listener | None) -> None:
         """Call ``listener`` after received bytes were handled once the head is in, on

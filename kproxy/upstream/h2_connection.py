@@ -23,21 +23,18 @@ Go's HTTP/2 client as client-go sets it up is the model (``docs/upstream-connect
 
 A protocol error costs the streams of this connection only: each fails with an
 :class:`~kproxy.errors.UpstreamError` (a ``502``, or a cut answer once its head is out).
-A stream's stored error is raised as a copy: raised itself, its traceback's frames —
-the stream among their locals — would hold the stream in a reference cycle until the
-collector's next full pass (the memory of churned watches).
+A stream's stored error is raised as a copy (:func:`kproxy.errors.fresh`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import time
 from collections.abc import Callable
 from typing import cast
 
-from kproxy.errors import UpstreamError
+from kproxy.errors import UpstreamError, fresh
 from kproxy.policy.h2_fields import response_head
 from kproxy.upstream.connection import ResponseHead
 from kproxy.upstream.h2_adapter import ASSUMED_MAX_STREAMS, REFUSED_STREAM, H2Adapter, H2ProtocolError, error_name
@@ -76,7 +73,7 @@ class H2Stream:
     async def response_head(self) -> ResponseHead:
         while self.head is None:
             if self.error is not None:
-                raise copy.copy(self.error)  # a fresh one (see the module docstring)
+                raise fresh(self.error)
             self._head_waiter = self._conn.loop.create_future()
             await self._head_waiter
         return self.head
@@ -97,7 +94,7 @@ class H2Stream:
             if self.complete:
                 return b""
             if self.error is not None:
-                raise copy.copy(self.error)  # a fresh one (see the module docstring)
+                raise fresh(self.error)
             self._waiter = self._conn.loop.create_future()
             await self._waiter
         return self.take_buffered_body()
