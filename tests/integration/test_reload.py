@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +18,7 @@ import pytest
 from kproxy.testing import FakeAPIServer, TestPKI
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
 from tests.integration.test_access import wait_for
+from tests.integration.test_http2 import until
 from tests.integration.test_observability import POD, admin_url, scrape, value
 
 pytestmark = pytest.mark.timeout(120)
@@ -240,13 +240,6 @@ async def verified_after_rotation(kp: KproxyProcess, rotate) -> None:  # type: i
     assert await reloads(await admin_url(kp), "success") == 1
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
-
-
 async def test_watches_over_http2_finish_on_the_retired_lane_which_then_closes(
     pki: TestPKI, start_kproxy: StartKproxy, tmp_path: Path
 ) -> None:
@@ -263,7 +256,7 @@ async def test_watches_over_http2_finish_on_the_retired_lane_which_then_closes(
         async with aiohttp.ClientSession() as session:
             old = await session.get(watch)
             assert old.status == 200
-            await until(lambda: first.open_watches() == 1)
+            await until(lambda: first.open_watches() == 1, "the watch on the first API server")
             assert first.h2.connections == 1
             atomically(config, second.kubeconfig(tmp_path, auth="cert").read_text())
             second.store.create("configmaps", configmap("only-in-b"), "default")
@@ -274,7 +267,7 @@ async def test_watches_over_http2_finish_on_the_retired_lane_which_then_closes(
             await wait_for(moved, 10)
             new = await session.get(watch)
             assert new.status == 200
-            await until(lambda: second.open_watches() == 1)
+            await until(lambda: second.open_watches() == 1, "the watch on the second API server")
             assert second.h2.connections == 1  # the new lane
             # The watch in flight still streams from the first API server, on its own connection.
             first.store.create("configmaps", configmap("after-the-reload"), "default")
@@ -284,7 +277,9 @@ async def test_watches_over_http2_finish_on_the_retired_lane_which_then_closes(
             assert b"after-the-reload" in lines[-1] and first.h2.open_connections == 1
             old.close()
             # Its last stream ended: the retired lane's connection goes.
-            await until(lambda: first.h2.open_connections == 0 and first.open_watches() == 0)
+            await until(
+                lambda: first.h2.open_connections == 0 and first.open_watches() == 0, "the retired lane closing"
+            )
             assert second.h2.open_connections == 1 and second.open_watches() == 1
             new.close()
     finally:
