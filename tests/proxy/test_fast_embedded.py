@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -249,14 +250,12 @@ async def test_a_request_head_built_before_is_reused_only_for_the_same_request(
 # -- over kproxy's TLS listener, in each --client-identity mode -----------------------------
 
 
-@pytest.mark.parametrize("mode", ["proxy", "impersonate", "passthrough"])
-async def test_the_fast_path_over_tls_in_each_identity_mode(
-    api: FakeAPIServer, tmp_path: Path, fast_taken: list[str], mode: str
-) -> None:
+def shared_with_alice(api: FakeAPIServer, tmp_path: Path, mode: str, **flags: str) -> tuple[Options, ssl.SSLContext]:
+    """kproxy's TLS listener with a client CA and ``--client-identity mode`` (``flags``
+    on top), and the TLS context of alice (groups: dev), whose certificate that CA issued."""
     api.authorizer.impersonators.add(TOKEN_USER)
     team = TestPKI.create()
     files = team.write(tmp_path / "team")
-    alice = team.issue_client("alice", ("dev",))
     options = Options.from_flags(
         Flags(
             kubeconfig=str(api.kubeconfig(tmp_path, auth="token")),
@@ -265,9 +264,17 @@ async def test_the_fast_path_over_tls_in_each_identity_mode(
             tls_private_key_file=str(files["server.key"]),
             client_ca_file=str(files["ca.crt"]),
             client_identity=mode,
+            **flags,  # type: ignore[arg-type]
         )
     )
-    ctx = team.client_ssl_context(alice)
+    return options, team.client_ssl_context(team.issue_client("alice", ("dev",)))
+
+
+@pytest.mark.parametrize("mode", ["proxy", "impersonate", "passthrough"])
+async def test_the_fast_path_over_tls_in_each_identity_mode(
+    api: FakeAPIServer, tmp_path: Path, fast_taken: list[str], mode: str
+) -> None:
+    options, ctx = shared_with_alice(api, tmp_path, mode)
     headers = {"Authorization": "Bearer test-token"} if mode == "passthrough" else {}
     async with (
         ProxyServer(options) as server,
@@ -292,23 +299,8 @@ async def test_the_fast_path_over_tls_in_each_identity_mode(
 async def test_the_access_log_names_the_certificates_user_on_both_paths(
     api: FakeAPIServer, tmp_path: Path, fast_taken: list[str]
 ) -> None:
-    api.authorizer.impersonators.add(TOKEN_USER)
-    team = TestPKI.create()
-    files = team.write(tmp_path / "team")
     log = tmp_path / "access.log"
-    options = Options.from_flags(
-        Flags(
-            kubeconfig=str(api.kubeconfig(tmp_path, auth="token")),
-            port=0,
-            tls_cert_file=str(files["server.crt"]),
-            tls_private_key_file=str(files["server.key"]),
-            client_ca_file=str(files["ca.crt"]),
-            client_identity="impersonate",
-            access_log="json",
-            access_log_file=str(log),
-        )
-    )
-    ctx = team.client_ssl_context(team.issue_client("alice", ("dev",)))
+    options, ctx = shared_with_alice(api, tmp_path, "impersonate", access_log="json", access_log_file=str(log))
     async with (
         ProxyServer(options) as server,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=1)) as session,
