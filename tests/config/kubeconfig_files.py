@@ -3,6 +3,7 @@ environment (HOME under tmp_path, PATH kept for exec plugins)."""
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +42,13 @@ def kubeconfig_with(
         )
     )
     return path
+
+
+def exec_kubeconfig(tmp_path: Path, server: str, ca_pem: bytes, command: str, name: str = "config") -> Path:
+    """A kubeconfig whose user is an exec plugin (``command``, client.authentication v1,
+    never interactive) for the TLS server at ``server`` signed by ``ca_pem``."""
+    cluster = {"server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}
+    return kubeconfig_with(tmp_path, {"exec": {**EXEC, "command": command}}, cluster, name)
 
 
 def build(tmp_path: Path, **kw: object) -> Options:

@@ -9,7 +9,6 @@ the ordinary path (Go's transport) retries them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from kproxy.http import Request
 from kproxy.proxy.fast import FastPath, Forward
 from kproxy.testing import TOKEN_USER, FakeAPIServer, TestPKI
 from kproxy.testing.credential_fakes import write_plugin
+from tests.config.kubeconfig_files import exec_kubeconfig
 
 VARYING = {"Date", "Audit-Id"}
 
@@ -147,38 +147,7 @@ async def test_a_refused_credential_on_the_fast_path_is_refreshed_once(
     assert api.pki is not None
     plugin = write_plugin(tmp_path / "bin", token="fast-{n}")
     api.auth.tokens["fast-1"] = "exec-user"
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "c",
-                "clusters": [
-                    {
-                        "name": "k",
-                        "cluster": {
-                            "server": api.url,
-                            "certificate-authority-data": base64.b64encode(api.pki.ca_pem).decode(),
-                        },
-                    }
-                ],
-                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-                "users": [
-                    {
-                        "name": "u",
-                        "user": {
-                            "exec": {
-                                "apiVersion": "client.authentication.k8s.io/v1",
-                                "command": str(plugin.path),
-                                "interactiveMode": "Never",
-                            }
-                        },
-                    }
-                ],
-            }
-        )
-    )
+    kubeconfig = exec_kubeconfig(tmp_path, api.url, api.pki.ca_pem, str(plugin.path), "kubeconfig")
     async with ProxyServer(Options.from_flags(Flags(kubeconfig=str(kubeconfig), port=0))) as proxy:
         url = f"{proxy.url}/api/v1/namespaces"
         assert (await fetch(session, "GET", url))[0] == 200

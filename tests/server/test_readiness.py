@@ -3,8 +3,6 @@ server in this process (and a bare server without /readyz)."""
 
 from __future__ import annotations
 
-import base64
-import json
 from pathlib import Path
 
 from aiohttp import web
@@ -16,6 +14,7 @@ from kproxy.testing import FakeAPIServer
 from kproxy.testing.credential_fakes import write_plugin
 from kproxy.upstream.dialer import Dialer
 from kproxy.upstream.pool import ConnectionPool
+from tests.config.kubeconfig_files import exec_kubeconfig
 
 
 def relay_for(options: Options) -> Relay:
@@ -52,38 +51,7 @@ async def test_a_refused_credential_is_not_ready(api: FakeAPIServer, tmp_path: P
 async def test_no_credential_is_not_ready(api: FakeAPIServer, tmp_path: Path) -> None:
     assert api.pki is not None
     plugin = write_plugin(tmp_path / "bin", exit=1, stderr="token expired, log in again")
-    config = tmp_path / "config"
-    config.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "c",
-                "clusters": [
-                    {
-                        "name": "k",
-                        "cluster": {
-                            "server": api.url,
-                            "certificate-authority-data": base64.b64encode(api.pki.ca_pem).decode(),
-                        },
-                    }
-                ],
-                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
-                "users": [
-                    {
-                        "name": "u",
-                        "user": {
-                            "exec": {
-                                "apiVersion": "client.authentication.k8s.io/v1",
-                                "command": str(plugin.path),
-                                "interactiveMode": "Never",
-                            }
-                        },
-                    }
-                ],
-            }
-        )
-    )
+    config = exec_kubeconfig(tmp_path, api.url, api.pki.ca_pem, str(plugin.path), "config")
     reason = await probe(relay(config))
     assert reason is not None and reason.startswith("no credential for the API server: ")
     assert "token expired, log in again" in reason
