@@ -36,7 +36,7 @@ class ConnectionPool:
     """
 
     def __init__(self, dialer: Dialer) -> None:
-        self.dialer = self._dialer = dialer
+        self._dialer = dialer
         self._tls = dialer.tls
         self._generation = self._tls.generation if self._tls is not None else 0
         self._idle: list[UpstreamConnection] = []
@@ -47,6 +47,12 @@ class ConnectionPool:
         self._wanting: collections.deque[asyncio.Future[UpstreamConnection]] = collections.deque()
         self._dialing = 0  # dials under way for them
         self._connected = False  # a dial succeeded once (its TLS session can be resumed)
+
+    @property
+    def dialer(self) -> Dialer:
+        """The one route this pool's connections take (the server wires its descriptor
+        shortage callback there)."""
+        return self._dialer
 
     def idle_connection(self) -> UpstreamConnection | None:
         """A pooled connection ready for a request, if one is; no await on the hot path."""
