@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env, run_kproxy
+from tests.integration.forward_proxies import free_port
 
 NGINX_PROXY = "/api/v1/namespaces/default/services/nginx/proxy/"
 
@@ -109,12 +109,6 @@ async def test_logs_follow_streams(demo: KproxyProcess, tmp_path: Path) -> None:
         await proc.wait()
     numbers = [int(line.decode().rsplit(" ", 1)[1]) for line in lines]
     assert numbers == [9, 10, 11]  # the last line logged, then new ones as they come
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_port_forward_svc_nginx(demo: KproxyProcess, tmp_path: Path) -> None:

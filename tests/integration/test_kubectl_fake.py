@@ -6,7 +6,6 @@ container, attached) and ``port-forward`` with real traffic."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +13,7 @@ import pytest
 
 from kproxy.testing import FakeAPIServer, Rule, TestPKI
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
+from tests.integration.forward_proxies import free_port
 
 POD = "nginx-7c5ddbdf54-2xkqw"
 
@@ -130,12 +130,6 @@ async def test_events_and_debug(kp: KproxyProcess, fake: FakeAPIServer, tmp_path
     pod = fake.store.get("pods", POD, "default")
     assert [c["name"] for c in pod["spec"]["ephemeralContainers"]] == ["dbg"]
     assert pod["status"]["ephemeralContainerStatuses"][0]["state"]["running"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_port_forward_with_real_traffic(kp: KproxyProcess, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import yaml
 
 from kproxy.testing import FakeAPIServer, TestPKI
 from tests.conftest import KproxyProcess, StartKproxy
+from tests.integration.forward_proxies import free_port
 from tests.integration.test_exec import POD, Kubectl
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -89,14 +90,6 @@ class Nginx:
                 return lines
             await asyncio.sleep(0.02)
         raise AssertionError(f"nginx logged {self.log()}, not {count} lines (with {path or 'any path'})")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def start_nginx(prefix: Path, pki_dir: Path, upstream: int, protocol: str) -> Nginx:
