@@ -47,6 +47,7 @@ class ConnectionPool:
         self._wanting: collections.deque[asyncio.Future[UpstreamConnection]] = collections.deque()
         self._dialing = 0  # dials under way for them
         self._connected = False  # a dial succeeded once (its TLS session can be resumed)
+        self._warming: asyncio.Task[UpstreamConnection] | None = None  # warm_up()'s dial
 
     @property
     def dialer(self) -> Dialer:
@@ -100,6 +101,20 @@ class ConnectionPool:
             except ValueError:
                 pass
 
+    def warm_up(self) -> None:
+        """Dial one connection now, ahead of the first request, which then finds it idle
+        or waits for it as for its own dial (``docs/startup.md`` §4): the dial and TLS
+        handshake overlap the client's own start. It is scheduled, never awaited, so it
+        cannot delay start-up; it runs no exec plugin (a dial never does); a failure is
+        silent, and is the error of whichever request was waiting for it, as its own dial
+        would have been; :meth:`close` cancels it. A pool that has a connection or a dial
+        already (the readiness probe's) is left as it is."""
+        if self._closed or self._idle or self._dialing:
+            return
+        self._dialing += 1
+        self._warming = asyncio.get_running_loop().create_task(self.connect())
+        self._warming.add_done_callback(self._dialled)
+
     def _dial_for_waiters(self) -> None:
         waiting = sum(1 for want in self._wanting if not want.done())
         limit = waiting if self._connected else min(waiting, 1)
@@ -110,6 +125,8 @@ class ConnectionPool:
 
     def _dialled(self, dial: asyncio.Task[UpstreamConnection]) -> None:
         self._dialing -= 1
+        if dial is self._warming:
+            self._warming = None
         if dial.cancelled():
             return
         error = dial.exception()
@@ -188,6 +205,8 @@ class ConnectionPool:
 
     def close(self) -> None:
         self._closed = True
+        if self._warming is not None:
+            self._warming.cancel()  # a stop never waits for a handshake nobody asked for
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
