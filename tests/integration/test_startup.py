@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -70,3 +71,44 @@ async def test_a_warm_up_that_hangs_does_not_hold_up_the_stop(tmp_path: Path, st
         # Far below the hour the handshake could wait: the stop cancels it.
         assert await asyncio.wait_for(kp.proc.wait(), 60) == 0
         assert await kp.stop() == 0 and kp.stderr == ""
+
+
+async def test_the_cyclic_collector_is_off_during_start_up_and_on_once_serving(kubeconfig: Path) -> None:
+    # docs/startup.md §5. The real command, with a print that reports the collector's
+    # state when the serve line goes out and then asks the process to stop.
+    probe = (
+        "import builtins, gc, os, signal, sys\n"
+        "states = []\n"
+        "real_print = builtins.print\n"
+        "def print(*args, **kw):\n"
+        "    real_print(*args, **kw)\n"
+        "    if args and str(args[0]).startswith('Starting to serve on'):\n"
+        "        states.append(gc.isenabled())\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "builtins.print = print\n"
+        "from kproxy.cli import run\n"
+        "started = run._serve_until_signalled\n"
+        "async def serve(options):\n"
+        "    states.append(gc.isenabled())\n"
+        "    await started(options)\n"
+        "run._serve_until_signalled = serve\n"
+        "from kproxy.cli.main import main\n"
+        "code = main(sys.argv[1:])\n"
+        "sys.stderr.write(f'states {states} after {gc.isenabled()}\\n')\n"
+        "sys.exit(code)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        probe,
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(kubeconfig),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and out.decode().startswith("Starting to serve on ")
+    # Off while the options were built and the server started; on when it serves.
+    assert err.decode().splitlines()[-1] == "states [False, True] after True"
