@@ -457,5 +457,9 @@ async def test_nothing_the_first_request_does_not_need_is_imported_before_servin
         *(("yaml",) if form == "json" else ()),
     )
     assert not {m for m in imported if m.split(".")[0] in unneeded or m.startswith(unneeded)}
-    unneeded_here = ("kproxy.credentials.exec_plugin", "kproxy.credentials.oidc", "kproxy.upstream.h2_connection")
+    unneeded_here = (
+        *("kproxy.credentials.exec_plugin", "kproxy.credentials.oidc", "kproxy.upstream.h2_connection"),
+        # Without a proxy set anywhere, the proxy rules and the NO_PROXY matcher (§7).
+        *("kproxy.policy.egress", "kproxy.policy.no_proxy", "kproxy.config.proxy_route"),
+    )
     assert not imported & set(unneeded_here)
