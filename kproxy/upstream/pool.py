@@ -132,7 +132,13 @@ class ConnectionPool:
         error = dial.exception()
         if error is None:
             self._connected = True
-            self._hand_over(dial.result())
+            conn = dial.result()
+            if self._tls is not None:
+                self._check_tls(time.monotonic())
+            if conn.generation == self._generation:
+                self._hand_over(conn)
+            else:  # made with a certificate replaced meanwhile (an exec plugin's first, say)
+                conn.close()  # every request after a rotation goes out with the new one
         elif not self._connected:
             # Nothing ever got through: everyone waiting was counting on this dial.
             for want in self._wanting:

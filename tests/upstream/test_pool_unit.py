@@ -500,3 +500,32 @@ async def test_close_cancels_a_warm_up_under_way(clock: Clock, timers: Timers) -
     pool.warm_up()  # a closed pool dials nothing more
     await settle()
     assert dialer.dials == []
+
+
+async def test_a_dial_made_with_a_replaced_certificate_is_not_handed_to_a_request(clock: Clock, timers: Timers) -> None:
+    # The warm-up dials before the first request's credential exists (an exec plugin's
+    # certificate arrives with its first run): that connection must not carry the request.
+    tls = FakeTLS()
+    dialer = GatedDialer(upstream(tls=tls))
+    pool = ConnectionPool(dialer)
+    made: list[UpstreamConnection] = []
+    connect = pool.connect
+
+    async def recorded(*, tunnel: bool = False) -> UpstreamConnection:
+        conn = await connect(tunnel=tunnel)
+        made.append(conn)
+        return conn
+
+    pool.connect = recorded  # type: ignore[method-assign]
+    dialer.gate.clear()
+    pool.warm_up()  # with generation 1
+    await settle()
+    tls.rotate()
+    tls.check(clock.now)  # the new certificate: generation 2
+    request = asyncio.create_task(pool.acquire())
+    await settle()
+    dialer.gate.set()
+    conn = await request
+    warm, fresh = made
+    assert conn is fresh and (warm.generation, fresh.generation) == (1, 2)
+    assert transport_of(warm).closed and pool.idle_connection() is None
