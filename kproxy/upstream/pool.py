@@ -108,7 +108,7 @@ class ConnectionPool:
         cannot delay start-up; it runs no exec plugin (a dial never does); a failure is
         silent, and is the error of whichever request was waiting for it, as its own dial
         would have been; :meth:`close` cancels it. A pool that has a connection or a dial
-        already (the readiness probe's) is left as it is."""
+        for waiting requests already is left as it is."""
         if self._closed or self._idle or self._dialing:
             return
         self._dialing += 1

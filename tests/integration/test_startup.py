@@ -16,6 +16,7 @@ from kproxy.testing import TestPKI
 from tests.conftest import StartKproxy
 from tests.integration.forward_proxies import free_port
 from tests.integration.recording_upstream import RecordingUpstream
+from tests.integration.test_observability import admin_url
 
 
 async def get(url: str) -> tuple[int, str]:
@@ -37,6 +38,23 @@ async def test_the_first_request_takes_the_connection_dialled_at_start_up(
         assert await get(f"{kp.url}/api") == (200, '{"method": "GET", "target": "/api", "length": 0}')
         assert len(upstream.connections) == 1  # the one from start-up carried both
     assert await kp.stop() == 0 and kp.stderr == ""
+
+
+async def test_with_the_readiness_probe_its_connection_is_the_one_made_at_start_up(
+    start_kproxy: StartKproxy,
+) -> None:
+    async with RecordingUpstream() as upstream:
+        kp = await start_kproxy("--port", "0", "--server", upstream.url, "--metrics-address", "127.0.0.1:0")
+        base = await admin_url(kp)
+        for _ in range(600):  # ready once the probe's answer came back, its connection in the pool
+            if (await get(f"{base}/readyz"))[0] == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert await get(f"{kp.url}/version") == (200, '{"method": "GET", "target": "/version", "length": 0}')
+        # The probe's connection served the request: no second dial for a warm-up.
+        assert [seen.target for seen in upstream.seen] == ["/readyz", "/version"]
+        assert len(upstream.connections) == 1
+    assert await kp.stop() == 0
 
 
 async def test_a_warm_up_that_fails_is_silent_and_harmless(tmp_path: Path, start_kproxy: StartKproxy) -> None:
