@@ -30,11 +30,9 @@ import math
 import os
 import ssl
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from kproxy.credentials.outbound import Outbound
 from kproxy.credentials.resumption import ResumingContext
@@ -164,6 +162,8 @@ def pem_file(data: bytes) -> Iterator[str]:
         finally:
             os.close(fd)
         return
+    import tempfile  # elsewhere than Linux only: ~14 M instructions to import (docs/startup.md §6)
+
     fd, path = tempfile.mkstemp(prefix="kproxy-", suffix=".pem")
     try:
         os.write(fd, data)
@@ -314,7 +314,8 @@ class TokenFile(AuthSource):
     def _reread(self) -> None:
         now = time.monotonic()
         try:
-            token = Path(self._path).read_text("utf-8", "replace").strip()
+            with open(self._path, encoding="utf-8", errors="replace") as file:
+                token = file.read().strip()
             if not token:
                 raise ValueError("the file is empty")
             line = bearer_line(token, self._what)
@@ -384,8 +385,8 @@ class CertFiles(TLSSource):
         if stamp == self._stamp:
             return
         try:
-            cert = Path(self._cert_path).read_bytes() if self._cert_path else self._cert
-            key = Path(self._key_path).read_bytes() if self._key_path else self._key
+            cert = _read(self._cert_path) if self._cert_path else self._cert
+            key = _read(self._key_path) if self._key_path else self._key
         except OSError as exc:
             log.warning(
                 "client certificate files changed but cannot be read (%s: %s); keeping the previous certificate",
@@ -410,3 +411,8 @@ class CertFiles(TLSSource):
         self.generation += 1
         tally.refresh("cert_files", True)
         log.info("client certificate %s changed: new connections use it, idle ones are closed", self._what)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
