@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kproxy.config.options import Options
-from kproxy.policy.egress import EgressConfig, ProxySetting
+from kproxy.policy.egress import EgressConfig, ProxySetting, select
 
 __all__ = ["explain_egress"]
 
@@ -29,8 +29,11 @@ __all__ = ["explain_egress"]
 def explain_egress(options: Options, urls: Sequence[str] = ()) -> list[str]:
     up = options.upstream
     egress = options.egress
+    # No proxy set anywhere: start-up did not read the environment's settings (NO_PROXY,
+    # REQUEST_METHOD); they are shown all the same, as the environment has them.
+    config = egress.config if egress.config is not None else select(environ=options.environ)
     lines = [f"proxy settings: {egress.source}"]
-    lines += [f"  {name:<12} {value}" for name, value in _settings(egress.config)]
+    lines += [f"  {name:<12} {value}" for name, value in _settings(config)]
     lines.append(f"API server {up.display}")
     lines.append(f"  {up.egress}" if up.egress is not None else "  direct")
     if up.scheme == "https":
@@ -39,7 +42,7 @@ def explain_egress(options: Options, urls: Sequence[str] = ()) -> list[str]:
         lines.append(f"  TLS to the proxy {up.proxy.display}: server name {up.proxy.host}; trusted: {up.proxy_trusted}")
     for url in urls:
         lines.append(url)
-        lines.append(f"  {egress.config.explain(url)}")
+        lines.append(f"  {config.explain(url)}")
     if egress.trust.certificates:
         lines.append("custom CAs (trusted for the API server and for https:// proxies):")
         lines += [f"  {line}" for line in egress.trust.describe()]

@@ -13,6 +13,7 @@ and with ``-v`` more.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +36,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kproxy.cli.cluster_info import main_cluster_info, main_url
 
         return (main_cluster_info if args[0] == "cluster-info" else main_url)(args[1:])
+    # Start-up makes objects that live as long as the process and frees few: the cyclic
+    # collector would only walk them, again and again (docs/startup.md §5). It is back on
+    # once serving (kproxy.cli.run), and as it was when main returns.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _main(args)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _main(args: list[str]) -> int:
     from kproxy.cli.arguments import build_parser, flags_from_namespace
     from kproxy.cli.klog import setup_logging
 

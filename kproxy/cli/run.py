@@ -97,6 +97,7 @@ async def _serve_until_signalled(options: Options) -> None:
         # collections cost less than the cycles they would find early.
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
+        gc.enable()  # off during start-up (kproxy.cli.main)
         print(f"Starting to serve on {server.address}", flush=True)
         await stop.wait()
     finally:

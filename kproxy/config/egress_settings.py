@@ -6,7 +6,9 @@ environment (``HTTPS_PROXY``, ``NO_PROXY``...) and the working directory. Out:
 :class:`Egress`: the one source in force (:func:`kproxy.policy.egress.select` decides by
 precedence: ``--http-proxy-config`` > ``proxy-url`` > environment), how to name it, and the
 extra CAs; their warnings go to the caller's list. The decision for the API server itself
-is made in :mod:`kproxy.config.upstream`.
+is made in :mod:`kproxy.config.upstream`. Without a proxy set anywhere the proxy rules are
+not even imported (``docs/startup.md`` §7): ``Egress.config`` is then ``None`` and every
+URL goes direct (:func:`kproxy.policy.egress_decision.direct`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from kproxy.config.files import read_file, resolve
 from kproxy.config.flags import Flags
 from kproxy.policy import kubeconfig
-from kproxy.policy.egress import EgressConfig, select
 from kproxy.policy.trust import TrustBundle, merge, parse_ca_file, parse_pem
 
-__all__ = ["Egress", "build_egress", "origins"]
+if TYPE_CHECKING:
+    from kproxy.policy.egress import EgressConfig
+
+__all__ = ["PROXY_VARIABLES", "Egress", "build_egress", "origins"]
+
+# What Go's ProxyFromEnvironment takes a proxy from (docs/go-proxy-selection.md §2); an
+# empty value is unset. Without any of them (and no file, no proxy-url) nothing is proxied.
+PROXY_VARIABLES = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy")
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,7 @@ class Egress:
     """The proxy settings in force (one source, :func:`kproxy.policy.egress.select`) and the
     extra CAs, for ``--explain-egress``."""
 
-    config: EgressConfig = field(default_factory=EgressConfig)
+    config: EgressConfig | None = None  # None: no proxy set anywhere, every URL goes direct
     source: str = "the environment"  # how the winning source is named for people
     trust: TrustBundle = field(default_factory=TrustBundle)
 
@@ -50,6 +59,12 @@ def build_egress(
     if flags.custom_ca_trust_certificates:
         path = resolve(base, flags.custom_ca_trust_certificates)
         bundles.append(parse_ca_file(read_file(path, "--custom-ca-trust-certificates file"), path, now=now))
+    if not flags.http_proxy_config and not cluster.proxy_url and not any(env.get(n) for n in PROXY_VARIABLES):
+        bundle = merge(*bundles)
+        warnings.extend(bundle.warnings)
+        return Egress(None, "the environment", bundle)  # nothing to decide: every URL goes direct
+    from kproxy.policy.egress import EgressConfig, select  # a proxy is set: its rules (docs/startup.md §7)
+
     from_file: EgressConfig | None = None
     if flags.http_proxy_config:
         path = resolve(base, flags.http_proxy_config)

@@ -10,7 +10,6 @@ file, parsed, and how it combines with ``--authorized-ip-ranges``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from kproxy.errors import ConfigError
 from kproxy.policy.ranges import AuthorizedRanges
@@ -25,7 +24,8 @@ def resolve(base: str, path: str) -> str:
 
 def read_file(path: str, what: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as file:  # not pathlib: ~5 M instructions of start-up to import (docs/startup.md §6)
+            return file.read()
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 

@@ -16,16 +16,17 @@ mapped by :mod:`kproxy.policy.tls_names`; client certificates are requested by
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from kproxy.config.files import read_file, resolve
 from kproxy.config.flags import Flags
 from kproxy.credentials.sources import pem_file
 from kproxy.errors import ConfigError
-from kproxy.policy.tls_names import TLSVersionName, cipher_suites, min_version
+
+if TYPE_CHECKING:
+    from kproxy.policy.tls_names import TLSVersionName
 
 __all__ = ["Loaded", "ServingTLS", "serving_tls"]
 
@@ -96,6 +97,9 @@ def serving_tls(flags: Flags, base: str, warnings: list[str]) -> ServingTLS | No
             "--tls-cert-file cannot be used with --unix-socket: the socket file's mode decides who connects; "
             "serve TLS on --port"
         )
+    # Only a TLS listener needs Go's names and the rest (docs/startup.md §6).
+    from kproxy.policy.tls_names import cipher_suites, min_version
+
     try:
         version = min_version(flags.tls_min_version)
         ciphers = cipher_suites(flags.tls_cipher_suites)
@@ -149,6 +153,8 @@ def _load(cert_file: str, key_file: str, ca_file: str, version: TLSVersionName, 
             raise ConfigError(
                 f"--tls-cert-file {cert_file} / --tls-private-key-file {key_file}: cannot be used together ({reason})"
             ) from None
+    import hashlib  # with a TLS listener only
+
     deferred = False
     fingerprint = hashlib.sha256(cert_pem + b"\0" + key_pem)
     if ca_file:
@@ -161,6 +167,8 @@ def _load(cert_file: str, key_file: str, ca_file: str, version: TLSVersionName, 
 
 
 def _check_certificate(pem: bytes, path: str) -> list[str]:
+    from datetime import UTC, datetime
+
     from cryptography import x509  # only with a TLS listener: start-up stays lean without
 
     try:

@@ -14,18 +14,21 @@ from __future__ import annotations
 import os
 import ssl
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from kproxy._version import __version__
 from kproxy.config.egress_settings import Egress
 from kproxy.config.flags import Flags
 from kproxy.config.kubeconfig_loading import Loaded
-from kproxy.config.proxy_route import ProxyRoute
 from kproxy.config.upstream_auth import user_auth
 from kproxy.config.upstream_tls import upstream_tls
 from kproxy.credentials import sources as credentials
 from kproxy.errors import ConfigError
-from kproxy.policy.egress import Decision
+from kproxy.policy.egress_decision import Decision, direct
+
+if TYPE_CHECKING:
+    from kproxy.config.proxy_route import ProxyRoute
 
 __all__ = ["Upstream", "build_upstream"]
 
@@ -139,13 +142,15 @@ def _server(url_text: str) -> _Server:
 def _route(server: str, display: str, egress: Egress) -> tuple[Decision, ProxyRoute | None]:
     """The egress decision for the API server, and the proxy to dial if any."""
     try:
-        decision = egress.config.decide(server)
+        decision = egress.config.decide(server) if egress.config is not None else direct(server)
     except ValueError as exc:
         raise ConfigError(f"server {server!r}: {exc}") from None
     if decision.error:
         raise ConfigError(f"{decision.rule}; the API server {display} cannot be reached from here")
     if decision.proxy is None:
         return decision, None
+    from kproxy.config.proxy_route import ProxyRoute  # with a proxy only (docs/startup.md §7)
+
     proxy_tls = credentials.proxy_tls_context(egress.trust.pem) if decision.proxy.scheme == "https" else None
     return decision, ProxyRoute.from_url(decision.proxy, decision.source, proxy_tls)
 

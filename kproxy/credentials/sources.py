@@ -30,11 +30,9 @@ import math
 import os
 import ssl
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from kproxy.credentials.outbound import Outbound
 from kproxy.credentials.resumption import ResumingContext
@@ -79,13 +77,15 @@ def tls_context(
 ) -> ssl.SSLContext:
     """The API server's context. ``extra_ca``: PEM CAs trusted besides the kubeconfig's CA
     (or the system store without one): ``--custom-ca-trust-certificates``, ``trustedCa``."""
-    ctx = _default_context()
+    # The system trust store only where it is the trust anchor: client-go trusts only the
+    # kubeconfig's CA when one is given, and nothing is verified when insecure. Loading
+    # the store costs ~25 ms of start-up (docs/startup.md §2), each time a rotated client
+    # certificate is loaded too.
+    ctx = _client_context(system_roots=ca_pem is None and not insecure)
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     elif ca_pem is not None:
-        # client-go trusts only the kubeconfig's CA when one is given, not the system roots.
-        ctx = _fresh_context_like(ctx)
         try:
             ctx.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))
         except (ssl.SSLError, ValueError) as exc:
@@ -112,17 +112,20 @@ def tls_context(
 def proxy_tls_context(extra_ca: bytes = b"") -> ssl.SSLContext:
     """For ``https://`` forward proxies: the system trust store plus ``extra_ca``, the
     certificate checked against the proxy's host name."""
-    ctx = _default_context()
+    ctx = _client_context()
     if extra_ca:
         _load_extra(ctx, extra_ca)
     ctx.keep_alpn()  # http/1.1 to the proxy, whatever the tunnel carries
     return ctx
 
 
-def _default_context() -> ResumingContext:
-    # ssl.create_default_context(SERVER_AUTH), on a context that resumes TLS sessions.
+def _client_context(*, system_roots: bool = True) -> ResumingContext:
+    # ssl.create_default_context(SERVER_AUTH), on a context that resumes TLS sessions;
+    # TLS 1.2 at least (PROTOCOL_TLS_CLIENT's default since Python 3.10, said outright).
     ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if system_roots:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     # Python 3.13 turns on VERIFY_X509_STRICT, which rejects real cluster CAs that Go
     # (and so kubectl) accepts, e.g. CAs without a keyUsage or AKI extension. kubectl
     # parity wins: verification stays on, the extra RFC 5280 pedantry goes.
@@ -142,15 +145,6 @@ def _load_extra(ctx: ssl.SSLContext, pem: bytes) -> None:
         raise ConfigError(f"custom CA certificates: cannot be loaded ({_reason(exc)})") from None
 
 
-def _fresh_context_like(template: ssl.SSLContext) -> ResumingContext:
-    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_flags = template.verify_flags
-    ctx.hostname_checks_common_name = False
-    ctx.set_alpn_protocols(["http/1.1"])
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
-
-
 def _reason(exc: Exception) -> str:
     reason = getattr(exc, "reason", None)
     return str(reason or exc)
@@ -168,6 +162,8 @@ def pem_file(data: bytes) -> Iterator[str]:
         finally:
             os.close(fd)
         return
+    import tempfile  # elsewhere than Linux only: ~14 M instructions to import (docs/startup.md §6)
+
     fd, path = tempfile.mkstemp(prefix="kproxy-", suffix=".pem")
     try:
         os.write(fd, data)
@@ -318,7 +314,8 @@ class TokenFile(AuthSource):
     def _reread(self) -> None:
         now = time.monotonic()
         try:
-            token = Path(self._path).read_text("utf-8", "replace").strip()
+            with open(self._path, encoding="utf-8", errors="replace") as file:
+                token = file.read().strip()
             if not token:
                 raise ValueError("the file is empty")
             line = bearer_line(token, self._what)
@@ -388,8 +385,8 @@ class CertFiles(TLSSource):
         if stamp == self._stamp:
             return
         try:
-            cert = Path(self._cert_path).read_bytes() if self._cert_path else self._cert
-            key = Path(self._key_path).read_bytes() if self._key_path else self._key
+            cert = _read(self._cert_path) if self._cert_path else self._cert
+            key = _read(self._key_path) if self._key_path else self._key
         except OSError as exc:
             log.warning(
                 "client certificate files changed but cannot be read (%s: %s); keeping the previous certificate",
@@ -414,3 +411,8 @@ class CertFiles(TLSSource):
         self.generation += 1
         tally.refresh("cert_files", True)
         log.info("client certificate %s changed: new connections use it, idle ones are closed", self._what)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()

@@ -21,12 +21,12 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
-from multidict import CIMultiDict, CIMultiDictProxy
-
 from kproxy.http.flow import ReadGate
 from kproxy.waiters import wake
 
 if TYPE_CHECKING:
+    from multidict import CIMultiDictProxy
+
     from kproxy.http.responses import Answer
 
 __all__ = ["Attachment", "Body", "BrokenBody", "Connection", "RawSink", "Request", "Resume"]
@@ -250,6 +250,10 @@ class Request:
     @property
     def headers(self) -> CIMultiDictProxy[str]:
         if self._headers is None:
+            # Imported by the first request that asks (a proxied GET never does): it and
+            # the platform module it loads are ~13 M instructions of start-up (docs/startup.md §6).
+            from multidict import CIMultiDict, CIMultiDictProxy
+
             self._headers = CIMultiDictProxy(
                 CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in self.raw_headers)
             )

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from kproxy.errors import ConfigError, UpstreamError
+from kproxy.policy.egress_decision import Decision, unproxied_scheme_rule, unset_rule
 from kproxy.policy.go_url import GoURL, hide_userinfo
 from kproxy.policy.no_proxy import NoProxy, join_host_port, parse_ip, request_host
 
@@ -135,28 +136,6 @@ class ProxySetting:
         if url.scheme not in ("http", "https", "socks5", "socks5h"):
             return [f"{where}: scheme {url.scheme}:// is used as a plain HTTP proxy, as Go does"]
         return []
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """How one request URL leaves: ``proxy`` is ``None`` for direct.
-
-    ``source`` names the setting the proxy came from, ``rule`` what decided, ``error`` is
-    set when Go refuses the request (CGI, §1 step 3).
-    """
-
-    proxy: GoURL | None
-    source: str
-    rule: str
-    error: bool = False
-
-    def __str__(self) -> str:
-        if self.error:
-            return f"error: {self.rule}"
-        if self.proxy is None:
-            return f"direct: {self.rule}"
-        line = f"proxy {self.proxy.display()} from {self.source}"
-        return f"{line} ({self.rule})" if self.rule else line
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +227,7 @@ class EgressConfig:
         elif req.scheme == "http":
             setting, kind = self.http, "HTTP"
         else:
-            return Decision(None, "", f"only http and https URLs use a proxy (scheme {req.scheme or '(none)'})")
+            return Decision(None, "", unproxied_scheme_rule(req.scheme))
         if setting is not None and setting.url is not None and kind == "HTTP" and self.cgi:
             # §1 step 3, before NO_PROXY and loopback; HTTPS proxies are still used.
             return Decision(None, setting.name, f"{CGI_REFUSAL} (REQUEST_METHOD is set; {setting.name})", True)
@@ -311,7 +290,7 @@ class EgressConfig:
                 else f"httpProxy is not set{self.location}"
             )
         other = self.http if kind == "HTTPS" else self.https
-        line = f"{kind}_PROXY and {kind.lower()}_proxy are not set"
+        line = unset_rule(kind)
         if other is not None:
             line += f" ({other.name} is never used for {kind.lower()} URLs)"
         return line

@@ -153,6 +153,11 @@ class ProxyServer:
             self._watches.append(FileWatch(lambda: self.options.reload_paths, self.reload_upstream))
         for watch in self._watches:
             watch.start()
+        if self.readiness is None:
+            # The first request's connection, dialled while the caller finishes its start
+            # (the CLI prints "Starting to serve on" first): docs/startup.md §4. The
+            # readiness probe's first check dials one anyway and leaves it in the pool.
+            relay.pool.warm_up()
 
     async def _start_admin(self, relay: Relay) -> None:
         from kproxy.server.exposition import CONTENT_TYPE, Exposition  # prometheus_client: only now

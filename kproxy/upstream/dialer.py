@@ -24,14 +24,16 @@ import errno
 import socket
 import ssl
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from kproxy.config.proxy_route import ProxyRoute
 from kproxy.config.upstream import Upstream
 from kproxy.credentials.resumption import offering
 from kproxy.credentials.sources import TLSSource
 from kproxy.errors import UpstreamError, UpstreamTimeout
 from kproxy.upstream.tunnel import ProxyTLSFailure, connect_via, proxy_peer_certificate, unverified_context
+
+if TYPE_CHECKING:
+    from kproxy.config.proxy_route import ProxyRoute
 
 __all__ = ["ALPN_HTTP1", "Dialer"]
 

@@ -26,17 +26,21 @@ import http
 import socket
 import ssl
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from kproxy.config.egress_settings import Egress
-from kproxy.config.proxy_route import ProxyRoute
 from kproxy.credentials import sources as credentials
 from kproxy.credentials.outbound import Reply
 from kproxy.errors import UpstreamError, UpstreamTimeout
+from kproxy.policy.egress_decision import direct
+from kproxy.policy.gonet import join_host_port
 from kproxy.policy.headers import parse_header_lines
-from kproxy.policy.no_proxy import idna_ascii, join_host_port
 from kproxy.upstream.connection import UpstreamConnection
 from kproxy.upstream.tunnel import ProxyTLSFailure, connect_via
+
+if TYPE_CHECKING:
+    from kproxy.config.proxy_route import ProxyRoute
 
 __all__ = ["OutboundHTTP"]
 
@@ -114,8 +118,9 @@ class OutboundHTTP:
         return answer.status, location, b"".join(chunks)
 
     def _route(self, url: str) -> ProxyRoute | None:
+        config = self._egress.config
         try:
-            decision = self._egress.config.decide(url)
+            decision = config.decide(url) if config is not None else direct(url)
         except ValueError as exc:
             raise UpstreamError(f"cannot request {url!r}: {exc}") from None
         if decision.error:
@@ -127,6 +132,8 @@ class OutboundHTTP:
             if self._proxy_tls is None:
                 self._proxy_tls = credentials.proxy_tls_context(self._egress.trust.pem)
             proxy_tls = self._proxy_tls
+        from kproxy.config.proxy_route import ProxyRoute  # with a proxy only (docs/startup.md §7)
+
         return ProxyRoute.from_url(decision.proxy, decision.source, proxy_tls)
 
     def _context(self, ca_pem: bytes | None) -> ssl.SSLContext:
@@ -152,6 +159,8 @@ class OutboundHTTP:
     async def _dial(
         self, route: ProxyRoute | None, host: str, port: int, ctx: ssl.SSLContext | None, where: str
     ) -> UpstreamConnection:
+        from kproxy.policy.no_proxy import idna_ascii  # an issuer's name: not at start-up (docs/startup.md §7)
+
         server_hostname = host if ctx is not None else None
         try:
             async with asyncio.timeout(self._connect_timeout):

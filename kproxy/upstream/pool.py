@@ -53,6 +53,7 @@ class ConnectionPool:
         self._dialing = 0  # dials under way for them
         self._connected = False  # a dial succeeded once (its TLS session can be resumed)
         self._dial_seconds = 0.0  # how long the last successful dial took
+        self._warming: asyncio.Task[UpstreamConnection] | None = None  # warm_up()'s dial
 
     @property
     def dialer(self) -> Dialer:
@@ -107,6 +108,20 @@ class ConnectionPool:
             except ValueError:
                 pass
 
+    def warm_up(self) -> None:
+        """Dial one connection now, ahead of the first request, which then finds it idle
+        or waits for it as for its own dial (``docs/startup.md`` §4): the dial and TLS
+        handshake overlap the client's own start. It is scheduled, never awaited, so it
+        cannot delay start-up; it runs no exec plugin (a dial never does); a failure is
+        silent, and is the error of whichever request was waiting for it, as its own dial
+        would have been; :meth:`close` cancels it. A pool that has a connection or a dial
+        for waiting requests already is left as it is."""
+        if self._closed or self._idle or self._dialing:
+            return
+        self._dialing += 1
+        self._warming = asyncio.get_running_loop().create_task(self.connect())
+        self._warming.add_done_callback(functools.partial(self._dialled, time.monotonic()))
+
     def _dial_for_waiters(self) -> None:
         waiting = sum(1 for want in self._wanting if not want.done())
         if not self._connected:
@@ -126,13 +141,21 @@ class ConnectionPool:
 
     def _dialled(self, began: float, dial: asyncio.Task[UpstreamConnection]) -> None:
         self._dialing -= 1
+        if dial is self._warming:
+            self._warming = None
         if dial.cancelled():
             return
         error = dial.exception()
         if error is None:
             self._connected = True
             self._dial_seconds = time.monotonic() - began
-            self._hand_over(dial.result())
+            conn = dial.result()
+            if self._tls is not None:
+                self._check_tls(time.monotonic())
+            if conn.generation == self._generation:
+                self._hand_over(conn)
+            else:  # made with a certificate replaced meanwhile (an exec plugin's first, say)
+                conn.close()  # every request after a rotation goes out with the new one
         elif not self._connected:
             # Nothing ever got through: everyone waiting was counting on this dial.
             for want in self._wanting:
@@ -205,6 +228,8 @@ class ConnectionPool:
 
     def close(self) -> None:
         self._closed = True
+        if self._warming is not None:
+            self._warming.cancel()  # a stop never waits for a handshake nobody asked for
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

@@ -26,11 +26,13 @@ import os
 import socket
 import ssl
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
-from kproxy.config.proxy_route import ProxyRoute
 from kproxy.errors import UpstreamError
-from kproxy.policy.no_proxy import idna_ascii, join_host_port
+from kproxy.policy.gonet import join_host_port
+
+if TYPE_CHECKING:
+    from kproxy.config.proxy_route import ProxyRoute
 
 __all__ = ["ProxyTLSFailure", "connect_via", "proxy_peer_certificate", "unverified_context"]
 
@@ -84,6 +86,8 @@ async def connect_via(
         return transport, protocol
     transport, reply = await _to_proxy(route, _ConnectReply)
     try:
+        from kproxy.policy.no_proxy import idna_ascii  # through a proxy only (docs/startup.md §7)
+
         target = join_host_port(idna_ascii(target_host), str(target_port)).encode("ascii", "replace")
         transport.write(
             b"CONNECT "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 from collections.abc import Iterator
 
 import pytest
@@ -63,3 +65,26 @@ def test_configuration_errors_are_one_line(argv: list[str], message: str, capsys
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", message)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_start_up_runs_without_the_cyclic_collector_and_gives_it_back(
+    enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/startup.md §5: collections would only walk what start-up makes to keep.
+    seen: list[bool] = []
+    main_module = importlib.import_module("kproxy.cli.main")  # the module, not kproxy.cli's main()
+    inner = main_module._main
+
+    def spy(args: list[str]) -> int:
+        seen.append(gc.isenabled())
+        return inner(args)
+
+    monkeypatch.setattr(main_module, "_main", spy)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert main(["--check-ip", "10.1.2.3"]) == 0
+        assert (seen, gc.isenabled()) == ([False], enabled)
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -60,6 +60,32 @@ def test_no_proxy_anywhere_is_direct_and_quiet(tmp_path: Path) -> None:
     assert opts.notices == () and opts.warnings == ()
 
 
+@pytest.mark.parametrize(
+    ("environ", "read"),
+    [
+        ({}, False),
+        ({"NO_PROXY": "10.0.0.0/8", "REQUEST_METHOD": "GET", "HTTPS_PROXY": ""}, False),  # nothing to proxy
+        ({"http_proxy": "proxy:3128"}, True),
+        ({"HTTPS_PROXY": "proxy:3128"}, True),
+    ],
+)
+def test_the_proxy_rules_are_read_only_when_a_proxy_is_set(tmp_path: Path, environ: dict[str, str], read: bool) -> None:
+    # docs/startup.md §7: without a proxy anywhere every URL goes direct, and the decision
+    # and --explain-egress read as they did when the environment was parsed.
+    opts = build(tmp_path, environ=environ)
+    assert (opts.egress.config is not None) == read
+    if not read:
+        assert str(opts.upstream.egress) == "direct: HTTPS_PROXY and https_proxy are not set"
+        shown = explain_egress(opts, ["http://example.com/"])
+        assert shown[:4] == [
+            "proxy settings: the environment",
+            "  HTTP_PROXY   (not set)",
+            "  HTTPS_PROXY  (not set)",
+            f"  NO_PROXY     {environ.get('NO_PROXY') or '(not set)'}",
+        ]
+        assert "  direct: HTTP_PROXY and http_proxy are not set" in shown
+
+
 def test_environment(tmp_path: Path) -> None:
     opts = build(tmp_path, environ={"https_proxy": "proxy.corp:3128", "NO_PROXY": "example.com"})
     route = opts.upstream.proxy

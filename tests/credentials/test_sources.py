@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+import trustme
 
 from kproxy.credentials import sources as credentials
+from kproxy.credentials.resumption import ResumingContext
 from kproxy.errors import ConfigError
 from kproxy.testing import TestPKI
 
@@ -89,6 +91,53 @@ async def test_certificate_files_replaced_on_disk(tmp_path: Path, pki: TestPKI) 
     source.check(time.monotonic())
     assert len(loads) == count and source.generation == 1
     assert source.check_at > time.monotonic() + 50
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def _names(ctx: ssl.SSLContext) -> list[str]:
+    return sorted(v for c in ctx.get_ca_certs() for rdn in c["subject"] for k, v in rdn if k == "organizationName")
+
+
+@pytest.mark.parametrize(
+    ("kubeconfig_ca", "insecure", "trusted", "system_store_loads"),
+    [
+        (True, False, ["kubeconfig CA"], 0),  # client-go: the kubeconfig's CA alone
+        (False, False, ["system root"], 1),  # no CA given: the system's
+        (False, True, [], 0),  # nothing is verified: no trust store at all
+    ],
+)
+def test_the_system_trust_store_is_loaded_only_where_it_is_the_anchor(
+    kubeconfig_ca: bool,
+    insecure: bool,
+    trusted: list[str],
+    system_store_loads: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The "system" store: a file of our own, where OpenSSL looks first (SSL_CERT_FILE).
+    system = tmp_path / "system.pem"
+    system.write_bytes(trustme.CA(organization_name="system root").cert_pem.bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(system))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "no-such-dir"))
+    loads: list[ssl.Purpose] = []
+    original = ResumingContext.load_default_certs
+
+    def counted(self: ResumingContext, purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH) -> None:
+        loads.append(purpose)
+        original(self, purpose)
+
+    monkeypatch.setattr(ResumingContext, "load_default_certs", counted)
+    ca = trustme.CA(organization_name="kubeconfig CA").cert_pem.bytes() if kubeconfig_ca else None
+    ctx = credentials.tls_context(
+        ca_pem=ca, ca_field="ca", insecure=insecure, cert_pem=None, key_pem=None, cert_field="c", key_field="k"
+    )
+    # Loading the store is ~25 ms of start-up: never done for a context that does not use it.
+    assert (_names(ctx), len(loads)) == (trusted, system_store_loads)
+    assert isinstance(ctx, ResumingContext) and ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert not ctx.hostname_checks_common_name and not ctx.verify_flags & getattr(ssl, "VERIFY_X509_STRICT", 0)
+    assert (ctx.verify_mode, ctx.check_hostname) == ((ssl.CERT_NONE, False) if insecure else (ssl.CERT_REQUIRED, True))
 
 
 # --------------------------------------------------------------------------- headers

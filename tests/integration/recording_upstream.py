@@ -10,12 +10,15 @@ bytes of every connection are kept too, for the failure messages.
 
 ``script`` (optional) replaces the answer: given the request, it returns the raw bytes
 to send (a cut answer, a malformed head ...), or None to close without answering.
+``tls`` (optional): a server context, to speak HTTPS; a connection is then recorded once
+its TLS handshake is done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +49,7 @@ Script = Callable[[Seen], bytes | None]
 @dataclass
 class RecordingUpstream:
     script: Script | None = None
+    tls: ssl.SSLContext | None = None
     seen: list[Seen] = field(default_factory=list)
     connections: list[bytearray] = field(default_factory=list)
     broken: int = 0  # connections that ended in the middle of a request
@@ -61,10 +65,10 @@ class RecordingUpstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
 
-    async def start(self) -> RecordingUpstream:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> RecordingUpstream:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", port, ssl=self.tls)
         return self
 
     async def stop(self) -> None:

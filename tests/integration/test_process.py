@@ -401,9 +401,32 @@ async def test_version_prints_without_importing_the_proxy() -> None:
     assert not {m for m in imported if m.startswith(("kproxy.config", "kproxy.server", "kproxy.proxy", "asyncio"))}
 
 
+def _imported(importtime: bytes) -> set[str]:
+    """The modules ``-X importtime`` saw imported."""
+    lines = importtime.decode().splitlines()
+    return {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+
+
+async def _imported_by_the_interpreter() -> set[str]:
+    """What any interpreter here imports before kproxy runs (site, .pth files)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "importtime", "-c", "pass", stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    return _imported(err)
+
+
+@pytest.mark.parametrize("form", ["yaml", "json"])
 async def test_nothing_the_first_request_does_not_need_is_imported_before_serving(
-    api: FakeAPIServer, kubeconfig: Path
+    api: FakeAPIServer, kubeconfig: Path, form: str, tmp_path: Path
 ) -> None:
+    # docs/startup.md §6.
+    if form == "json":  # as tools (and the benchmark) write it: no YAML machinery then (§3)
+        import yaml
+
+        written = tmp_path / "kubeconfig.json"
+        written.write_text(json.dumps(yaml.safe_load(kubeconfig.read_text()), indent=1))
+        kubeconfig = written
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-X",
@@ -424,9 +447,20 @@ async def test_nothing_the_first_request_does_not_need_is_imported_before_servin
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = await proc.communicate()
-    imported = {line.split("|")[-1].strip() for line in err.decode().splitlines() if line.startswith("import time:")}
+    imported = _imported(err) - await _imported_by_the_interpreter()
     assert "kproxy.proxy.fast" in imported  # the check sees kproxy's imports
-    unneeded = ("cryptography", "h2", "hpack", "aiohttp", "kproxy.testing", "kproxy.proxy.static", "kproxy.cli.demo")
+    unneeded = (
+        *("cryptography", "h2", "hpack", "aiohttp", "kproxy.testing", "kproxy.proxy.static", "kproxy.cli.demo"),
+        # A request's headers as a multidict (and the platform module multidict loads),
+        # the system's CA bundle, hashes and Go's TLS names for a TLS listener.
+        *("multidict", "platform", "certifi", "hashlib", "kproxy.policy.tls_names"),
+        *("pathlib", "tempfile"),  # files are read with open(); memfd_create where there is one
+        *(("yaml",) if form == "json" else ()),
+    )
     assert not {m for m in imported if m.split(".")[0] in unneeded or m.startswith(unneeded)}
-    unneeded_here = ("kproxy.credentials.exec_plugin", "kproxy.credentials.oidc", "kproxy.upstream.h2_connection")
+    unneeded_here = (
+        *("kproxy.credentials.exec_plugin", "kproxy.credentials.oidc", "kproxy.upstream.h2_connection"),
+        # Without a proxy set anywhere, the proxy rules and the NO_PROXY matcher (§7).
+        *("kproxy.policy.egress", "kproxy.policy.no_proxy", "kproxy.config.proxy_route"),
+    )
     assert not imported & set(unneeded_here)

@@ -8,6 +8,7 @@ client end to end against a scripted server.
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import ssl
 from collections.abc import Callable
@@ -440,3 +441,125 @@ async def settle() -> None:
     """Let finished dials' callbacks run."""
     for _ in range(10):
         await asyncio.sleep(0)
+
+
+# -- warming up: the first request's connection, dialled at start-up (docs/startup.md §4)
+
+
+async def test_warm_up_dials_one_connection_that_waits_idle(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    pool.warm_up()
+    pool.warm_up()  # one under way is enough
+    await until(lambda: len(dialer.dials) == 1)
+    await settle()
+    conn = pool.idle_connection()
+    assert conn is not None and not conn.closed and len(dialer.dials) == 1
+    pool.release(conn)
+    pool.warm_up()  # a pool with a connection needs none
+    await settle()
+    assert len(dialer.dials) == 1
+
+
+async def test_a_request_during_the_warm_up_waits_for_it_instead_of_dialling(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    pool.warm_up()
+    request = asyncio.create_task(pool.acquire())
+    await settle()
+    assert pool._dialing == 1 and not request.done()  # no second handshake for it
+    dialer.gate.set()
+    conn = await request
+    assert len(dialer.dials) == 1 and not conn.closed and pool.idle_connection() is None
+
+
+async def test_no_warm_up_beside_a_dial_under_way(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    probe = asyncio.create_task(pool.acquire())  # the readiness probe came first
+    await settle()
+    pool.warm_up()
+    dialer.gate.set()
+    await probe
+    await settle()
+    assert len(dialer.dials) == 1 and pool.idle_connection() is None
+
+
+async def test_a_failed_warm_up_is_silent_and_the_next_request_dials_again(
+    clock: Clock, timers: Timers, caplog: pytest.LogCaptureFixture
+) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.fail = OSError(111, "Connection refused")
+    pool.warm_up()
+    await until(lambda: pool._dialing == 0)
+    await settle()
+    gc.collect()  # a task whose error nobody retrieved would be logged now
+    assert caplog.records == [] and pool.idle_connection() is None
+    dialer.fail = None
+    conn = await pool.acquire()
+    assert not conn.closed and len(dialer.dials) == 1  # a dial of its own (the failed one opened nothing)
+
+
+async def test_a_request_waiting_for_a_failed_warm_up_gets_its_error_as_from_its_own_dial(
+    clock: Clock, timers: Timers
+) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    pool.warm_up()
+    request = asyncio.create_task(pool.acquire())
+    await settle()
+    dialer.fail = OSError(111, "Connection refused")
+    dialer.gate.set()
+    with pytest.raises(UpstreamError, match="refused"):
+        await request
+    dialer.fail = None
+    assert not (await pool.acquire()).closed  # and the next one dials afresh
+
+
+async def test_close_cancels_a_warm_up_under_way(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    pool.warm_up()
+    await settle()
+    pool.close()
+    await settle()
+    dialer.gate.set()
+    await settle()
+    assert dialer.dials == [] and pool._dialing == 0 and pool.idle_connection() is None
+    pool.warm_up()  # a closed pool dials nothing more
+    await settle()
+    assert dialer.dials == []
+
+
+async def test_a_dial_made_with_a_replaced_certificate_is_not_handed_to_a_request(clock: Clock, timers: Timers) -> None:
+    # The warm-up dials before the first request's credential exists (an exec plugin's
+    # certificate arrives with its first run): that connection must not carry the request.
+    tls = FakeTLS()
+    dialer = GatedDialer(upstream(tls=tls))
+    pool = ConnectionPool(dialer)
+    made: list[UpstreamConnection] = []
+    connect = pool.connect
+
+    async def recorded(*, tunnel: bool = False) -> UpstreamConnection:
+        conn = await connect(tunnel=tunnel)
+        made.append(conn)
+        return conn
+
+    pool.connect = recorded  # type: ignore[method-assign]
+    dialer.gate.clear()
+    pool.warm_up()  # with generation 1
+    await settle()
+    tls.rotate()
+    tls.check(clock.now)  # the new certificate: generation 2
+    request = asyncio.create_task(pool.acquire())
+    await settle()
+    dialer.gate.set()
+    conn = await request
+    warm, fresh = made
+    assert conn is fresh and (warm.generation, fresh.generation) == (1, 2)
+    assert transport_of(warm).closed and pool.idle_connection() is None

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import textwrap
 
 import pytest
+import yaml
 
 from kproxy.errors import ConfigError
 from kproxy.policy.kubeconfig.model import Cluster, Context, KubeConfig, User
@@ -250,3 +253,41 @@ def test_nulls_are_zero_values_and_unknown_keys_are_ignored() -> None:
     assert cfg.clusters == {"c": Cluster(), "d": Cluster()}
     assert cfg.contexts == {"x": Context()}
     assert cfg.current_context == ""
+
+
+# -- how the text is read: JSON as JSON, YAML by libyaml, errors by pyyaml ------------------
+
+
+def _full_as_json(indent: int | str | None) -> str:
+    return json.dumps(yaml.safe_load(textwrap.dedent(FULL)), indent=indent)
+
+
+@pytest.mark.parametrize("indent", [None, 1, 4])
+def test_json_reads_as_its_yaml(indent: int | None) -> None:
+    assert parse(_full_as_json(indent), SRC) == kc(FULL)
+
+
+@pytest.mark.parametrize(
+    ("text", "server"),
+    [
+        ('{"clusters": [{"name": "a", "cluster": {"server": "https:\\/\\/h\\u00e9"}}]}', "https://h\u00e9"),
+        # Numbers JSON and YAML 1.1 read differently go to YAML, as before: 1e5 is a string there.
+        ('{"clusters": [{"name": "a", "cluster": {"server": 1e5}}]}', "1e5"),
+        ('{"clusters": [{"name": "a", "cluster": {"server": NaN}}]}', "NaN"),
+        # A YAML flow mapping that is not JSON is YAML.
+        ("{clusters: [{name: a, cluster: {server: 'https://h'}}]}", "https://h"),
+    ],
+)
+def test_json_and_flow_yaml_read_as_pyyaml_reads_them(text: str, server: str) -> None:
+    assert parse(text, SRC).clusters["a"].server == server == yaml.safe_load(text)["clusters"][0]["cluster"]["server"]
+
+
+def test_json_indented_with_tabs_is_read() -> None:
+    # Go's json.MarshalIndent(v, "", "\t") writes this; pyyaml's own reader refused it.
+    assert parse(_full_as_json("\t"), SRC) == kc(FULL)
+
+
+def test_without_libyaml_the_same_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_libyaml = kc(FULL)
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    assert kc(FULL) == with_libyaml
