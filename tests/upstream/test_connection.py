@@ -16,7 +16,14 @@ import pytest
 
 from kproxy.errors import UpstreamError
 from kproxy.policy.headers import parse_header_lines
-from kproxy.upstream.connection import _HIGH_WATER, _LOW_WATER, MAX_RESPONSE_HEAD, STREAM_PIECE, UpstreamConnection
+from kproxy.upstream.connection import (
+    _HIGH_WATER,
+    _LOW_WATER,
+    _TLS_PENDING,
+    MAX_RESPONSE_HEAD,
+    STREAM_PIECE,
+    UpstreamConnection,
+)
 from tests.upstream.doubles import MockTransport
 
 GUARD = 5.0  # seconds; only a hang guard, never reached by a passing test
@@ -599,7 +606,9 @@ async def test_the_tls_read_buffer_below_is_as_small_as_ours() -> None:
 
     transport = TLSTransport(tls=True)
     UpstreamConnection().connection_made(transport)
-    assert transport.limits == (_HIGH_WATER, None)
+    # Smaller still than our own high-water mark: what waits encrypted below us while a
+    # slow client holds reading paused (see kproxy.upstream.tls_reads).
+    assert transport.limits == (_TLS_PENDING, None) and _TLS_PENDING <= _HIGH_WATER
     UpstreamConnection().connection_made(MockTransport())  # plain transports: no such call
 
 
