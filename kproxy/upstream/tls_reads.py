@@ -1,4 +1,4 @@
-"""TLS to the API server with socket reads of a bounded size.
+"""TLS to the API server with bounded reads: from the socket, and decrypted.
 
 In: a connected transport (TCP to the API server, a SOCKS5 socket, or a ``CONNECT``
 tunnel through a forward proxy), the protocol that is to speak through TLS, the TLS
