@@ -13,7 +13,10 @@ the same workload, to tell a real change on the request path from noise:
   dump's total is divided by N.
 
 Plain HTTP to the upstream keeps TLS's (OpenSSL's) share out, so the figure is kproxy's
-own work plus the kernel boundary. Needs Linux and valgrind (Debian's ``valgrind``).
+own work plus the kernel boundary. ``--upstream-tls`` makes the upstream speak TLS with a
+client certificate asked for, as kube-apiserver does, to see kproxy's TLS read and write
+path to the API server (a change there does not show without it). Needs Linux and
+valgrind (Debian's ``valgrind``).
 
 ``--tls`` measures kproxy's own TLS listener instead: kproxy serves HTTPS with
 ``--client-ca-file``, the load presents a client certificate (CN ``bench-user``, O
@@ -55,7 +58,7 @@ __all__ = ["main"]
 REPO = Path(__file__).resolve().parents[1]
 
 
-async def _upstream(pod: bytes) -> tuple[asyncio.AbstractServer, int]:
+async def _upstream(pod: bytes, tls: Pki | None = None) -> tuple[asyncio.AbstractServer, int]:
     answer = (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAudit-Id: 00000000-0000-0000-0000-000000000000\r\n"
         b"Content-Length: %d\r\n\r\n%b" % (len(pod), pod)
@@ -74,7 +77,13 @@ async def _upstream(pod: bytes) -> tuple[asyncio.AbstractServer, int]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    context = None
+    if tls is not None:  # as kube-apiserver: TLS, a client certificate asked for
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca))
+        context.load_cert_chain(tls.server_cert, tls.server_key)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.set_alpn_protocols(["http/1.1"])
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
     return server, server.sockets[0].getsockname()[1]
 
 
@@ -126,7 +135,14 @@ def _export(ref: str, into: Path) -> Path:
 
 
 async def _measure(
-    ref: str, work: Path, upstream_port: int, total: int, connections: int, tls: Pki | None, identity: str
+    ref: str,
+    work: Path,
+    upstream_port: int,
+    total: int,
+    connections: int,
+    tls: Pki | None,
+    identity: str,
+    upstream_tls: Pki | None = None,
 ) -> float:
     ref, plus, extra = ref.partition("+")
     if plus and extra != "observed":
@@ -138,13 +154,18 @@ async def _measure(
     )
     source = _export(ref, work)
     kubeconfig = work / "kubeconfig"
+    cluster: dict[str, str] = {"server": f"http://127.0.0.1:{upstream_port}"}
+    user: dict[str, str] = {"token": "bench-token"}
+    if upstream_tls is not None:
+        cluster = {"server": f"https://127.0.0.1:{upstream_port}", "certificate-authority": str(upstream_tls.ca)}
+        user = {"client-certificate": str(upstream_tls.client_cert), "client-key": str(upstream_tls.client_key)}
     kubeconfig.write_text(
         json.dumps(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{upstream_port}"}}],
-                "users": [{"name": "u", "user": {"token": "bench-token"}}],
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": "u", "user": user}],
                 "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
                 "current-context": "c",
             }
@@ -218,20 +239,23 @@ def _total(work: Path, out: Path) -> float:
     return float(totals)
 
 
-async def _run(refs: list[str], total: int, connections: int, keep: bool, tls: bool, identities: list[str]) -> None:
+async def _run(
+    refs: list[str], total: int, connections: int, keep: bool, tls: bool, identities: list[str], upstream_tls: bool
+) -> None:
     work = Path(tempfile.mkdtemp(prefix="kproxy-instr-"))
     try:
         root = write_payloads(work / "root", 10).root
         pod = (root / POD_PATH.lstrip("/")).read_bytes()
-        pki = make_pki(work / "pki") if tls else None
-        server, port = await _upstream(pod)
+        pki = make_pki(work / "pki") if tls or upstream_tls else None
+        up_pki = pki if upstream_tls else None
+        server, port = await _upstream(pod, up_pki)
         try:
             results = []
             for ref in refs:
                 for identity in identities if tls else [""]:
                     label = f"{ref} (TLS, {identity})" if tls else ref
                     started = time.monotonic()
-                    per = await _measure(ref, work, port, total, connections, pki, identity)
+                    per = await _measure(ref, work, port, total, connections, pki if tls else None, identity, up_pki)
                     results.append((label, per))
                     print(f"{label:>28}: {per:,.0f} instructions per request ({time.monotonic() - started:.0f} s)")
             base = results[0][1]
@@ -263,12 +287,20 @@ def main(argv: list[str] | None = None) -> int:
         default="proxy",
         help="with --tls: comma-separated --client-identity modes to measure per ref (e.g. proxy,impersonate)",
     )
+    p.add_argument(
+        "--upstream-tls",
+        action="store_true",
+        help="the upstream speaks TLS and asks for kproxy's client certificate, as kube-apiserver does "
+        "(the figure then includes OpenSSL's work on the API server's side of kproxy)",
+    )
     args = p.parse_args(argv)
     identities = [m for m in args.identities.split(",") if m]
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    asyncio.run(_run(args.refs, args.requests, args.connections, args.keep_workdir, args.tls, identities))
+    asyncio.run(
+        _run(args.refs, args.requests, args.connections, args.keep_workdir, args.tls, identities, args.upstream_tls)
+    )
     return 0
 
 

@@ -124,7 +124,7 @@ class ClientState:
 
     __slots__ = (
         "exchange", "in_flight", "logged", "logged_sent", "logged_status", "memo", "middle", "observer", "peer",
-        "user", "who",
+        "tail", "user", "who",
     )  # fmt: skip
 
     def __init__(self, observer: Observer | None = None, who: str = "", peer: Peer | None = None) -> None:
@@ -141,6 +141,7 @@ class ClientState:
         self.logged_status = 0
         self.logged_sent = -1
         self.middle = ""
+        self.tail = ""
 
     @classmethod
     def of(cls, request: Request, identify: Identify | None, observer: Observer | None = None) -> ClientState:

@@ -34,6 +34,7 @@ __all__ = ["Observer", "Record", "Seen", "Termination", "long_running", "record_
 
 Termination = Literal["complete", "client_gone", "upstream_reset", "timeout"]
 _DIGITS = [f"{n:03d}" for n in range(1000)]
+_MICROS_AUDIT = [f'{n:03d},"audit_id":"' for n in range(1000)]
 _monotonic = time.monotonic
 _FIRST_BOUND = DURATION_BUCKETS[0]
 # What the fast path keeps of an exchange it observes: when it started, its Audit-Id as
@@ -176,8 +177,12 @@ class Observer:
                 self.access_log.write(record, time.time(), duration)
             return
         if forward is not state.logged or status != state.logged_status or sent != state.logged_sent:
+            # What precedes the duration and what follows the Audit-Id, while they repeat.
             state.logged, state.logged_status, state.logged_sent = forward, status, sent
-            state.middle = f'{state.who},{forward.log_head},"status":{status},"bytes_in":0,"bytes_out":{sent}'
+            state.middle = (
+                f'{state.who},{forward.log_head},"status":{status},"bytes_in":0,"bytes_out":{sent},"duration_ms":'
+            )
+            state.tail = f'","user":{state.user},{forward.log_tail}}}\n'
         clock = log.clock
         began = started + clock.offset  # wall-clock time: no clock call per request
         milli = began // 0.001  # floats: an int of this size would be a two-digit long
@@ -187,11 +192,11 @@ class Observer:
             clock.milli = milli
             clock.prefix = f'{{"time":"{stamp}.{_DIGITS[int((began - second) * 1000.0)]}Z",'
         micros = int(duration * 1_000_000)
-        # Three-digit parts from a table: cheaper than a format spec, every request.
+        # Three-digit parts from a table (with the next member's name): cheaper than a
+        # format spec, every request; and as few parts as can be.
         pending = log.pending
         pending.append(
-            f'{clock.prefix}{state.middle},"duration_ms":{micros // 1000}.{_DIGITS[micros % 1000]},'
-            f'"audit_id":"{audit}","user":{state.user},{forward.log_tail}}}\n'
+            f"{clock.prefix}{state.middle}{micros // 1000}.{_MICROS_AUDIT[micros % 1000]}{audit}{state.tail}"
         )
         if len(pending) == 1:
             log.soon()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 
 from kproxy.upstream.connection import UpstreamConnection
@@ -20,6 +21,10 @@ __all__ = ["IDLE_TIMEOUT", "MAX_IDLE", "ConnectionPool"]
 # Go's http.Transport IdleConnTimeout; client-go keeps the default.
 IDLE_TIMEOUT = 90.0
 MAX_IDLE = 256
+# Dials under way at once while dialling is quick (a near API server: the handshake is
+# CPU, shared with the requests being served), none more: docs/upstream-connections.md §4.
+NEAR_DIALS = 4
+NEAR_DIAL_SECONDS = 0.02
 
 
 class ConnectionPool:
@@ -47,6 +52,7 @@ class ConnectionPool:
         self._wanting: collections.deque[asyncio.Future[UpstreamConnection]] = collections.deque()
         self._dialing = 0  # dials under way for them
         self._connected = False  # a dial succeeded once (its TLS session can be resumed)
+        self._dial_seconds = 0.0  # how long the last successful dial took
 
     @property
     def dialer(self) -> Dialer:
@@ -75,8 +81,9 @@ class ConnectionPool:
         Go's transport does the same (``queueForIdleConn`` and ``queueForDial``): when a
         burst of requests outgrows the pool, the connections that free up in the
         meantime serve it, instead of a full TLS handshake for every request. Dials are
-        not tied to requests: there are never more under way than requests waiting, and
-        the very first one goes alone, so that the others resume its TLS session
+        not tied to requests: there are never more under way than requests waiting; the
+        very first one goes alone, so that the others resume its TLS session; and while
+        dials are quick (a near server), at most :data:`NEAR_DIALS` are under way
         (``docs/upstream-connections.md`` §3, §4).
         """
         conn = self.idle_connection()
@@ -102,19 +109,29 @@ class ConnectionPool:
 
     def _dial_for_waiters(self) -> None:
         waiting = sum(1 for want in self._wanting if not want.done())
-        limit = waiting if self._connected else min(waiting, 1)
+        if not self._connected:
+            limit = min(waiting, 1)
+        elif self._dial_seconds < NEAR_DIAL_SECONDS:
+            # A near server: a handshake costs CPU that the requests being served need,
+            # and a released connection comes sooner than a new one; a burst of dials
+            # would be the burst's worst latency.
+            limit = min(waiting, NEAR_DIALS)
+        else:
+            limit = waiting  # a far one: a dial is mostly waiting, and done in parallel
         loop = asyncio.get_running_loop()
         while self._dialing < limit and not self._closed:
             self._dialing += 1
-            loop.create_task(self.connect()).add_done_callback(self._dialled)
+            dial = loop.create_task(self.connect())
+            dial.add_done_callback(functools.partial(self._dialled, time.monotonic()))
 
-    def _dialled(self, dial: asyncio.Task[UpstreamConnection]) -> None:
+    def _dialled(self, began: float, dial: asyncio.Task[UpstreamConnection]) -> None:
         self._dialing -= 1
         if dial.cancelled():
             return
         error = dial.exception()
         if error is None:
             self._connected = True
+            self._dial_seconds = time.monotonic() - began
             self._hand_over(dial.result())
         elif not self._connected:
             # Nothing ever got through: everyone waiting was counting on this dial.

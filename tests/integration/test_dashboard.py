@@ -62,6 +62,14 @@ async def open_live(browser: Browser, url: str) -> None:
     await browser.wait_for("document.body.dataset.connection === 'live'", what="the dashboard goes live")
 
 
+async def until_open_watches(api: FakeAPIServer, count: int, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while api.open_watches() < count:
+        assert loop.time() < deadline, f"{api.open_watches()} watches open, not {count}"
+        await asyncio.sleep(0.02)
+
+
 def row(hook: str, key: str) -> str:
     return f"document.querySelector('[{hook}=\"{key}\"]')"
 
@@ -219,6 +227,9 @@ async def test_410_gone_lists_again(dash: KproxyProcess, api: FakeAPIServer, bro
         return answer
 
     store.list = list_then_compact  # type: ignore[method-assign]
+    # "Live" means listed, with the watch requests sent: they may not have reached the
+    # API server yet, and a watch that starts after the close below would never end.
+    await until_open_watches(api, 3)
     first = len(api.requests)
     store.close_watches()  # the streams end: the page lists again...
     # ...and on the 410 that follows the compaction, lists once more, then watches.

@@ -20,7 +20,7 @@ from kproxy.errors import UpstreamError
 from kproxy.upstream import pool as pool_module
 from kproxy.upstream.connection import UpstreamConnection
 from kproxy.upstream.dialer import Dialer
-from kproxy.upstream.pool import IDLE_TIMEOUT, MAX_IDLE, ConnectionPool
+from kproxy.upstream.pool import IDLE_TIMEOUT, MAX_IDLE, NEAR_DIAL_SECONDS, NEAR_DIALS, ConnectionPool
 from tests.upstream.doubles import FakeTLS, MockTransport, upstream
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
@@ -379,6 +379,40 @@ async def test_never_more_dials_than_requests_waiting(clock: Clock, timers: Time
     await asyncio.gather(another, *waiting)
     assert len(dialer.dials) == 4
     pool.release(second)
+
+
+async def test_a_near_server_has_at_most_a_few_dials_under_way(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    first = await pool.acquire()  # dialled at once: a near server (the clock did not move)
+    dialer.gate.clear()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(3 * NEAR_DIALS)]
+    await settle()
+    assert pool._dialing == NEAR_DIALS  # not one per request waiting
+    pool.release(first)  # a released connection serves the longest waiting
+    await settle()
+    assert waiting[0].done() and pool._dialing == NEAR_DIALS
+    dialer.gate.set()
+    conns = await asyncio.gather(*waiting)
+    assert len(set(map(id, conns))) == 3 * NEAR_DIALS  # each request got a connection of its own
+    assert len(dialer.dials) == 3 * NEAR_DIALS  # the first, and one dial per request left over
+
+
+async def test_a_far_server_gets_a_dial_per_request_waiting(clock: Clock, timers: Timers) -> None:
+    dialer = GatedDialer(upstream())
+    pool = ConnectionPool(dialer)
+    dialer.gate.clear()
+    first = asyncio.create_task(pool.acquire())
+    await settle()
+    clock.now += 2 * NEAR_DIAL_SECONDS  # the first handshake took this long: a far server
+    dialer.gate.set()
+    await first
+    dialer.gate.clear()
+    waiting = [asyncio.create_task(pool.acquire()) for _ in range(3 * NEAR_DIALS)]
+    await settle()
+    assert pool._dialing == 3 * NEAR_DIALS  # waiting for a released connection would take longer
+    dialer.gate.set()
+    await asyncio.gather(*waiting)
 
 
 async def test_after_the_first_connection_a_failed_dial_fails_one_request(clock: Clock, timers: Timers) -> None:
