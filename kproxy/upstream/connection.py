@@ -9,8 +9,8 @@ than the whole proxy budget, and its defaults alter traffic (total timeout,
 decompression, added headers). Here a connection is an asyncio protocol with an
 httptools response parser; bodies stream in both directions with backpressure (the
 reading side pauses the socket once ``_HIGH_WATER`` bytes wait for the client; the
-writing side honours ``pause_writing``). Over TLS, decrypted bytes arrive a bounded read
-at a time (:mod:`kproxy.upstream.tls_reads`, ``docs/upstream-connections.md`` §7).
+writing side honours ``pause_writing``). Over TLS, the socket is read a bounded read at
+a time (:mod:`kproxy.upstream.tls_reads`, ``docs/upstream-connections.md`` §7).
 
 Two ways to wait for an answer: ``await response_head()`` / ``read_body()`` (the
 ordinary path), or a *listener* (:meth:`UpstreamConnection.listen`) called from the
@@ -96,10 +96,6 @@ class _Malformed(Exception):
 
 class UpstreamConnection(asyncio.Protocol):
     """One connection to the API server. Used by one request at a time."""
-
-    # data_received copies what it keeps: over TLS it is given views of a shared read
-    # buffer (kproxy.upstream.tls_reads.DecryptedReads).
-    takes_views = True
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -1,4 +1,4 @@
-"""TLS to the API server with bounded reads: from the socket, and decrypted.
+"""TLS to the API server with bounded reads: from the socket, and so decrypted.
 
 In: a connected transport (TCP to the API server, a SOCKS5 socket, or a ``CONNECT``
 tunnel through a forward proxy), the protocol that is to speak through TLS, the TLS
@@ -16,39 +16,31 @@ pause all of that happens again: per slow connection, the layer's read buffer to
 good, the BIO grown to hold a whole read, and a 256 KiB read decrypted and waiting. A
 hundred slow clients cost about 100 MiB that way.
 
-So two small protocols go around the TLS layer:
-
-* :class:`BoundedReads`, between the socket and the layer, hands the transport the first
-  :data:`SOCKET_READ` bytes of the layer's own read buffer (``SSLProtocol.get_buffer``,
-  a public method in both implementations) and passes everything else through; the
-  layer's flow control (``set_read_buffer_limits``) then keeps the BIO below its
-  high-water mark plus one read;
-* :class:`DecryptedReads`, between the layer and a protocol that says it
-  ``takes_views``, is a buffered protocol: the layer decrypts into this thread's read
-  buffer, at most :data:`DECRYPTED_READ` at a time, and leaves the rest encrypted while
-  reading is paused; the protocol's ``data_received`` gets a view of what was decrypted.
+So :class:`BoundedReads` goes between the socket and the layer: it hands the transport
+the first :data:`SOCKET_READ` bytes of the layer's own read buffer
+(``SSLProtocol.get_buffer``, a public method in both implementations) and passes
+everything else through. The layer's flow control (``set_read_buffer_limits``) then
+keeps the BIO below its high-water mark plus one read, and since the layer decrypts
+what the BIO holds, a decrypted read is no larger. Its two per-read methods are
+callables of C, so that TLS reads cost the small requests' path no Python frame.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import socket
 import ssl
-import threading
 from collections.abc import Callable
 from typing import Protocol, TypeVar, cast
 
-__all__ = ["DECRYPTED_READ", "SOCKET_READ", "BoundedReads", "DecryptedReads", "create_connection", "start_tls"]
+__all__ = ["SOCKET_READ", "BoundedReads", "create_connection", "start_tls"]
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 # The most read from an upstream socket at once, while TLS is spoken on it.
 SOCKET_READ = 32 * 1024
-# The most decrypted at once for a protocol that takes views.
-DECRYPTED_READ = 64 * 1024
-_buffers = threading.local()
-# What a DecryptedReads passes to once its connection is lost.
-_ENDED = asyncio.Protocol()
 
 
 class _TLSLayer(Protocol):
@@ -70,7 +62,11 @@ class BoundedReads(asyncio.BufferedProtocol):
         self._layer = layer
         # The layer's buffer is 256 KiB and never moves (a request for more is cut to
         # the size it starts with): one view serves for the connection's life.
-        self._view = layer.get_buffer(size)[:size]
+        view = self._view = layer.get_buffer(size)[:size]
+        # Both called per socket read: callables of C, so that no Python frame is added
+        # to the read (next(repeat(view), sizehint) is always view).
+        self.get_buffer = functools.partial(next, itertools.repeat(view))  # type: ignore[method-assign]
+        self.buffer_updated = layer.buffer_updated  # type: ignore[method-assign]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -89,48 +85,6 @@ class BoundedReads(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._layer.resume_writing()
-
-
-class DecryptedReads(asyncio.BufferedProtocol):
-    """Between the TLS layer and ``protocol``: decrypted bytes at most
-    :data:`DECRYPTED_READ` at a time, given to ``protocol.data_received`` as a view that
-    is valid during that call only."""
-
-    def __init__(self, protocol: asyncio.Protocol) -> None:
-        self._protocol = protocol
-        self._view = _read_buffer()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._protocol.data_received(self._view[:nbytes])  # type: ignore[arg-type]
-
-    def eof_received(self) -> bool | None:
-        return self._protocol.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        # The TLS layer keeps this object's get_buffer and buffer_updated after the end
-        # (uvloop's and asyncio's), and the protocol keeps the TLS transport: letting go
-        # of the protocol here keeps that from being a cycle that holds the connection
-        # (its TLS state, its buffers) until the cycle collector runs.
-        protocol, self._protocol = self._protocol, _ENDED
-        protocol.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._protocol.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._protocol.resume_writing()
-
-
-def _read_buffer() -> memoryview:
-    """This thread's read buffer, shared by its connections: each read is handled (and
-    what is kept of it copied) before the next read into it begins."""
-    view: memoryview | None = getattr(_buffers, "view", None)
-    if view is None:
-        view = _buffers.view = memoryview(bytearray(DECRYPTED_READ))
-    return view
 
 
 async def start_tls(
@@ -154,8 +108,6 @@ async def start_tls(
     layer = transport.get_protocol()
     if hasattr(layer, "get_buffer") and hasattr(layer, "buffer_updated"):
         transport.set_protocol(BoundedReads(cast(_TLSLayer, layer)))
-    if getattr(protocol, "takes_views", False):
-        tls.set_protocol(DecryptedReads(cast(asyncio.Protocol, protocol)))
     # start_tls does not call connection_made (call_connection_made=False in asyncio
     # and uvloop): the caller's protocol takes over here.
     protocol.connection_made(tls)

@@ -682,7 +682,7 @@ async def test_what_is_left_after_pieces_is_taken_whole() -> None:
     assert await conn.read_body() == b"kl"
 
 
-# -- views of a shared read buffer (over TLS: kproxy.upstream.tls_reads.DecryptedReads) --
+# -- views of a shared read buffer (as a buffered protocol in front of the connection gives) --
 
 
 def feed_views(conn: UpstreamConnection, *chunks: bytes) -> None:

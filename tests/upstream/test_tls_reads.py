@@ -24,14 +24,7 @@ import trustme
 import uvloop
 
 from kproxy.upstream.connection import _HIGH_WATER, _NO_PARSER, _TLS_PENDING, UpstreamConnection
-from kproxy.upstream.tls_reads import (
-    DECRYPTED_READ,
-    SOCKET_READ,
-    BoundedReads,
-    DecryptedReads,
-    create_connection,
-    start_tls,
-)
+from kproxy.upstream.tls_reads import SOCKET_READ, BoundedReads, create_connection, start_tls
 
 GUARD = 30.0  # seconds; only a hang guard, never reached by a passing test
 ANSWER = 8 << 20
@@ -105,10 +98,10 @@ def test_a_paused_answer_holds_little_and_arrives_whole(loop: str, pki: tuple[ss
             head = await conn.response_head()
             assert head.status == 200
             await stalled(server)  # nobody reads the body: the answer is paused
-            # Decrypted: the high-water mark plus one read; encrypted, below us: the TLS
-            # layer's mark plus one socket read (a 256 KiB read and all of it decrypted
-            # at once, without tls_reads).
-            assert 0 < conn._buffered <= _HIGH_WATER + DECRYPTED_READ
+            # Decrypted: the high-water mark plus one read, which is at most what the TLS
+            # layer held encrypted (its mark plus one socket read); encrypted, below us:
+            # the same (a 256 KiB read and all of it decrypted at once, without tls_reads).
+            assert 0 < conn._buffered <= _HIGH_WATER + _TLS_PENDING + SOCKET_READ
             assert transport.get_read_buffer_size() <= _TLS_PENDING + SOCKET_READ
             assert server.sent < ANSWER
             digest, size = hashlib.sha256(), 0
@@ -138,13 +131,17 @@ def test_socket_reads_go_into_the_first_bytes_of_the_tls_layers_buffer(
         tls = await start_tls(raw, conn, pki[1], "api.example")
         try:
             assert tls is not None and conn.transport is tls  # connection_made: called with the TLS transport
-            # Decrypted bytes reach the connection through a buffered protocol.
-            assert isinstance(tls.get_protocol(), DecryptedReads)
+            # Decrypted bytes reach the connection directly (no Python frame between).
+            assert tls.get_protocol() is conn
             between = raw.get_protocol()
             assert isinstance(between, BoundedReads)
             layer: Any = between._layer
             view = between.get_buffer(1 << 20)
             assert len(view) == SOCKET_READ
+            # Per socket read, callables of C: the same view for any size asked, and the
+            # layer's own buffer_updated (no Python frame of ours in between).
+            assert between.get_buffer(64 * 1024) is view and between.get_buffer(-1) is view
+            assert between.buffer_updated == layer.buffer_updated
             # The same memory as the layer's own buffer, where its buffer_updated reads.
             whole = layer.get_buffer(1 << 20)
             view[:4] = b"kpxy"
@@ -165,9 +162,9 @@ def test_socket_reads_go_into_the_first_bytes_of_the_tls_layers_buffer(
 def test_an_ended_tls_connection_is_freed_without_the_cycle_collector(
     loop: str, pki: tuple[ssl.SSLContext, ...]
 ) -> None:
-    """The TLS layer keeps the protocol's get_buffer and buffer_updated after the end;
-    without UpstreamConnection.connection_lost pointing it elsewhere, a connection (its
-    TLS state, its buffers) would wait for the cycle collector."""
+    """A connection (its TLS state, its buffers, BoundedReads below the TLS layer) is
+    freed by refcounting once it ended: the protocol's references to the transports
+    must not make a cycle that waits for the cycle collector."""
 
     async def scenario() -> None:
         server = Server()
