@@ -9,7 +9,8 @@ than the whole proxy budget, and its defaults alter traffic (total timeout,
 decompression, added headers). Here a connection is an asyncio protocol with an
 httptools response parser; bodies stream in both directions with backpressure (the
 reading side pauses the socket once ``_HIGH_WATER`` bytes wait for the client; the
-writing side honours ``pause_writing``).
+writing side honours ``pause_writing``). Over TLS, the socket is read a bounded read at
+a time (:mod:`kproxy.upstream.tls_reads`, ``docs/upstream-connections.md`` §7).
 
 Two ways to wait for an answer: ``await response_head()`` / ``read_body()`` (the
 ordinary path), or a *listener* (:meth:`UpstreamConnection.listen`) called from the
@@ -47,6 +48,11 @@ __all__ = ["MAX_RESPONSE_HEAD", "STREAM_PIECE", "Listener", "ResponseHead", "Ups
 # client, and resumes below the low mark. Small, so that a slow client costs little.
 _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
+# TLS: encrypted bytes the TLS layer keeps below us before it stops reading the socket
+# (uvloop's default: 256 KiB), in OpenSSL's memory BIO, which keeps the size it grew to.
+# With reading paused for a slow client this is what waits, plus one socket read
+# (kproxy.upstream.tls_reads.SOCKET_READ).
+_TLS_PENDING = 16 * 1024
 # What the relay passes on at once: a slow client's buffer holds about this much.
 STREAM_PIECE = 64 * 1024
 # Go's Transport.MaxResponseHeaderBytes default (net/http transport.go, 10 << 20).
@@ -128,18 +134,21 @@ class UpstreamConnection(asyncio.Protocol):
         tally.upstream_connections += 1
         limits = getattr(transport, "set_read_buffer_limits", None)
         if limits is not None:
-            # TLS: encrypted bytes wait below us too (uvloop's default: 256 KiB).
-            limits(high=_HIGH_WATER)
+            limits(high=_TLS_PENDING)
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
+        # A view is valid until this returns: what is kept is copied (the head's bytes
+        # here, body parts by httptools' on_body).
         self.got_bytes = True
         if self._raw:
-            self.on_body(data)
+            self.on_body(data if data.__class__ is bytes else bytes(data))
             return
         if self._complete:  # no answer is due
             self._unsolicited(data)
             return
         if self._collecting:
+            if data.__class__ is not bytes:  # (a view: the head is cut from what arrived)
+                data = bytes(data)
             self._collected.append(data)
         try:
             self._parser.feed_data(data)
@@ -432,7 +441,7 @@ class UpstreamConnection(asyncio.Protocol):
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
 
-    def _parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
+    def _parse_error(self, exc: httptools.HttpParserError, data: bytes | memoryview) -> None:
         if self.error is not None:
             return  # failed already (llhttp stays in its error state): the connection is closing
         cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else None
@@ -449,14 +458,14 @@ class UpstreamConnection(asyncio.Protocol):
         self._fail(UpstreamError(_MALFORMED + str(cause or exc), "protocol"))
         self.close()
 
-    def _unsolicited(self, data: bytes) -> None:
+    def _unsolicited(self, data: bytes | memoryview) -> None:
         """Bytes when no answer is due: whatever they are, this connection's framing can
         no longer be trusted. Go's transport closes it the same way (and logs it)."""
         log_throttled(
             "upstream-unsolicited",
             logging.WARNING,
             "Unsolicited bytes from the API server when no response was due (%r...): closing that connection",
-            data[:40],
+            bytes(data[:40]),
         )
         self.close()
 

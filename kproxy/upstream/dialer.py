@@ -30,6 +30,7 @@ from kproxy.config.upstream import Upstream
 from kproxy.credentials.resumption import offering
 from kproxy.credentials.sources import TLSSource
 from kproxy.errors import UpstreamError, UpstreamTimeout
+from kproxy.upstream.tls_reads import create_connection
 from kproxy.upstream.tunnel import ProxyTLSFailure, connect_via, proxy_peer_certificate, unverified_context
 
 if TYPE_CHECKING:
@@ -144,10 +145,9 @@ class Dialer:
         up = self._upstream
         server_hostname = up.server_hostname if ssl_context is not None else None
         if up.proxy is None:
-            transport, protocol = await asyncio.get_running_loop().create_connection(
-                protocol_factory, up.host, up.port, ssl=ssl_context, server_hostname=server_hostname
+            return await create_connection(
+                protocol_factory, up.host, up.port, ssl_context=ssl_context, server_hostname=server_hostname
             )
-            return transport, protocol
         return await connect_via(
             up.proxy,
             up.host,

@@ -37,6 +37,7 @@ from kproxy.policy.egress_decision import direct
 from kproxy.policy.gonet import join_host_port
 from kproxy.policy.headers import parse_header_lines
 from kproxy.upstream.connection import UpstreamConnection
+from kproxy.upstream.tls_reads import create_connection
 from kproxy.upstream.tunnel import ProxyTLSFailure, connect_via
 
 if TYPE_CHECKING:
@@ -165,9 +166,8 @@ class OutboundHTTP:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 if route is None:
-                    loop = asyncio.get_running_loop()
-                    _, conn = await loop.create_connection(
-                        UpstreamConnection, idna_ascii(host), port, ssl=ctx, server_hostname=server_hostname
+                    _, conn = await create_connection(
+                        UpstreamConnection, idna_ascii(host), port, ssl_context=ctx, server_hostname=server_hostname
                     )
                     return conn
                 _, conn = await connect_via(

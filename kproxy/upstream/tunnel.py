@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from kproxy.errors import UpstreamError
 from kproxy.policy.gonet import join_host_port
+from kproxy.upstream.tls_reads import create_connection, start_tls
 
 if TYPE_CHECKING:
     from kproxy.config.proxy_route import ProxyRoute
@@ -65,7 +66,6 @@ async def connect_via(
     ``ssl_context`` None: plain HTTP to the API server; then ``tunnel`` False returns the
     connection to the proxy itself (absolute-form requests), True a CONNECT tunnel.
     """
-    loop = asyncio.get_running_loop()
     if route.port == 0:
         raise UpstreamError(
             f"cannot connect to the proxy {route.display} (from {route.source}): "
@@ -74,8 +74,8 @@ async def connect_via(
     if route.kind == "socks5":
         sock = await _socks5(route, target_host, target_port)
         try:
-            transport, protocol = await loop.create_connection(
-                protocol_factory, sock=sock, ssl=ssl_context, server_hostname=server_hostname
+            transport, protocol = await create_connection(
+                protocol_factory, sock=sock, ssl_context=ssl_context, server_hostname=server_hostname
             )
         except BaseException:
             sock.close()
@@ -102,12 +102,9 @@ async def connect_via(
         await reply.answer(route, target.decode())
         protocol = protocol_factory()
         if ssl_context is not None:
-            # The protocol takes over once TLS is up; start_tls does not call its
-            # connection_made (call_connection_made=False in asyncio and uvloop): we do.
-            tls = await loop.start_tls(transport, protocol, ssl_context, server_hostname=server_hostname)
+            tls = await start_tls(transport, protocol, ssl_context, server_hostname)
             if tls is None:  # the connection closed during the handshake
                 raise UpstreamError(f"the proxy {route.display} closed the tunnel during the TLS handshake")
-            protocol.connection_made(tls)
             return tls, protocol
         transport.set_protocol(protocol)
         protocol.connection_made(transport)

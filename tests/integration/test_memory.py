@@ -266,8 +266,8 @@ async def test_slow_readers_hold_back_the_api_server_and_their_memory_comes_back
     await readers
     grown = peak - start
     # 20 answers of 32 MiB asked for (640 MiB): what kproxy holds for each slow client
-    # is bounded by its water marks and its TLS layer's buffers (uvloop reads up to
-    # 256 KiB at a time), about 1 MiB, not by the answer.
+    # is bounded by its water marks and its TLS layer's reads (docs/upstream-connections.md
+    # §7; test_slow_reader_buffers.py counts it), a few hundred KiB, not by the answer.
     assert grown < clients * 2048, grown
     # Freed memory goes back to the system (malloc_trim within 10 s of the clients leaving).
     await until(lambda: rss_kib(pid) - start < 6 * 1024, f"RSS back near {start} KiB (peak +{grown} KiB)", 40)

@@ -16,7 +16,14 @@ import pytest
 
 from kproxy.errors import UpstreamError
 from kproxy.policy.headers import parse_header_lines
-from kproxy.upstream.connection import _HIGH_WATER, _LOW_WATER, MAX_RESPONSE_HEAD, STREAM_PIECE, UpstreamConnection
+from kproxy.upstream.connection import (
+    _HIGH_WATER,
+    _LOW_WATER,
+    _TLS_PENDING,
+    MAX_RESPONSE_HEAD,
+    STREAM_PIECE,
+    UpstreamConnection,
+)
 from tests.upstream.doubles import MockTransport
 
 GUARD = 5.0  # seconds; only a hang guard, never reached by a passing test
@@ -599,7 +606,9 @@ async def test_the_tls_read_buffer_below_is_as_small_as_ours() -> None:
 
     transport = TLSTransport(tls=True)
     UpstreamConnection().connection_made(transport)
-    assert transport.limits == (_HIGH_WATER, None)
+    # Smaller still than our own high-water mark: what waits encrypted below us while a
+    # slow client holds reading paused (see kproxy.upstream.tls_reads).
+    assert transport.limits == (_TLS_PENDING, None) and _TLS_PENDING <= _HIGH_WATER
     UpstreamConnection().connection_made(MockTransport())  # plain transports: no such call
 
 
@@ -671,3 +680,42 @@ async def test_what_is_left_after_pieces_is_taken_whole() -> None:
     feed(conn, b"ijkl")
     assert await conn.read_body(2) == b"ij"
     assert await conn.read_body() == b"kl"
+
+
+# -- views of a shared read buffer (as a buffered protocol in front of the connection gives) --
+
+
+def feed_views(conn: UpstreamConnection, *chunks: bytes) -> None:
+    """Each chunk as a view of one buffer, overwritten as soon as the call returns, as
+    the next read into the thread's read buffer would."""
+    scratch = bytearray(64 * 1024)
+    for chunk in chunks:
+        scratch[: len(chunk)] = chunk
+        conn.data_received(memoryview(scratch)[: len(chunk)])
+        scratch[: len(chunk)] = b"\xff" * len(chunk)
+
+
+@pytest.mark.parametrize("offset", [1, len(OK_HEAD) - 1, len(OK_HEAD), len(OK) - 1])
+async def test_views_keep_what_is_kept_as_copies(offset: int) -> None:
+    conn, _ = connected()
+    feed_views(conn, OK[:offset], OK[offset:])
+    head = await conn.response_head()
+    assert head.status == 200 and head.raw == OK_RAW
+    assert conn.complete and conn.take_buffered_body() == b"hello"
+
+
+async def test_views_after_a_101_are_copied_raw() -> None:
+    conn, _ = connected()
+    feed_views(conn, UPGRADE_HEAD + b"first frame")
+    assert (await conn.response_head()).status == 101
+    assert conn.switch_to_raw() == b"first frame"
+    feed_views(conn, b"second frame")
+    assert await conn.read_body() == b"second frame"
+
+
+async def test_an_unsolicited_view_is_logged_as_bytes(caplog: pytest.LogCaptureFixture) -> None:
+    conn, transport = connected()
+    feed_views(conn, OK)
+    with caplog.at_level(logging.WARNING, logger="kproxy"):
+        feed_views(conn, b"HTTP/1.1 200 OK\r\n")
+    assert transport.closed and "(b'HTTP/1.1 200 OK\\r\\n'...)" in caplog.text

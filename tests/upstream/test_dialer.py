@@ -327,12 +327,13 @@ async def test_direct_dial(monkeypatch: pytest.MonkeyPatch, tls: bool) -> None:
         calls.append((factory, host, port, kw))
         return transport, factory()
 
-    monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", create_connection)
+    # (kproxy.upstream.tls_reads.create_connection: the loop's, with TLS of bounded reads)
+    monkeypatch.setattr(dialer_module, "create_connection", create_connection)
     ctx = ssl.create_default_context() if tls else None
     await connect(Dialer(upstream(ssl_context=ctx)))
     # server_hostname only with TLS: asyncio refuses it on a plain connection.
     assert calls == [
-        (asyncio.Protocol, "api.example", 6443, {"ssl": ctx, "server_hostname": "api.example" if tls else None})
+        (asyncio.Protocol, "api.example", 6443, {"ssl_context": ctx, "server_hostname": "api.example" if tls else None})
     ]
 
 

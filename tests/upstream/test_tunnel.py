@@ -360,7 +360,9 @@ async def test_socks5_asks_the_proxy_to_resolve_then_speaks_tls(
         (python_socks.ProxyType.SOCKS5, "proxy.example", 1080, "u:1", "p@w", {"rdns": True}),
         ("connect", "api.example", 6443, None),  # the caller's deadline covers the dial
     ]
-    assert proxy.dials == [{"host": None, "port": None, "sock": sock, "ssl": API_TLS, "server_hostname": "api.example"}]
+    # TLS over the socket (kproxy.upstream.tls_reads: a plain connection, then start_tls).
+    assert proxy.dials == [{"host": None, "port": None, "sock": sock}]
+    assert [(ctx, name) for _, _, ctx, name in proxy.handshakes] == [(API_TLS, "api.example")]
     assert isinstance(sock, FakeSocket) and not sock.closed
 
 
