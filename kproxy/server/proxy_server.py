@@ -254,6 +254,7 @@ class ProxyServer:
             relay.pool.close()
             if relay.lane is not None:
                 relay.lane.close()
+            await asyncio.sleep(0)  # the aborted connections' sockets close on the loop's next turn
         if self.options.listen.unix_socket:
             remove_socket(self.options.listen.unix_socket)
         if self._admin is not None:

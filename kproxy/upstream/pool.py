@@ -234,5 +234,8 @@ class ConnectionPool:
             self._sweeper.cancel()
             self._sweeper = None
         for conn in self._idle:
-            conn.close()
+            # Closed at once, as Go's CloseIdleConnections closes them: a TLS transport's
+            # close() would wait for the server's close_notify (asyncio: up to 30 s),
+            # holding the socket past the end of the process's or embedder's loop.
+            conn.abort()
         self._idle.clear()
