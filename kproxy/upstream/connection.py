@@ -136,19 +136,15 @@ class UpstreamConnection(asyncio.Protocol):
         if limits is not None:
             limits(high=_TLS_PENDING)
 
-    def data_received(self, data: bytes | memoryview) -> None:
-        # A view is valid until this returns: what is kept is copied (the head's bytes
-        # here, body parts by httptools' on_body).
+    def data_received(self, data: bytes) -> None:
         self.got_bytes = True
         if self._raw:
-            self.on_body(data if data.__class__ is bytes else bytes(data))
+            self.on_body(data)
             return
         if self._complete:  # no answer is due
             self._unsolicited(data)
             return
         if self._collecting:
-            if data.__class__ is not bytes:  # (a view: the head is cut from what arrived)
-                data = bytes(data)
             self._collected.append(data)
         try:
             self._parser.feed_data(data)
@@ -441,7 +437,7 @@ class UpstreamConnection(asyncio.Protocol):
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
 
-    def _parse_error(self, exc: httptools.HttpParserError, data: bytes | memoryview) -> None:
+    def _parse_error(self, exc: httptools.HttpParserError, data: bytes) -> None:
         if self.error is not None:
             return  # failed already (llhttp stays in its error state): the connection is closing
         cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else None
@@ -458,14 +454,14 @@ class UpstreamConnection(asyncio.Protocol):
         self._fail(UpstreamError(_MALFORMED + str(cause or exc), "protocol"))
         self.close()
 
-    def _unsolicited(self, data: bytes | memoryview) -> None:
+    def _unsolicited(self, data: bytes) -> None:
         """Bytes when no answer is due: whatever they are, this connection's framing can
         no longer be trusted. Go's transport closes it the same way (and logs it)."""
         log_throttled(
             "upstream-unsolicited",
             logging.WARNING,
             "Unsolicited bytes from the API server when no response was due (%r...): closing that connection",
-            bytes(data[:40]),
+            data[:40],
         )
         self.close()
 

@@ -148,10 +148,11 @@ class ConnectionPool:
         error = dial.exception()
         if error is None:
             self._connected = True
-            self._dial_seconds = time.monotonic() - began
+            now = time.monotonic()
+            self._dial_seconds = now - began
             conn = dial.result()
             if self._tls is not None:
-                self._check_tls(time.monotonic())
+                self._check_tls(now)
             if conn.generation == self._generation:
                 self._hand_over(conn)
             else:  # made with a certificate replaced meanwhile (an exec plugin's first, say)
