@@ -174,8 +174,13 @@ async def test_api_errors_are_shown_and_a_dropped_stream_is_listed_again(
         "document.querySelector('[data-error=\"pods\"]')?.textContent", what="the pods error is shown"
     )
     assert error.startswith("Pods: 502 ServiceUnavailable: cannot connect to the API server https://127.0.0.1:")
-    assert await browser.js("return document.body.dataset.connection") == "error"
-    assert await browser.js("return document.querySelector('[data-watch=\"pods\"]').dataset.state") == "error"
+    # Read together: the page lists again every second or more while the error stands,
+    # and a snapshot taken between two reads can fall in a retry's "listing".
+    await browser.wait_for(
+        "document.body.dataset.connection === 'error'"
+        " && document.querySelector('[data-watch=\"pods\"]').dataset.state === 'error'",
+        what="the page in its error state",
+    )
     # What changed while the stream was down is there once it is listed again.
     api.store.create(
         "pods", {"metadata": {"name": "while-down"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}, "default"
