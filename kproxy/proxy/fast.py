@@ -19,7 +19,7 @@ The contract with the other layers, all of it here:
   upstream connection in flight — aborted at once when the client goes — the last
   head built, reused when the next request is the same, and, with ``--client-ca-file``,
   who the client is (:class:`~kproxy.proxy.identity.Peer`, judged on its first request);
-* the upstream connection calls :class:`_FastExchange` (its listener) as bytes arrive.
+* the upstream connection calls :class:`FastExchange` (its listener) as bytes arrive.
 
 Taken: GET, HEAD and OPTIONS without a body and without ``Origin`` (browsers' requests
 meet the cross-origin guard), direct or tunnelled, with the credential in force (one due
@@ -47,7 +47,7 @@ from kproxy.proxy.access_log import json_string, json_text
 from kproxy.proxy.answers import guarded
 from kproxy.proxy.authorization import choose_now, refreshed
 from kproxy.proxy.identity import Identify, Peer
-from kproxy.proxy.observe import Observer, Seen
+from kproxy.proxy.observe import Observer
 from kproxy.proxy.relay import Relay, send_whole, stream_answer
 from kproxy.upstream.connection import ResponseHead, UpstreamConnection
 from kproxy.upstream.pool import ConnectionPool
@@ -113,7 +113,7 @@ class HeadMemo:
     stem: bytes
     fresh: bool
     audit_id: bytes  # the client's own, when not fresh
-    audit_json: str  # the same, escaped for the access log's JSON
+    audit_json: bytes  # the same, escaped for the access log's JSON
 
 
 class ClientState:
@@ -131,7 +131,7 @@ class ClientState:
         self.in_flight: UpstreamConnection | None = None
         self.memo: HeadMemo | None = None
         self.observer = observer
-        self.exchange: _FastExchange | None = None  # observed and in flight
+        self.exchange: FastExchange | None = None  # observed and in flight
         self.who = who
         self.peer = peer
         identity = peer.identity if peer is not None else None
@@ -140,8 +140,8 @@ class ClientState:
         self.logged: Forward | None = None
         self.logged_status = 0
         self.logged_sent = -1
-        self.middle = ""
-        self.tail = ""
+        self.middle = b""
+        self.tail = b""
 
     @classmethod
     def of(cls, request: Request, identify: Identify | None, observer: Observer | None = None) -> ClientState:
@@ -160,8 +160,10 @@ class ClientState:
             conn.listen(None)
             conn.abort()
         exchange, self.exchange = self.exchange, None
-        if exchange is not None and exchange.seen is not None and self.observer is not None:
-            self.observer.gone(self.observer.adopt(exchange.request, exchange.forward, exchange.seen))
+        if exchange is not None and self.observer is not None:
+            self.observer.gone(
+                self.observer.adopt(exchange.request, exchange.forward, exchange.started, exchange.audit)
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +282,7 @@ class FastPath:
                 stem,
                 head.fresh,
                 head.audit_id,
-                "" if head.fresh else json_text(head.audit_id),
+                b"" if head.fresh else json_text(head.audit_id).encode(),
             )
         conn = relay.pool.idle_connection()
         if conn is None:
@@ -288,15 +290,17 @@ class FastPath:
         conn.start(request.method == "HEAD")
         conn.write(data)
         refreshable = Refreshable(refreshes, line, started, data) if refreshes is not None else None
-        exchange = _FastExchange(relay, request, conn, forward, refreshable, state)
+        exchange = FastExchange(relay, request, conn, forward, refreshable, state)
         if self._observer is not None:
             # What the access log and the metrics need, kept as cheaply as possible: when
-            # it started, and its Audit-Id (as bytes, and as the JSON line writes it).
+            # it started, and its Audit-Id (and as the JSON line writes it: a fresh one
+            # needs no escaping).
+            exchange.started = _monotonic()
             if memo.fresh:
-                audit = data[-40:-4]
-                exchange.seen = (_monotonic(), audit.decode(), audit)
+                exchange.audit = exchange.audit_json = data[-40:-4]
             else:
-                exchange.seen = (_monotonic(), memo.audit_json, memo.audit_id)
+                exchange.audit = memo.audit_id
+                exchange.audit_json = memo.audit_json
             if forward.kind is not None:
                 self._observer.running(forward.kind)
             state.exchange = exchange
@@ -305,10 +309,15 @@ class FastPath:
         return True
 
 
-class _FastExchange:
+class FastExchange:
     """The upstream connection's listener for one fast exchange."""
 
-    __slots__ = ("_conn", "_refreshable", "_relay", "_state", "forward", "request", "seen")
+    __slots__ = ("_conn", "_refreshable", "_relay", "_state", "audit", "audit_json", "forward", "request", "started")
+    # Set by FastPath._start only when requests are observed (a state with an observer):
+    # when it started, its Audit-Id, and the same as the access log's JSON writes it.
+    started: float
+    audit: bytes
+    audit_json: bytes
 
     def __init__(
         self,
@@ -325,16 +334,14 @@ class _FastExchange:
         self.forward = forward
         self._refreshable = refreshable
         self._state = state
-        self.seen: Seen | None = None  # observed: (started, Audit-Id for JSON, Audit-Id)
 
     def _hand_back(self, resume: Resume | None) -> None:
         """``fast_fallback``; what finishes the exchange now owns its record."""
-        seen = self.seen
         state = self._state
         observer = state.observer
-        if seen is not None and observer is not None:
+        if observer is not None:
             state.exchange = None
-            record = observer.adopt(self.request, self.forward, seen)
+            record = observer.adopt(self.request, self.forward, self.started, self.audit)
             if resume is not None:
                 inner = resume
 
@@ -383,10 +390,10 @@ class _FastExchange:
             relay.pool.release(conn)
         else:
             conn.abort()
-        seen = self.seen
-        if seen is not None and state.observer is not None:
+        observer = state.observer
+        if observer is not None:
             state.exchange = None
-            state.observer.fast_done(state, request, self.forward, seen, head.status, sent)
+            observer.fast_done(state, self, head.status, sent)
         client.fast_done()
 
 

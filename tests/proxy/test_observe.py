@@ -12,10 +12,10 @@ import pytest
 
 from kproxy import metrics
 from kproxy.errors import UpstreamError, UpstreamTimeout
-from kproxy.http import Answer, Response, Sent, StreamResponse
+from kproxy.http import Answer, Request, Response, Sent, StreamResponse
 from kproxy.metrics import Tally
 from kproxy.proxy.access_log import AccessLog, fixed_parts, who
-from kproxy.proxy.fast import ClientState, Forward
+from kproxy.proxy.fast import ClientState, FastExchange, Forward
 from kproxy.proxy.observe import Observer, Record, long_running, record_of
 from tests.proxy.fakes import FakeClient
 
@@ -40,6 +40,15 @@ def tally(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tally]:
     monkeypatch.setattr(metrics, "tally", fresh)
     monkeypatch.setattr("kproxy.proxy.observe.tally", fresh)
     yield fresh
+
+
+def exchange(state: ClientState, request: Request, forward: Forward, started: float, audit: bytes) -> FastExchange:
+    """A fast exchange as FastPath._start leaves it when requests are observed (its
+    relay and upstream connection are not used once the answer is written)."""
+    ex = FastExchange(None, request, None, forward, None, state)  # type: ignore[arg-type]
+    ex.started = started
+    ex.audit = ex.audit_json = audit
+    return ex
 
 
 def observer() -> tuple[Observer, Lines]:
@@ -177,10 +186,11 @@ def test_a_fast_exchange_is_counted_and_logged_from_parts(tmp_path: Path, tally:
     head, tail = fixed_parts("GET", "/api/v1/pods", "list", None)
     forward = Forward(b"/api/v1/pods", None, "list", None, head, tail)
     first = ClientState(obs, who("10.0.0.9"))
-    obs.fast_done(first, request, forward, (time.monotonic() - 0.002, "id-1", b"id-1"), 200, 7)
+    obs.fast_done(first, exchange(first, request, forward, time.monotonic() - 0.002, b"id-1"), 200, 7)
     watch = Forward(b"/api/v1/pods?watch=1", None, "watch", "watch", *fixed_parts("GET", "/api/v1/pods", "watch", None))
     obs.running("watch")
-    obs.fast_done(ClientState(obs, who(None)), request, watch, (time.monotonic(), "id-2", b"id-2"), 200, 0)
+    second = ClientState(obs, who(None))
+    obs.fast_done(second, exchange(second, request, watch, time.monotonic(), b"id-2"), 200, 0)
     log.close()
     first, second = [json.loads(line) for line in (tmp_path / "a.log").read_text().splitlines()]
     assert list(first) == [
@@ -201,6 +211,37 @@ def test_a_fast_exchange_that_hands_back_gets_a_record() -> None:
     obs, _ = observer()
     request = FakeClient().request(GET)
     forward = Forward(b"/x", "service d/s:80", "proxy", None)
-    rec = obs.adopt(request, forward, (12.5, "id", b"id"))
+    rec = obs.adopt(request, forward, 12.5, b"id")
     assert record_of(request) is rec
     assert (rec.started, rec.audit_id, rec.verb, rec.target, rec.kind) == (12.5, b"id", "proxy", "service d/s:80", None)
+
+
+def test_fast_lines_carry_the_millisecond_each_request_started_in(tmp_path: Path, tally: Tally) -> None:
+    """Lines are made from a start kept per millisecond; a request that ends after a later
+    one started (another millisecond's start is in use) still gets its own time, and a
+    duration past a second is written whole."""
+    log = AccessLog.open("json", str(tmp_path / "a.log"))
+    obs = Observer(log)
+    request = FakeClient().request(GET)
+    forward = Forward(b"/api/v1/pods", None, "list", None, *fixed_parts("GET", "/api/v1/pods", "list", None))
+    state = ClientState(obs, who("10.0.0.9"))
+    now = time.monotonic()
+    starts = [now - 0.0103, now - 0.0101, now - 0.0509, now - 1.2345, now - 0.0102]
+    for started in starts:
+        obs.fast_done(state, exchange(state, request, forward, started, b"id"), 200, 7)
+    log.close()
+    lines = [json.loads(line) for line in (tmp_path / "a.log").read_text().splitlines()]
+    offset = log.clock.offset
+    for started, line in zip(starts, lines):
+        wall = started + offset
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall // 1)) + f".{int(wall % 1 * 1000):03d}Z"
+        # (the offset is measured again once a second: a line may sit on either side of a
+        # millisecond's edge, never further)
+        assert abs(_parse_time(line["time"]) - _parse_time(expected)) <= 0.001, (line["time"], expected)
+    assert [round(line["duration_ms"]) for line in lines] == [10, 10, 51, 1235, 10]
+    assert 1234 <= lines[3]["duration_ms"] < 1300 and tally.verbs["list"].timed == 5
+
+
+def _parse_time(text: str) -> float:
+    seconds, millis = text.rstrip("Z").split(".")
+    return time.mktime(time.strptime(seconds, "%Y-%m-%dT%H:%M:%S")) + int(millis) / 1000
