@@ -13,6 +13,12 @@ status and the words Go's server would answer with:
 * 400 for what llhttp cannot parse, and for extra spaces in the request line, which
   llhttp skips and Go refuses ("malformed HTTP version").
 
+A read that repeats the previous one byte for byte, when that one was a whole request
+without a body that began and ended between requests (a poller's, a dashboard's, a
+controller's GET again on its kept-alive connection), gives the same request without
+llhttp: from the same state, the same bytes would make the same calls and leave it in
+the same state (:meth:`RequestReader.feed`).
+
 Methods llhttp does not know (``post``, ``POSTX``) are accepted, as any token is by
 Go: :mod:`kproxy.http.methods` handles them on llhttp's error path, so the usual
 methods cost nothing more. To find where such a request began, the reader remembers
@@ -40,6 +46,10 @@ __all__ = ["MAX_HEAD", "MAX_LINE", "Listener", "RequestReader"]
 MAX_LINE = 64 * 1024
 MAX_HEAD = 1024 * 1024
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
+_TABLED = frozenset(_METHODS.values())
+# The longest read kept to be recognised again: a usual request, long bearer token
+# included; a connection keeps at most this (and the header list it was read into).
+_AGAIN_MAX = 16 * 1024
 _VERSIONS = {"1.1": (1, 1), "1.0": (1, 0)}
 # llhttp's words for what Go's server answers with other statuses than 400.
 _STATUS_OF_ERROR = {
@@ -125,11 +135,14 @@ class RequestReader:
     """llhttp's callbacks for one connection; one request head at a time."""
 
     __slots__ = (
+        "_again",
         "_conn",
         "_data",
+        "_first",
         "_head_size",
         "_headers",
         "_held",
+        "_model",
         "_override",
         "_parser",
         "_pending",
@@ -152,11 +165,29 @@ class RequestReader:
         self._override: str | None = None  # the method of the request behind STAND_IN
         self._pending = b""  # the start of a request whose method token is not complete yet
         self.parsing: Request | None = None  # the request whose body is arriving
+        # The last read, when it was one whole request without a body from between
+        # requests to between requests (else None), and what llhttp made of it.
+        self._again: bytes | None = None
+        self._model: tuple[str, str, tuple[int, int], list[tuple[bytes, bytes]]] = ("", "", (1, 1), [])
+        self._first: Request | None = None  # the request whose head ended first in this read
 
     def feed(self, data: bytes) -> None:
+        if data == self._again:
+            # The same bytes again: llhttp would start where it started then, make the
+            # same calls and end where it ended, between requests. The request is made
+            # again without it (its header list shared: nothing changes one).
+            raw_path, method, version, headers = self._model
+            request = Request(self._conn, raw_path, method, version, headers, True)
+            request.complete = True
+            self._headers = []  # another wait's marker for the deadlines, as a new head has
+            self._conn.request(request)
+            return
+        self._again = None
         if self._pending:  # a method llhttp does not know, its token not complete yet
             self._feed_method(data)
             return
+        held = self._held
+        self._first = None
         self._read = self._data = data
         try:
             self._parser.feed_data(data)
@@ -182,13 +213,33 @@ class RequestReader:
         else:
             if self.head_open or self.parsing is not None:
                 self._hold(data)  # the read ended inside a request (rare for small ones)
-            elif self._held is not None:
+            elif held is not None:
                 self._held = None
+            elif self._first is not None:
+                self._remember(data, self._first)
+                self._first = None
             return
         if reason:
             self._unknown_method(data, reason)
         else:
             self._reread_without_h2c(data)
+
+    def _remember(self, data: bytes, request: Request) -> None:
+        """``data``, read between requests, ended between requests: keep it to be
+        recognised when it comes again, if it was just ``request``, whole, without a
+        body, kept alive, and with a method read from these bytes (not one put in for a
+        method llhttp does not know, see :mod:`kproxy.http.methods`)."""
+        if (
+            len(data) <= _AGAIN_MAX
+            and request.complete
+            and request.keep_alive
+            and not request.upgraded
+            and request.method in _TABLED
+            and not request.body_received
+            and request.raw_headers is self._headers  # no head after its own in the read
+        ):
+            self._again = data
+            self._model = (request.raw_path, request.method, request.version, request.raw_headers)
 
     def _callback_failed(self, cause: BaseException) -> None:
         if isinstance(cause, _TooLarge):
@@ -221,6 +272,8 @@ class RequestReader:
         self._parser = _NO_PARSER
         self._conn = _NOBODY
         self._held = None
+        self._again = None
+        self._first = None
 
     def cut(self) -> None:
         """The connection ended or broke off: the request being read does not complete."""
@@ -399,6 +452,8 @@ class RequestReader:
         )
         request.upgraded = upgraded
         self.parsing = request
+        if data:
+            self._first = request
         self._conn.request(request)
 
     def _version(self, method: bytes, url: bytes) -> tuple[int, int]:

@@ -62,6 +62,21 @@ async def test_an_idle_keep_alive_connection_is_closed(start_kproxy: StartKproxy
         assert resp.status == 200
 
 
+async def test_a_poller_repeating_one_request_is_not_idle(start_kproxy: StartKproxy, kubeconfig: Path) -> None:
+    # The same bytes again are read without llhttp (kproxy.http.parsing): each is still
+    # a new request for the idle deadline, which must not count from the first one.
+    kp = await short(start_kproxy, kubeconfig)
+    reader, writer = await asyncio.open_connection("127.0.0.1", kp.port)
+    for _ in range(15):  # 3 s: three times the idle deadline, a request every 0.2 s
+        writer.write(b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), GUARD)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert head.startswith(b"HTTP/1.1 200 OK") and json.loads(await reader.readexactly(length))["major"] == "1"
+        await asyncio.sleep(0.2)
+    assert await asyncio.wait_for(reader.read(), GUARD) == b""  # idle at last: closed
+    writer.close()
+
+
 async def test_a_watch_and_an_upgraded_session_outlive_both_deadlines(
     start_kproxy: StartKproxy, kubeconfig: Path, api: FakeAPIServer
 ) -> None:
