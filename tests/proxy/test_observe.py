@@ -14,6 +14,7 @@ from kproxy import metrics
 from kproxy.errors import UpstreamError, UpstreamTimeout
 from kproxy.http import Answer, Request, Response, Sent, StreamResponse
 from kproxy.metrics import Tally
+from kproxy.proxy import observe
 from kproxy.proxy.access_log import AccessLog, fixed_parts, who
 from kproxy.proxy.fast import ClientState, FastExchange, Forward
 from kproxy.proxy.observe import Observer, Record, long_running, record_of
@@ -245,3 +246,28 @@ def test_fast_lines_carry_the_millisecond_each_request_started_in(tmp_path: Path
 def _parse_time(text: str) -> float:
     seconds, millis = text.rstrip("Z").split(".")
     return time.mktime(time.strptime(seconds, "%Y-%m-%dT%H:%M:%S")) + int(millis) / 1000
+
+
+@pytest.mark.parametrize(
+    ("seconds", "written", "bucket"),
+    [(0.0000004, 0.0, 0), (0.0007345, 0.734, 0), (0.0047345, 4.734, 0), (0.0050005, 5.0, 1), (2.5000005, 2500.0, 12)],
+)
+def test_a_fast_duration_is_written_in_microseconds_and_counted_in_its_bucket(
+    tmp_path: Path, tally: Tally, monkeypatch: pytest.MonkeyPatch, seconds: float, written: float, bucket: int
+) -> None:
+    """Under the first bound (5 ms) the JSON duration comes from a table, above it it is
+    formatted: the same microseconds either way, and the histogram's bucket agrees."""
+    log = AccessLog.open("json", str(tmp_path / "a.log"))
+    obs = Observer(log)
+    state = ClientState(obs, who("10.0.0.9"))
+    forward = Forward(b"/api/v1/pods", None, "list", None, *fixed_parts("GET", "/api/v1/pods", "list", None))
+    forward = Forward(forward.target, None, "list", None, forward.log_head, forward.log_tail, tally.stats("list"))
+    monkeypatch.setattr(observe, "_monotonic", lambda: 1000.0 + seconds)
+    obs.fast_done(state, exchange(state, FakeClient().request(GET), forward, 1000.0, b"id"), 200, 7)
+    log.close()
+    (line,) = (tmp_path / "a.log").read_text().splitlines()
+    assert json.loads(line)["duration_ms"] == written
+    assert metrics.DURATION_BUCKETS[bucket] >= seconds and (
+        bucket == 0 or metrics.DURATION_BUCKETS[bucket - 1] < seconds
+    )
+    assert tally.verbs["list"].buckets[bucket] == 1 and tally.verbs["list"].timed == 1
