@@ -17,9 +17,12 @@ The contract with the other layers, all of it here:
   Status), None to start the request over on the ordinary path;
 * per client connection, :class:`ClientState` (the connection's ``attachment``) keeps the
   upstream connection in flight — aborted at once when the client goes — the last
-  head built, reused when the next request is the same, and, with ``--client-ca-file``,
-  who the client is (:class:`~kproxy.proxy.identity.Peer`, judged on its first request);
-* the upstream connection calls :class:`FastExchange` (its listener) as bytes arrive.
+  head built and the verdict it was built for, reused when the next request is the same
+  (one read again byte for byte, :mod:`kproxy.http.parsing`, skips the checks too), and,
+  with ``--client-ca-file``, who the client is (:class:`~kproxy.proxy.identity.Peer`,
+  judged on its first request);
+* the upstream connection calls :class:`~kproxy.proxy.fast_exchange.FastExchange` (its
+  listener) as bytes arrive.
 
 Taken: GET, HEAD and OPTIONS without a body and without ``Origin`` (browsers' requests
 meet the cross-origin guard), direct or tunnelled, with the credential in force (one due
@@ -32,25 +35,20 @@ over on the ordinary path, which knows retries and Status answers.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from kproxy.credentials.sources import AuthSource
-from kproxy.errors import UpstreamError
-from kproxy.http import Answer, Request, Resume, Sent
+from kproxy.http import Request
 from kproxy.metrics import LongRunning, VerbStats
 from kproxy.policy.audit_id import LINE_LENGTH
-from kproxy.policy.headers import response_lines_raw
 from kproxy.policy.request_checks import plain_host
 from kproxy.proxy.access import ClientGate
 from kproxy.proxy.access_log import json_string, json_text
-from kproxy.proxy.answers import guarded
-from kproxy.proxy.authorization import choose_now, refreshed
+from kproxy.proxy.authorization import choose_now
+from kproxy.proxy.fast_exchange import FastExchange, Refreshable
 from kproxy.proxy.identity import Identify, Peer
 from kproxy.proxy.observe import Observer
-from kproxy.proxy.relay import Relay, send_whole, stream_answer
-from kproxy.upstream.connection import ResponseHead, UpstreamConnection
-from kproxy.upstream.pool import ConnectionPool
+from kproxy.proxy.relay import Relay
+from kproxy.upstream.connection import UpstreamConnection
 
 __all__ = ["ClientState", "FastPath", "Forward", "ForwardCache"]
 
@@ -106,6 +104,7 @@ class HeadMemo:
     id spliced in), else the whole head (the client sent its own id)."""
 
     relay: Relay
+    forward: Forward
     target: bytes
     line: bytes
     method: str
@@ -166,16 +165,6 @@ class ClientState:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class Refreshable:
-    """The credential a fast exchange added, when a 401 to it may be refreshed."""
-
-    auth: AuthSource
-    line: bytes
-    started: float
-    data: bytes  # the head sent (a retry keeps its Audit-Id)
-
-
 class FastPath:
     """The HTTP server's fast path (see the module docstring)."""
 
@@ -202,7 +191,20 @@ class FastPath:
 
     def __call__(self, request: Request) -> bool:
         # The same checks as the pipeline's, in the same order; anything else declines.
-        if self._gate.active or request.raw_path[:1] != "/":
+        if self._gate.active:
+            return False
+        state = request.protocol.attachment
+        if type(state) is ClientState:
+            memo = state.memo
+            if memo is not None and memo.raw_headers is request.raw_headers and memo.relay is self._relay:
+                # The request repeats the last one on this connection byte for byte (its
+                # header list is that one's: kproxy.http.parsing): its checks passed and
+                # its verdict stands, as long as the configuration (the relay) is the same.
+                known = memo.forward
+                if known.long_running and self._relay.h2_ready:
+                    return False
+                return self._start(request, known)
+        if request.raw_path[:1] != "/":
             return False
         # One valid Host, no upgrade, no Origin (a browser's request meets the
         # cross-origin guard and may need a CORS grant on its answer).
@@ -275,6 +277,7 @@ class FastPath:
             stem = data[:-LINE_LENGTH] if head.fresh else data
             state.memo = memo = HeadMemo(
                 relay,
+                forward,
                 target,
                 line,
                 request.method,
@@ -307,133 +310,3 @@ class FastPath:
         conn.listen(exchange)
         state.in_flight = conn
         return True
-
-
-class FastExchange:
-    """The upstream connection's listener for one fast exchange."""
-
-    __slots__ = ("_conn", "_refreshable", "_relay", "_state", "audit", "audit_json", "forward", "request", "started")
-    # Set by FastPath._start only when requests are observed (a state with an observer):
-    # when it started, its Audit-Id, and the same as the access log's JSON writes it.
-    started: float
-    audit: bytes
-    audit_json: bytes
-
-    def __init__(
-        self,
-        relay: Relay,
-        request: Request,
-        conn: UpstreamConnection,
-        forward: Forward,
-        refreshable: Refreshable | None,
-        state: ClientState,
-    ) -> None:
-        self._relay = relay
-        self.request = request
-        self._conn = conn
-        self.forward = forward
-        self._refreshable = refreshable
-        self._state = state
-
-    def _hand_back(self, resume: Resume | None) -> None:
-        """``fast_fallback``; what finishes the exchange now owns its record."""
-        state = self._state
-        observer = state.observer
-        if observer is not None:
-            state.exchange = None
-            record = observer.adopt(self.request, self.forward, self.started, self.audit)
-            if resume is not None:
-                inner = resume
-
-                def resume() -> Awaitable[Answer]:
-                    return observer.observed(record, inner)
-
-        self.request.protocol.fast_fallback(self.request, resume)
-
-    def __call__(self) -> None:
-        conn = self._conn
-        request = self.request
-        client = request.protocol
-        head = conn.head
-        if head is None:
-            if conn.error is None and not conn.closed:
-                return  # the head is not complete yet
-            self._state.in_flight = None  # (the connection forgot this listener already)
-            conn.abort()
-            if conn.reused and not conn.got_bytes:
-                # The server closed the idle connection as we reused it: the request is
-                # replayable, so it starts over on the ordinary path (Go's retry).
-                self._hand_back(None)
-            else:
-                error = conn.failure()
-                self._hand_back(lambda: guarded(request, lambda: _raise(error)))
-            return
-        relay = self._relay
-        state = self._state
-        if not conn.complete:
-            # A streamed answer: the task relays it; the client leaving still aborts it.
-            conn.listen(None)
-            self._hand_back(lambda: guarded(request, lambda: _finish_streaming(relay.pool, request, conn, head, state)))
-            return
-        state.in_flight = None
-        refused = self._refreshable
-        if head.status == 401 and refused is not None:
-            body = conn.take_buffered_body()
-            conn.abort()
-            target = self.forward.target
-            self._hand_back(
-                lambda: guarded(request, lambda: _after_401(relay, request, target, refused, head, body, state))
-            )
-            return
-        sent = send_whole(request, conn, head)
-        if head.keep_alive:
-            relay.pool.release(conn)
-        else:
-            conn.abort()
-        observer = state.observer
-        if observer is not None:
-            state.exchange = None
-            observer.fast_done(state, self, head.status, sent)
-        client.fast_done()
-
-
-async def _raise(error: UpstreamError) -> Sent:
-    # A new exception: raising `error` would tie it to this frame, which holds it.
-    raise type(error)(error.message)
-
-
-async def _finish_streaming(
-    pool: ConnectionPool, request: Request, conn: UpstreamConnection, head: ResponseHead, state: ClientState
-) -> Sent:
-    reusable = False
-    try:
-        sent = await stream_answer(request, conn, head)
-        reusable = sent is not None and head.keep_alive
-        return Sent(head.status, sent or 0, sent is None)
-    finally:
-        state.in_flight = None
-        if reusable:
-            pool.release(conn)
-        else:
-            conn.abort()
-
-
-async def _after_401(
-    relay: Relay,
-    request: Request,
-    target: bytes,
-    refused: Refreshable,
-    head: ResponseHead,
-    body: bytes,
-    state: ClientState,
-) -> Sent:
-    """A fast exchange's credential was refused: refresh once and send again on the
-    ordinary path, or relay the 401 as it came (as the ordinary exchange does)."""
-    if await refreshed(refused.auth, refused.line, refused.started):
-        peer = state.peer
-        impersonate = peer.impersonation if peer is not None else None
-        again = relay.head(request, target, refused.auth.line, impersonate=impersonate, again=refused.data)
-        return await relay.exchange(request, again, None, None)
-    lines, length, has_date = response_lines_raw(head.raw)
-    request.protocol.send_complete(request, head.status, lines, body, length=length, has_date=has_date)
-    return Sent(head.status, 0 if request.method == "HEAD" else len(body))

@@ -29,7 +29,8 @@ from kproxy.proxy.access_log import AccessLog
 
 if TYPE_CHECKING:
     from kproxy.proxy.fast import ClientState as FastState
-    from kproxy.proxy.fast import FastExchange, Forward
+    from kproxy.proxy.fast import Forward
+    from kproxy.proxy.fast_exchange import FastExchange
 
 __all__ = ["Observer", "Record", "Termination", "long_running", "record_of"]
 

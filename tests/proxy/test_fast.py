@@ -156,3 +156,53 @@ def test_client_gone_without_an_exchange_is_harmless() -> None:
     state = ClientState()
     state.client_gone()
     assert state.in_flight is None
+
+
+def again(request: Request) -> Request:
+    """The same request read again byte for byte: kproxy.http.parsing makes it with the
+    header list of the one before."""
+    copy = Request(request.protocol, request.raw_path, request.method, request.version, request.raw_headers, True)
+    copy.end()
+    return copy
+
+
+async def test_a_request_read_again_is_taken_on_its_last_verdict_while_the_configuration_stands() -> None:
+    pool = FakePool(idle=[scripted(Script([OK]), reused=True) for _ in range(4)])
+    client = FakeClient()
+    fast = fast_path(pool)
+    first = client.request(GET)
+    assert fast(first)
+    await settle()
+    fast._cache.verdicts.clear()  # (the cache's bound was reached: it forgets, the verdict holds)
+    assert fast(again(first)), "a repeat is taken on the verdict it had"
+    await settle()
+    # The same bytes, but parsed anew (another header list): the verdict is looked up.
+    assert not fast(client.request(GET))
+    # A reload: the verdicts of the old configuration are no longer taken.
+    fast._cache.remember("GET", "/api/v1/pods", "localhost:8001", Forward(b"/api/v1/pods", None))
+    last = client.request(GET)
+    assert fast(last)
+    await settle()
+    fast.use(Relay(upstream(), pool))  # type: ignore[arg-type]
+    fast._cache.verdicts.clear()
+    assert not fast(again(last))
+    # An authorized-ranges check that applies now declines a repeat as any request.
+    fast._cache.remember("GET", "/api/v1/pods", "localhost:8001", Forward(b"/api/v1/pods", None))
+    last = client.request(GET)
+    assert fast(last)
+    await settle()
+    fast._gate = ClientGate(AuthorizedRanges.parse("10.0.0.0/8"))
+    assert not fast(again(last))
+    assert client.done == 4 and not client.fallbacks
+
+
+async def test_a_watch_read_again_goes_to_the_http2_lane_once_it_is_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = FakePool(idle=[scripted(Script([OK]), reused=True) for _ in range(2)])
+    client = FakeClient()
+    fast = fast_path(pool, remember=False)
+    fast._cache.remember("GET", "/api/v1/pods", "localhost:8001", Forward(b"/api/v1/pods", None, long_running=True))
+    first = client.request(GET)
+    assert fast(first)
+    await settle()
+    monkeypatch.setattr(Relay, "h2_ready", property(lambda self: True))
+    assert not fast(again(first))

@@ -16,7 +16,8 @@ from kproxy.http import Answer, Request, Response, Sent, StreamResponse
 from kproxy.metrics import Tally
 from kproxy.proxy import observe
 from kproxy.proxy.access_log import AccessLog, fixed_parts, who
-from kproxy.proxy.fast import ClientState, FastExchange, Forward
+from kproxy.proxy.fast import ClientState, Forward
+from kproxy.proxy.fast_exchange import FastExchange
 from kproxy.proxy.observe import Observer, Record, long_running, record_of
 from tests.proxy.fakes import FakeClient
 
