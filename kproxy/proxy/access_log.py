@@ -55,11 +55,12 @@ class _Clock:
     in monotonic time: two comparisons per request, and :meth:`stamp` about once in
     tens of requests."""
 
-    __slots__ = ("offset", "prefix", "second", "since", "text", "until")
+    __slots__ = ("offset", "prefix", "second", "since", "start", "text", "until")
 
     def __init__(self) -> None:
         self.second = -1.0
         self.text = ""
+        self.start = b""  # b'{"time":"' and the second's text, for the fast path's prefix
         self.offset = time.time() - time.monotonic()
         self.prefix = b""
         self.since = self.until = 0.0
@@ -67,6 +68,7 @@ class _Clock:
     def tick(self, second: float) -> str:
         self.second = second
         self.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self.start = b'{"time":"' + self.text.encode()
         self.offset = time.time() - time.monotonic()
         return self.text
 
@@ -76,8 +78,9 @@ class _Clock:
         offset = self.offset
         began = started + offset
         second = began // 1.0
-        text = self.text if second == self.second else self.tick(second)
-        self.prefix = f'{{"time":"{text}.{int((began - second) * 1000.0):03d}Z",'.encode()
+        if second != self.second:
+            self.tick(second)
+        self.prefix = self.start + _MILLIS[int((began - second) * 1000.0)]
         self.since = began // 0.001 * 0.001 - offset
         self.until = self.since + 0.001
 
@@ -88,6 +91,7 @@ class _Clock:
 
 
 _CLOCK = _Clock()
+_MILLIS = [b'.%03dZ",' % n for n in range(1000)]  # a prefix's end: the milliseconds, the comma
 
 
 def json_string(value: str | None) -> str:
