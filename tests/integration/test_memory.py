@@ -32,6 +32,7 @@ import pytest
 import kproxy
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess, StartKproxy
+from tests.loopback import LoopbackServer
 
 GUARD = 60.0  # seconds; hang guards only
 WATCH = b"GET /api/v1/namespaces/default/pods?watch=true HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -159,29 +160,17 @@ ANSWER = 32 << 20
 PIECE = 64 * 1024
 
 
-class BigBackend:
+class BigBackend(LoopbackServer):
     """What the service proxy reaches: any GET gets a 32 MiB answer, written only as
     fast as it is taken (``drain``); counts what it managed to write."""
 
     def __init__(self) -> None:
         self.written = 0
         self.answering = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> BigBackend:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 5)
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         piece = b"x" * PIECE

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import pytest
 
 from kproxy.testing.certs import TestPKI
 from tests.conftest import StartKproxy
+from tests.loopback import LoopbackServer
 
 GUARD = 60.0  # seconds; hang guards only
 ANSWER = 32 << 20
@@ -43,7 +44,7 @@ BOUND = (64 + 64) * KIB + (16 + 32) * KIB + 16 * KIB + (64 + 64) * KIB + 16 * KI
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/net/tcp (Linux)")
 
 
-class Answering:
+class Answering(LoopbackServer):
     """Any request gets a 32 MiB answer over TLS; ``sent`` counts the body bytes the TLS
     layer took, ``transport`` is kept to ask what still waits in it."""
 
@@ -51,24 +52,9 @@ class Answering:
         self._pki = pki
         self.sent = 0
         self.transport: asyncio.BaseTransport | None = None
-        self._server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> Answering:
-        ctx = self._pki.server_ssl_context(client_certs=False)
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=ctx)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 5)
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+    def _context(self) -> ssl.SSLContext:
+        return self._pki.server_ssl_context(client_certs=False)
 
     def kubeconfig(self, directory: Path) -> Path:
         ca = base64.b64encode(self._pki.ca_pem).decode()
