@@ -48,6 +48,8 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from .payloads import POD_PATH, write_payloads
@@ -181,17 +183,11 @@ async def _measure(
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env["PYTHONPATH"] = str(source)
     env["KPROXY_READINESS_PERIOD"] = "3600"  # the probe at start-up only, before the count
-    proc = await asyncio.create_subprocess_exec(
-        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+    command = [
         sys.executable, "-m", "kproxy", "--port=0", f"--kubeconfig={kubeconfig}", *listener, *flags,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=source,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 300)).decode()
-        if not line.startswith("Starting to serve on "):
-            raise SystemExit(f"error: kproxy at {ref} printed {line!r}")
-        port = int(line.rsplit(":", 1)[1])
+    ]  # fmt: skip
+    options = ["--instr-atstart=no", f"--callgrind-out-file={out}"]
+    async with _callgrind_kproxy(options, command, env, source, f"at {ref}") as (proc, port):
         if tls is None:
             await _load(port, max(connections, total // 10), connections)  # warm-up
             await _control("-i", "on", str(proc.pid))
@@ -213,10 +209,29 @@ async def _measure(
                 for _, writer in opened:
                     writer.close()
         await _control("-d", str(proc.pid))
+    return _total(work, out) / total
+
+
+@asynccontextmanager
+async def _callgrind_kproxy(
+    options: list[str], command: list[str], env: dict[str, str], cwd: Path, what: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """``command`` (a kproxy) under callgrind with ``options``: the process and the port
+    it printed it serves on, until the block ends and it is stopped. ``what`` names the
+    kproxy in the error when it does not start (``at REF``, ``from DIR``)."""
+    proc = await asyncio.create_subprocess_exec(
+        "valgrind", "--tool=callgrind", *options, *command,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, cwd=cwd,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 300)).decode()
+        if not line.startswith("Starting to serve on "):
+            raise SystemExit(f"error: kproxy {what} printed {line!r}")
+        yield proc, int(line.rsplit(":", 1)[1])
     finally:
         proc.terminate()
         await proc.wait()
-    return _total(work, out) / total
 
 
 async def _control(*args: str) -> None:

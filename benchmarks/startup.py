@@ -29,7 +29,7 @@ from pathlib import Path
 from .clients import http_get
 from .config import QUICK
 from .environment import Environment, _compile, environment
-from .instructions import _control, _export, _total
+from .instructions import _callgrind_kproxy, _control, _export, _total
 from .payloads import VERSION_PATH
 from .targets import proxy_command, proxy_env, start_proxy
 
@@ -43,22 +43,12 @@ async def _instructions(env: Environment, source: Path, work: Path) -> float:
     out = work / f"callgrind-startup-{time.monotonic_ns()}.out"
     command = proxy_command("kproxy", "kubectl", env.kubeconfig, env.home)
     proc_env = dict(proxy_env(env.home), PYTHONPATH=str(source))
-    proc = await asyncio.create_subprocess_exec(
-        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=proc_env, cwd=source,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 300)).decode()
-        if not line.startswith("Starting to serve on "):
-            raise SystemExit(f"error: kproxy from {source} printed {line!r}")
-        reply = await http_get(int(line.rsplit(":", 1)[1]), VERSION_PATH, timeout=300)
+    options = [f"--callgrind-out-file={out}"]
+    async with _callgrind_kproxy(options, command, proc_env, source, f"from {source}") as (proc, port):
+        reply = await http_get(port, VERSION_PATH, timeout=300)
         if reply.status != 200:
             raise SystemExit(f"error: /version through kproxy from {source} answered {reply.status}")
         await _control("-d", str(proc.pid))
-    finally:
-        proc.terminate()
-        await proc.wait()
     return _total(work, out)
 
 
