@@ -41,6 +41,7 @@ _trunc = math.trunc  # a float's int: a third of what int() costs (benchmarks.in
 # line writes them (with the next member's name): most answers', for one lookup each.
 # (Made by the first Observer: ~2 ms and 0.3 MB that a proxy without one does not spend.)
 _QUICK = round(DURATION_BUCKETS[0] * 1_000_000)
+_DURATION = b'%d.%03d,"audit_id":"'  # whole milliseconds, then microseconds
 _DURATIONS: list[bytes] = []
 
 
@@ -141,7 +142,7 @@ class Observer:
         self._fast_json = access_log if access_log is not None and access_log.fd is not None else None
         self.cut_off = False  # a graceful stop's grace period is over: what is cut is a timeout
         if not _DURATIONS:
-            _DURATIONS.extend(b'%d.%03d,"audit_id":"' % divmod(n, 1000) for n in range(_QUICK))
+            _DURATIONS.extend(_DURATION % divmod(n, 1000) for n in range(_QUICK))
 
     # -- the fast path's way: no Record unless it hands back ------------------------------
 
@@ -200,7 +201,7 @@ class Observer:
             (
                 clock.prefix,
                 state.middle,
-                _DURATIONS[micros] if micros < _QUICK else b'%d.%03d,"audit_id":"' % divmod(micros, 1000),
+                _DURATIONS[micros] if micros < _QUICK else _DURATION % divmod(micros, 1000),
                 exchange.audit_json,
                 state.tail,
             )
