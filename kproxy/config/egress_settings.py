@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from kproxy.config.files import read_file, resolve
 from kproxy.config.flags import Flags
 from kproxy.policy import kubeconfig
+from kproxy.policy.egress_decision import Decision, direct
 from kproxy.policy.trust import TrustBundle, merge, parse_ca_file, parse_pem
 
 if TYPE_CHECKING:
@@ -41,6 +42,11 @@ class Egress:
     config: EgressConfig | None = None  # None: no proxy set anywhere, every URL goes direct
     source: str = "the environment"  # how the winning source is named for people
     trust: TrustBundle = field(default_factory=TrustBundle)
+
+    def decide(self, url: str) -> Decision:
+        """How ``url`` leaves: by the settings in force, or direct when none is set.
+        ``ValueError`` if Go cannot parse it."""
+        return self.config.decide(url) if self.config is not None else direct(url)
 
     def trusted(self, base: str) -> str:
         """``base`` (what is trusted besides), with the extra CAs if any, in words."""

@@ -25,7 +25,7 @@ from kproxy.config.upstream_auth import user_auth
 from kproxy.config.upstream_tls import upstream_tls
 from kproxy.credentials import sources as credentials
 from kproxy.errors import ConfigError
-from kproxy.policy.egress_decision import Decision, direct
+from kproxy.policy.egress_decision import Decision
 
 if TYPE_CHECKING:
     from kproxy.config.proxy_route import ProxyRoute
@@ -142,7 +142,7 @@ def _server(url_text: str) -> _Server:
 def _route(server: str, display: str, egress: Egress) -> tuple[Decision, ProxyRoute | None]:
     """The egress decision for the API server, and the proxy to dial if any."""
     try:
-        decision = egress.config.decide(server) if egress.config is not None else direct(server)
+        decision = egress.decide(server)
     except ValueError as exc:
         raise ConfigError(f"server {server!r}: {exc}") from None
     if decision.error:

@@ -33,7 +33,6 @@ from kproxy.config.egress_settings import Egress
 from kproxy.credentials import sources as credentials
 from kproxy.credentials.outbound import Reply
 from kproxy.errors import UpstreamError, UpstreamTimeout
-from kproxy.policy.egress_decision import direct
 from kproxy.policy.gonet import join_host_port
 from kproxy.policy.headers import parse_header_lines
 from kproxy.upstream.connection import UpstreamConnection
@@ -119,9 +118,8 @@ class OutboundHTTP:
         return answer.status, location, b"".join(chunks)
 
     def _route(self, url: str) -> ProxyRoute | None:
-        config = self._egress.config
         try:
-            decision = config.decide(url) if config is not None else direct(url)
+            decision = self._egress.decide(url)
         except ValueError as exc:
             raise UpstreamError(f"cannot request {url!r}: {exc}") from None
         if decision.error:
