@@ -214,7 +214,18 @@ class FakeAPIServer:
         self.store.close_watches()
         if self.h2 is not None:
             await self.h2.close()
+        for site in list(runner.sites):
+            await site.stop()  # nothing new is accepted from here on
+        server = runner.server
+        handlers = server.connections if server is not None else []
+        left = [handler.transport for handler in handlers if handler.transport is not None]
         await runner.cleanup()
+        # aiohttp closes each connection gracefully; over TLS that waits for the peer's
+        # close_notify (asyncio's SSL shutdown), which the test's event loop may not live
+        # to see: the transport would be collected open. A stopped API server is gone, so
+        # what is still open after the handlers ended is cut, as a killed process would.
+        for transport in left:
+            transport.abort()
         await self._network.close()
 
     def register_backend(self, kind: str, namespace: str, name: str, port: str | int, url: str) -> None:

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import os
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -536,6 +537,42 @@ async def test_stop_ends_open_streams(pki: TestPKI) -> None:
         for resp in (watch, log):
             await asyncio.wait_for(resp.read(), 5)  # complete: the stream ended cleanly
             resp.release()
+
+
+async def test_stop_cuts_a_tls_connection_whose_client_stays_silent(pki: TestPKI) -> None:
+    # A graceful TLS close waits for the peer's close_notify (30 s in asyncio); a client
+    # that never answers must not keep the fake's socket open past stop(), or a test's
+    # event loop ends with the transport still open.
+    api = FakeAPIServer(pki=pki, tokens=[TOKEN])
+    await api.start()
+    raw = socket.create_connection(("127.0.0.1", api.port))
+    # Blocking calls run in a thread: the fake serves on this test's event loop.
+    tls = await asyncio.to_thread(pki.client_ssl_context().wrap_socket, raw, server_hostname="127.0.0.1")
+    try:
+        request = f"GET /version HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        await asyncio.to_thread(tls.sendall, request.encode())
+        assert (await asyncio.to_thread(tls.recv, 65536)).startswith(b"HTTP/1.1 200 ")
+        await asyncio.wait_for(api.stop(), 10)
+
+        def closed_by_server() -> bool:
+            # Read under TLS: whatever the server sends last (close_notify or nothing), then
+            # the end of the TCP stream. A socket left open would time out here instead.
+            silent = socket.socket(fileno=os.dup(tls.fileno()))
+            silent.settimeout(5)
+            try:
+                while silent.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+            except TimeoutError:
+                return False
+            finally:
+                silent.close()
+            return True
+
+        assert await asyncio.to_thread(closed_by_server), "the fake's socket stayed open after stop()"
+    finally:
+        tls.close()
 
 
 # -- debug endpoints -------------------------------------------------------------------
