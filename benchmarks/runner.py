@@ -3,8 +3,10 @@
 Every round starts both proxies afresh (so start-up and peak memory are measured per
 round) and runs every scenario against every target before moving to the next
 scenario, so slow drifts in machine load hit all targets alike. The order of targets
-rotates from round to round, so no target always goes first. Everything this module
-starts is stopped by PID in ``finally``, also on Ctrl-C and on errors.
+rotates from round to round, so no target always goes first; for the small GET,
+kproxy-observed runs right next to plain kproxy, before and after it in turn.
+Everything this module starts is stopped by PID in ``finally``, also on Ctrl-C and
+on errors.
 """
 
 from __future__ import annotations
@@ -90,6 +92,23 @@ def _steps(config: Config, targets: list[str]) -> int:
     return config.rounds * per_round + full  # + the verification in round 1
 
 
+def _get_order(targets: list[Target], round_number: int) -> list[Target]:
+    """The small GET's order in a round: the rotation's, with kproxy-observed right
+    next to plain kproxy, after it in odd rounds and before it in even ones.
+
+    Their ratio is the measure of what observing costs (a few percent), so the two
+    runs go back to back, where the machine's drift (up to tens of percent from one
+    minute to the next on a shared VM) has the least time to work, and the alternation
+    cancels a bias of going first or second."""
+    observed = [t for t in targets if t.name == OBSERVED]
+    order = [t for t in targets if t.name != OBSERVED]
+    plain = next((i for i, t in enumerate(order) if t.name == "kproxy"), None)
+    if not observed or plain is None:
+        return targets
+    order.insert(plain + 1 if round_number % 2 else plain, observed[0])
+    return order
+
+
 async def run(config: Config, kubectl: str | None, keep_workdir: bool = False) -> Record:
     targets = [t for t in config.targets if t != "kubectl" or kubectl]
     progress = Progress(_steps(config, targets), config.estimate_seconds())
@@ -167,7 +186,7 @@ async def _one_round(
                 progress.step(f"{label} · verify responses · {target.name}")
                 await rnd.measure("verify", target.name, partial(scenarios.verify, bench, target))
         for conns in cfg.connections:
-            for target in targets:
+            for target in _get_order(targets, rnd.record["round"]):
                 progress.step(f"{label} · small GET c={conns} · {target.name}")
                 await rnd.measure(
                     f"get_c{conns}", target.name, partial(scenarios.wrk_get, target, conns, cfg.get_seconds)

@@ -138,6 +138,28 @@ def test_list_target_needs_both_halves() -> None:
     assert _list_check({}, 1.1, summary(None)) is False
 
 
+@pytest.mark.parametrize(
+    ("rotation", "round_number", "expected"),
+    [
+        # Observed after plain kproxy in odd rounds, before it in even ones, wherever the
+        # rotation put either.
+        ("direct kubectl kproxy kproxy-observed", 1, "direct kubectl kproxy kproxy-observed"),
+        ("kubectl kproxy kproxy-observed direct", 2, "kubectl kproxy-observed kproxy direct"),
+        ("kproxy kproxy-observed direct kubectl", 3, "kproxy kproxy-observed direct kubectl"),
+        ("kproxy-observed direct kubectl kproxy", 4, "direct kubectl kproxy-observed kproxy"),
+        ("kproxy-observed direct kubectl kproxy", 5, "direct kubectl kproxy kproxy-observed"),
+        ("kubectl kproxy direct", 2, "kubectl kproxy direct"),  # nothing to pair
+        ("kproxy-observed direct", 1, "kproxy-observed direct"),  # no plain kproxy: as rotated
+    ],
+)
+def test_the_observed_pair_runs_back_to_back(rotation: str, round_number: int, expected: str) -> None:
+    from benchmarks.runner import _get_order
+    from benchmarks.targets import Target
+
+    targets = [Target(name, port) for port, name in enumerate(rotation.split())]
+    assert " ".join(t.name for t in _get_order(targets, round_number)) == expected
+
+
 def test_wrk_output_parses() -> None:
     from benchmarks.wrk import parse_wrk
 
