@@ -30,7 +30,16 @@ figure then includes OpenSSL's per-request work (decrypting and encrypting).
 A ref written ``REF+observed`` runs kproxy with metrics served and the JSON access log
 written to a file (``--metrics-address``, ``--access-log json``), to see what they cost:
 ``python -m benchmarks.instructions worktree worktree+observed``. (callgrind counts user
-space only: the access log's one ``write`` per request is not in the figure.)
+space only: the access log's ``write`` at the end of each turn is not in the figure.)
+
+Under callgrind kproxy runs some fifty times slower, so each request takes milliseconds:
+an observed request then formats a duration past the access log's table, searches the
+histogram's buckets and makes a new time prefix every time, which at a real pace
+(thousands of requests a second) it rarely does. ``--clock-step MICROS`` gives kproxy a
+``time.monotonic`` that moves MICROS microseconds per call (``itertools.count``: no
+Python frame), deterministic, so that it sees a real run's durations and milliseconds:
+``--clock-step 25`` is about 10,000 small GETs a second (some four calls per request).
+Compare refs measured with the same step only.
 """
 
 from __future__ import annotations
@@ -145,6 +154,7 @@ async def _measure(
     tls: Pki | None,
     identity: str,
     upstream_tls: Pki | None = None,
+    clock_step: float | None = None,
 ) -> float:
     ref, plus, extra = ref.partition("+")
     if plus and extra != "observed":
@@ -184,7 +194,7 @@ async def _measure(
     env["PYTHONPATH"] = str(source)
     env["KPROXY_READINESS_PERIOD"] = "3600"  # the probe at start-up only, before the count
     command = [
-        sys.executable, "-m", "kproxy", "--port=0", f"--kubeconfig={kubeconfig}", *listener, *flags,
+        sys.executable, *_launch(clock_step), "--port=0", f"--kubeconfig={kubeconfig}", *listener, *flags,
     ]  # fmt: skip
     options = ["--instr-atstart=no", f"--callgrind-out-file={out}"]
     async with _callgrind_kproxy(options, command, env, source, f"at {ref}") as (proc, port):
@@ -210,6 +220,19 @@ async def _measure(
                     writer.close()
         await _control("-d", str(proc.pid))
     return _total(work, out) / total
+
+
+def _launch(clock_step: float | None) -> list[str]:
+    """How Python starts kproxy: ``-m kproxy``, or with ``--clock-step`` a stepped clock
+    put in place before kproxy is imported (see the module docstring)."""
+    if clock_step is None:
+        return ["-m", "kproxy"]
+    return [
+        "-c",
+        "import itertools, runpy, time\n"
+        f"time.monotonic = itertools.count(time.monotonic(), {clock_step / 1e6!r}).__next__\n"
+        "runpy.run_module('kproxy', run_name='__main__', alter_sys=True)",
+    ]
 
 
 @asynccontextmanager
@@ -255,7 +278,14 @@ def _total(work: Path, out: Path) -> float:
 
 
 async def _run(
-    refs: list[str], total: int, connections: int, keep: bool, tls: bool, identities: list[str], upstream_tls: bool
+    refs: list[str],
+    total: int,
+    connections: int,
+    keep: bool,
+    tls: bool,
+    identities: list[str],
+    upstream_tls: bool,
+    clock_step: float | None = None,
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="kproxy-instr-"))
     try:
@@ -270,7 +300,9 @@ async def _run(
                 for identity in identities if tls else [""]:
                     label = f"{ref} (TLS, {identity})" if tls else ref
                     started = time.monotonic()
-                    per = await _measure(ref, work, port, total, connections, pki if tls else None, identity, up_pki)
+                    per = await _measure(
+                        ref, work, port, total, connections, pki if tls else None, identity, up_pki, clock_step
+                    )
                     results.append((label, per))
                     print(f"{label:>28}: {per:,.0f} instructions per request ({time.monotonic() - started:.0f} s)")
             base = results[0][1]
@@ -308,13 +340,29 @@ def main(argv: list[str] | None = None) -> int:
         help="the upstream speaks TLS and asks for kproxy's client certificate, as kube-apiserver does "
         "(the figure then includes OpenSSL's work on the API server's side of kproxy)",
     )
+    p.add_argument(
+        "--clock-step",
+        type=float,
+        metavar="MICROS",
+        help="kproxy's time.monotonic moves MICROS microseconds per call, a real run's pace rather than "
+        "callgrind's (e.g. 25; see the module docstring)",
+    )
     args = p.parse_args(argv)
     identities = [m for m in args.identities.split(",") if m]
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("error: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     asyncio.run(
-        _run(args.refs, args.requests, args.connections, args.keep_workdir, args.tls, identities, args.upstream_tls)
+        _run(
+            args.refs,
+            args.requests,
+            args.connections,
+            args.keep_workdir,
+            args.tls,
+            identities,
+            args.upstream_tls,
+            args.clock_step,
+        )
     )
     return 0
 
