@@ -15,12 +15,13 @@ embedded in one process count together.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_right
 from typing import Final, Literal
 
 __all__ = [
     "CREDENTIAL_SOURCES",
     "DURATION_BUCKETS",
+    "FOLD_AT",
     "LONG_RUNNING",
     "REJECT_REASONS",
     "RELOADS",
@@ -51,21 +52,88 @@ DURATION_BUCKETS: Final = (
 )  # fmt: skip
 
 
+# A timed request's duration waits in a list of at most this many before it is counted.
+FOLD_AT: Final = 512
+
+
 class VerbStats:
     """One verb's requests: how many answered with each status code, and how long they
     took (one count per bucket, not cumulative, plus one above the last bound; the sum).
-    The fast path keeps a reference (in its forwarding verdict) and counts into it."""
 
-    __slots__ = ("buckets", "codes", "total")
+    A timed request is counted in two steps: its duration waits in ``waiting``, in a list
+    per status code (one append), and is folded into the counts with the others waiting
+    when any count is read, or when its list reaches FOLD_AT (memory stays bounded).
+    Folding hundreds at once with C-level builtins (max, sum; sort and bisect for those
+    past the first bound) costs less than counting each: the fast path keeps a reference
+    in its forwarding verdict and appends inline (benchmarks.instructions)."""
+
+    __slots__ = ("_buckets", "_codes", "_total", "waiting")
 
     def __init__(self) -> None:
-        self.codes: dict[int, int] = {}
-        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
-        self.total = 0.0
+        self._codes: dict[int, int] = {}
+        self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        self._total = 0.0
+        self.waiting: dict[int, list[float]] = {}
+
+    @property
+    def codes(self) -> dict[int, int]:
+        """Requests by status code."""
+        self.fold()
+        return self._codes
+
+    @property
+    def buckets(self) -> list[int]:
+        self.fold()
+        return self._buckets
+
+    @property
+    def total(self) -> float:
+        """The sum of the timed requests' durations, in seconds."""
+        self.fold()
+        return self._total
 
     @property
     def timed(self) -> int:
         return sum(self.buckets)
+
+    def count(self, code: int) -> None:
+        """A request kept out of the histogram (a long-running one) answered with ``code``."""
+        self._codes[code] = self._codes.get(code, 0) + 1
+
+    def time(self, code: int, seconds: float) -> None:
+        """A timed request answered with ``code`` in ``seconds``."""
+        durations = self.waiting.get(code)
+        if durations is None:
+            durations = self.waiting[code] = []
+        durations.append(seconds)
+        if len(durations) >= FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        """Count the durations waiting."""
+        codes, buckets = self._codes, self._buckets
+        for code, durations in self.waiting.items():
+            if not durations:
+                continue
+            n = len(durations)
+            codes[code] = codes.get(code, 0) + n
+            self._total = sum(durations, self._total)  # in the order they came, as one by one
+            if max(durations) <= _FIRST_BOUND:  # most answers: all in the first bucket
+                buckets[0] += n
+            else:
+                # Sorted: the durations up to each bound are one search away (a bound
+                # belongs to its bucket, as bisect_left(DURATION_BUCKETS, d) counts them).
+                durations.sort()
+                below = 0
+                for i, bound in enumerate(DURATION_BUCKETS):
+                    upto = bisect_right(durations, bound, below)
+                    buckets[i] += upto - below
+                    below = upto
+                buckets[-1] += n - below
+            durations.clear()
+
+
+_FIRST_BOUND: Final = DURATION_BUCKETS[0]
 
 
 class Tally:
@@ -91,10 +159,10 @@ class Tally:
     def request(self, verb: str, code: int, seconds: float | None) -> None:
         """One request answered; ``seconds`` None for those kept out of the histogram."""
         stats = self.stats(verb)
-        stats.codes[code] = stats.codes.get(code, 0) + 1
-        if seconds is not None:
-            stats.buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
-            stats.total += seconds
+        if seconds is None:
+            stats.count(code)
+        else:
+            stats.time(code, seconds)
 
     @property
     def requests(self) -> dict[tuple[str, int], int]:

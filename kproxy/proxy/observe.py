@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from bisect import bisect_left
 from typing import TYPE_CHECKING, Literal
 
 from kproxy.errors import RequestError
 from kproxy.http import Answer, Request, Response, Resume, Sent, StreamResponse
-from kproxy.metrics import DURATION_BUCKETS, LongRunning, tally
+from kproxy.metrics import DURATION_BUCKETS, FOLD_AT, LongRunning, tally
 from kproxy.policy.request_checks import split_target
 from kproxy.policy.request_info import request_verb
 from kproxy.proxy import access_log
@@ -165,19 +164,18 @@ class Observer:
         duration = _monotonic() - started
         forward = exchange.forward
         stats = forward.stats or tally.stats(forward.verb)
-        codes = stats.codes
-        try:
-            codes[status] += 1
-        except KeyError:
-            codes[status] = 1
-        micros = _trunc(duration * 1e6)  # (a float constant: float times float, the quicker product)
         kind = forward.kind
-        if kind is not None:
-            tally.long_running[kind] -= 1
+        if kind is None:  # VerbStats.time, inline
+            try:
+                durations = stats.waiting[status]
+            except KeyError:
+                durations = stats.waiting[status] = []
+            durations.append(duration)
+            if len(durations) >= FOLD_AT:
+                stats.fold()
         else:
-            # Most answers take less than the first bound: no search for those.
-            stats.buckets[0 if micros < _QUICK else bisect_left(DURATION_BUCKETS, duration)] += 1
-            stats.total += duration
+            tally.long_running[kind] -= 1
+            stats.count(status)
         log = self._fast_json
         if log is None or not forward.log_head:
             if self.access_log is not None:  # the text format: through a Record
@@ -192,6 +190,7 @@ class Observer:
                 f'{state.who},{forward.log_head},"status":{status},"bytes_in":0,"bytes_out":{sent},"duration_ms":'
             ).encode()
             state.tail = f'","user":{state.user},{forward.log_tail}}}\n'.encode()
+        micros = _trunc(duration * 1e6)  # (a float constant: float times float, the quicker product)
         clock = log.clock
         if not clock.since <= started < clock.until:  # another millisecond: another start of line
             clock.stamp(started)
