@@ -122,8 +122,8 @@ class ClientState:
     (until it hands back) and the client and user, as the access log writes them."""
 
     __slots__ = (
-        "exchange", "in_flight", "logged", "logged_sent", "logged_status", "memo", "middle", "observer", "peer",
-        "tail", "user", "who",
+        "durations", "exchange", "in_flight", "last", "last_sent", "last_status", "memo", "middle", "observer",
+        "peer", "tail", "user", "who",
     )  # fmt: skip
 
     def __init__(self, observer: Observer | None = None, who: str = "", peer: Peer | None = None) -> None:
@@ -135,10 +135,12 @@ class ClientState:
         self.peer = peer
         identity = peer.identity if peer is not None else None
         self.user = json_string(identity.user if identity is not None else None)  # the JSON line's
-        # The access log's middle of a line, kept while the same answer repeats.
-        self.logged: Forward | None = None
-        self.logged_status = 0
-        self.logged_sent = -1
+        # The last answer's verdict, code and size, and while they repeat, the list its
+        # duration waits in and the access log's middle and tail of a line (Observer._repeat).
+        self.last: Forward | None = None
+        self.last_status = 0
+        self.last_sent = -1
+        self.durations: list[float] | None = None
         self.middle = b""
         self.tail = b""
 

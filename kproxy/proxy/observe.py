@@ -155,27 +155,23 @@ class Observer:
     def fast_done(self, state: FastState, exchange: FastExchange, status: int, sent: int) -> None:
         """A fast exchange wrote its whole answer: count it and log it.
 
-        Written out flat, with what repeats kept from one request to the next (the verb's
-        counts in the verdict, the line's middle in the connection's state), and the line
-        left in parts, as bytes, for the write to join: this runs for every request the
-        fast path answers, where each call, format or copy costs more than the work it
-        does (benchmarks.instructions)."""
+        Written out flat, with what repeats kept from one answer to the next in the
+        connection's state (see :meth:`_repeat`), and the line left in parts, as bytes,
+        for the write to join: this runs for every request the fast path answers, where
+        each call, format or copy costs more than the work it does
+        (benchmarks.instructions)."""
         started = exchange.started
         duration = _monotonic() - started
         forward = exchange.forward
-        stats = forward.stats or tally.stats(forward.verb)
-        kind = forward.kind
-        if kind is None:  # VerbStats.time, inline
-            try:
-                durations = stats.waiting[status]
-            except KeyError:
-                durations = stats.waiting[status] = []
+        if forward is not state.last or status != state.last_status or sent != state.last_sent:
+            self._repeat(state, forward, status, sent)
+        durations = state.durations
+        if durations is not None:  # VerbStats.time, inline
             durations.append(duration)
             if len(durations) >= FOLD_AT:
-                stats.fold()
+                (forward.stats or tally.stats(forward.verb)).fold()
         else:
-            tally.long_running[kind] -= 1
-            stats.count(status)
+            self._long_running_done(forward, status)
         log = self._fast_json
         if log is None or not forward.log_head:
             if self.access_log is not None:  # the text format: through a Record
@@ -183,13 +179,6 @@ class Observer:
                 record.done, record.status, record.bytes_out = True, status, sent
                 self.access_log.write(record, time.time(), duration)
             return
-        if forward is not state.logged or status != state.logged_status or sent != state.logged_sent:
-            # What precedes the duration and what follows the Audit-Id, while they repeat.
-            state.logged, state.logged_status, state.logged_sent = forward, status, sent
-            state.middle = (
-                f'{state.who},{forward.log_head},"status":{status},"bytes_in":0,"bytes_out":{sent},"duration_ms":'
-            ).encode()
-            state.tail = f'","user":{state.user},{forward.log_tail}}}\n'.encode()
         micros = _trunc(duration * 1e6)  # (a float constant: float times float, the quicker product)
         clock = log.clock
         if not clock.since <= started < clock.until:  # another millisecond: another start of line
@@ -208,6 +197,26 @@ class Observer:
         )
         if first:
             log.soon()
+
+    def _long_running_done(self, forward: Forward, status: int) -> None:
+        """A long-running request ended: counted, not timed."""
+        assert forward.kind is not None
+        tally.long_running[forward.kind] -= 1
+        (forward.stats or tally.stats(forward.verb)).count(status)
+
+    def _repeat(self, state: FastState, forward: Forward, status: int, sent: int) -> None:
+        """Keep in ``state`` what the connection's next answers reuse while they are like
+        this one (the same verdict, code and size; a poller's are): the list its duration
+        waits in (None for a long-running request, which is not timed), and the JSON line's
+        middle (what precedes the duration) and tail (what follows the Audit-Id)."""
+        state.last, state.last_status, state.last_sent = forward, status, sent
+        stats = forward.stats or tally.stats(forward.verb)
+        state.durations = stats.waiting.setdefault(status, []) if forward.kind is None else None
+        if self._fast_json is not None and forward.log_head:
+            state.middle = (
+                f'{state.who},{forward.log_head},"status":{status},"bytes_in":0,"bytes_out":{sent},"duration_ms":'
+            ).encode()
+            state.tail = f'","user":{state.user},{forward.log_tail}}}\n'.encode()
 
     def adopt(self, request: Request, forward: Forward, started: float, audit: bytes) -> Record:
         """The Record of a fast exchange that hands back (or whose client left)."""

@@ -272,3 +272,30 @@ def test_a_fast_duration_is_written_in_microseconds_and_counted_in_its_bucket(
         bucket == 0 or metrics.DURATION_BUCKETS[bucket - 1] < seconds
     )
     assert tally.verbs["list"].buckets[bucket] == 1 and tally.verbs["list"].timed == 1
+
+
+@pytest.mark.parametrize("logging", [True, False])
+def test_what_a_connection_keeps_follows_its_answers(tmp_path: Path, tally: Tally, logging: bool) -> None:
+    """One connection's answers change verdict, code and size (what it keeps while they
+    repeat is made again each time): each is counted under its own verb and code, timed
+    unless long-running, and logged with its own status and size; with metrics alone
+    (no access log) too."""
+    log = AccessLog.open("json", str(tmp_path / "a.log")) if logging else None
+    obs = Observer(log)
+    request = FakeClient().request(GET)
+    pods = Forward(b"/api/v1/pods", None, "list", None, *fixed_parts("GET", "/api/v1/pods", "list", None))
+    watch = Forward(b"/api/v1/pods?watch=1", None, "watch", "watch", *fixed_parts("GET", "/api/v1/pods", "watch", None))
+    state = ClientState(obs, who("10.0.0.9"))
+    answers = [(pods, 200, 7), (pods, 200, 7), (pods, 200, 9), (pods, 404, 9), (watch, 200, 0), (pods, 200, 9)]
+    for forward, status, sent in answers:
+        if forward.kind is not None:
+            obs.running(forward.kind)
+        obs.fast_done(state, exchange(state, request, forward, time.monotonic(), b"id"), status, sent)
+    assert tally.requests == {("list", 200): 4, ("list", 404): 1, ("watch", 200): 1}
+    assert (tally.verbs["list"].timed, tally.verbs["watch"].timed, tally.long_running["watch"]) == (5, 0, 0)
+    if log is not None:
+        log.close()
+        lines = [json.loads(line) for line in (tmp_path / "a.log").read_text().splitlines()]
+        assert [(line["verb"], line["status"], line["bytes_out"]) for line in lines] == [
+            (forward.verb, status, sent) for forward, status, sent in answers
+        ]
