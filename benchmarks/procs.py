@@ -176,13 +176,19 @@ def cpu_seconds(root: int) -> float:
     Counting cutime/cstime as well keeps the sum steady when a child exits and is
     reaped: its time moves from its own entry to its parent's, not out of the tree.
     """
-    ticks = 0
+    return sum(cpu_user_system(root))
+
+
+def cpu_user_system(root: int) -> tuple[float, float]:
+    """:func:`cpu_seconds`, as user and system CPU apart."""
+    user = system = 0
     for pid in tree_pids(root):
         fields = _stat_fields(pid)
         if fields is not None:
             # fields[11:15] are utime, stime, cutime, cstime (stat(5) fields 14-17).
-            ticks += sum(int(v) for v in fields[11:15])
-    return ticks / CLK_TCK
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_mb(root: int, key: str = "VmRSS") -> float:
