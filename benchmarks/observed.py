@@ -11,7 +11,10 @@ median pair and per block of 4 pairs, as a few-second run would see it) and the 
 user and system CPU per request.
 
 ``--same`` runs plain kproxy on both sides: the ratio it prints (ideally 1.00) shows
-how finely the machine can measure at the moment.
+how finely the machine can measure at the moment. What slices cannot split fairly is
+work the kernel does later, on its own schedule: the access log file's writeback to disk
+lands in either side's slices, so for the log's cost the full run's per-round figure is
+the conservative one.
 """
 
 from __future__ import annotations
