@@ -30,14 +30,11 @@ from pathlib import Path
 from .config import OBSERVED, QUICK
 from .environment import _compile, environment
 from .instructions import _export
-from .payloads import POD_PATH
 from .procs import cpu_user_system
+from .scenarios import wrk_get
 from .targets import Target, start_proxy
-from .wrk import run_wrk
 
 __all__ = ["main"]
-
-_HEADERS = ["Accept: application/json"]
 
 
 class _Side:
@@ -46,15 +43,17 @@ class _Side:
     def __init__(self, target: Target) -> None:
         assert target.pid is not None
         self.target, self.pid = target, target.pid
-        self.url = f"http://127.0.0.1:{target.port}{POD_PATH}"
         self.rps: list[float] = []
         self.user = self.system = 0.0
 
     async def slice(self, connections: int, seconds: int) -> None:
+        """One slice of the full run's small GET (the same request, through wrk_get)."""
         user, system = cpu_user_system(self.pid)
-        result = (await run_wrk(self.url, connections, seconds, _HEADERS)).as_dict()
+        metrics = await wrk_get(self.target, connections, seconds)
         user2, system2 = cpu_user_system(self.pid)
-        self.rps.append(float(result["rps"]))
+        rps = metrics["rps"]
+        assert isinstance(rps, (int, float)), metrics  # wrk printed a rate
+        self.rps.append(float(rps))
         self.user += user2 - user
         self.system += system2 - system
 
@@ -76,7 +75,7 @@ async def _run(ref: str, connections: int, pairs: int, seconds: int, same: bool)
                 sides.append(_Side(target))
             try:
                 for side in sides:
-                    await run_wrk(side.url, connections, 2, _HEADERS)  # pools, caches and verdicts settle
+                    await wrk_get(side.target, connections, 2)  # pools, caches and verdicts settle
                 for n in range(pairs):
                     for side in sides if n % 2 == 0 else sides[::-1]:
                         await side.slice(connections, seconds)
