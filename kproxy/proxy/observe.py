@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from kproxy.errors import RequestError
 from kproxy.http import Answer, Request, Response, Resume, Sent, StreamResponse
-from kproxy.metrics import DURATION_BUCKETS, FOLD_AT, LongRunning, tally
+from kproxy.metrics import DURATION_BUCKETS, FOLD_AT, LongRunning, VerbStats, tally
 from kproxy.policy.request_checks import split_target
 from kproxy.policy.request_info import request_verb
 from kproxy.proxy import access_log
@@ -127,6 +127,11 @@ class Record:
             self.termination = "upstream_reset"
 
 
+def _verb_stats(forward: Forward) -> VerbStats:
+    """The counts of a fast verdict's verb (kept in the verdict when it was made)."""
+    return forward.stats or tally.stats(forward.verb)
+
+
 def record_of(request: Request) -> Record | None:
     note = request.note
     return note if type(note) is Record else None
@@ -169,7 +174,7 @@ class Observer:
         if durations is not None:  # VerbStats.time, inline
             durations.append(duration)
             if len(durations) >= FOLD_AT:
-                (forward.stats or tally.stats(forward.verb)).fold()
+                _verb_stats(forward).fold()
         else:
             self._long_running_done(forward, status)
         log = self._fast_json
@@ -202,7 +207,7 @@ class Observer:
         """A long-running request ended: counted, not timed."""
         assert forward.kind is not None
         tally.long_running[forward.kind] -= 1
-        (forward.stats or tally.stats(forward.verb)).count(status)
+        _verb_stats(forward).count(status)
 
     def _repeat(self, state: FastState, forward: Forward, status: int, sent: int) -> None:
         """Keep in ``state`` what the connection's next answers reuse while they are like
@@ -210,7 +215,7 @@ class Observer:
         waits in (None for a long-running request, which is not timed), and the JSON line's
         middle (what precedes the duration) and tail (what follows the Audit-Id)."""
         state.last, state.last_status, state.last_sent = forward, status, sent
-        stats = forward.stats or tally.stats(forward.verb)
+        stats = _verb_stats(forward)
         state.durations = stats.waiting.setdefault(status, []) if forward.kind is None else None
         if self._fast_json is not None and forward.log_head:
             state.middle = (
