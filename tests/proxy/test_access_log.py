@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kproxy.proxy import access_log
-from kproxy.proxy.access_log import AccessLog, json_line, text_message
+from kproxy.proxy.access_log import AccessLog, duration_ms, json_line, text_message
 from kproxy.proxy.observe import Record
 from tests.proxy.fakes import FakeClient
 
@@ -43,6 +43,22 @@ def test_a_json_line_has_every_field_in_order() -> None:
         "target": None,
         "termination": "complete",
     }
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "0.000"),
+        (0.0000004, "0.000"),
+        (0.0007349, "0.734"),  # cut, not rounded: the fast path's table has 734 microseconds here
+        (0.0019996, "1.999"),
+        (2.5000005, "2500.000"),
+        (61.25, "61250.000"),
+    ],
+)
+def test_a_duration_is_cut_to_the_microsecond(seconds: float, text: str) -> None:
+    assert duration_ms(seconds) == text
+    assert f'"duration_ms":{text},' in json_line(record(), NOW, seconds)
 
 
 @pytest.mark.parametrize(

@@ -251,7 +251,14 @@ def _parse_time(text: str) -> float:
 
 @pytest.mark.parametrize(
     ("seconds", "written", "bucket"),
-    [(0.0000004, 0.0, 0), (0.0007345, 0.734, 0), (0.0047345, 4.734, 0), (0.0050005, 5.0, 1), (2.5000005, 2500.0, 12)],
+    [
+        (0.0000004, 0.0, 0),
+        (0.0007345, 0.734, 0),
+        (0.0019996, 1.999, 0),
+        (0.0047345, 4.734, 0),
+        (0.0050005, 5.0, 1),
+        (2.5000005, 2500.0, 12),
+    ],
 )
 def test_a_fast_duration_is_written_in_microseconds_and_counted_in_its_bucket(
     tmp_path: Path, tally: Tally, monkeypatch: pytest.MonkeyPatch, seconds: float, written: float, bucket: int
