@@ -9,6 +9,7 @@ import json
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.conftest import KproxyProcess, StartKproxy
 from tests.integration.test_forwarding import curl
 
 
-async def get_from(source: str, kp: KproxyProcess, path: str = "/version", *extra: str) -> tuple[int, dict]:
+async def get_from(source: str, kp: KproxyProcess, path: str = "/version", *extra: str) -> tuple[int, dict[str, Any]]:
     """GET through kproxy from a given source address; (HTTP status, JSON body)."""
     code, out, err = await curl("-s", "-w", "\n%{http_code}", "--interface", source, *extra, f"{kp.url}{path}")
     assert code == 0, err

@@ -8,7 +8,9 @@ import gzip
 import hashlib
 import json
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -48,7 +50,7 @@ async def raw_request(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
     return b"".join(chunks)
 
 
-def echo_headers(body: dict) -> dict[str, list[str]]:
+def echo_headers(body: dict[str, Any]) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in body["headers"]:
         headers.setdefault(name, []).append(value)
@@ -256,7 +258,7 @@ async def test_large_upload_and_download_bounded_memory(proxy: KproxyProcess) ->
                 received += len(chunk)
         assert received == size
 
-        async def body():  # type: ignore[no-untyped-def]
+        async def body() -> AsyncIterator[bytes]:
             block = b"x" * (1 << 20)
             for _ in range(size >> 20):
                 yield block

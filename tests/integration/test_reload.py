@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -42,10 +43,10 @@ async def status(session: aiohttp.ClientSession, url: str) -> int:
 
 
 @pytest.fixture
-async def other_api(pki: TestPKI) -> FakeAPIServer:
+async def other_api(pki: TestPKI) -> AsyncIterator[FakeAPIServer]:
     server = FakeAPIServer(pki=pki, tokens=("other-token",))
     await server.start()
-    yield server  # type: ignore[misc]
+    yield server
     await server.stop()
 
 
@@ -197,13 +198,14 @@ async def test_a_rotated_custom_ca_is_trusted_without_a_restart(
     kubeconfig = api.kubeconfig(tmp_path, auth="token", token="test-token").read_text()
     config.write_text("\n".join(line for line in kubeconfig.splitlines() if "certificate-authority" not in line))
     assert api.pki is not None
+    api_ca = api.pki.ca_pem  # what the rotation brings in
     cas = tmp_path / "custom-ca.pem"
     cas.write_bytes(TestPKI.create().ca_pem)  # not the API server's CA
     kp = await start_kproxy(
         "--port", "0", "--kubeconfig", str(config), "--custom-ca-trust-certificates", str(cas),
         "--metrics-address", "127.0.0.1:0",
     )  # fmt: skip
-    await verified_after_rotation(kp, lambda: atomically(cas, api.pki.ca_pem.decode()))  # type: ignore[union-attr]
+    await verified_after_rotation(kp, lambda: atomically(cas, api_ca.decode()))
 
 
 async def test_a_rotated_trusted_ca_in_the_http_proxy_config_is_taken_up(
@@ -213,6 +215,7 @@ async def test_a_rotated_trusted_ca_in_the_http_proxy_config_is_taken_up(
     kubeconfig = api.kubeconfig(tmp_path, auth="token", token="test-token").read_text()
     config.write_text("\n".join(line for line in kubeconfig.splitlines() if "certificate-authority" not in line))
     assert api.pki is not None
+    api_ca = api.pki.ca_pem  # what the rotation brings in
     proxy_config = tmp_path / "aks-proxy.json"
 
     def with_ca(pem: bytes) -> str:
@@ -223,10 +226,10 @@ async def test_a_rotated_trusted_ca_in_the_http_proxy_config_is_taken_up(
         "--port", "0", "--kubeconfig", str(config), "--http-proxy-config", str(proxy_config),
         "--metrics-address", "127.0.0.1:0",
     )  # fmt: skip
-    await verified_after_rotation(kp, lambda: atomically(proxy_config, with_ca(api.pki.ca_pem)))  # type: ignore[union-attr]
+    await verified_after_rotation(kp, lambda: atomically(proxy_config, with_ca(api_ca)))
 
 
-async def verified_after_rotation(kp: KproxyProcess, rotate) -> None:  # type: ignore[no-untyped-def]
+async def verified_after_rotation(kp: KproxyProcess, rotate: Callable[[], None]) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{kp.url}/version") as answer:
             body = await answer.json()
@@ -277,9 +280,8 @@ async def test_watches_over_http2_finish_on_the_retired_lane_which_then_closes(
             assert b"after-the-reload" in lines[-1] and first.h2.open_connections == 1
             old.close()
             # Its last stream ended: the retired lane's connection goes.
-            await until(
-                lambda: first.h2.open_connections == 0 and first.open_watches() == 0, "the retired lane closing"
-            )
+            retired = first.h2
+            await until(lambda: retired.open_connections == 0 and first.open_watches() == 0, "the retired lane closing")
             assert second.h2.open_connections == 1 and second.open_watches() == 1
             new.close()
     finally:
