@@ -16,6 +16,7 @@ import pytest
 
 from kproxy.http import Answer, BrokenBody, ClientConnection, Handler, HTTPServer, Phase, Request, Response, Sent
 from tests.doubles import MockTransport
+from tests.waiting import until
 
 GET = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -333,18 +334,10 @@ async def test_a_body_that_breaks_off_is_broken_for_the_handler(cause: object, a
 # -- deadlines (kproxy.http.deadlines) -------------------------------------------------
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):  # a hang guard (10 s), not a timing assertion
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never came true")
-
-
 async def test_a_head_not_complete_in_time_gets_408_and_the_connection_ends() -> None:
     h = Harness(read_header_timeout=0.1)
     h.conn.data_received(b"GET /slow HTTP/1.1\r\nHost: t\r\n")
-    await until(lambda: h.transport.eof_written)
+    await until(lambda: h.transport.eof_written, "the connection's EOF")
     assert h.transport.data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert h.transport.data.endswith(b"\r\n\r\n408 Request Timeout") and h.seen == []
     h.conn.connection_lost(None)
@@ -352,7 +345,7 @@ async def test_a_head_not_complete_in_time_gets_408_and_the_connection_ends() ->
 
 async def test_a_connection_that_sends_nothing_is_closed_without_an_answer() -> None:
     h = Harness(read_header_timeout=0.1)
-    await until(lambda: h.transport.eof_written)
+    await until(lambda: h.transport.eof_written, "the connection's EOF")
     assert h.transport.data == b"" and h.conn.phase is Phase.LINGERING
     h.conn.connection_lost(None)
 
@@ -360,7 +353,7 @@ async def test_a_connection_that_sends_nothing_is_closed_without_an_answer() -> 
 async def test_an_idle_keep_alive_connection_is_closed_without_an_answer() -> None:
     h = Harness(idle_timeout=0.1)
     assert (await h.feed(GET)).startswith(b"HTTP/1.1 200 OK")
-    await until(lambda: h.transport.eof_written)
+    await until(lambda: h.transport.eof_written, "the connection's EOF")
     assert h.transport.data == b"" and len(h.seen) == 1
     h.conn.connection_lost(None)
 
@@ -377,7 +370,7 @@ async def test_a_request_in_progress_outlives_both_deadlines() -> None:
     await asyncio.sleep(0.5)  # ten times the deadlines, several looks of the timer
     assert h.conn.phase is Phase.ACTIVE and not h.transport.eof_written and h.transport.data == b""
     release.set_result(None)
-    await until(lambda: b"done" in h.transport.data)
+    await until(lambda: b"done" in h.transport.data, lambda: h.transport.data)
     h.conn.connection_lost(None)
 
 
