@@ -17,6 +17,7 @@ import pytest
 
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess, StartKproxy
+from tests.waiting import until
 
 ECHO = "/debug/kproxy/echo"
 
@@ -277,15 +278,9 @@ async def test_client_disconnect_releases_upstream(proxy: KproxyProcess, api: Fa
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as resp:
             assert resp.status == 200
-            for _ in range(50):
-                if api.open_watches() > before:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: api.open_watches() > before, "the watch on the API server", timeout=2.5, step=0.05)
             assert api.open_watches() == before + 1
-    for _ in range(100):
-        if api.open_watches() == before:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: api.open_watches() == before, "the watch to end", timeout=5, step=0.05)
     assert api.open_watches() == before
 
 

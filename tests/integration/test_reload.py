@@ -18,9 +18,8 @@ import pytest
 
 from kproxy.testing import FakeAPIServer, TestPKI
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
-from tests.integration.test_access import wait_for
-from tests.integration.test_http2 import until
 from tests.integration.test_observability import POD, admin_url, scrape, value
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -89,7 +88,7 @@ async def test_a_new_kubeconfig_takes_new_requests_while_those_in_flight_finish_
             async def moved() -> bool:
                 return await status(session, f"{url}/only-in-b") == 200
 
-            await wait_for(moved, 10)
+            await until(moved, "requests going to the new API server", timeout=10, step=0.1)
             assert await status(session, f"{url}/only-in-a") == 404  # the same connection, the new server
             assert other_api.requests[-1].user == "kproxy-token-user"  # the new file's credential
         # The watch still streams from the first API server ...
@@ -99,7 +98,7 @@ async def test_a_new_kubeconfig_takes_new_requests_while_those_in_flight_finish_
             line = await asyncio.wait_for(reader.readline(), 10)
             return b"after-the-reload" in line
 
-        await wait_for(event, 20)
+        await until(event, "the event on the watch begun before the reload", timeout=20, step=0.1)
         # ... and the exec session still runs there.
         exec_.stdin.write(b"after\n")
         await exec_.stdin.drain()
@@ -135,7 +134,7 @@ async def test_a_broken_kubeconfig_keeps_the_last_good_one(
             async def failed(n: int = number) -> bool:
                 return await reloads(base, "failure") >= n
 
-            await wait_for(failed, 10)
+            await until(failed, f"failed reload {number}", timeout=10, step=0.1)
             assert await status(session, f"{kp.url}/api/v1/namespaces/default/pods") == 200  # the old one serves
             await asyncio.sleep(0.2)
             errors = [line for line in kp.stderr_lines[seen:] if message in line]
@@ -149,7 +148,7 @@ async def test_a_broken_kubeconfig_keeps_the_last_good_one(
         async def mended() -> bool:
             return await reloads(base, "success") == 1
 
-        await wait_for(mended, 10)
+        await until(mended, "the mended file taken up", timeout=10, step=0.1)
         before = len(other_api.requests)
         assert await status(session, f"{kp.url}/api/v1/namespaces/default/pods") == 200
         assert len(other_api.requests) == before + 1
@@ -175,10 +174,10 @@ async def test_sighup_reloads_everything_at_once(
             value(samples, "kproxy_config_reloads_total", what="upstream", result="success") == 1
         )
 
-    await wait_for(reloaded, 10)
+    await until(reloaded, "both parts reloaded", timeout=10, step=0.1)
     atomically(config, other_api.kubeconfig(tmp_path, auth="token", token="other-token").read_text())
     kp.proc.send_signal(signal.SIGHUP)
-    await wait_for(lambda: _at_least(base, 2), 10)
+    await until(lambda: _at_least(base, 2), "the second reload", timeout=10, step=0.1)
     before = len(other_api.requests)
     async with aiohttp.ClientSession() as session:
         assert await status(session, f"{kp.url}/version") == 200
@@ -239,7 +238,7 @@ async def verified_after_rotation(kp: KproxyProcess, rotate: Callable[[], None])
         async def trusted() -> bool:
             return await status(session, f"{kp.url}/version") == 200
 
-        await wait_for(trusted, 10)
+        await until(trusted, "the rotated CA trusted", timeout=10, step=0.1)
     assert await reloads(await admin_url(kp), "success") == 1
 
 
@@ -267,7 +266,7 @@ async def test_watches_over_http2_finish_on_the_retired_lane_which_then_closes(
             async def moved() -> bool:
                 return await status(session, f"{kp.url}/api/v1/namespaces/default/configmaps/only-in-b") == 200
 
-            await wait_for(moved, 10)
+            await until(moved, "requests going to the new API server", timeout=10, step=0.1)
             new = await session.get(watch)
             assert new.status == 200
             await until(lambda: second.open_watches() == 1, "the watch on the second API server")
