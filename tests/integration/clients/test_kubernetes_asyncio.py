@@ -124,8 +124,8 @@ async def test_logs_follow(api_client: client.ApiClient) -> None:
 async def test_exec_and_port_forward(proxy: KproxyProcess) -> None:
     async with WsApiClient(client.Configuration(host=proxy.url)) as ws_client:
         v1 = client.CoreV1Api(ws_client)
-        run = cast(Callable[..., Awaitable[str]], v1.connect_get_namespaced_pod_exec)
-        output = await run(
+        exec_output = cast(Callable[..., Awaitable[str]], v1.connect_get_namespaced_pod_exec)
+        output = await exec_output(
             POD, NAMESPACE, command=["sh", "-c", "echo out"], stderr=True, stdout=True, stdin=False, tty=False
         )
         assert output == "out\n"
