@@ -1,6 +1,7 @@
 """Certificates the TLS listener's tests need beyond ``kproxy.testing.TestPKI``'s: any subject
 (no Common Name, several Organizations), expired ones, encrypted keys, another CA, and
-kproxy's serving pair written where a test can swap it (atomic rename, in-place write).
+kproxy's serving pair written where a test can swap it (atomic rename, in-place write);
+and the subjects of the CA certificates a TLS context trusts, read back.
 
 Everything is made in the test with ``cryptography``; ECDSA P-256 like ``TestPKI``.
 """
@@ -13,6 +14,7 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,6 +24,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kproxy.testing import CertPair, TestPKI
 
 DAY = datetime.timedelta(days=1)
+
+# A certificate's subject as ``ssl`` gives it: relative distinguished names, each a tuple
+# of (attribute, value) pairs.
+Subject = tuple[tuple[tuple[str, str], ...], ...]
 
 
 def now() -> datetime.datetime:
@@ -160,3 +166,10 @@ def handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[ssl.SSLOb
         if all(done.values()):
             return s, c
     raise AssertionError("the handshake did not finish")
+
+
+def ca_subjects(context: ssl.SSLContext) -> list[Subject]:
+    """The subject of each CA certificate ``context`` trusts, in its order."""
+    # typeshed gives every value of ssl's certificate dict one union (str or tuples of
+    # either depth); "subject" is always the RDN tuples (Python's ssl docs, getpeercert).
+    return [cast(Subject, certificate["subject"]) for certificate in context.get_ca_certs()]

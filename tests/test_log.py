@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
-import kproxy.log
 from kproxy.log import log_throttled
 
 
 def test_one_line_per_cause_per_interval(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [100.0]
-    monkeypatch.setattr(kproxy.log.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # the clock kproxy.log reads
     with caplog.at_level(logging.WARNING, logger="kproxy"):
         assert log_throttled("a", logging.WARNING, "cause a: %s", 1)
         assert not log_throttled("a", logging.WARNING, "cause a: %s", 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -74,7 +74,7 @@ def test_start_up_runs_without_the_cyclic_collector_and_gives_it_back(
     # docs/startup.md §5: collections would only walk what start-up makes to keep.
     seen: list[bool] = []
     main_module = importlib.import_module("kproxy.cli.main")  # the module, not kproxy.cli's main()
-    inner = main_module._main
+    inner: Callable[[list[str]], int] = main_module._main
 
     def spy(args: list[str]) -> int:
         seen.append(gc.isenabled())

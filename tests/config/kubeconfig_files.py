@@ -19,7 +19,7 @@ V1 = "client.authentication.k8s.io/v1"
 EXEC = {"command": "p", "apiVersion": V1, "interactiveMode": "Never"}
 
 
-def build_options(tmp_path: Path, environ: dict[str, str] | None = None, **kw: object) -> Options:
+def build_options(tmp_path: Path, environ: dict[str, str] | None = None, /, **kw: object) -> Options:
     flags = replace(Flags(), **kw)  # type: ignore[arg-type]
     env = {"HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")}
     return Options.from_flags(flags, environ={**env, **(environ or {})}, cwd=str(tmp_path))

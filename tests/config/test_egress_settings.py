@@ -23,6 +23,7 @@ from kproxy.cli.explain import explain_egress
 from kproxy.config.flags import Flags
 from kproxy.config.options import Options
 from kproxy.errors import ConfigError
+from tests.certificates import ca_subjects
 
 
 def write_kubeconfig(tmp_path: Path, server: str = "https://10.1.2.3:6443", proxy_url: str = "") -> Path:
@@ -174,7 +175,7 @@ def test_https_proxy_gets_a_verifying_context_with_the_extra_cas(tmp_path: Path)
     assert route is not None and route.ssl_context is not None
     ctx = route.ssl_context
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname and not ctx.hostname_checks_common_name
-    assert any(dict(x[0] for x in c["subject"]).get("organizationName") == "Corp Root" for c in ctx.get_ca_certs())
+    assert any(dict(x[0] for x in c).get("organizationName") == "Corp Root" for c in ca_subjects(ctx))
     assert opts.upstream.proxy_trusted == f"the system trust store and 1 custom CA(s) from {ca_file}"
     plain = build(tmp_path, environ={"HTTPS_PROXY": "http://proxy:3128"}).upstream.proxy
     assert plain is not None and plain.ssl_context is None
@@ -215,7 +216,7 @@ def test_extra_cas_join_the_kubeconfig_ca(tmp_path: Path) -> None:
     opts = build(tmp_path, kubeconfig=str(path), custom_ca_trust_certificates=str(ca_file))
     ctx = opts.upstream.ssl_context
     assert ctx is not None
-    names = sorted(dict(x[0] for x in c["subject"])["commonName"] for c in ctx.get_ca_certs())
+    names = sorted(dict(x[0] for x in c)["commonName"] for c in ca_subjects(ctx))
     assert names == ["cluster-ca", "corp-a", "corp-b"]  # and not the system store
     assert opts.upstream.trusted == (
         f"clusters[k].cluster.certificate-authority-data and 2 custom CA(s) from {ca_file}"
@@ -231,7 +232,7 @@ def test_extra_cas_join_the_system_store_without_a_kubeconfig_ca(tmp_path: Path)
     opts = build(tmp_path, custom_ca_trust_certificates=str(ca_file))
     ctx = opts.upstream.ssl_context
     assert ctx is not None
-    assert "corp-a" in {dict(x[0] for x in c["subject"]).get("commonName") for c in ctx.get_ca_certs()}
+    assert "corp-a" in {dict(x[0] for x in c).get("commonName") for c in ca_subjects(ctx)}
     assert opts.upstream.trusted == f"the system trust store and 1 custom CA(s) from {ca_file}"
 
 

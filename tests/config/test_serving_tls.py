@@ -27,7 +27,7 @@ def files(pki: TestPKI, tmp_path: Path) -> dict[str, Path]:
     return pki.write(tmp_path / "pki")
 
 
-def build(tmp_path: Path, warnings: list[str] | None = None, **kw: object) -> ServingTLS | None:
+def build(tmp_path: Path, warnings: list[str] | None = None, /, **kw: object) -> ServingTLS | None:
     return serving_tls(replace(Flags(), **kw), str(tmp_path), [] if warnings is None else warnings)  # type: ignore[arg-type]
 
 
@@ -73,7 +73,8 @@ def test_cipher_suites_limit_tls_12(pki: TestPKI, files: dict[str, Path], tmp_pa
     assert serving is not None and serving.ciphers == ("ECDHE-ECDSA-AES256-GCM-SHA384",)
     client = pki.client_ssl_context()
     client.maximum_version = ssl.TLSVersion.TLSv1_2
-    assert handshake(serving.first.context, client)[0].cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+    cipher = handshake(serving.first.context, client)[0].cipher()
+    assert cipher is not None and cipher[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
     client.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
     with pytest.raises(ssl.SSLError):
         handshake(serving.first.context, client)

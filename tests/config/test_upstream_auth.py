@@ -288,7 +288,7 @@ def test_which_credential_is_used(tmp_path: Path, pki: TestPKI, user: dict[str, 
 
 def test_exec_plugin_over_tls_is_also_the_tls_source(tmp_path: Path) -> None:
     up = build_options(tmp_path, kubeconfig=str(kubeconfig_with(tmp_path, {"exec": EXEC}))).upstream
-    assert up.tls is up.auth
+    assert isinstance(up.auth, exec_plugin.ExecPlugin) and up.tls is up.auth
     plain = kubeconfig_with(tmp_path, {"exec": EXEC}, {"server": "http://127.0.0.1:8080"}, name="plain")
     up = build_options(tmp_path, kubeconfig=str(plain)).upstream
     assert up.auth is None and up.tls is None  # over http kubectl sends no credentials

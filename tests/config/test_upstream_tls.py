@@ -80,7 +80,10 @@ def test_client_certificate_rotates_only_from_files(
 
 def test_client_certificate_from_kubeconfig(tmp_path: Path) -> None:
     pki = TestPKI.create()
-    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
     path = write_kubeconfig(
         tmp_path,
         f"    client-certificate-data: {b64(pki.client.cert_pem)}\n    client-key-data: {b64(pki.client.key_pem)}\n",

@@ -16,6 +16,7 @@ from kproxy.credentials import sources as credentials
 from kproxy.credentials.resumption import ResumingContext
 from kproxy.errors import ConfigError
 from kproxy.testing import TestPKI
+from tests.certificates import ca_subjects
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ async def test_certificate_files_replaced_on_disk(tmp_path: Path, pki: TestPKI) 
 
 
 def _names(ctx: ssl.SSLContext) -> list[str]:
-    return sorted(v for c in ctx.get_ca_certs() for rdn in c["subject"] for k, v in rdn if k == "organizationName")
+    return sorted(v for subject in ca_subjects(ctx) for rdn in subject for k, v in rdn if k == "organizationName")
 
 
 @pytest.mark.parametrize(

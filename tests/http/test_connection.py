@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from kproxy.http import Answer, BrokenBody, ClientConnection, HTTPServer, Phase, Request, Response, Sent
+from kproxy.http import Answer, BrokenBody, ClientConnection, Handler, HTTPServer, Phase, Request, Response, Sent
 from tests.doubles import MockTransport
+from tests.waiting import until
 
 GET = b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -26,7 +27,9 @@ async def settle() -> None:
 
 
 class Harness:
-    def __init__(self, handler: Callable[[Request], asyncio.Future[Answer]] | None = None, **server: float) -> None:
+    def __init__(
+        self, handler: Handler | None = None, *, read_header_timeout: float = 0.0, idle_timeout: float = 0.0
+    ) -> None:
         self.seen: list[Request] = []
         self.fast_calls: list[Request] = []
         self.fast: Callable[[Request], bool] | None = None
@@ -35,7 +38,13 @@ class Harness:
             self.seen.append(request)
             return Response(body=b"ok " + request.raw_path.encode())
 
-        self.server = HTTPServer(handler or default, asyncio.get_running_loop(), self._fast, **server)
+        self.server = HTTPServer(
+            handler or default,
+            asyncio.get_running_loop(),
+            self._fast,
+            read_header_timeout=read_header_timeout,
+            idle_timeout=idle_timeout,
+        )
         self.transport = MockTransport()
         self.conn: ClientConnection = self.server()
         self.conn.connection_made(self.transport)
@@ -77,7 +86,7 @@ async def test_a_requests_added_lines_go_on_whatever_answer_it_gets() -> None:
             return response
         return Response(body=b"whole", headers={"X-A": "1"})
 
-    h = Harness(handler)  # type: ignore[arg-type]
+    h = Harness(handler)
     for path in (b"/whole", b"/stream"):
         out = await h.feed(GET.replace(b"/a", path))
         head = out.partition(b"\r\n\r\n")[0]
@@ -102,7 +111,7 @@ async def test_too_many_pipelined_requests_pause_reading_until_the_queue_shrinks
         await gate
         return Response()
 
-    h = Harness(slow)  # type: ignore[arg-type]
+    h = Harness(slow)
     h.conn.data_received(GET * 20)
     await settle()
     assert not h.transport.reading
@@ -129,7 +138,7 @@ async def test_a_refused_connection_stays_open_for_its_answer_after_the_clients_
         await gate
         return Response()
 
-    h = Harness(slow)  # type: ignore[arg-type]
+    h = Harness(slow)
     h.conn.data_received(GET + b"BAD\r\n\r\n")
     assert h.conn.phase is Phase.REJECTED
     assert h.conn.eof_received() is True  # keep our side open: the 400 is still owed
@@ -161,7 +170,7 @@ async def test_an_upgrade_hands_every_later_byte_to_the_sink() -> None:
         await ended.wait()
         return Sent(101)
 
-    h = Harness(take)  # type: ignore[arg-type]
+    h = Harness(take)
     h.conn.data_received(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\nearly")
     await settle()
     assert h.conn.phase is Phase.UPGRADED
@@ -173,9 +182,19 @@ async def test_an_upgrade_hands_every_later_byte_to_the_sink() -> None:
     h.conn.connection_lost(None)
 
 
+def taking(taken: list[Request]) -> Callable[[Request], bool]:
+    """A fast path that takes every request, keeping it in ``taken``."""
+
+    def take(request: Request) -> bool:
+        taken.append(request)
+        return True
+
+    return take
+
+
 async def test_the_fast_path_takes_a_complete_request_and_hands_back(h: Harness) -> None:
     taken: list[Request] = []
-    h.fast = lambda r: taken.append(r) is None  # always taken
+    h.fast = taking(taken)
     h.conn.data_received(GET + GET.replace(b"/a", b"/b"))
     await settle()
     assert [r.raw_path for r in taken] == ["/a"] and h.conn.busy and not h.seen  # one at a time
@@ -189,7 +208,7 @@ async def test_the_fast_path_takes_a_complete_request_and_hands_back(h: Harness)
 
 async def test_a_fast_fallback_resumes_on_the_task(h: Harness) -> None:
     taken: list[Request] = []
-    h.fast = lambda r: taken.append(r) is None
+    h.fast = taking(taken)
 
     async def rest() -> Answer:
         return Response(body=b"resumed")
@@ -241,7 +260,7 @@ async def test_draining_ends_an_idle_connection_at_once_and_a_busy_one_after_its
     idle = Harness()
     idle.conn.shut_down()
     assert idle.transport.closed
-    busy = Harness(slow)  # type: ignore[arg-type]
+    busy = Harness(slow)
     busy.conn.data_received(GET)
     await settle()
     busy.conn.shut_down()
@@ -288,7 +307,7 @@ async def test_a_body_that_breaks_off_is_broken_for_the_handler(cause: object, a
             raise
         return Response(body=b"complete")
 
-    h = Harness(forward)  # type: ignore[arg-type]
+    h = Harness(forward)
     h.conn.data_received(POST_CHUNKED)
     await settle()
     if isinstance(cause, bytes):
@@ -315,18 +334,10 @@ async def test_a_body_that_breaks_off_is_broken_for_the_handler(cause: object, a
 # -- deadlines (kproxy.http.deadlines) -------------------------------------------------
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):  # a hang guard (10 s), not a timing assertion
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never came true")
-
-
 async def test_a_head_not_complete_in_time_gets_408_and_the_connection_ends() -> None:
     h = Harness(read_header_timeout=0.1)
     h.conn.data_received(b"GET /slow HTTP/1.1\r\nHost: t\r\n")
-    await until(lambda: h.transport.eof_written)
+    await until(lambda: h.transport.eof_written, "the connection's EOF")
     assert h.transport.data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert h.transport.data.endswith(b"\r\n\r\n408 Request Timeout") and h.seen == []
     h.conn.connection_lost(None)
@@ -334,7 +345,7 @@ async def test_a_head_not_complete_in_time_gets_408_and_the_connection_ends() ->
 
 async def test_a_connection_that_sends_nothing_is_closed_without_an_answer() -> None:
     h = Harness(read_header_timeout=0.1)
-    await until(lambda: h.transport.eof_written)
+    await until(lambda: h.transport.eof_written, "the connection's EOF")
     assert h.transport.data == b"" and h.conn.phase is Phase.LINGERING
     h.conn.connection_lost(None)
 
@@ -342,7 +353,7 @@ async def test_a_connection_that_sends_nothing_is_closed_without_an_answer() -> 
 async def test_an_idle_keep_alive_connection_is_closed_without_an_answer() -> None:
     h = Harness(idle_timeout=0.1)
     assert (await h.feed(GET)).startswith(b"HTTP/1.1 200 OK")
-    await until(lambda: h.transport.eof_written)
+    await until(lambda: h.transport.eof_written, "the connection's EOF")
     assert h.transport.data == b"" and len(h.seen) == 1
     h.conn.connection_lost(None)
 
@@ -354,12 +365,12 @@ async def test_a_request_in_progress_outlives_both_deadlines() -> None:
         await release  # a watch: nothing on the wire for longer than either deadline
         return Response(body=b"done")
 
-    h = Harness(watch, read_header_timeout=0.05, idle_timeout=0.05)  # type: ignore[arg-type]
+    h = Harness(watch, read_header_timeout=0.05, idle_timeout=0.05)
     h.conn.data_received(GET)
     await asyncio.sleep(0.5)  # ten times the deadlines, several looks of the timer
     assert h.conn.phase is Phase.ACTIVE and not h.transport.eof_written and h.transport.data == b""
     release.set_result(None)
-    await until(lambda: b"done" in h.transport.data)
+    await until(lambda: b"done" in h.transport.data, lambda: h.transport.data)
     h.conn.connection_lost(None)
 
 

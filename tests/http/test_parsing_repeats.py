@@ -4,9 +4,10 @@ reads, both must see the same requests, refusals and upgrades."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from httptools import HttpRequestParser
 
 from kproxy.http import Request
 from kproxy.http.parsing import RequestReader
@@ -56,7 +57,9 @@ def _both(*reads: bytes) -> tuple[_Conn, _Conn]:
             if conn.refused is not None or conn.upgrades:
                 break  # the connection stops reading (or hands the bytes to the new protocol)
             if not isinstance(reader._parser, _Counted):  # (made again after an h2c offer, an unknown method)
-                reader._parser = _Counted(reader._parser, conn)
+                # The stand-in delegates everything else to the parser it wraps: the
+                # attribute's type (httptools' parser) is the one it stands in for.
+                reader._parser = cast(HttpRequestParser, _Counted(reader._parser, conn))
             reader.feed(data)
         out.append(conn)
     return out[0], out[1]

@@ -53,7 +53,7 @@ class RecordingUpstream:
     seen: list[Seen] = field(default_factory=list)
     connections: list[bytearray] = field(default_factory=list)
     broken: int = 0  # connections that ended in the middle of a request
-    _server: asyncio.AbstractServer | None = None
+    _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _mid: set[asyncio.Task[None]] = field(default_factory=set)  # connections in the middle of a request

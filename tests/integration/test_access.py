@@ -9,27 +9,22 @@ import json
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess, StartKproxy
 from tests.integration.test_forwarding import curl
+from tests.waiting import until
 
 
-async def get_from(source: str, kp: KproxyProcess, path: str = "/version", *extra: str) -> tuple[int, dict]:
+async def get_from(source: str, kp: KproxyProcess, path: str = "/version", *extra: str) -> tuple[int, dict[str, Any]]:
     """GET through kproxy from a given source address; (HTTP status, JSON body)."""
     code, out, err = await curl("-s", "-w", "\n%{http_code}", "--interface", source, *extra, f"{kp.url}{path}")
     assert code == 0, err
     body, _, status = out.rpartition("\n")
     return int(status), (json.loads(body) if body.startswith("{") else {"raw": body})
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.1)
 
 
 async def test_allowed_and_denied_by_source_address(
@@ -133,7 +128,7 @@ async def test_reload_on_sighup_and_on_change(kubeconfig: Path, start_kproxy: St
     async def moved() -> bool:
         return (await get_from("127.0.0.3", kp))[0] == 200
 
-    await wait_for(moved)
+    await until(moved, "127.0.0.3 let in after SIGHUP", timeout=5.0, step=0.1)
     assert (await get_from("127.0.0.2", kp))[0] == 403
 
     # An invalid or empty file is refused: the list in force stays.
@@ -152,7 +147,7 @@ async def test_reload_on_sighup_and_on_change(kubeconfig: Path, start_kproxy: St
     async def back() -> bool:
         return (await get_from("127.0.0.2", kp))[0] == 200
 
-    await wait_for(back)
+    await until(back, "127.0.0.2 let in after the file changed", timeout=5.0, step=0.1)
     assert await kp.stop() == 0
 
 

@@ -16,9 +16,9 @@ import aiohttp
 
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess, StartKproxy
-from tests.integration.test_access import wait_for
 from tests.integration.test_forwarding import curl
 from tests.integration.test_process import kubectl
+from tests.waiting import until
 
 FIELDS = [
     "time", "client", "method", "path", "verb", "status", "bytes_in", "bytes_out", "duration_ms",
@@ -38,10 +38,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 async def logged(path: Path, count: int) -> list[dict[str, Any]]:
-    async def enough() -> bool:
-        return len(lines(path)) >= count
-
-    await wait_for(enough, 10)
+    await until(lambda: len(lines(path)) >= count, lambda: f"{count} lines in: {lines(path)}", timeout=10, step=0.1)
     return lines(path)
 
 
@@ -70,7 +67,7 @@ async def test_json_lines_join_the_api_servers_audit_ids(
     async def all_logged() -> bool:  # kubectl's discovery may come first: wait for the last one
         return any(e["audit_id"] == "my-own-id" for e in lines(log))
 
-    await wait_for(all_logged, 10)
+    await until(all_logged, lambda: lines(log), timeout=10, step=0.1)
     entries = lines(log)
     kubectl_get, *gets, own = entries[-6:]
     assert kubectl_get["verb"] == "list" and kubectl_get["method"] == "GET" and kubectl_get["status"] == 200
@@ -121,17 +118,13 @@ async def test_a_watch_is_logged_when_it_ends(
     writer.write(b"GET /api/v1/namespaces/default/configmaps?watch=true HTTP/1.1\r\nHost: localhost\r\n\r\n")
     await writer.drain()
     assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
-    await wait_for(lambda: _is(api.open_watches() == 1))
+    await until(lambda: api.open_watches() == 1, "the watch on the API server", timeout=5.0, step=0.1)
     await asyncio.sleep(0.3)
     assert lines(log) == []  # written when the request ends, not before
     writer.close()
     (entry,) = await logged(log, 1)
     assert (entry["verb"], entry["status"], entry["termination"]) == ("watch", 200, "client_gone")
     assert entry["bytes_out"] > 0 and entry["duration_ms"] >= 300
-
-
-async def _is(value: bool) -> bool:
-    return value
 
 
 async def test_a_request_cut_by_a_graceful_stop_is_a_timeout(
@@ -158,10 +151,7 @@ async def test_the_text_format_and_reopening_on_sighup(
     )  # fmt: skip
     assert await status_of(f"{kp.url}/version?token=s3cret") == 200
 
-    async def written() -> bool:
-        return log.exists() and "GET /version 200" in log.read_text()
-
-    await wait_for(written)
+    await until(lambda: log.exists() and "GET /version 200" in log.read_text(), "the log line", timeout=5.0, step=0.1)
     (line,) = log.read_text().splitlines()
     assert re.fullmatch(r"I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ kproxy\] 127\.0\.0\.1 GET /version 200", line), line
     assert "s3cret" not in log.read_text()
@@ -170,7 +160,9 @@ async def test_the_text_format_and_reopening_on_sighup(
     kp.proc.send_signal(signal.SIGHUP)
     await asyncio.sleep(0.5)
     assert await status_of(f"{kp.url}/api") == 200
-    await wait_for(lambda: _is(log.exists() and "GET /api 200" in log.read_text()))
+    await until(
+        lambda: log.exists() and "GET /api 200" in log.read_text(), "the new file's line", timeout=5.0, step=0.1
+    )
     assert "GET /api 200" not in (tmp_path / "access.log.1").read_text()
     assert oct(log.stat().st_mode & 0o777) == "0o600"
 

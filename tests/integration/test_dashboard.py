@@ -23,6 +23,7 @@ import pytest
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
 from tests.integration.browser import DASHBOARD, Browser, chromium, missing
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
@@ -60,14 +61,6 @@ async def kubectl(kp: KproxyProcess, home: Path, *args: str) -> str:
 async def open_live(browser: Browser, url: str) -> None:
     await browser.get(url)
     await browser.wait_for("document.body.dataset.connection === 'live'", what="the dashboard goes live")
-
-
-async def until_open_watches(api: FakeAPIServer, count: int, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while api.open_watches() < count:
-        assert loop.time() < deadline, f"{api.open_watches()} watches open, not {count}"
-        await asyncio.sleep(0.02)
 
 
 def row(hook: str, key: str) -> str:
@@ -239,7 +232,7 @@ async def test_410_gone_lists_again(dash: KproxyProcess, api: FakeAPIServer, bro
     store.list = list_then_compact  # type: ignore[method-assign]
     # "Live" means listed, with the watch requests sent: they may not have reached the
     # API server yet, and a watch that starts after the close below would never end.
-    await until_open_watches(api, 3)
+    await until(lambda: api.open_watches() >= 3, lambda: f"{api.open_watches()} watches open, not 3", timeout=30)
     first = len(api.requests)
     store.close_watches()  # the streams end: the page lists again...
     # ...and on the 410 that follows the compaction, lists once more, then watches.
@@ -256,11 +249,7 @@ async def test_410_gone_lists_again(dash: KproxyProcess, api: FakeAPIServer, bro
         seen = pods_requests()
         return len(seen) >= 4 and "watch=1" in seen[-1]
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while not await settled():
-        assert loop.time() < deadline, pods_requests()
-        await asyncio.sleep(0.1)
+    await until(settled, pods_requests, timeout=30, step=0.1)
     kinds = ["watch" if "watch=1" in q else "list" for q in pods_requests()]
     assert kinds[:4] == ["list", "watch", "list", "watch"], pods_requests()
     # Still live: a new pod shows up.

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KproxyProcess, kproxy_cmd
+from tests.waiting import until
 
 GUARD = 30.0
 
@@ -84,10 +85,8 @@ async def test_out_of_descriptors_kproxy_keeps_serving_and_recovers(kubeconfig: 
         assert await get(*first) == b"HTTP/1.1 200 OK"
         # A crowd takes every descriptor that is left, and more wait in the backlog.
         crowd = [await asyncio.open_connection("127.0.0.1", kp.port) for _ in range(120)]
-        for _ in range(100):  # until kproxy has hit the limit
-            if len(os.listdir(f"/proc/{kp.proc.pid}/fd")) >= 63:
-                break
-            await asyncio.sleep(0.05)
+        fds = f"/proc/{kp.proc.pid}/fd"
+        await until(lambda: len(os.listdir(fds)) >= 63, "kproxy at its descriptor limit", timeout=5, step=0.05)
         await asyncio.sleep(1.5)  # several pauses
         # The connection already open is served (on its pooled upstream connection).
         for _ in range(5):

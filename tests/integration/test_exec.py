@@ -37,6 +37,7 @@ import pytest
 from kproxy.testing import TOKEN_USER, FakeAPIServer, RecordedRequest, debug_pattern
 from kproxy.testing.upgrade import GARBAGE
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -165,15 +166,6 @@ def kproxy_sockets(kp: KproxyProcess) -> int:
     return count
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 def task_count() -> int:
     return len(asyncio.all_tasks())
 
@@ -196,9 +188,11 @@ async def baseline(kp: KproxyProcess) -> Baseline:
 
 
 async def assert_no_leaks(api: FakeAPIServer, kp: KproxyProcess, before: Baseline) -> None:
-    assert await eventually(lambda: api.runtime.open_sessions() == 0), api.runtime.sessions
-    assert await eventually(lambda: kproxy_sockets(kp) <= before.sockets), (kproxy_sockets(kp), before.sockets)
-    assert await eventually(lambda: task_count() <= before.tasks), (task_count(), before.tasks, asyncio.all_tasks())
+    await until(lambda: api.runtime.open_sessions() == 0, lambda: api.runtime.sessions, timeout=5.0)
+    await until(lambda: kproxy_sockets(kp) <= before.sockets, lambda: (kproxy_sockets(kp), before.sockets), timeout=5.0)
+    await until(
+        lambda: task_count() <= before.tasks, lambda: (task_count(), before.tasks, asyncio.all_tasks()), timeout=5.0
+    )
 
 
 async def raw_upgrade(port: int, path: str, kind: str) -> tuple[bytes, asyncio.StreamReader, asyncio.StreamWriter]:
@@ -353,8 +347,8 @@ async def test_port_forward(api: FakeAPIServer, proxy: KproxyProcess, tmp_path: 
         assert await round_trip(big) == big
         # Two connections at once share the one upgraded connection.
         results = await asyncio.gather(round_trip(b"A" * 5000), round_trip(b"B" * 7000))
-        assert results == [b"A" * 5000, b"B" * 7000]
-        assert await eventually(lambda: api.runtime.sessions[-1].connections == 4)
+        assert list(results) == [b"A" * 5000, b"B" * 7000]  # (a list at run time; typeshed says a tuple)
+        await until(lambda: api.runtime.sessions[-1].connections == 4, lambda: api.runtime.sessions[-1], timeout=5.0)
         assert_sessions(api, transport, "portforward", 1)
         assert api.runtime.open_sessions() == 1
     finally:
@@ -367,7 +361,7 @@ async def test_port_forward(api: FakeAPIServer, proxy: KproxyProcess, tmp_path: 
     assert out.decode().count(f"Handling connection for {local_port}\n") == 4
     assert "error" not in err.decode().lower(), err
     # kubectl vanished: the upstream side of the tunnel closed too.
-    assert await eventually(lambda: api.runtime.open_sessions() == 0)
+    await until(lambda: api.runtime.open_sessions() == 0, lambda: api.runtime.sessions, timeout=5.0)
     [request] = upgrade_requests(api, "portforward")
     assert_upgrade_request(request, transport)
 
@@ -436,7 +430,7 @@ async def test_upstream_closes_mid_session(kubectl: Kubectl, api: FakeAPIServer,
     before = await baseline(exec_proxy)
     proc = await kubectl.start("exec", POD, "--", "sleep", "60")
     try:
-        assert await eventually(lambda: api.runtime.open_sessions() == 1, 20)
+        await until(lambda: api.runtime.open_sessions() == 1, lambda: api.runtime.sessions, timeout=20)
         await asyncio.sleep(0.2)  # the client's streams are set up
         assert api.runtime.abort_sessions() == 1
         started = time.monotonic()
@@ -460,7 +454,7 @@ async def test_client_vanishes_upstream_closes(kubectl: Kubectl, api: FakeAPISer
     before = await baseline(exec_proxy)
     proc = await kubectl.start("exec", "-i", POD, "--", "sleep", "60", stdin=True)
     try:
-        assert await eventually(lambda: api.runtime.open_sessions() == 1, 20)
+        await until(lambda: api.runtime.open_sessions() == 1, lambda: api.runtime.sessions, timeout=20)
         await asyncio.sleep(0.2)
         assert kproxy_sockets(exec_proxy) > before.sockets
     finally:
@@ -545,7 +539,7 @@ async def test_upstream_down_is_502_status(start_kproxy: StartKproxy, kind: str)
         assert f"127.0.0.1:{port}" in status["message"] and "refused" in status["message"]
     finally:
         await close_writer(writer)
-    assert await eventually(lambda: kproxy_sockets(kp) <= before.sockets)
+    await until(lambda: kproxy_sockets(kp) <= before.sockets, lambda: (kproxy_sockets(kp), before.sockets), timeout=5.0)
 
 
 async def test_failed_upgrade_closes_the_connection(start_kproxy: StartKproxy) -> None:
@@ -586,7 +580,7 @@ async def ws_client(exec_proxy: KproxyProcess) -> AsyncIterator[WsConnect]:
 
 async def receive_all(ws: aiohttp.ClientWebSocketResponse) -> list[bytes]:
     """Binary messages up to the server's close frame, which must be a normal closure."""
-    messages = []
+    messages: list[bytes] = []
     while True:
         msg = await asyncio.wait_for(ws.receive(), 10)
         if msg.type != aiohttp.WSMsgType.BINARY:
@@ -619,14 +613,18 @@ async def test_websocket_channels_v4_v5_status_and_resize(ws_client: WsConnect, 
     async with ws_client("command=sleep&command=30&stdin=true&stdout=true&tty=true", "v5.channel.k8s.io") as ws:
         await ws.send_bytes(b'\x04{"Width":100,"Height":40}')
         await ws.send_bytes(b'\x04{"Width":120,"Height":50}')
-        assert await eventually(lambda: api.runtime.sessions[-1].resizes == [(100, 40), (120, 50)])
+        await until(
+            lambda: api.runtime.sessions[-1].resizes == [(100, 40), (120, 50)],
+            lambda: api.runtime.sessions[-1].resizes,
+            timeout=5.0,
+        )
     assert [(s.protocol, s.tty) for s in api.runtime.sessions] == [
         ("v4.channel.k8s.io", False),
         ("v5.channel.k8s.io", False),
         ("v5.channel.k8s.io", False),
         ("v5.channel.k8s.io", True),
     ]
-    assert await eventually(lambda: api.runtime.open_sessions() == 0)
+    await until(lambda: api.runtime.open_sessions() == 0, lambda: api.runtime.sessions, timeout=5.0)
 
 
 async def test_unsupported_subprotocol_is_refused_before_the_upgrade(exec_proxy: KproxyProcess) -> None:

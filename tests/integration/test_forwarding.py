@@ -8,13 +8,16 @@ import gzip
 import hashlib
 import json
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess, StartKproxy
+from tests.waiting import until
 
 ECHO = "/debug/kproxy/echo"
 
@@ -48,7 +51,7 @@ async def raw_request(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
     return b"".join(chunks)
 
 
-def echo_headers(body: dict) -> dict[str, list[str]]:
+def echo_headers(body: dict[str, Any]) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     for name, value in body["headers"]:
         headers.setdefault(name, []).append(value)
@@ -256,7 +259,7 @@ async def test_large_upload_and_download_bounded_memory(proxy: KproxyProcess) ->
                 received += len(chunk)
         assert received == size
 
-        async def body():  # type: ignore[no-untyped-def]
+        async def body() -> AsyncIterator[bytes]:
             block = b"x" * (1 << 20)
             for _ in range(size >> 20):
                 yield block
@@ -275,15 +278,9 @@ async def test_client_disconnect_releases_upstream(proxy: KproxyProcess, api: Fa
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as resp:
             assert resp.status == 200
-            for _ in range(50):
-                if api.open_watches() > before:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: api.open_watches() > before, "the watch on the API server", timeout=2.5, step=0.05)
             assert api.open_watches() == before + 1
-    for _ in range(100):
-        if api.open_watches() == before:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: api.open_watches() == before, "the watch to end", timeout=5, step=0.05)
     assert api.open_watches() == before
 
 

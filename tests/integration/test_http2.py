@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -18,17 +18,9 @@ import pytest
 from kproxy.testing import FakeAPIServer, TestPKI
 from kproxy.testing.certs import CLIENT_CN
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ container, attached) and ``port-forward`` with real traffic."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -19,12 +20,12 @@ POD = "nginx-7c5ddbdf54-2xkqw"
 
 
 @pytest.fixture
-async def fake(pki: TestPKI) -> FakeAPIServer:
+async def fake(pki: TestPKI) -> AsyncIterator[FakeAPIServer]:
     rules = [Rule(groups=("system:authenticated",), verbs=("get", "list", "watch", "create", "update", "patch"))]
     rules.append(Rule(groups=("system:authenticated",), non_resource_urls=("*",), resources=(), verbs=("get",)))
     server = FakeAPIServer(pki=pki, tokens={"kubectl-token": "dev"}, rules=rules)
     await server.start()
-    yield server  # type: ignore[misc]
+    yield server
     await server.stop()
 
 

@@ -33,20 +33,13 @@ import kproxy
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess, StartKproxy
 from tests.loopback import LoopbackServer
+from tests.waiting import until
 
 GUARD = 60.0  # seconds; hang guards only
 WATCH = b"GET /api/v1/namespaces/default/pods?watch=true HTTP/1.1\r\nHost: localhost\r\n\r\n"
 GET = b"GET /api/v1/namespaces/default/pods HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/PID (Linux)")
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = GUARD) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
 
 
 async def open_watch(port: int) -> asyncio.StreamWriter:
@@ -84,7 +77,7 @@ async def churn(port: int, api: FakeAPIServer, rounds: int, watches: int) -> Non
                 writer.transport.abort()
             else:
                 writer.close()
-        await until(lambda: api.open_watches() == 0, "the API server saw every watch end")
+        await until(lambda: api.open_watches() == 0, "the API server saw every watch end", timeout=GUARD, step=0.05)
 
 
 def fds(pid: int) -> int:
@@ -108,7 +101,9 @@ async def test_watch_churn_gives_back_every_descriptor(api: FakeAPIServer, proxy
     start = fds(pid)
     await churn(proxy.port, api, rounds=4, watches=25)
     # A client connection ends when kproxy sees the client go, its upstream at once.
-    await until(lambda: fds(pid) <= start, f"descriptors back to {start} (now {fds(pid)})")
+    await until(
+        lambda: fds(pid) <= start, lambda: f"descriptors back to {start} (now {fds(pid)})", timeout=GUARD, step=0.05
+    )
 
 
 def kproxy_objects() -> collections.Counter[str]:
@@ -259,4 +254,9 @@ async def test_slow_readers_hold_back_the_api_server_and_their_memory_comes_back
     # §7; test_slow_reader_buffers.py counts it), a few hundred KiB, not by the answer.
     assert grown < clients * 2048, grown
     # Freed memory goes back to the system (malloc_trim within 10 s of the clients leaving).
-    await until(lambda: rss_kib(pid) - start < 6 * 1024, f"RSS back near {start} KiB (peak +{grown} KiB)", 40)
+    await until(
+        lambda: rss_kib(pid) - start < 6 * 1024,
+        lambda: f"RSS back near {start} KiB (peak +{grown} KiB, now {rss_kib(pid)} KiB)",
+        timeout=40,
+        step=0.05,
+    )

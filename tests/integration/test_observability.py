@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
-from tests.integration.test_access import wait_for
 from tests.integration.test_forwarding import curl
 from tests.integration.test_process import kubectl, run_to_exit
+from tests.waiting import until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 FAST = {"KPROXY_READINESS_PERIOD": "0.2"}
@@ -32,7 +32,7 @@ async def admin_url(kp: KproxyProcess) -> str:
     async def said() -> bool:
         return pattern.search(kp.stderr) is not None
 
-    await wait_for(said, 10)
+    await until(said, lambda: f"the admin listener's notice in:\n{kp.stderr}", timeout=10, step=0.1)
     match = pattern.search(kp.stderr)
     assert match is not None
     return match[1]
@@ -150,7 +150,7 @@ async def test_watches_follows_and_upgrades_are_long_running(
             s = await scrape(base)
             return all(value(s, "kproxy_long_running", kind=k) == 1 for k in ("watch", "follow", "upgrade"))
 
-        await wait_for(all_running, 30)
+        await until(all_running, "a watch, a follow and an upgrade in flight", timeout=30, step=0.1)
         samples = await scrape(base)
         assert value(samples, "kproxy_inflight_requests") >= 3
         assert value(samples, "kproxy_client_connections") >= 3
@@ -164,7 +164,7 @@ async def test_watches_follows_and_upgrades_are_long_running(
         s = await scrape(base)
         return all(value(s, "kproxy_long_running", kind=k) == 0 for k in ("watch", "follow", "upgrade"))
 
-    await wait_for(none_running, 10)
+    await until(none_running, "no long-running request in flight", timeout=10, step=0.1)
     samples = await scrape(base)
     assert value(samples, "kproxy_requests_total", verb="connect", code="101") == 1
     assert value(samples, "kproxy_requests_total", verb="watch", code="200") >= 1
@@ -185,7 +185,7 @@ async def test_health_endpoints(api: FakeAPIServer, kubeconfig: Path, start_kpro
     async def is_ready() -> bool:
         return (await ready(base))[0] == 200
 
-    await wait_for(is_ready, 10)
+    await until(is_ready, "/readyz 200", timeout=10, step=0.1)
     assert await ready(base) == (200, "ok\n")
     probes = [r for r in api.requests if r.path == "/readyz"]
     assert probes and probes[-1].user == "kproxy-token-user"  # kproxy's own credential
@@ -221,14 +221,14 @@ async def test_readiness_follows_the_api_server(
     async def status_is(code: int) -> bool:
         return (await ready(base))[0] == code
 
-    await wait_for(lambda: status_is(200), 10)
+    await until(lambda: status_is(200), "/readyz 200", timeout=10, step=0.1)
     await api.stop()
-    await wait_for(lambda: status_is(503), 10)
+    await until(lambda: status_is(503), "/readyz 503", timeout=10, step=0.1)
     status, text = await ready(base)
     assert status == 503 and text.startswith("cannot reach the API server") and text.count("\n") == 1
     assert api.url.split("//")[1] in text  # names the server, one line
     await api.start()  # the same port again
-    await wait_for(lambda: status_is(200), 10)
+    await until(lambda: status_is(200), "/readyz 200", timeout=10, step=0.1)
     assert "not ready: cannot reach the API server" in kp.stderr
     # /livez never minded.
     assert (await get(f"{base}/livez"))[0] == 200
@@ -247,7 +247,7 @@ async def test_readiness_needs_a_credential_the_api_server_takes(
         status, text = await ready(base)
         return status == 503 and "refused kproxy's credential (401)" in text
 
-    await wait_for(refused, 10)
+    await until(refused, "/readyz 503 for the refused credential", timeout=10, step=0.1)
     assert "wrong-token" not in kp.stderr and "wrong-token" not in (await ready(base))[1]
 
 
@@ -258,14 +258,14 @@ async def test_readiness_is_503_from_the_start_of_a_graceful_stop(
         "--port", "0", "--kubeconfig", str(kubeconfig), "--metrics-address", "127.0.0.1:0", env=env_with(FAST)
     )  # fmt: skip
     base = await admin_url(kp)
-    await wait_for(lambda: _ready_is(base, 200), 10)
+    await until(lambda: _ready_is(base, 200), "/readyz 200", timeout=10, step=0.1)
     # A watch in flight keeps the drain going (up to the 5 s grace period).
     reader, writer = await asyncio.open_connection("127.0.0.1", kp.port)
     writer.write(b"GET /api/v1/namespaces/default/pods?watch=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
     await writer.drain()
     assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.1 200")
     kp.proc.send_signal(signal.SIGTERM)
-    await wait_for(lambda: _ready_is(base, 503), 5)
+    await until(lambda: _ready_is(base, 503), "/readyz 503 once the stop began", timeout=5, step=0.1)
     status, text = await ready(base)
     assert (status, text) == (503, "kproxy is shutting down\n")
     assert (await get(f"{base}/livez"))[0] == 200  # still serving while it drains

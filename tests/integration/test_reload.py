@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -17,9 +18,8 @@ import pytest
 
 from kproxy.testing import FakeAPIServer, TestPKI
 from tests.conftest import KproxyProcess, StartKproxy, kubectl_env
-from tests.integration.test_access import wait_for
-from tests.integration.test_http2 import until
 from tests.integration.test_observability import POD, admin_url, scrape, value
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,10 +42,10 @@ async def status(session: aiohttp.ClientSession, url: str) -> int:
 
 
 @pytest.fixture
-async def other_api(pki: TestPKI) -> FakeAPIServer:
+async def other_api(pki: TestPKI) -> AsyncIterator[FakeAPIServer]:
     server = FakeAPIServer(pki=pki, tokens=("other-token",))
     await server.start()
-    yield server  # type: ignore[misc]
+    yield server
     await server.stop()
 
 
@@ -88,7 +88,7 @@ async def test_a_new_kubeconfig_takes_new_requests_while_those_in_flight_finish_
             async def moved() -> bool:
                 return await status(session, f"{url}/only-in-b") == 200
 
-            await wait_for(moved, 10)
+            await until(moved, "requests going to the new API server", timeout=10, step=0.1)
             assert await status(session, f"{url}/only-in-a") == 404  # the same connection, the new server
             assert other_api.requests[-1].user == "kproxy-token-user"  # the new file's credential
         # The watch still streams from the first API server ...
@@ -98,7 +98,7 @@ async def test_a_new_kubeconfig_takes_new_requests_while_those_in_flight_finish_
             line = await asyncio.wait_for(reader.readline(), 10)
             return b"after-the-reload" in line
 
-        await wait_for(event, 20)
+        await until(event, "the event on the watch begun before the reload", timeout=20, step=0.1)
         # ... and the exec session still runs there.
         exec_.stdin.write(b"after\n")
         await exec_.stdin.drain()
@@ -134,7 +134,7 @@ async def test_a_broken_kubeconfig_keeps_the_last_good_one(
             async def failed(n: int = number) -> bool:
                 return await reloads(base, "failure") >= n
 
-            await wait_for(failed, 10)
+            await until(failed, f"failed reload {number}", timeout=10, step=0.1)
             assert await status(session, f"{kp.url}/api/v1/namespaces/default/pods") == 200  # the old one serves
             await asyncio.sleep(0.2)
             errors = [line for line in kp.stderr_lines[seen:] if message in line]
@@ -148,7 +148,7 @@ async def test_a_broken_kubeconfig_keeps_the_last_good_one(
         async def mended() -> bool:
             return await reloads(base, "success") == 1
 
-        await wait_for(mended, 10)
+        await until(mended, "the mended file taken up", timeout=10, step=0.1)
         before = len(other_api.requests)
         assert await status(session, f"{kp.url}/api/v1/namespaces/default/pods") == 200
         assert len(other_api.requests) == before + 1
@@ -174,10 +174,10 @@ async def test_sighup_reloads_everything_at_once(
             value(samples, "kproxy_config_reloads_total", what="upstream", result="success") == 1
         )
 
-    await wait_for(reloaded, 10)
+    await until(reloaded, "both parts reloaded", timeout=10, step=0.1)
     atomically(config, other_api.kubeconfig(tmp_path, auth="token", token="other-token").read_text())
     kp.proc.send_signal(signal.SIGHUP)
-    await wait_for(lambda: _at_least(base, 2), 10)
+    await until(lambda: _at_least(base, 2), "the second reload", timeout=10, step=0.1)
     before = len(other_api.requests)
     async with aiohttp.ClientSession() as session:
         assert await status(session, f"{kp.url}/version") == 200
@@ -197,13 +197,14 @@ async def test_a_rotated_custom_ca_is_trusted_without_a_restart(
     kubeconfig = api.kubeconfig(tmp_path, auth="token", token="test-token").read_text()
     config.write_text("\n".join(line for line in kubeconfig.splitlines() if "certificate-authority" not in line))
     assert api.pki is not None
+    api_ca = api.pki.ca_pem  # what the rotation brings in
     cas = tmp_path / "custom-ca.pem"
     cas.write_bytes(TestPKI.create().ca_pem)  # not the API server's CA
     kp = await start_kproxy(
         "--port", "0", "--kubeconfig", str(config), "--custom-ca-trust-certificates", str(cas),
         "--metrics-address", "127.0.0.1:0",
     )  # fmt: skip
-    await verified_after_rotation(kp, lambda: atomically(cas, api.pki.ca_pem.decode()))  # type: ignore[union-attr]
+    await verified_after_rotation(kp, lambda: atomically(cas, api_ca.decode()))
 
 
 async def test_a_rotated_trusted_ca_in_the_http_proxy_config_is_taken_up(
@@ -213,6 +214,7 @@ async def test_a_rotated_trusted_ca_in_the_http_proxy_config_is_taken_up(
     kubeconfig = api.kubeconfig(tmp_path, auth="token", token="test-token").read_text()
     config.write_text("\n".join(line for line in kubeconfig.splitlines() if "certificate-authority" not in line))
     assert api.pki is not None
+    api_ca = api.pki.ca_pem  # what the rotation brings in
     proxy_config = tmp_path / "aks-proxy.json"
 
     def with_ca(pem: bytes) -> str:
@@ -223,10 +225,10 @@ async def test_a_rotated_trusted_ca_in_the_http_proxy_config_is_taken_up(
         "--port", "0", "--kubeconfig", str(config), "--http-proxy-config", str(proxy_config),
         "--metrics-address", "127.0.0.1:0",
     )  # fmt: skip
-    await verified_after_rotation(kp, lambda: atomically(proxy_config, with_ca(api.pki.ca_pem)))  # type: ignore[union-attr]
+    await verified_after_rotation(kp, lambda: atomically(proxy_config, with_ca(api_ca)))
 
 
-async def verified_after_rotation(kp: KproxyProcess, rotate) -> None:  # type: ignore[no-untyped-def]
+async def verified_after_rotation(kp: KproxyProcess, rotate: Callable[[], None]) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{kp.url}/version") as answer:
             body = await answer.json()
@@ -236,7 +238,7 @@ async def verified_after_rotation(kp: KproxyProcess, rotate) -> None:  # type: i
         async def trusted() -> bool:
             return await status(session, f"{kp.url}/version") == 200
 
-        await wait_for(trusted, 10)
+        await until(trusted, "the rotated CA trusted", timeout=10, step=0.1)
     assert await reloads(await admin_url(kp), "success") == 1
 
 
@@ -264,7 +266,7 @@ async def test_watches_over_http2_finish_on_the_retired_lane_which_then_closes(
             async def moved() -> bool:
                 return await status(session, f"{kp.url}/api/v1/namespaces/default/configmaps/only-in-b") == 200
 
-            await wait_for(moved, 10)
+            await until(moved, "requests going to the new API server", timeout=10, step=0.1)
             new = await session.get(watch)
             assert new.status == 200
             await until(lambda: second.open_watches() == 1, "the watch on the second API server")
@@ -277,9 +279,8 @@ async def test_watches_over_http2_finish_on_the_retired_lane_which_then_closes(
             assert b"after-the-reload" in lines[-1] and first.h2.open_connections == 1
             old.close()
             # Its last stream ended: the retired lane's connection goes.
-            await until(
-                lambda: first.h2.open_connections == 0 and first.open_watches() == 0, "the retired lane closing"
-            )
+            retired = first.h2
+            await until(lambda: retired.open_connections == 0 and first.open_watches() == 0, "the retired lane closing")
             assert second.h2.open_connections == 1 and second.open_watches() == 1
             new.close()
     finally:

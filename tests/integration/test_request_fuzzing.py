@@ -353,8 +353,9 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         env=env,
     )
     assert proc.stdout is not None and proc.stderr is not None
+    stderr = proc.stderr
     lines: list[str] = []
-    pump = threading.Thread(target=lambda: lines.extend(raw.decode(errors="replace").rstrip() for raw in proc.stderr))
+    pump = threading.Thread(target=lambda: lines.extend(raw.decode(errors="replace").rstrip() for raw in stderr))
     pump.start()
     try:
         first = proc.stdout.readline().decode()

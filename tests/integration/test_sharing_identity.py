@@ -31,6 +31,7 @@ from tests.integration.sharing import (
     start_tls,
 )
 from tests.integration.test_forwarding import curl
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -114,10 +115,7 @@ async def test_the_client_ca_is_reloaded(
     async def rotated() -> bool:
         return (await curl_json(team, kp, "/version", *bob.curl()))[0] == 200
 
-    deadline = asyncio.get_running_loop().time() + 5
-    while not await rotated():
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.1)
+    await until(rotated, "the new CA's member let in", timeout=5, step=0.1)
     status, body = await curl_json(team, kp, "/version", *alice.curl())
     assert status == 401 and body["message"].startswith("client certificate verification failed")
 

@@ -21,6 +21,7 @@ from tests.conftest import StartKproxy
 from tests.integration.sharing import KeepAlive, Team, curl_json, https, make_team, start_tls
 from tests.integration.test_forwarding import curl
 from tests.integration.test_process import run_to_exit
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,13 +31,6 @@ GO_PLAIN_HTTP_ANSWER = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP req
 @pytest.fixture
 def team(tmp_path: Path) -> Team:
     return make_team(tmp_path)
-
-
-async def eventually(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.1)
 
 
 async def test_https_with_curl(api: FakeAPIServer, kubeconfig: Path, start_kproxy: StartKproxy, team: Team) -> None:
@@ -122,7 +116,7 @@ async def test_reload_by_atomic_rename_keeps_open_connections(
         finally:
             await fresh.close()
 
-    await eventually(rotated_in_use, timeout=5.0)
+    await until(rotated_in_use, "the rotated certificate served", timeout=5.0, step=0.1)
     # The connection opened before the reload is untouched: same certificate, still serving.
     for _ in range(3):
         assert (await old.get("/version"))[0] == 200
@@ -156,7 +150,7 @@ async def test_reload_of_in_place_writes_and_a_bad_pair(
     assert len(refusals) == 1 and f"--tls-private-key-file {key} does not match the certificate" in refusals[0]
     # The key follows (written in place too): the new pair is taken.
     key.write_bytes(second.key_pem)
-    await eventually(lambda: serving(second.cert_pem), timeout=5.0)
+    await until(lambda: serving(second.cert_pem), "the new pair served", timeout=5.0, step=0.1)
     assert "BEGIN" not in kp.stderr and "PRIVATE" not in kp.stderr
 
 
@@ -197,7 +191,7 @@ async def test_sighup_reloads_what_the_watch_cannot_see(
     await asyncio.sleep(1.5)
     assert await serving(first.cert_pem)  # unseen by the watch
     kp.proc.send_signal(signal.SIGHUP)
-    await eventually(lambda: serving(second.cert_pem), timeout=5.0)
+    await until(lambda: serving(second.cert_pem), "the new pair served", timeout=5.0, step=0.1)
     assert await kp.stop() == 0
 
 

@@ -17,6 +17,7 @@ from tests.conftest import StartKproxy
 from tests.integration.forward_proxies import free_port
 from tests.integration.recording_upstream import RecordingUpstream
 from tests.integration.test_observability import admin_url
+from tests.waiting import until
 
 
 async def get(url: str) -> tuple[int, str]:
@@ -46,10 +47,11 @@ async def test_with_the_readiness_probe_its_connection_is_the_one_made_at_start_
     async with RecordingUpstream() as upstream:
         kp = await start_kproxy("--port", "0", "--server", upstream.url, "--metrics-address", "127.0.0.1:0")
         base = await admin_url(kp)
-        for _ in range(600):  # ready once the probe's answer came back, its connection in the pool
-            if (await get(f"{base}/readyz"))[0] == 200:
-                break
-            await asyncio.sleep(0.05)
+
+        async def ready() -> bool:  # once the probe's answer came back, its connection in the pool
+            return (await get(f"{base}/readyz"))[0] == 200
+
+        await until(ready, "/readyz 200", timeout=30, step=0.05)
         assert await get(f"{kp.url}/version") == (200, '{"method": "GET", "target": "/version", "length": 0}')
         # The probe's connection served the request: no second dial for a warm-up.
         assert [seen.target for seen in upstream.seen] == ["/readyz", "/version"]

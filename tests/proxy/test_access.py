@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 
 from kproxy.errors import Forbidden
 from kproxy.policy.ranges import AuthorizedRanges, parse_trusted_proxies
-from kproxy.proxy import access
 from kproxy.proxy.access import ClientGate
 from tests.proxy.fakes import FakeClient
 
@@ -68,7 +68,7 @@ def test_denials_are_logged_once_per_interval_with_a_count(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(access.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # the clock kproxy.proxy.access reads
     g = gate("10.0.0.0/8")
     request = FakeClient(("192.0.2.1", 1)).request(GET)
     with caplog.at_level(logging.WARNING, logger="kproxy"):

@@ -28,7 +28,7 @@ async def send(p: Pipeline, head: bytes, *, tls: bool = False) -> tuple[Response
 
 
 def pipeline(tmp_path: Path, **flags: object) -> tuple[Pipeline, RecordingRelay]:
-    return build(tmp_path, cors_allowed_origins=ALLOWED, **flags)
+    return build(tmp_path, ranges="", cors_allowed_origins=ALLOWED, **flags)
 
 
 @pytest.mark.parametrize(

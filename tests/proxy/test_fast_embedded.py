@@ -23,6 +23,7 @@ from kproxy.proxy.fast import FastPath, Forward
 from kproxy.testing import TOKEN_USER, FakeAPIServer, TestPKI
 from kproxy.testing.credential_fakes import write_plugin
 from tests.config.kubeconfig_files import exec_kubeconfig
+from tests.waiting import until
 
 VARYING = {"Date", "Audit-Id"}
 
@@ -106,8 +107,8 @@ async def test_a_client_leaving_a_streamed_fast_answer_releases_the_upstream(
         await fetch(session, "GET", f"{proxy.url}/version")  # the fast path needs an idle connection
         async with session.get(url) as resp:
             assert resp.status == 200
-            await until(lambda: api.open_watches() == before + 1)
-        await until(lambda: api.open_watches() == before)
+            await until(lambda: api.open_watches() == before + 1, "the watch on the API server", timeout=5.0)
+        await until(lambda: api.open_watches() == before, "the watch to end", timeout=5.0)
     assert len(fast_taken) == 1
 
 
@@ -166,14 +167,6 @@ async def test_a_refused_credential_on_the_fast_path_is_refreshed_once(
 
 def hangups(api: FakeAPIServer) -> int:
     return len([r for r in api.requests if r.raw_path.endswith("/hangup")])
-
-
-async def until(condition: object, timeout: float = 5.0) -> None:
-    assert callable(condition)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_pipelined_requests_on_the_fast_path_are_answered_in_order(
@@ -328,9 +321,9 @@ async def test_what_the_fast_path_hands_back_is_logged_once(
         await fetch(session, "GET", f"{proxy.url}/version")
         async with session.get(watch) as resp:
             assert resp.status == 200
-            await until(lambda: api.open_watches() == 1)
-        await until(lambda: api.open_watches() == 0)
-    await until(lambda: len(entries(log)) == 11)
+            await until(lambda: api.open_watches() == 1, "the watch on the API server", timeout=5.0)
+        await until(lambda: api.open_watches() == 0, "the watch to end", timeout=5.0)
+    await until(lambda: len(entries(log)) == 11, lambda: entries(log), timeout=5.0)
     lines = entries(log)
     chunks = [e for e in lines if str(e["path"]).endswith("/chunks")]
     assert [(e["status"], e["bytes_out"], e["termination"]) for e in chunks] == [(200, 16, "complete")] * 2

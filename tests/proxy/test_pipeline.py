@@ -146,7 +146,9 @@ async def test_a_bug_of_ours_is_a_500_status_and_the_log_says_so(
 ) -> None:
     p, relay = build(tmp_path)
 
-    async def broken(request: Request, target: bytes, impersonate: object = None) -> Response:
+    async def broken(
+        request: Request, target: bytes, impersonate: bytes | None = None, long_running: bool = False
+    ) -> Response:
         raise KeyError("oops")
 
     relay.forward = broken  # type: ignore[method-assign]

@@ -106,7 +106,7 @@ async def test_a_body_that_breaks_off_aborts_the_upstream_before_it_is_complete(
     request.complete = False  # the body is still on its way
     request._body = None
     request.feed(b"b" * 10)
-    forwarding = asyncio.create_task(relay(pool).forward(request, b"/api"))
+    forwarding = asyncio.ensure_future(relay(pool).forward(request, b"/api"))  # an awaitable, not a coroutine
     for _ in range(5):
         await asyncio.sleep(0)
     assert conn.transport is not None and b"bbbbbbbbbb" in conn.transport.data  # type: ignore[attr-defined]

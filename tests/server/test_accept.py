@@ -64,7 +64,7 @@ async def test_out_of_descriptors_pauses_accepting_then_it_resumes(
             raise OSError(code, "Too many open files")
         return real()
 
-    acceptor._accept = exhausted  # type: ignore[assignment]
+    acceptor._accept = exhausted
     acceptor.start()
     port = listening.getsockname()[1]
     with caplog.at_level(logging.WARNING, logger="kproxy"):
@@ -100,7 +100,7 @@ async def test_clients_that_gave_up_are_skipped(listening: socket.socket) -> Non
             raise OSError(errno.ECONNABORTED, "Software caused connection abort")
         return real()
 
-    acceptor._accept = aborted  # type: ignore[assignment]
+    acceptor._accept = aborted
     acceptor.start()
     assert await echo_once(listening.getsockname()[1]) == b"ping"
     assert acceptor.paused == 0

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
 
 import pytest
 
 from kproxy.server.memory import MemoryTrim, _malloc_trim
+from tests.waiting import until
 
 GUARD = 5.0  # seconds; only a hang guard
-
-
-async def until(condition: Callable[[], object]) -> None:
-    for _ in range(int(GUARD / 0.002)):  # a hang guard, not a timing assertion
-        if condition():
-            return
-        await asyncio.sleep(0.002)
-    raise AssertionError("the condition never came true")
 
 
 async def test_trims_once_per_interval_in_which_connections_ended() -> None:
@@ -33,15 +25,15 @@ async def test_trims_once_per_interval_in_which_connections_ended() -> None:
     trim.start()
     try:
         ticks = trim._timer
-        await until(lambda: trim._timer is not ticks)  # a tick with nothing ended: no trim
+        await until(lambda: trim._timer is not ticks, "a tick", timeout=GUARD)  # a tick with nothing ended: no trim
         assert calls == []
         ended[0] = 3
-        await until(lambda: calls)
+        await until(lambda: calls, "a trim", timeout=GUARD)
         ticks = trim._timer
-        await until(lambda: trim._timer is not ticks)  # (each tick schedules the next)
+        await until(lambda: trim._timer is not ticks, "the next tick", timeout=GUARD)  # (each tick schedules the next)
         assert calls == [0] and trim.trims == 1  # nothing ended since: no second trim
         ended[0] = 4
-        await until(lambda: trim.trims == 2)
+        await until(lambda: trim.trims == 2, "a second trim", timeout=GUARD)
     finally:
         trim.stop()
     assert trim._timer is None
@@ -74,10 +66,7 @@ async def test_glibcs_malloc_trim_is_looked_up_only_when_a_trim_is_due() -> None
         await asyncio.sleep(0.05)
         assert trim.trims == 0 and trim._trim is None  # nothing ended: no lookup, no trim
         ended[0] = 1
-        for _ in range(100):
-            if trim.trims:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: trim.trims, "a trim", timeout=2.0)
         assert trim.trims == 1 and trim._trim is not None  # this machine's C library is glibc
     finally:
         trim.stop()

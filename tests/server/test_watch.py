@@ -8,13 +8,7 @@ import os
 from pathlib import Path
 
 from kproxy.server.watch import FileWatch
-
-
-async def until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
+from tests.waiting import until
 
 
 async def test_renames_writes_and_deletions_are_seen(tmp_path: Path) -> None:
@@ -28,12 +22,12 @@ async def test_renames_writes_and_deletions_are_seen(tmp_path: Path) -> None:
         assert seen == []  # nothing changed
         (tmp_path / "g").write_text("two")
         os.replace(tmp_path / "g", path)
-        await until(lambda: seen == ["two"])
+        await until(lambda: seen == ["two"], lambda: seen, timeout=5.0)
         with path.open("a") as f:
             f.write(" more")
-        await until(lambda: seen == ["two", "two more"])
+        await until(lambda: seen == ["two", "two more"], lambda: seen, timeout=5.0)
         path.unlink()
-        await until(lambda: seen[-1:] == ["-"])
+        await until(lambda: seen[-1:] == ["-"], lambda: seen, timeout=5.0)
     finally:
         watch.stop()
 
@@ -52,7 +46,7 @@ async def test_a_write_during_the_reload_is_reloaded_again(tmp_path: Path) -> No
     watch.start()
     try:
         path.write_text("half")
-        await until(lambda: seen[-1:] == ["complete and longer"])
+        await until(lambda: seen[-1:] == ["complete and longer"], lambda: seen, timeout=5.0)
         assert seen == ["half", "complete and longer"]
     finally:
         watch.stop()
@@ -88,10 +82,7 @@ async def test_a_change_during_the_reload_is_seen_on_the_next_poll(tmp_path: Pat
     watch.start()
     try:
         cert.write_text("new cert")
-        for _ in range(100):
-            if len(seen) >= 2:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: len(seen) >= 2, lambda: seen, timeout=5.0)
     finally:
         watch.stop()
     assert seen[:2] == [("new cert", "old key"), ("new cert", "new key, written while the reload ran")]

@@ -32,8 +32,8 @@ def test_rsa_keys_for_the_benchmarks(tmp_path: Path) -> None:
     made = TestPKI.create(server_names=("127.0.0.1",), key_type="rsa")
     extra = made.issue_client("bench-user", ("system:masters",))
     for pem in (made.ca_pem, made.server.cert_pem, extra.cert_pem):
-        cert = x509.load_pem_x509_certificate(pem)
-        assert isinstance(cert.public_key(), rsa.RSAPublicKey) and cert.public_key().key_size == 2048
+        key = x509.load_pem_x509_certificate(pem).public_key()
+        assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
     paths = made.write(tmp_path)
     (tmp_path / "extra.crt").write_bytes(extra.cert_pem)
     verified = subprocess.run(

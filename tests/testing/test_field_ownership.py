@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from kproxy.testing.field_ownership import apply, field_paths, record_update
+from kproxy.testing.field_ownership import Obj, apply, field_paths, record_update
 from kproxy.testing.status import ApiError
 
 CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
 
 
-def owners(obj: dict) -> dict[tuple[str, str], dict]:
+def owners(obj: Obj) -> dict[tuple[str, str], Obj]:
     return {(e["manager"], e["operation"]): e["fieldsV1"] for e in obj["metadata"]["managedFields"]}
 
 

@@ -15,6 +15,7 @@ from kproxy.testing.portforward import _forward
 from kproxy.testing.runtime import PodRuntime, UpgradeSession
 from kproxy.testing.spdy_frames import Headers
 from kproxy.testing.spdy_session import SpdySession, SpdyStream
+from tests.waiting import until
 
 
 async def test_a_cancelled_forward_always_closes_the_pod_side() -> None:
@@ -44,10 +45,7 @@ async def test_a_cancelled_forward_always_closes_the_pod_side() -> None:
     try:
         # Let the connection open and the pod's bytes and FIN arrive, then cancel at
         # every step until the task is over.
-        for _ in range(500):
-            if record.connections:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: record.connections, "the connection to the pod", timeout=5.0)
         assert record.connections == 1
         while not task.done():
             task.cancel()

@@ -279,7 +279,7 @@ async def test_churned_streams_leave_bounded_memory_and_late_data_is_still_ignor
         pair.answer(stream.stream_id, b"{}")
         stream.close()  # the watch's client went away: RST_STREAM
         pair.to_server()
-    remembered = pair.client._adapter._h2._closed_streams  # type: ignore[attr-defined]
+    remembered = pair.client._adapter._h2._closed_streams
     assert 0 < len(remembered) <= 1024
     late = DataFrame(stream.stream_id, data=b"sent before the server saw the reset")
     pair.client.data_received(late.serialize())

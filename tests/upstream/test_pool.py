@@ -4,7 +4,7 @@ responses and failures, against a scripted raw upstream on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -62,8 +62,11 @@ class Scripted:
             writer.close()
 
 
+Start = Callable[[Reply], Awaitable[Scripted]]  # starts a Scripted upstream on 127.0.0.1
+
+
 @pytest.fixture
-async def scripted() -> AsyncIterator[Callable[[Reply], asyncio.Future[Scripted]]]:
+async def scripted() -> AsyncIterator[Start]:
     servers: list[Scripted] = []
 
     async def start(reply: Reply) -> Scripted:
@@ -72,7 +75,7 @@ async def scripted() -> AsyncIterator[Callable[[Reply], asyncio.Future[Scripted]
         servers.append(s)
         return s
 
-    yield start  # type: ignore[misc]
+    yield start
     for s in servers:
         assert s.server is not None
         s.server.close()
@@ -89,7 +92,7 @@ async def proxy_for(port: int) -> kproxy.ProxyServer:
     return server
 
 
-async def test_keep_alive_reuse_and_head(scripted) -> None:  # type: ignore[no-untyped-def]
+async def test_keep_alive_reuse_and_head(scripted: Start) -> None:
     def reply(head: bytes) -> bytes:
         full = ok(b"0123456789")
         return full[: full.index(b"\r\n\r\n") + 4] if head.startswith(b"HEAD") else full
@@ -108,7 +111,7 @@ async def test_keep_alive_reuse_and_head(scripted) -> None:  # type: ignore[no-u
         await server.close()
 
 
-async def test_body_until_close_and_interim_responses(scripted) -> None:  # type: ignore[no-untyped-def]
+async def test_body_until_close_and_interim_responses(scripted: Start) -> None:
     def reply(head: bytes) -> bytes:
         if b"/eof" in head:
             return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it until the end"
@@ -127,7 +130,7 @@ async def test_body_until_close_and_interim_responses(scripted) -> None:  # type
         await server.close()
 
 
-async def test_stale_keep_alive_connection_is_retried(scripted) -> None:  # type: ignore[no-untyped-def]
+async def test_stale_keep_alive_connection_is_retried(scripted: Start) -> None:
     up = await scripted(lambda head: ok())
     up.close_after_each = True  # the server drops every connection after answering
     server = await proxy_for(up.port)
@@ -142,7 +145,7 @@ async def test_stale_keep_alive_connection_is_retried(scripted) -> None:  # type
         await server.close()
 
 
-async def test_idle_connections_expire(scripted, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+async def test_idle_connections_expire(scripted: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pool_module, "IDLE_TIMEOUT", 0.3)
     up = await scripted(lambda head: ok())
     server = await proxy_for(up.port)
@@ -158,7 +161,7 @@ async def test_idle_connections_expire(scripted, monkeypatch: pytest.MonkeyPatch
         await server.close()
 
 
-async def test_request_bodies_keep_their_framing(scripted) -> None:  # type: ignore[no-untyped-def]
+async def test_request_bodies_keep_their_framing(scripted: Start) -> None:
     up = await scripted(lambda head: ok())
     server = await proxy_for(up.port)
     try:
@@ -166,7 +169,7 @@ async def test_request_bodies_keep_their_framing(scripted) -> None:  # type: ign
             async with session.post(f"{server.url}/len", data=b"x" * 1000) as resp:
                 assert resp.status == 200
 
-            async def gen():  # type: ignore[no-untyped-def]
+            async def gen() -> AsyncIterator[bytes]:
                 yield b"abc"
                 yield b"def"
 
@@ -185,7 +188,7 @@ async def test_request_bodies_keep_their_framing(scripted) -> None:  # type: ign
         (None, "closed the connection"),
     ],
 )
-async def test_upstream_failures_are_502_status(scripted, raw: bytes | None, needle: str) -> None:  # type: ignore[no-untyped-def]
+async def test_upstream_failures_are_502_status(scripted: Start, raw: bytes | None, needle: str) -> None:
     up = await scripted(lambda head: raw)
     server = await proxy_for(up.port)
     try:
@@ -198,7 +201,7 @@ async def test_upstream_failures_are_502_status(scripted, raw: bytes | None, nee
         await server.close()
 
 
-async def test_truncated_body_aborts_the_client(scripted) -> None:  # type: ignore[no-untyped-def]
+async def test_truncated_body_aborts_the_client(scripted: Start) -> None:
     up = await scripted(lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
     up.close_after_each = True
     server = await proxy_for(up.port)
@@ -214,12 +217,9 @@ async def test_truncated_body_aborts_the_client(scripted) -> None:  # type: igno
 
 @pytest.mark.parametrize(("method", "status", "connections"), [("GET", 200, 2), ("POST", 502, 1)])
 async def test_only_replayable_requests_are_retried(
-    scripted,
-    method: str,
-    status: int,  # type: ignore[no-untyped-def]
-    connections: int,
+    scripted: Start, method: str, status: int, connections: int
 ) -> None:
-    seen = []
+    seen: list[bytes] = []
 
     def reply(head: bytes) -> bytes | None:
         seen.append(head)

@@ -312,7 +312,7 @@ async def test_a_waiting_request_takes_a_released_connection_and_its_dial_goes_i
     pool.release(busy)  # another request is done first: the waiter takes that one
     assert await waiting is busy and busy.reused
     dialer.gate.set()
-    await until(lambda: len(dialer.dials) == 2)
+    await within_turns(lambda: len(dialer.dials) == 2)
     await settle()
     late = pool.idle_connection()  # the dial that lost is kept for the next request
     assert late is not None and late is not busy
@@ -345,7 +345,7 @@ async def test_a_request_that_goes_leaves_its_dial_to_the_pool(clock: Clock, tim
     with pytest.raises(asyncio.CancelledError):
         await waiting
     dialer.gate.set()
-    await until(lambda: len(dialer.dials) == 1)
+    await within_turns(lambda: len(dialer.dials) == 1)
     await settle()
     assert pool.idle_connection() is not None
 
@@ -430,7 +430,9 @@ async def test_after_the_first_connection_a_failed_dial_fails_one_request(clock:
     assert all(isinstance(r, UpstreamError) for r in results)  # each its own dial's error
 
 
-async def until(condition: Callable[[], bool]) -> None:
+async def within_turns(condition: Callable[[], bool]) -> None:
+    """Until ``condition()`` holds, within 100 event-loop turns: with the fake clock and
+    timers no time passes here, so not ``tests.waiting.until``, which waits in seconds."""
     for _ in range(100):
         if condition():
             return
@@ -452,7 +454,7 @@ async def test_warm_up_dials_one_connection_that_waits_idle(clock: Clock, timers
     pool = ConnectionPool(dialer)
     pool.warm_up()
     pool.warm_up()  # one under way is enough
-    await until(lambda: len(dialer.dials) == 1)
+    await within_turns(lambda: len(dialer.dials) == 1)
     await settle()
     conn = pool.idle_connection()
     assert conn is not None and not conn.closed and len(dialer.dials) == 1
@@ -495,7 +497,7 @@ async def test_a_failed_warm_up_is_silent_and_the_next_request_dials_again(
     pool = ConnectionPool(dialer)
     dialer.fail = OSError(111, "Connection refused")
     pool.warm_up()
-    await until(lambda: pool._dialing == 0)
+    await within_turns(lambda: pool._dialing == 0)
     await settle()
     gc.collect()  # a task whose error nobody retrieved would be logged now
     assert caplog.records == [] and pool.idle_connection() is None

@@ -17,7 +17,7 @@ import hashlib
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pytest
 import trustme
@@ -85,6 +85,14 @@ class Server:
             writer.close()
 
 
+@runtime_checkable
+class ReadBuffered(Protocol):
+    """A TLS transport that tells what it holds read but not yet decrypted: both loops'
+    (asyncio's ``_SSLProtocolTransport``, uvloop's) have it; ``asyncio.Transport`` does not."""
+
+    def get_read_buffer_size(self) -> int: ...
+
+
 async def stalled(server: Server) -> None:
     """Until the server can send no more: nothing in between reads what it sent."""
     last, quiet = -1, 0
@@ -116,6 +124,7 @@ def test_a_paused_answer_holds_little_and_arrives_whole(loop: str, pki: tuple[ss
                 # layer held encrypted (its mark plus one socket read); encrypted, below us:
                 # the same (a 256 KiB read and all of it decrypted at once, without tls_reads).
                 assert 0 < conn._buffered <= _HIGH_WATER + _TLS_PENDING + SOCKET_READ
+                assert isinstance(transport, ReadBuffered)
                 assert transport.get_read_buffer_size() <= _TLS_PENDING + SOCKET_READ
                 assert server.sent < ANSWER
                 digest, size = hashlib.sha256(), 0

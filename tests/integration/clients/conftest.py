@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -13,6 +14,8 @@ from tests.conftest import KproxyProcess, StartKproxy
 
 POD = "nginx-7c5ddbdf54-2xkqw"
 NAMESPACE = "default"
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -29,3 +32,10 @@ async def proxy(api: FakeAPIServer, tmp_path: Path, start_kproxy: StartKproxy) -
 
 def configmap(name: str, **labels: str) -> dict[str, object]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}
+
+
+def present(value: T | None) -> T:
+    """``value``, which the API server always sends, though a client's model types it
+    optional (an object's metadata, a list's, a node's status)."""
+    assert value is not None
+    return value

@@ -21,7 +21,7 @@ from lightkube.types import PatchType
 
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess
-from tests.integration.clients.conftest import NAMESPACE, POD, configmap
+from tests.integration.clients.conftest import NAMESPACE, POD, configmap, present
 
 
 @pytest.fixture
@@ -45,14 +45,14 @@ async def lk(proxy: KproxyProcess) -> AsyncIterator[AsyncClient]:
 
 async def test_crud_patches_apply_and_dry_run(lk: AsyncClient, api: FakeAPIServer) -> None:
     created = await lk.create(ConfigMap(metadata=ObjectMeta(name="one", labels={"app": "x"}), data={"k": "v"}))
-    assert created.metadata.uid
+    assert present(created.metadata).uid
     current = await lk.get(ConfigMap, "one")
     current.data = {"k": "2"}
     assert (await lk.replace(current)).data == {"k": "2"}
     merged = await lk.patch(ConfigMap, "one", {"data": {"m": "1"}}, patch_type=PatchType.MERGE)
     assert merged.data == {"k": "2", "m": "1"}
     strategic = await lk.patch(ConfigMap, "one", {"metadata": {"labels": {"s": "1"}}})
-    assert strategic.metadata.labels == {"app": "x", "s": "1"}
+    assert present(strategic.metadata).labels == {"app": "x", "s": "1"}
     removed = await lk.patch(ConfigMap, "one", [{"op": "remove", "path": "/data/m"}], patch_type=PatchType.JSON)
     assert removed.data == {"k": "2"}
     applied = await lk.apply(ConfigMap(metadata=ObjectMeta(name="applied"), data={"a": "1"}))
@@ -61,7 +61,7 @@ async def test_crud_patches_apply_and_dry_run(lk: AsyncClient, api: FakeAPIServe
     await lk.patch(ConfigMap, "applied", other, patch_type=PatchType.MERGE, field_manager="someone-else")
     with pytest.raises(ApiError) as info:
         await lk.apply(ConfigMap(metadata=ObjectMeta(name="applied"), data={"a": "2"}))
-    assert info.value.status.code == 409 and "Apply failed with 1 conflict" in info.value.status.message
+    assert info.value.status.code == 409 and "Apply failed with 1 conflict" in present(info.value.status.message)
     forced = await lk.apply(ConfigMap(metadata=ObjectMeta(name="applied"), data={"a": "2"}), force=True)
     assert forced.data == {"a": "2"}
     await lk.create(ConfigMap(metadata=ObjectMeta(name="dry")), dry_run=True)
@@ -77,14 +77,15 @@ async def test_crud_patches_apply_and_dry_run(lk: AsyncClient, api: FakeAPIServe
 async def test_typed_lists_with_selectors_and_chunks(lk: AsyncClient, api: FakeAPIServer) -> None:
     for i in range(5):
         api.store.create("configmaps", configmap(f"c{i}", chunked="yes"), NAMESPACE)
-    names = [c.metadata.name async for c in lk.list(ConfigMap, labels={"chunked": "yes"}, chunk_size=2)]
+    names = [present(c.metadata).name async for c in lk.list(ConfigMap, labels={"chunked": "yes"}, chunk_size=2)]
     assert names == [f"c{i}" for i in range(5)]
-    pods = [p.metadata.name async for p in lk.list(Pod, fields={"status.phase": "Running"})]
+    pods = [present(p.metadata).name async for p in lk.list(Pod, fields={"status.phase": "Running"})]
     assert POD in pods
     [node] = [n async for n in lk.list(Node)]
-    assert node.status.nodeInfo.bootID and node.status.nodeInfo.machineID
+    node_info = present(present(node.status).nodeInfo)
+    assert node_info.bootID and node_info.machineID
     deployment = await lk.get(Deployment, "nginx")
-    assert deployment.status.availableReplicas == 2
+    assert present(deployment.status).availableReplicas == 2
 
 
 async def test_watch_410_and_relist(lk: AsyncClient, api: FakeAPIServer) -> None:
@@ -93,7 +94,7 @@ async def test_watch_410_and_relist(lk: AsyncClient, api: FakeAPIServer) -> None
     api.store.delete("configmaps", "w", NAMESPACE)
     seen = []
     async for op, obj in lk.watch(ConfigMap, resource_version=rv, server_timeout=20):
-        seen.append((op, obj.metadata.name))
+        seen.append((op, present(obj.metadata).name))
         if len(seen) == 2:
             break
     assert seen == [("ADDED", "w"), ("DELETED", "w")]
@@ -103,11 +104,11 @@ async def test_watch_410_and_relist(lk: AsyncClient, api: FakeAPIServer) -> None
             pass
     assert info.value.status.code == 410
     # The re-list lightkube users do: list again, then watch from the current version.
-    assert [c.metadata.name async for c in lk.list(ConfigMap, labels={"app": "nope"})] == []
+    assert [present(c.metadata).name async for c in lk.list(ConfigMap, labels={"app": "nope"})] == []
     current = api.store.resource_version()
     api.store.create("configmaps", configmap("after"), NAMESPACE)
     async for op, obj in lk.watch(ConfigMap, resource_version=current, server_timeout=20):
-        assert (op, obj.metadata.name) == ("ADDED", "after")
+        assert (op, present(obj.metadata).name) == ("ADDED", "after")
         break
 
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
-from kubernetes import client, stream, watch  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
+import urllib3
+from kubernetes import client, stream, watch
+from kubernetes.client import ApiException
 
 from kproxy.testing import FakeAPIServer
 from tests.conftest import KproxyProcess
-from tests.integration.clients.conftest import NAMESPACE, POD, configmap
+from tests.integration.clients.conftest import NAMESPACE, POD, configmap, present
 
 T = TypeVar("T")
 
@@ -38,8 +39,9 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 async def test_crud_patches_apply_and_dry_run(api_client: client.ApiClient, api: FakeAPIServer) -> None:
     v1 = client.CoreV1Api(api_client)
     created = await run(v1.create_namespaced_config_map, NAMESPACE, configmap("one", app="x"))
-    assert created.metadata.name == "one" and created.data == {"k": "v"}
+    assert present(created.metadata).name == "one" and created.data == {"k": "v"}
     read = await run(v1.read_namespaced_config_map, "one", NAMESPACE)
+    assert read.data is not None
     read.data["k"] = "replaced"
     assert (await run(v1.replace_namespaced_config_map, "one", NAMESPACE, read)).data == {"k": "replaced"}
     merged = await run(v1.patch_namespaced_config_map, "one", NAMESPACE, {"data": {"m": "1"}})
@@ -53,7 +55,7 @@ async def test_crud_patches_apply_and_dry_run(api_client: client.ApiClient, api:
         {"metadata": {"labels": {"s": "1"}}},
         _content_type="application/strategic-merge-patch+json",
     )
-    assert strategic.metadata.labels == {"app": "x", "s": "1"}
+    assert present(strategic.metadata).labels == {"app": "x", "s": "1"}
     applied = await run(
         v1.patch_namespaced_config_map,
         "applied",
@@ -63,9 +65,9 @@ async def test_crud_patches_apply_and_dry_run(api_client: client.ApiClient, api:
         _content_type="application/apply-patch+yaml",
     )
     assert applied.data == {"a": "1"}
-    assert [m.manager for m in applied.metadata.managed_fields] == ["official-client"]
+    assert [m.manager for m in present(present(applied.metadata).managed_fields)] == ["official-client"]
     dry = await run(v1.create_namespaced_config_map, NAMESPACE, configmap("dry"), dry_run="All")
-    assert dry.metadata.name == "dry"
+    assert present(dry.metadata).name == "dry"
     with pytest.raises(ApiException) as info:
         await run(v1.read_namespaced_config_map, "dry", NAMESPACE)
     assert info.value.status == 404
@@ -80,24 +82,24 @@ async def test_crud_patches_apply_and_dry_run(api_client: client.ApiClient, api:
 async def test_typed_lists_with_selectors_and_paging(api_client: client.ApiClient, api: FakeAPIServer) -> None:
     v1 = client.CoreV1Api(api_client)
     nodes = await run(v1.list_node)
-    assert nodes.items[0].status.node_info.boot_id  # every required field is there
+    assert present(present(nodes.items[0].status).node_info).boot_id  # every required field is there
     for i in range(5):
         api.store.create("configmaps", configmap(f"page-{i}", paged="yes"), NAMESPACE)
     first = await run(v1.list_namespaced_config_map, NAMESPACE, label_selector="paged=yes", limit=2)
-    names = [c.metadata.name for c in first.items]
-    token = first.metadata._continue
+    names = [present(c.metadata).name for c in first.items]
+    token = present(first.metadata)._continue
     while token:
         page = await run(v1.list_namespaced_config_map, NAMESPACE, label_selector="paged=yes", limit=2, _continue=token)
-        names += [c.metadata.name for c in page.items]
-        token = page.metadata._continue
+        names += [present(c.metadata).name for c in page.items]
+        token = present(page.metadata)._continue
     assert names == [f"page-{i}" for i in range(5)]
     pods = await run(v1.list_pod_for_all_namespaces, field_selector="status.phase=Running")
-    assert {p.metadata.name for p in pods.items} >= {POD}
+    assert {present(p.metadata).name for p in pods.items} >= {POD}
     for kind in ("list_namespaced_event", "list_namespaced_endpoints", "list_namespaced_service_account"):
         assert (await run(getattr(v1, kind), NAMESPACE)).items
     apps = client.AppsV1Api(api_client)
     [deployment] = (await run(apps.list_namespaced_deployment, NAMESPACE)).items
-    assert deployment.status.available_replicas == 2
+    assert present(deployment.status).available_replicas == 2
 
 
 def _watch(v1: client.CoreV1Api, resource_version: str, count: int) -> list[tuple[str, str]]:
@@ -114,7 +116,7 @@ def _watch(v1: client.CoreV1Api, resource_version: str, count: int) -> list[tupl
 
 async def test_watch_from_a_resource_version_and_410(api_client: client.ApiClient, api: FakeAPIServer) -> None:
     v1 = client.CoreV1Api(api_client)
-    rv = (await run(v1.list_namespaced_config_map, NAMESPACE)).metadata.resource_version
+    rv = present((await run(v1.list_namespaced_config_map, NAMESPACE)).metadata).resource_version
     api.store.create("configmaps", configmap("w1"), NAMESPACE)
     api.store.patch("configmaps", "w1", {"data": {"k": "2"}}, NAMESPACE)
     api.store.delete("configmaps", "w1", NAMESPACE)
@@ -123,13 +125,18 @@ async def test_watch_from_a_resource_version_and_410(api_client: client.ApiClien
     with pytest.raises(ApiException) as info:
         await run(_watch, v1, rv, 1)
     assert info.value.status == 410  # the client's signal to re-list
-    relisted = (await run(v1.list_namespaced_config_map, NAMESPACE)).metadata.resource_version
+    relisted = present((await run(v1.list_namespaced_config_map, NAMESPACE)).metadata).resource_version
     api.store.create("configmaps", configmap("w2"), NAMESPACE)
     assert await run(_watch, v1, relisted, 1) == [("ADDED", "w2")]
 
 
 def _follow(v1: client.CoreV1Api, lines: int) -> list[str]:
-    response = v1.read_namespaced_pod_log(POD, NAMESPACE, follow=True, tail_lines=1, _preload_content=False)
+    # Not preloaded, the answer is urllib3's response (as the method's docstring says), not
+    # the str its annotation gives.
+    response = cast(
+        urllib3.HTTPResponse,
+        v1.read_namespaced_pod_log(POD, NAMESPACE, follow=True, tail_lines=1, _preload_content=False),
+    )
     out: list[str] = []
     try:
         for line in response.stream(amt=1):

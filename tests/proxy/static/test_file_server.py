@@ -27,6 +27,7 @@ import pytest
 from kproxy.http import Answer, HTTPServer, Request
 from kproxy.proxy.static import StaticFiles
 from kproxy.proxy.static.file_server import _Opened
+from tests.waiting import until
 
 MTIME = 1_700_000_000
 LAST_MODIFIED = "Tue, 14 Nov 2023 22:13:20 GMT"
@@ -517,10 +518,11 @@ async def test_cancelled_lookup_closes_what_it_opened(www: Path, monkeypatch: py
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(500):  # the executor job ends on its own; then its file is closed
-        if results and results[0].fobj.closed:  # type: ignore[attr-defined]
-            break
-        await asyncio.sleep(0.01)
+
+    def closed() -> bool:  # the executor job ends on its own; then its file is closed
+        return bool(results) and isinstance(results[0], _Opened) and results[0].fobj.closed
+
+    await until(closed, lambda: results, timeout=5.0)
     assert isinstance(results[0], _Opened) and results[0].fobj.closed
 
 
