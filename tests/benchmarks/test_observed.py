@@ -11,7 +11,7 @@ from tests.benchmarks.conftest import run_benchmark
 
 
 def test_observed_tool_end_to_end(tools: None) -> None:
-    done = run_benchmark("benchmarks.observed", "--pairs", "2", "--connections", "4", timeout=180)
+    done = run_benchmark("benchmarks.observed", "--pairs", "2", "--seconds", "1", "--connections", "4", timeout=180)
     out = done.stdout
     assert "small GET, 4 connections, 2 pair(s) of 1 s slices (worktree):" in out, out
     ratio = re.search(r"with metrics \+ JSON access log / without: (\d+\.\d+) over all pairs", out)
