@@ -40,7 +40,7 @@ _trunc = math.trunc  # a float's int: a third of what int() costs (benchmarks.in
 # line writes them (with the next member's name): most answers', for one lookup each.
 # (Made by the first Observer: ~2 ms and 0.3 MB that a proxy without one does not spend.)
 _QUICK = round(DURATION_BUCKETS[0] * 1_000_000)
-_DURATION = b'%d.%03d,"audit_id":"'  # whole milliseconds, then microseconds
+_DURATION = access_log.MILLIS_FORMAT.encode() + b',"audit_id":"'  # whole milliseconds, then microseconds
 _DURATIONS: list[bytes] = []
 
 
