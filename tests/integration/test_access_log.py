@@ -25,11 +25,14 @@ FIELDS = [
     "audit_id", "user", "target", "termination",
 ]  # fmt: skip
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+DURATION = re.compile(r'"duration_ms":\d+\.\d{3},')
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
     text = path.read_text() if path.exists() else ""
     assert text == "" or text.endswith("\n")
+    # Written alike by the fast path and the ordinary one: milliseconds, three decimals.
+    assert all(DURATION.search(line) for line in text.splitlines()), text
     parsed = [json.loads(line) for line in text.splitlines()]
     for entry in parsed:
         assert list(entry) == FIELDS  # every field, in order, on every line
